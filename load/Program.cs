@@ -1,0 +1,2 @@
+Console.Error.WriteLine("wsbroker-load: no scenarios yet");
+return 2;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs every WsBroker test suite on a fresh Debian machine with the .NET SDK:
+#   1. installs and starts MariaDB and RabbitMQ if they are missing (scripts/services-up.sh),
+#   2. builds the whole solution,
+#   3. runs every xunit project under tests/ and every Node test suite (tests/js, web-js),
+#   4. prints one line "N passed, N failed, N skipped" summed over all suites.
+# Exits non-zero if a build or a test failed, or if no test ran.
+# Usage: ./test.sh [--no-services]   (--no-services: do not install/start MariaDB and RabbitMQ)
+set -uo pipefail
+cd "$(dirname "$0")"
+root=$(pwd)
+results="$root/artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+start_services=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-services) start_services=0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+if [ "$start_services" = 1 ]; then
+  # Exports the connection settings the integration tests read (WSBROKER_TEST_*).
+  # shellcheck source=scripts/services-up.sh
+  if ! source scripts/services-up.sh; then
+    echo "test.sh: could not start MariaDB/RabbitMQ (see above)" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+fi
+
+passed=0; failed=0; skipped=0; broken=0
+
+echo "== build"
+if ! dotnet build WsBroker.sln -c Release -nologo -clp:ErrorsOnly; then
+  echo "test.sh: build failed" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# Sums the <Counters> of one TRX file into passed/failed/skipped.
+count_trx() {
+  local trx=$1 line
+  line=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  [ -n "$line" ] || return 1
+  local p f e n t
+  p=$(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$line")
+  f=$(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$line")
+  e=$(sed -E 's/.* error="([0-9]+)".*/\1/' <<<"$line")
+  t=$(sed -E 's/.* timeout="([0-9]+)".*/\1/' <<<"$line")
+  n=$(sed -E 's/.* notExecuted="([0-9]+)".*/\1/' <<<"$line")
+  passed=$((passed + p)); failed=$((failed + f + e + t)); skipped=$((skipped + n))
+}
+
+for proj in tests/*.Tests/*.Tests.csproj; do
+  name=$(basename "$proj" .csproj)
+  echo "== $name"
+  dotnet test "$proj" -c Release --no-build -nologo \
+    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+    --results-directory "$results" 2>&1 | grep -vE '^\s*(Passed|Skipped) ' 
+  rc=${PIPESTATUS[0]}
+  if [ -f "$results/$name.trx" ]; then
+    count_trx "$results/$name.trx" || { echo "test.sh: $name: unreadable TRX" >&2; broken=$((broken + 1)); }
+  elif grep -qE '\[(Fact|Theory)' -r "$(dirname "$proj")" --include='*.cs'; then
+    echo "test.sh: $name has tests but produced no results (exit $rc)" >&2
+    broken=$((broken + 1))
+  fi
+  if [ "$rc" != 0 ] && [ ! -f "$results/$name.trx" ]; then broken=$((broken + 1)); fi
+done
+
+# Node suites: any folder with a package.json whose "test" script runs node --test.
+for dir in tests/js web-js; do
+  [ -f "$dir/package.json" ] || continue
+  echo "== node: $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { broken=$((broken + 1)); continue; }
+  out="$results/$(tr / - <<<"$dir").tap"
+  (cd "$dir" && npm test --silent -- --test-reporter=tap) >"$out" 2>&1
+  rc=$?
+  grep -E '^# (tests|pass|fail|skipped|todo|cancelled)' "$out" || true
+  grep -E '^not ok' "$out" || true
+  p=$(grep -E '^# pass ' "$out" | tail -n 1 | awk '{print $3}')
+  f=$(grep -E '^# fail ' "$out" | tail -n 1 | awk '{print $3}')
+  c=$(grep -E '^# cancelled ' "$out" | tail -n 1 | awk '{print $3}')
+  s=$(grep -E '^# skipped ' "$out" | tail -n 1 | awk '{print $3}')
+  if [ -z "$p" ]; then echo "test.sh: $dir printed no summary (exit $rc)" >&2; tail -n 30 "$out"; broken=$((broken + 1)); continue; fi
+  passed=$((passed + p)); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0}))
+  if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then broken=$((broken + 1)); fi
+done
+
+failed=$((failed + broken))
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then exit 1; fi
+exit 0
