@@ -1,0 +1,133 @@
+namespace WsBroker.Persistence;
+
+/// <summary>Role of a synced user.</summary>
+public enum UserRole
+{
+    Client = 0,
+    Admin = 1,
+}
+
+/// <summary>A user as kept in the <c>users</c> table. <see cref="DeletedAt"/> is set for a soft-deleted user.</summary>
+public sealed record UserRecord(string Id, string Name, UserRole Role, long Version, DateTimeOffset? DeletedAt, DateTimeOffset UpdatedAt)
+{
+    public bool IsDeleted => DeletedAt is not null;
+}
+
+/// <summary>How an upsert or delete ended.</summary>
+public enum UserChangeOutcome
+{
+    /// <summary>The row was inserted or changed.</summary>
+    Applied,
+    /// <summary>The stored version was newer or equal: nothing changed (redelivery, reordering).</summary>
+    Stale,
+}
+
+/// <summary>Raised after a user row changed.</summary>
+public sealed record UserChange(UserRecord User, bool Deleted);
+
+/// <summary>The users table: upsert with version check, soft delete, cached lookup.</summary>
+public interface IUserStore
+{
+    /// <summary>Inserts or updates a user when <paramref name="version"/> is newer than the stored one (a deleted user
+    /// is revived only by a newer version).</summary>
+    Task<UserChangeOutcome> UpsertAsync(string id, string name, UserRole role, long version, DateTimeOffset occurredAt, CancellationToken cancellationToken = default);
+
+    /// <summary>Soft-deletes a user when <paramref name="version"/> is newer than the stored one. An unknown user gets a
+    /// tombstone row, so that an older create arriving later does not revive it.</summary>
+    Task<UserChangeOutcome> DeleteAsync(string id, long version, DateTimeOffset occurredAt, CancellationToken cancellationToken = default);
+
+    /// <summary>Looks up a user (including deleted ones) from an in-memory cache invalidated on every change made through
+    /// this store. Returns null for an unknown id.</summary>
+    ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default);
+
+    /// <summary>All users that are not deleted, ordered by id.</summary>
+    Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Raised (synchronously, after the commit) when a user was applied; handlers must not block.</summary>
+    event Action<UserChange>? Changed;
+}
+
+/// <summary>A stored chat message. <see cref="Id"/> is broker-assigned (time-ordered snowflake).</summary>
+public sealed record ChatMessage(long Id, string AdminId, string ClientId, string SenderId, string ReceiverId, string Body,
+    DateTimeOffset SentAt, bool Seen = false, DateTimeOffset? SeenAt = null);
+
+/// <summary>How a mark-seen ended.</summary>
+public enum SeenOutcome
+{
+    /// <summary>At least one message was marked seen now.</summary>
+    Marked,
+    /// <summary>Everything named was already seen: nothing changed.</summary>
+    AlreadySeen,
+    /// <summary>No such message (or none in that conversation up to the id).</summary>
+    NotFound,
+    /// <summary>The reader is not the receiver of the message.</summary>
+    NotReceiver,
+}
+
+/// <summary>Result of a mark-seen: the outcome, the message ids marked now (ascending) and the time stored.</summary>
+public sealed record SeenResult(SeenOutcome Outcome, IReadOnlyList<long> MarkedIds, DateTimeOffset SeenAt, string? SenderId);
+
+/// <summary>One conversation as seen from one side: the last message and how many are unread for the viewer.</summary>
+public sealed record ConversationSummary(string AdminId, string ClientId, ChatMessage? LastMessage, int UnreadCount);
+
+/// <summary>Chat messages: write-behind appends with group commit, read receipts, history, summaries.</summary>
+public interface IMessageStore
+{
+    /// <summary>Queues the message for the next group commit and returns a task that completes when it is committed.
+    /// Fails with <see cref="PersistenceUnavailableException"/> when the queue is full or the database stayed
+    /// unreachable longer than the write timeout, and with <see cref="ArgumentException"/> for a body over the limit.
+    /// Never completes successfully for a message that is not committed.</summary>
+    Task AppendAsync(ChatMessage message, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks one message seen, only by its receiver and only once.</summary>
+    Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks every unseen message of the conversation received by <paramref name="readerId"/> with id &lt;= <paramref name="upToId"/> seen.</summary>
+    Task<SeenResult> MarkSeenUpToAsync(string adminId, string clientId, long upToId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default);
+
+    /// <summary>Finds one message by id (committed messages only).</summary>
+    Task<ChatMessage?> FindAsync(long messageId, CancellationToken cancellationToken = default);
+
+    /// <summary>A keyset page of a conversation, newest first: messages with id &lt; <paramref name="beforeId"/> (all when null);
+    /// <paramref name="limit"/> must be 1..100.</summary>
+    Task<IReadOnlyList<ChatMessage>> GetPageAsync(string adminId, string clientId, long? beforeId, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>Every conversation <paramref name="userId"/> takes part in, with the last message and the number of messages
+    /// received by <paramref name="userId"/> not yet seen, newest conversation first.</summary>
+    Task<IReadOnlyList<ConversationSummary>> GetConversationsAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>Messages waiting in the write-behind queue (for metrics).</summary>
+    int QueueDepth { get; }
+}
+
+/// <summary>The database could not take the write in time; nothing was committed for this message.</summary>
+public sealed class PersistenceUnavailableException : Exception
+{
+    public PersistenceUnavailableException() : base("storage unavailable") { }
+    public PersistenceUnavailableException(string message) : base(message) { }
+    public PersistenceUnavailableException(string message, Exception innerException) : base(message, innerException) { }
+}
+
+/// <summary>Which database backs the stores.</summary>
+public enum StorageProvider
+{
+    Sqlite,
+    MySql,
+}
+
+/// <summary>Bound from configuration section <c>Storage</c>; connection strings from <c>ConnectionStrings:Sqlite</c> / <c>ConnectionStrings:MySql</c>.</summary>
+public sealed class PersistenceOptions
+{
+    public StorageProvider Provider { get; set; } = StorageProvider.Sqlite;
+    public string ConnectionString { get; set; } = "Data Source=data/wsbroker.db";
+    /// <summary>Most messages in one multi-row INSERT.</summary>
+    public int BatchSize { get; set; } = 256;
+    /// <summary>How long the writer waits for more messages after the first one of a batch.</summary>
+    public int BatchDelayMs { get; set; } = 2;
+    /// <summary>Most messages waiting in the write-behind queue; beyond it appends fail at once.</summary>
+    public int QueueCapacity { get; set; } = 10_000;
+    /// <summary>Longest a message may wait for its commit (database down) before its append fails.</summary>
+    public int WriteTimeoutMs { get; set; } = 5_000;
+    /// <summary>Largest chat body accepted, in UTF-8 bytes.</summary>
+    public int MaxBodyBytes { get; set; } = 65_536;
+}
