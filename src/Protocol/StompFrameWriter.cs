@@ -1,0 +1,203 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
+
+namespace WsBroker.Protocol;
+
+/// <summary>
+/// Writes spec-exact STOMP frames into an <see cref="IBufferWriter{T}"/> without allocating. Whole frames with
+/// <see cref="Write(IBufferWriter{byte}, StompFrame, StompVersion)"/>, or piece by piece on the hot path:
+/// <see cref="WriteCommand"/>, any number of <c>WriteHeader</c>, then <see cref="WriteBodyAndEnd(IBufferWriter{byte}, ReadOnlySpan{byte}, bool)"/>.
+/// </summary>
+public static class StompFrameWriter
+{
+    private const byte Lf = (byte)'\n';
+    private const byte Colon = (byte)':';
+    private static readonly SearchValues<byte> s_needsEscape = SearchValues.Create("\\\n\r:"u8);
+    private static readonly SearchValues<char> s_needsEscapeChars = SearchValues.Create("\\\n\r:");
+
+    /// <summary>Writes a whole frame. Header escaping follows the command and version; SEND, MESSAGE and ERROR always get a
+    /// <c>content-length</c> computed from the body (a <c>content-length</c> entry in the headers is ignored).</summary>
+    public static void Write(IBufferWriter<byte> output, StompFrame frame, StompVersion version = StompVersion.V1_2)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(frame);
+        if (!frame.Body.IsEmpty && !frame.Command.MayHaveBody())
+            throw new ArgumentException($"a {frame.Command.ToWireString()} frame must not have a body", nameof(frame));
+        var escape = EscapeMode(frame.Command, version);
+        WriteCommand(output, frame.Command);
+        foreach (var (name, value) in frame.Headers)
+        {
+            if (name == "content-length") continue;
+            WriteHeader(output, name, value, escape);
+        }
+        WriteBodyAndEnd(output, frame.Body.Span, writeContentLength: frame.Command.MayHaveBody());
+    }
+
+    /// <summary>How header text must be escaped for this command and version.</summary>
+    public static StompEscaping EscapeMode(StompCommand command, StompVersion version) =>
+        !command.UsesHeaderEscaping() || version == StompVersion.V1_0 ? StompEscaping.None
+        : version == StompVersion.V1_1 ? StompEscaping.V1_1 : StompEscaping.V1_2;
+
+    /// <summary>Writes the command line.</summary>
+    public static void WriteCommand(IBufferWriter<byte> output, StompCommand command)
+    {
+        var name = StompCommands.GetName(command);
+        if (name.IsEmpty) throw new ArgumentOutOfRangeException(nameof(command));
+        var span = output.GetSpan(name.Length + 1);
+        name.CopyTo(span);
+        span[name.Length] = Lf;
+        output.Advance(name.Length + 1);
+    }
+
+    /// <summary>Writes one header line from UTF-8 bytes, escaping as <paramref name="escape"/> says.</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, StompEscaping escape = StompEscaping.V1_2)
+    {
+        WriteEscaped(output, name, escape);
+        WriteByte(output, Colon);
+        WriteEscaped(output, value, escape);
+        WriteByte(output, Lf);
+    }
+
+    /// <summary>Writes one header line from text, encoded as UTF-8 and escaped, without allocating.</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, ReadOnlySpan<char> name, ReadOnlySpan<char> value, StompEscaping escape = StompEscaping.V1_2)
+    {
+        WriteEscaped(output, name, escape);
+        WriteByte(output, Colon);
+        WriteEscaped(output, value, escape);
+        WriteByte(output, Lf);
+    }
+
+    /// <summary>Writes one header line with a number value.</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, ReadOnlySpan<byte> name, long value)
+    {
+        var span = output.GetSpan(name.Length + 22);
+        name.CopyTo(span);
+        span[name.Length] = Colon;
+        Utf8Formatter.TryFormat(value, span[(name.Length + 1)..], out var written);
+        span[name.Length + 1 + written] = Lf;
+        output.Advance(name.Length + written + 2);
+    }
+
+    /// <summary>Writes <c>content-length</c> (when asked), the blank line, the body and the NUL that ends the frame.</summary>
+    public static void WriteBodyAndEnd(IBufferWriter<byte> output, ReadOnlySpan<byte> body, bool writeContentLength = true)
+    {
+        if (writeContentLength) WriteHeader(output, "content-length"u8, body.Length);
+        var span = output.GetSpan(body.Length + 2);
+        span[0] = Lf;
+        body.CopyTo(span[1..]);
+        span[body.Length + 1] = 0;
+        output.Advance(body.Length + 2);
+    }
+
+    /// <summary>Writes <c>content-length</c> (when asked), the blank line, a multi-segment body and the NUL.</summary>
+    public static void WriteBodyAndEnd(IBufferWriter<byte> output, in ReadOnlySequence<byte> body, bool writeContentLength = true)
+    {
+        if (body.IsSingleSegment)
+        {
+            WriteBodyAndEnd(output, body.FirstSpan, writeContentLength);
+            return;
+        }
+        if (writeContentLength) WriteHeader(output, "content-length"u8, body.Length);
+        WriteByte(output, Lf);
+        foreach (var segment in body)
+        {
+            var span = output.GetSpan(segment.Length);
+            segment.Span.CopyTo(span);
+            output.Advance(segment.Length);
+        }
+        WriteByte(output, 0);
+    }
+
+    /// <summary>Writes a heart-beat: one EOL.</summary>
+    public static void WriteHeartBeat(IBufferWriter<byte> output) => WriteByte(output, Lf);
+
+    /// <summary>Copies pre-serialised bytes (for example the shared tail of a fan-out MESSAGE).</summary>
+    public static void WriteRaw(IBufferWriter<byte> output, ReadOnlySpan<byte> bytes)
+    {
+        var span = output.GetSpan(bytes.Length);
+        bytes.CopyTo(span);
+        output.Advance(bytes.Length);
+    }
+
+    private static void WriteByte(IBufferWriter<byte> output, byte value)
+    {
+        output.GetSpan(1)[0] = value;
+        output.Advance(1);
+    }
+
+    private static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<byte> text, StompEscaping escape)
+    {
+        var first = escape == StompEscaping.None ? -1 : text.IndexOfAny(s_needsEscape);
+        if (first < 0)
+        {
+            WriteRaw(output, text);
+            return;
+        }
+        var span = output.GetSpan(text.Length * 2);
+        text[..first].CopyTo(span);
+        var written = first;
+        for (var i = first; i < text.Length; i++)
+        {
+            var b = text[i];
+            switch (b)
+            {
+                case (byte)'\\': span[written++] = (byte)'\\'; span[written++] = (byte)'\\'; break;
+                case Lf: span[written++] = (byte)'\\'; span[written++] = (byte)'n'; break;
+                case Colon: span[written++] = (byte)'\\'; span[written++] = (byte)'c'; break;
+                // STOMP 1.1 has no escape for CR: it is written as is.
+                case (byte)'\r' when escape == StompEscaping.V1_2: span[written++] = (byte)'\\'; span[written++] = (byte)'r'; break;
+                default: span[written++] = b; break;
+            }
+        }
+        output.Advance(written);
+    }
+
+    private static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text, StompEscaping escape)
+    {
+        if (escape == StompEscaping.None || text.IndexOfAny(s_needsEscapeChars) < 0)
+        {
+            var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+            var written = Encoding.UTF8.GetBytes(text, span);
+            output.Advance(written);
+            return;
+        }
+        // Rare path: escape character by character; each char is at most 3 UTF-8 bytes or an escape of 2.
+        var start = 0;
+        for (var i = 0; i <= text.Length; i++)
+        {
+            var c = i < text.Length ? text[i] : '\0';
+            var esc = i == text.Length ? null
+                : c switch
+                {
+                    '\\' => "\\\\",
+                    '\n' => "\\n",
+                    ':' => "\\c",
+                    '\r' when escape == StompEscaping.V1_2 => "\\r",
+                    _ => null,
+                };
+            if (esc is null && i < text.Length) continue;
+            var chunk = text[start..i];
+            var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(chunk.Length) + 2);
+            var written = Encoding.UTF8.GetBytes(chunk, span);
+            if (esc is not null)
+            {
+                span[written++] = (byte)esc[0];
+                span[written++] = (byte)esc[1];
+            }
+            output.Advance(written);
+            start = i + 1;
+        }
+    }
+}
+
+/// <summary>Which header escaping applies when writing.</summary>
+public enum StompEscaping : byte
+{
+    /// <summary>STOMP 1.0, CONNECT and CONNECTED: no escaping (the caller must not put CR, LF or ':' in names).</summary>
+    None,
+    /// <summary>STOMP 1.1: \n, \c and \\.</summary>
+    V1_1,
+    /// <summary>STOMP 1.2: \r, \n, \c and \\.</summary>
+    V1_2,
+}
