@@ -1,0 +1,85 @@
+// Starts a real WsBroker (the Release build of src/Broker) on 127.0.0.1 for the Node suites, and mints JWTs for it.
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '..', '..');
+export const brokerDll = join(repoRoot, 'src/Broker/bin/Release/net10.0/WsBroker.Broker.dll');
+export const signingKey = 'wsbroker-js-tests-signing-key-0123456789abcdef';
+
+/** A free TCP port on 127.0.0.1 (so a restarted broker can come back on the same address). */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts the broker; resolves once it listens. `port` 0 picks a free one. Extra args are passed through. */
+export async function startBroker({ port = 0, args = [], dataDir } = {}) {
+  if (!existsSync(brokerDll)) throw new Error(`broker not built: ${brokerDll} (run dotnet build -c Release first)`);
+  const ownData = !dataDir;
+  dataDir ??= mkdtempSync(join(tmpdir(), 'wsbroker-js-'));
+  const child = spawn('dotnet', [brokerDll,
+    '--urls', `http://127.0.0.1:${port}`,
+    `--Auth:SigningKey=${signingKey}`,
+    `--ConnectionStrings:Sqlite=Data Source=${join(dataDir, 'broker.db')}`,
+    '--Logging:LogLevel:Default=Warning',
+    '--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information',
+    ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1' } });
+  let output = '';
+  const url = await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`broker did not start within 30 s:\n${output}`)), 30_000);
+    const onData = (chunk) => {
+      output += chunk;
+      const match = /Now listening on: (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) { clearTimeout(timer); ok(match[1]); }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk) => { output += chunk; });
+    child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`broker exited with ${code}:\n${output}`)); });
+  });
+  const stop = () => new Promise((ok) => {
+    if (child.exitCode !== null) return ok();
+    child.once('exit', () => ok());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+  });
+  return {
+    url,
+    wsUrl: url.replace('http://', 'ws://') + '/ws',
+    port: Number(url.split(':').pop()),
+    dataDir,
+    output: () => output,
+    stop,
+    async dispose() { await stop(); if (ownData) rmSync(dataDir, { recursive: true, force: true }); },
+  };
+}
+
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+/** An HS256 JWT for the broker's test signing key. */
+export function token(sub, role = 'client', { name = sub, expiresIn = 3600, key = signingKey } = {}) {
+  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64url(JSON.stringify({ sub, role, name, exp: Math.floor(Date.now() / 1000) + expiresIn }));
+  const signature = createHmac('sha256', key).update(`${header}.${payload}`).digest('base64url');
+  return `${header}.${payload}.${signature}`;
+}
+
+/** Resolves when `predicate()` is true, polling; rejects after `ms`. */
+export async function until(predicate, ms = 5000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
