@@ -1,4 +1,1 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
-app.MapGet("/healthz", () => Results.Ok(new { status = "alive" }));
-app.Run();
+await WsBroker.Broker.BrokerApp.Build(args).RunAsync();

@@ -33,6 +33,8 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     '--urls', `http://127.0.0.1:${port}`,
     `--Auth:SigningKey=${signingKey}`,
     `--ConnectionStrings:Sqlite=Data Source=${join(dataDir, 'broker.db')}`,
+    '--Broker:HeartBeatSendMs=500',
+    '--Broker:HeartBeatReceiveMs=500',
     '--Logging:LogLevel:Default=Warning',
     '--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information',
     ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1' } });

@@ -64,19 +64,19 @@ test('subscribe and publish: every subscriber gets the message with its headers 
   const b = await connect('sub-b', 'client');
   try {
     const gotA = [], gotB = [];
-    a.subscribe('/topic/js.news', (m) => gotA.push(m));
-    b.subscribe('/topic/js.*', (m) => gotB.push(m));
+    a.subscribe('/topic/js/news', (m) => gotA.push(m));
+    b.subscribe('/topic/js/*', (m) => gotB.push(m));
     // A receipt on a later frame proves the SUBSCRIBEs before it were processed (frames are handled in order).
     await Promise.all([a, b].map((c) => new Promise((ok) => {
       const receipt = `sync-${Math.random()}`;
       c.watchForReceipt(receipt, ok);
       c.publish({ destination: '/topic/js.sync', headers: { receipt } });
     })));
-    publisher.publish({ destination: '/topic/js.news', body: 'héllo wörld', headers: { 'content-type': 'text/plain', 'x-custom': 'a:b' } });
+    publisher.publish({ destination: '/topic/js/news', body: 'héllo wörld', headers: { 'content-type': 'text/plain', 'x-custom': 'a:b' } });
     await until(() => gotA.length === 1 && gotB.length === 1, 5000, 'both deliveries');
     for (const m of [gotA[0], gotB[0]]) {
       assert.equal(m.body, 'héllo wörld');
-      assert.equal(m.headers.destination, '/topic/js.news');
+      assert.equal(m.headers.destination, '/topic/js/news');
       assert.equal(m.headers['content-type'], 'text/plain');
       assert.equal(m.headers['x-custom'], 'a:b');
       assert.match(m.headers['message-id'], /^\d+$/);

@@ -1,0 +1,122 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using WsBroker.Broker.Options;
+
+namespace WsBroker.Broker.Auth;
+
+/// <summary>Validates the JWTs clients present (HS256 with <c>Auth:SigningKey</c>, RS256 with <c>Auth:PublicKeyPath</c>).</summary>
+public sealed class JwtValidator
+{
+    private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+    private readonly TokenValidationParameters _parameters;
+
+    public JwtValidator(IOptions<AuthOptions> options)
+    {
+        var auth = options.Value;
+        var keys = new List<SecurityKey>();
+        var algorithms = new List<string>();
+        if (!string.IsNullOrEmpty(auth.SigningKey))
+        {
+            keys.Add(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(auth.SigningKey)));
+            algorithms.Add(SecurityAlgorithms.HmacSha256);
+        }
+        if (!string.IsNullOrEmpty(auth.PublicKeyPath))
+        {
+            var rsa = RSA.Create();
+            rsa.ImportFromPem(File.ReadAllText(auth.PublicKeyPath));
+            keys.Add(new RsaSecurityKey(rsa));
+            algorithms.Add(SecurityAlgorithms.RsaSha256);
+        }
+        _parameters = new TokenValidationParameters
+        {
+            IssuerSigningKeys = keys,
+            ValidAlgorithms = algorithms,
+            ValidateIssuer = !string.IsNullOrEmpty(auth.Issuer),
+            ValidIssuer = auth.Issuer,
+            ValidateAudience = !string.IsNullOrEmpty(auth.Audience),
+            ValidAudience = auth.Audience,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ClockSkew = TimeSpan.FromSeconds(auth.ClockSkewSeconds),
+        };
+    }
+
+    /// <summary>The principal of a valid token, or the client-safe reason it was refused.</summary>
+    public async ValueTask<(BrokerPrincipal? Principal, string? Error)> ValidateAsync(string? token)
+    {
+        if (string.IsNullOrWhiteSpace(token)) return (null, "no token");
+        if (token.Length > 8192) return (null, "token too long");
+        TokenValidationResult result;
+        try
+        {
+            result = await _handler.ValidateTokenAsync(token, _parameters);
+        }
+        catch (ArgumentException)
+        {
+            return (null, "malformed token");
+        }
+        if (!result.IsValid)
+        {
+            return (null, result.Exception switch
+            {
+                SecurityTokenExpiredException => "token expired",
+                SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "invalid signature",
+                SecurityTokenInvalidAlgorithmException => "algorithm not allowed",
+                SecurityTokenNoExpirationException => "token has no exp",
+                SecurityTokenMalformedException => "malformed token",
+                SecurityTokenInvalidIssuerException => "wrong issuer",
+                SecurityTokenInvalidAudienceException => "wrong audience",
+                _ => "invalid token",
+            });
+        }
+        var sub = Claim(result, "sub");
+        if (string.IsNullOrEmpty(sub) || sub.Length > 64) return (null, "token has no valid sub");
+        var role = Claim(result, "role") ?? "";
+        var name = Claim(result, "name") ?? sub;
+        var exp = result.SecurityToken is JsonWebToken jwt ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;
+        return (new BrokerPrincipal(sub, role, name, exp), null);
+    }
+
+    private static string? Claim(TokenValidationResult result, string type) =>
+        result.Claims.TryGetValue(type, out var value) ? value?.ToString() : null;
+}
+
+/// <summary>Issues HS256 tokens with the configured signing key (the dev token endpoint, tests, tools).</summary>
+public sealed class JwtIssuer
+{
+    private readonly JsonWebTokenHandler _handler = new();
+    private readonly SigningCredentials? _credentials;
+
+    public JwtIssuer(IOptions<AuthOptions> options)
+    {
+        if (!string.IsNullOrEmpty(options.Value.SigningKey))
+            _credentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(options.Value.SigningKey)), SecurityAlgorithms.HmacSha256);
+        Issuer = options.Value.Issuer;
+        Audience = options.Value.Audience;
+    }
+
+    private string? Issuer { get; }
+    private string? Audience { get; }
+
+    public bool CanIssue => _credentials is not null;
+
+    public string Issue(string userId, string role, string name, TimeSpan lifetime)
+    {
+        if (_credentials is null) throw new InvalidOperationException("Auth:SigningKey is not set: cannot issue tokens");
+        var now = DateTime.UtcNow;
+        return _handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Claims = new Dictionary<string, object> { ["sub"] = userId, ["role"] = role, ["name"] = name },
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now + lifetime,
+            Issuer = Issuer,
+            Audience = Audience,
+            SigningCredentials = _credentials,
+        });
+    }
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+
+namespace WsBroker.Broker.Connections;
+
+/// <summary>Every open connection, and the authenticated ones by user. Raises <see cref="UserOnline"/> on a user's first
+/// session and <see cref="UserOffline"/> after its last (presence is built on these).</summary>
+public sealed class SessionRegistry
+{
+    private readonly ConcurrentDictionary<string, BrokerConnection> _all = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<BrokerConnection>> _byUser = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private long _nextId;
+
+    public event Action<string>? UserOnline;
+    public event Action<string>? UserOffline;
+
+    public int Count => _all.Count;
+
+    public string NextSessionId() => "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    public IEnumerable<BrokerConnection> All => _all.Values;
+
+    internal void Add(BrokerConnection connection) => _all[connection.SessionId] = connection;
+
+    internal void Authenticated(BrokerConnection connection)
+    {
+        var userId = connection.Principal!.UserId;
+        bool first;
+        lock (_gate)
+        {
+            if (!_byUser.TryGetValue(userId, out var list)) _byUser[userId] = list = [];
+            list.Add(connection);
+            first = list.Count == 1;
+        }
+        if (first) UserOnline?.Invoke(userId);
+    }
+
+    internal void Remove(BrokerConnection connection)
+    {
+        _all.TryRemove(connection.SessionId, out _);
+        if (connection.Principal is not { } principal) return;
+        var last = false;
+        lock (_gate)
+        {
+            if (_byUser.TryGetValue(principal.UserId, out var list) && list.Remove(connection) && list.Count == 0)
+            {
+                _byUser.Remove(principal.UserId);
+                last = true;
+            }
+        }
+        if (last) UserOffline?.Invoke(principal.UserId);
+    }
+
+    public bool IsOnline(string userId)
+    {
+        lock (_gate) return _byUser.ContainsKey(userId);
+    }
+
+    public IReadOnlyList<string> OnlineUsers()
+    {
+        lock (_gate) return [.. _byUser.Keys];
+    }
+
+    /// <summary>Closes every session of a user (ERROR with <paramref name="message"/>, then close).</summary>
+    public int CloseUserSessions(string userId, string message, DisconnectReason reason)
+    {
+        BrokerConnection[] sessions;
+        lock (_gate) sessions = _byUser.TryGetValue(userId, out var list) ? [.. list] : [];
+        foreach (var session in sessions) session.CloseWithError(message, null, reason);
+        return sessions.Length;
+    }
+
+    /// <summary>Tells every connection the server is going away and waits (bounded) until they have closed.</summary>
+    public async Task ShutdownAsync(TimeSpan timeout)
+    {
+        var connections = _all.Values.ToArray();
+        foreach (var connection in connections) connection.CloseWithError("server shutting down", null, DisconnectReason.ServerShutdown);
+        var all = Task.WhenAll(connections.Select(c => c.Completion));
+        if (await Task.WhenAny(all, Task.Delay(timeout)) != all)
+        {
+            foreach (var connection in connections) connection.Abort(DisconnectReason.ServerShutdown);
+        }
+    }
+}

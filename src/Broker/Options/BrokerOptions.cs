@@ -1,0 +1,94 @@
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Options;
+
+/// <summary>Engine settings, section <c>Broker</c> (env <c>Broker__MaxFrameBytes</c> …). Defaults are DESIGN.md §3's.</summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>This node's id (0..1023), part of every message id so ids are unique across nodes.</summary>
+    public int NodeId { get; set; }
+    public int MaxFrameBytes { get; set; } = 64 * 1024;
+    public int MaxHeaderCount { get; set; } = 64;
+    public int MaxHeaderLineBytes { get; set; } = 8 * 1024;
+    public int MaxBodyBytes { get; set; } = 64 * 1024;
+    public int MaxSubscriptionsPerSession { get; set; } = 256;
+    /// <summary>Most frames waiting to be written to one connection; beyond it the connection is a slow consumer.</summary>
+    public int OutboundQueueFrames { get; set; } = 1024;
+    /// <summary>Most bytes waiting to be written to one connection; beyond it the connection is a slow consumer.</summary>
+    public int OutboundQueueBytes { get; set; } = 1024 * 1024;
+    /// <summary>Most messages a session may hold unacknowledged (client ack modes) before it is a slow consumer.</summary>
+    public int MaxUnacked { get; set; } = 1024;
+    /// <summary>Most open transactions per session and frames per transaction.</summary>
+    public int MaxTransactions { get; set; } = 16;
+    public int MaxFramesPerTransaction { get; set; } = 1024;
+    /// <summary>The server's heart-beat offer: it can send every <see cref="HeartBeatSendMs"/>, wants one every <see cref="HeartBeatReceiveMs"/>.</summary>
+    public int HeartBeatSendMs { get; set; } = 10_000;
+    public int HeartBeatReceiveMs { get; set; } = 10_000;
+    /// <summary>How long a client may take from upgrade to CONNECT.</summary>
+    public int ConnectTimeoutMs { get; set; } = 10_000;
+    /// <summary>How long shutdown waits for connections to flush and close.</summary>
+    public int ShutdownTimeoutMs { get; set; } = 5_000;
+    /// <summary>Most open connections (0 = unlimited); beyond it upgrades get 503.</summary>
+    public int MaxConnections { get; set; }
+    public string ServerName { get; set; } = "WsBroker/" + (typeof(BrokerOptions).Assembly.GetName().Version?.ToString(3) ?? "1.0.0");
+
+    internal StompLimits ToLimits() => new()
+    {
+        MaxFrameBytes = MaxFrameBytes,
+        MaxHeaderCount = MaxHeaderCount,
+        MaxHeaderLineBytes = MaxHeaderLineBytes,
+        MaxBodyBytes = MaxBodyBytes,
+    };
+
+    /// <summary>Problems with these settings, each naming its option.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (NodeId is < 0 or > 1023) yield return "Broker:NodeId must be between 0 and 1023";
+        if (MaxFrameBytes < 256) yield return "Broker:MaxFrameBytes must be at least 256";
+        if (MaxHeaderCount < 4) yield return "Broker:MaxHeaderCount must be at least 4";
+        if (MaxHeaderLineBytes < 64) yield return "Broker:MaxHeaderLineBytes must be at least 64";
+        if (MaxBodyBytes < 0) yield return "Broker:MaxBodyBytes must not be negative";
+        if (MaxSubscriptionsPerSession < 1) yield return "Broker:MaxSubscriptionsPerSession must be at least 1";
+        if (OutboundQueueFrames < 2) yield return "Broker:OutboundQueueFrames must be at least 2";
+        if (OutboundQueueBytes < MaxFrameBytes) yield return "Broker:OutboundQueueBytes must be at least Broker:MaxFrameBytes";
+        if (MaxUnacked < 1) yield return "Broker:MaxUnacked must be at least 1";
+        if (MaxTransactions < 1) yield return "Broker:MaxTransactions must be at least 1";
+        if (MaxFramesPerTransaction < 1) yield return "Broker:MaxFramesPerTransaction must be at least 1";
+        if (HeartBeatSendMs < 0) yield return "Broker:HeartBeatSendMs must not be negative";
+        if (HeartBeatReceiveMs < 0) yield return "Broker:HeartBeatReceiveMs must not be negative";
+        if (ConnectTimeoutMs < 100) yield return "Broker:ConnectTimeoutMs must be at least 100";
+        if (ShutdownTimeoutMs < 0) yield return "Broker:ShutdownTimeoutMs must not be negative";
+        if (MaxConnections < 0) yield return "Broker:MaxConnections must not be negative";
+    }
+}
+
+/// <summary>JWT settings, section <c>Auth</c>.</summary>
+public sealed class AuthOptions
+{
+    public const string Section = "Auth";
+
+    /// <summary>HS256 secret (UTF-8), at least 32 bytes.</summary>
+    public string? SigningKey { get; set; }
+    /// <summary>PEM file with the RS256 public key.</summary>
+    public string? PublicKeyPath { get; set; }
+    /// <summary>Expected <c>iss</c>, checked when set.</summary>
+    public string? Issuer { get; set; }
+    /// <summary>Expected <c>aud</c>, checked when set.</summary>
+    public string? Audience { get; set; }
+    public int ClockSkewSeconds { get; set; } = 30;
+    /// <summary>Lifetime of tokens issued by <c>POST /api/dev/token</c>.</summary>
+    public int DevTokenLifetimeMinutes { get; set; } = 12 * 60;
+
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrEmpty(SigningKey) && string.IsNullOrEmpty(PublicKeyPath))
+            yield return "Auth:SigningKey or Auth:PublicKeyPath must be set";
+        if (!string.IsNullOrEmpty(SigningKey) && System.Text.Encoding.UTF8.GetByteCount(SigningKey) < 32)
+            yield return "Auth:SigningKey must be at least 32 bytes";
+        if (!string.IsNullOrEmpty(PublicKeyPath) && !File.Exists(PublicKeyPath))
+            yield return $"Auth:PublicKeyPath: file not found: {PublicKeyPath}";
+        if (ClockSkewSeconds is < 0 or > 600) yield return "Auth:ClockSkewSeconds must be between 0 and 600";
+    }
+}

@@ -1,0 +1,86 @@
+using System.Text;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Routing;
+
+/// <summary>How deliveries on a subscription are acknowledged (STOMP 1.2 SUBSCRIBE <c>ack</c> header).</summary>
+public enum AckMode : byte
+{
+    Auto,
+    Client,
+    ClientIndividual,
+}
+
+/// <summary>Something that takes deliveries: a connection's bounded outbox.</summary>
+public interface IMessageSink
+{
+    /// <summary>Queues a delivery without blocking; false when the sink is closed or overloaded (it then drops itself).</summary>
+    bool TryDeliver(Subscription subscription, SharedMessage message);
+}
+
+/// <summary>One SUBSCRIBE of one session.</summary>
+public sealed class Subscription
+{
+    private readonly Lock _gate = new();
+    private readonly List<long> _unacked = [];
+
+    public Subscription(IMessageSink sink, string id, string destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
+    {
+        Sink = sink;
+        Id = id;
+        Destination = destination;
+        Ack = ack;
+        Number = number;
+        // The subscription header is the only per-subscriber part of a MESSAGE: escape it once, for the session's version.
+        var writer = new System.Buffers.ArrayBufferWriter<byte>();
+        StompFrameWriter.WriteHeader(writer, "subscription", id, StompFrameWriter.EscapeMode(StompCommand.Message, version));
+        HeaderLine = writer.WrittenSpan.ToArray();
+        IdUtf8 = Encoding.UTF8.GetBytes(id);
+    }
+
+    public IMessageSink Sink { get; }
+    public string Id { get; }
+    public byte[] IdUtf8 { get; }
+    public string Destination { get; }
+    public AckMode Ack { get; }
+
+    /// <summary>Per-session number, part of the <c>ack</c> ids of this subscription.</summary>
+    public int Number { get; }
+
+    /// <summary>"subscription:&lt;id&gt;\n", escaped for the session's version.</summary>
+    public byte[] HeaderLine { get; }
+
+    /// <summary>Messages delivered and not acknowledged yet (client ack modes).</summary>
+    public int UnackedCount { get { lock (_gate) return _unacked.Count; } }
+
+    /// <summary>Records a delivery that needs an ACK; false when <paramref name="max"/> are already outstanding.</summary>
+    public bool TrackDelivery(long messageId, int max)
+    {
+        if (Ack == AckMode.Auto) return true;
+        lock (_gate)
+        {
+            if (_unacked.Count >= max) return false;
+            _unacked.Add(messageId);
+            return true;
+        }
+    }
+
+    /// <summary>Settles an ACK or NACK: in <c>client</c> mode cumulatively (everything up to the id), else just the id.
+    /// False when the id is not outstanding.</summary>
+    public bool Settle(long messageId)
+    {
+        lock (_gate)
+        {
+            var index = _unacked.IndexOf(messageId);
+            if (index < 0) return false;
+            if (Ack == AckMode.Client) _unacked.RemoveRange(0, index + 1);
+            else _unacked.RemoveAt(index);
+            return true;
+        }
+    }
+
+    public bool IsOutstanding(long messageId)
+    {
+        lock (_gate) return _unacked.Contains(messageId);
+    }
+}
