@@ -107,13 +107,14 @@ public sealed class JwtIssuer
     public string Issue(string userId, string role, string name, TimeSpan lifetime)
     {
         if (_credentials is null) throw new InvalidOperationException("Auth:SigningKey is not set: cannot issue tokens");
-        var now = DateTime.UtcNow;
+        var expires = DateTime.UtcNow + lifetime;
+        var now = lifetime > TimeSpan.Zero ? DateTime.UtcNow : expires - TimeSpan.FromHours(1);   // tests mint expired tokens
         return _handler.CreateToken(new SecurityTokenDescriptor
         {
             Claims = new Dictionary<string, object> { ["sub"] = userId, ["role"] = role, ["name"] = name },
             IssuedAt = now,
             NotBefore = now,
-            Expires = now + lifetime,
+            Expires = expires,
             Issuer = Issuer,
             Audience = Audience,
             SigningCredentials = _credentials,

@@ -1,0 +1,420 @@
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using WsBroker.Broker.Connections;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Engine;
+
+public class StompConnectionTests
+{
+    [Fact]
+    public async Task Connect_WithBearerToken_AnswersConnectedWithTheDocumentedHeaders()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=5000", "Broker:HeartBeatReceiveMs=7000");
+        await using var client = await StompTestClient.OpenAsync(broker.WsUri);
+        Assert.Equal("v12.stomp", client.Socket.SubProtocol);
+        await client.SendAsync($"CONNECT\naccept-version:1.1,1.2\nhost:x\nheart-beat:0,0\nAuthorization:Bearer {broker.Token("alice")}\n\n\0");
+        var connected = await client.ReceiveAsync(StompCommand.Connected);
+        Assert.Equal("1.2", connected.Headers["version"]);
+        Assert.Equal("5000,7000", connected.Headers["heart-beat"]);
+        Assert.Equal("alice", connected.Headers["user-name"]);
+        Assert.StartsWith("WsBroker/", connected.Headers["server"]);
+        Assert.False(string.IsNullOrEmpty(connected.Headers["session"]));
+    }
+
+    [Theory]
+    [InlineData("v10.stomp", "1.0")]
+    [InlineData("v11.stomp", "1.1")]
+    public async Task Connect_OlderSubprotocol_NegotiatesThatVersion(string subProtocol, string version)
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await StompTestClient.OpenAsync(broker.WsUri, subProtocol);
+        Assert.Equal(subProtocol, client.Socket.SubProtocol);
+        await client.SendAsync($"CONNECT\naccept-version:{version}\nlogin:bob\npasscode:{broker.Token("bob")}\n\n\0");
+        Assert.Equal(version, (await client.ReceiveAsync(StompCommand.Connected)).Headers["version"]);
+    }
+
+    [Fact]
+    public async Task Upgrade_UnsupportedSubprotocol_Is400()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol("mqtt");
+        await Assert.ThrowsAsync<WebSocketException>(() => socket.ConnectAsync(broker.WsUri, CancellationToken.None).WaitAsync(StompTestClient.Timeout));
+        using var http = new HttpClient { BaseAddress = broker.BaseUri };
+        var plain = await http.GetAsync("/ws");
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, plain.StatusCode);
+        Assert.Equal("application/problem+json", plain.Content.Headers.ContentType?.MediaType);
+    }
+
+    public static TheoryData<string, string> BadCredentials => new()
+    {
+        { "Authorization:Bearer not-a-jwt\n", "authentication failed" },
+        { "", "authentication failed: no token" },
+        { "login:mallory\npasscode:{token}\n", "authentication failed: login does not match the token" },
+        { "Authorization:Bearer {expired}\n", "authentication failed: token expired" },
+        { "Authorization:Bearer {forged}\n", "authentication failed: invalid signature" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadCredentials))]
+    public async Task Connect_BadCredentials_ErrorThenClose(string headers, string message)
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var forged = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Claims = new Dictionary<string, object> { ["sub"] = "alice", ["role"] = "admin" },
+            Expires = DateTime.UtcNow.AddHours(1),
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(new byte[40]), SecurityAlgorithms.HmacSha256),
+        });
+        headers = headers.Replace("{token}", broker.Token("alice")).Replace("{forged}", forged)
+            .Replace("{expired}", broker.Token("alice", lifetime: TimeSpan.FromMinutes(-5)));
+        await using var client = await StompTestClient.OpenAsync(broker.WsUri);
+        await client.SendAsync($"CONNECT\naccept-version:1.2\nreceipt:c1\n{headers}\n\0");
+        var frames = await client.ReceiveUntilClosedAsync();
+        var error = Assert.Single(frames);
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.StartsWith(message, error.Headers["message"]);
+        Assert.Equal("c1", error.Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Connect_AccessTokenQueryAndRs256_Accepted()
+    {
+        using var rsa = RSA.Create(2048);
+        var pem = Path.GetTempFileName();
+        await File.WriteAllTextAsync(pem, rsa.ExportSubjectPublicKeyInfoPem());
+        try
+        {
+            await using var broker = await TestBroker.StartAsync($"Auth:PublicKeyPath={pem}");
+            var token = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                Claims = new Dictionary<string, object> { ["sub"] = "rsa-user", ["role"] = "client", ["name"] = "R" },
+                Expires = DateTime.UtcNow.AddHours(1),
+                SigningCredentials = new SigningCredentials(new RsaSecurityKey(rsa), SecurityAlgorithms.RsaSha256),
+            });
+            await using var client = await StompTestClient.OpenAsync(new Uri(broker.WsUri + "?access_token=" + token));
+            await client.SendAsync("STOMP\naccept-version:1.2\nhost:x\n\n\0");
+            Assert.Equal("rsa-user", (await client.ReceiveAsync(StompCommand.Connected)).Headers["user-name"]);
+        }
+        finally
+        {
+            File.Delete(pem);
+        }
+    }
+
+    [Fact]
+    public async Task FirstFrame_NotConnect_ErrorThenClose()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await StompTestClient.OpenAsync(broker.WsUri);
+        await client.SendAsync("SEND\ndestination:/topic/a\nreceipt:r9\n\nx\0");
+        var error = Assert.Single(await client.ReceiveUntilClosedAsync());
+        Assert.Equal("expected CONNECT or STOMP frame", error.Headers["message"]);
+        Assert.Equal("r9", error.Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Send_ToSubscribers_DeliversMessageWithHeadersAndBody()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var sub = await broker.ConnectAsync("sub");
+        await using var pub = await broker.ConnectAsync("pub");
+        await sub.SendAsync("SUBSCRIBE\nid:s-1\ndestination:/topic/news\nreceipt:r1\n\n\0");
+        await sub.ReceiveAsync(StompCommand.Receipt);
+        await pub.SendAsync("SEND\ndestination:/topic/news\ncontent-type:text/plain\nx-trace:a\\cb\nreceipt:p1\ncontent-length:5\n\nhe\0lo\0");
+        Assert.Equal("p1", (await pub.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        var message = await sub.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("s-1", message.Headers["subscription"]);
+        Assert.Equal("/topic/news", message.Headers["destination"]);
+        Assert.Equal("text/plain", message.Headers["content-type"]);
+        Assert.Equal("a:b", message.Headers["x-trace"]);
+        Assert.Equal("5", message.Headers["content-length"]);
+        Assert.Null(message.Headers["receipt"]);
+        Assert.True(long.Parse(message.Headers["message-id"]!, System.Globalization.CultureInfo.InvariantCulture) > 0);
+        Assert.Equal("he\0lo"u8.ToArray(), message.Body.ToArray());
+    }
+
+    [Theory]
+    [InlineData("/topic/a/*", "/topic/a/b", true)]
+    [InlineData("/topic/a/*", "/topic/a/b/c", false)]
+    [InlineData("/topic/a/*", "/topic/a", false)]
+    [InlineData("/topic/a/#", "/topic/a", true)]
+    [InlineData("/topic/a/#", "/topic/a/b/c", true)]
+    [InlineData("/topic/*/c", "/topic/b/c", true)]
+    [InlineData("/topic/a/b", "/topic/a/bb", false)]
+    public async Task Send_WildcardSubscription_MatchesBySegments(string pattern, string destination, bool delivered)
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("w");
+        await client.SendAsync($"SUBSCRIBE\nid:1\ndestination:{pattern}\n\n\0SEND\ndestination:{destination}\n\nhit\0SEND\ndestination:/topic/zzz\nreceipt:done\n\n\0");
+        var first = await client.ReceiveAsync();
+        if (delivered)
+        {
+            Assert.Equal(StompCommand.Message, first.Command);
+            Assert.Equal(destination, first.Headers["destination"]);
+            first = await client.ReceiveAsync();
+        }
+        Assert.Equal(StompCommand.Receipt, first.Command);
+    }
+
+    [Fact]
+    public async Task Frames_SplitAcrossMessagesAndSeveralInOne_AreAllHandled()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("splitter");
+        var wire = Encoding.UTF8.GetBytes("SUBSCRIBE\nid:1\ndestination:/topic/s\n\n\0\nSEND\ndestination:/topic/s\n\none\0\r\nSEND\ndestination:/topic/s\n\ntwo\0SEND\ndestination:/topic/s\nreceipt:r\n\nthree\0");
+        await client.SendSplitAsync(wire, 3, 20, 21, 50, 51, 52, 70);
+        Assert.Equal("one", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal("two", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal("three", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal(WebSocketMessageType.Text, client.LastMessageType);
+        await client.ReceiveAsync(StompCommand.Receipt);
+    }
+
+    [Fact]
+    public async Task Send_BinaryBody_ArrivesInBinaryWebSocketMessage()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("bin");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/b\n\n\0");
+        var body = new byte[] { 0xff, 0x00, 0xfe, 0x80 };
+        await client.SendAsync([.. "SEND\ndestination:/topic/b\ncontent-length:4\n\n"u8.ToArray(), .. body, 0], WebSocketMessageType.Binary);
+        var message = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(body, message.Body.ToArray());
+        Assert.Equal(WebSocketMessageType.Binary, client.LastMessageType);
+    }
+
+    [Fact]
+    public async Task Ack_ClientMode_IsCumulative_AndUnknownAckIsAnError()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("acker");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/q\nack:client\n\n\0");
+        await client.SendAsync("SEND\ndestination:/topic/q\n\na\0SEND\ndestination:/topic/q\n\nb\0SEND\ndestination:/topic/q\n\nc\0");
+        var a = await client.ReceiveAsync(StompCommand.Message);
+        await client.ReceiveAsync(StompCommand.Message);
+        var c = await client.ReceiveAsync(StompCommand.Message);
+        Assert.NotNull(a.Headers["ack"]);
+        await client.SendAsync($"ACK\nid:{c.Headers["ack"]}\nreceipt:acked\n\n\0");     // acknowledges a, b and c
+        await client.ReceiveAsync(StompCommand.Receipt);
+        await client.SendAsync($"ACK\nid:{a.Headers["ack"]}\nreceipt:again\n\n\0");
+        var error = Assert.Single(await client.ReceiveUntilClosedAsync());
+        Assert.Equal("unknown ack id", error.Headers["message"]);
+        Assert.Equal("again", error.Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Ack_ClientIndividual_SettlesOnlyThatMessage_AndNackSettlesToo()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("individual");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/q\nack:client-individual\n\n\0");
+        await client.SendAsync("SEND\ndestination:/topic/q\n\na\0SEND\ndestination:/topic/q\n\nb\0");
+        var a = await client.ReceiveAsync(StompCommand.Message);
+        var b = await client.ReceiveAsync(StompCommand.Message);
+        await client.SendAsync($"ACK\nid:{b.Headers["ack"]}\n\n\0NACK\nid:{a.Headers["ack"]}\nreceipt:r\n\n\0");
+        await client.ReceiveAsync(StompCommand.Receipt);
+        await client.SendAsync($"ACK\nid:{b.Headers["ack"]}\n\n\0");
+        Assert.Equal("unknown ack id", Assert.Single(await client.ReceiveUntilClosedAsync()).Headers["message"]);
+    }
+
+    [Fact]
+    public async Task Transaction_SendsTakeEffectAtCommit_AndAbortDiscardsThem()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("tx");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/t\n\n\0");
+        await client.SendAsync("BEGIN\ntransaction:t1\n\n\0SEND\ndestination:/topic/t\ntransaction:t1\n\nlost\0ABORT\ntransaction:t1\n\n\0");
+        await client.SendAsync("BEGIN\ntransaction:t2\n\n\0SEND\ndestination:/topic/t\ntransaction:t2\n\none\0SEND\ndestination:/topic/t\ntransaction:t2\n\ntwo\0");
+        await client.SendAsync("SEND\ndestination:/topic/other\nreceipt:before\n\n\0");
+        await client.ReceiveAsync(StompCommand.Receipt);                  // nothing of t1 or t2 arrived before this
+        await client.SendAsync("COMMIT\ntransaction:t2\nreceipt:c\n\n\0");
+        Assert.Equal("one", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal("two", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal("c", (await client.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        await client.SendAsync("COMMIT\ntransaction:t2\n\n\0");
+        Assert.Equal("unknown transaction", Assert.Single(await client.ReceiveUntilClosedAsync()).Headers["message"]);
+    }
+
+    [Fact]
+    public async Task HeartBeat_ServerBeats_AndSilentClientIsClosed()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=100", "Broker:HeartBeatReceiveMs=200");
+        await using var client = await broker.ConnectAsync("beats", heartBeat: "200,100");
+        // The client promised a beat every 200 ms and sends none: after 2 × 200 ms of silence the server gives up.
+        var frames = await client.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(5));
+        Assert.True(client.HeartBeatsReceived >= 2, $"server heart-beats: {client.HeartBeatsReceived}");
+        Assert.Equal("heart-beat timeout", Assert.Single(frames).Headers["message"]);
+    }
+
+    [Fact]
+    public async Task HeartBeat_BeatingClient_StaysConnected()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=100", "Broker:HeartBeatReceiveMs=100");
+        await using var client = await broker.ConnectAsync("beats", heartBeat: "100,100");
+        for (var i = 0; i < 10; i++)
+        {
+            await client.SendAsync("\n");
+            await Task.Delay(100);
+        }
+        await client.SendAsync("SEND\ndestination:/topic/x\nreceipt:alive\n\n\0");
+        Assert.Equal("alive", (await client.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+    }
+
+    public static TheoryData<string, string, string> LimitViolations => new()
+    {
+        { "Broker:MaxFrameBytes=1024", "SEND\ndestination:/topic/a\n\n" + new string('x', 2000) + "\0", "frame too large" },
+        { "Broker:MaxBodyBytes=100", "SEND\ndestination:/topic/a\ncontent-length:200\n\n" + new string('x', 200) + "\0", "body too large" },
+        { "Broker:MaxHeaderCount=4", "SEND\ndestination:/topic/a\na:1\nb:2\nc:3\nd:4\n\n\0", "too many headers" },
+        { "Broker:MaxHeaderLineBytes=1024", "SEND\ndestination:/topic/a\nlong:" + new string('y', 2000) + "\n\n\0", "header line too long" },
+        { "Broker:MaxSubscriptionsPerSession=2", "SUBSCRIBE\nid:1\ndestination:/topic/a\n\n\0SUBSCRIBE\nid:2\ndestination:/topic/b\n\n\0SUBSCRIBE\nid:3\ndestination:/topic/c\n\n\0", "too many subscriptions" },
+        { "Broker:NodeId=1", "FLY\n\n\0", "unknown command" },
+        { "Broker:NodeId=1", "SEND\ndestination:/topic/a\nbad:\\t\n\n\0", "invalid header escape sequence" },
+        { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/topic/a/#/b\n\n\0", "invalid destination: '#' is only allowed as the last segment" },
+        { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/elsewhere\n\n\0", "unknown destination: use /topic/..., /queue/... or /user/queue/..." },
+        { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/topic/a\n\n\0SUBSCRIBE\nid:1\ndestination:/topic/b\n\n\0", "duplicate subscription id" },
+        { "Broker:NodeId=1", "UNSUBSCRIBE\nid:nope\n\n\0", "unknown subscription id" },
+        { "Broker:NodeId=1", "CONNECT\naccept-version:1.2\n\n\0", "already connected" },
+    };
+
+    [Theory]
+    [MemberData(nameof(LimitViolations))]
+    public async Task ProtocolViolation_ErrorWithMessageThenClose(string setting, string wire, string message)
+    {
+        await using var broker = await TestBroker.StartAsync(setting);
+        await using var client = await broker.ConnectAsync("limits");
+        await client.SendAsync(wire);
+        var frames = await client.ReceiveUntilClosedAsync();
+        Assert.Equal(message, frames[^1].Headers["message"]);
+        Assert.Equal(StompCommand.Error, frames[^1].Command);
+    }
+
+    [Fact]
+    public async Task UserQueue_ReachesOnlyTheOwnSession()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var a = await broker.ConnectAsync("a");
+        await using var b = await broker.ConnectAsync("b");
+        await a.SendAsync("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\n\n\0");
+        await b.SendAsync("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\nreceipt:rb\n\n\0");
+        await b.ReceiveAsync(StompCommand.Receipt);
+        await a.SendAsync("SEND\ndestination:/user/queue/errors\nreceipt:x\n\nspoof\0");
+        var rejection = await a.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("/user/queue/errors", rejection.Headers["destination"]);
+        Assert.Equal("x", rejection.Headers["receipt-id"]);
+        Assert.StartsWith("could-not-send-message:", rejection.Headers["message"]);
+        await b.AssertNoFrameAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Disconnect_WithReceipt_FlushesThenCloses()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("bye");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/bye\n\n\0SEND\ndestination:/topic/bye\n\nlast\0DISCONNECT\nreceipt:77\n\n\0");
+        var frames = await client.ReceiveUntilClosedAsync();
+        Assert.Equal([StompCommand.Message, StompCommand.Receipt], frames.Select(f => f.Command));
+        Assert.Equal("77", frames[1].Headers["receipt-id"]);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, client.Socket.CloseStatus);
+    }
+
+    [Fact]
+    public async Task SlowConsumer_IsDisconnected_WithoutSlowingThePublisherOrOthers()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:OutboundQueueFrames=256", "Broker:OutboundQueueBytes=1048576", "Broker:ShutdownTimeoutMs=1000");
+        var sessions = broker.Services.GetRequiredService<SessionRegistry>();
+        await using var slow = await broker.ConnectAsync("slow");
+        await using var fast = await broker.ConnectAsync("fast");
+        await using var publisher = await broker.ConnectAsync("publisher");
+        await slow.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/flood\nreceipt:s\n\n\0");
+        await slow.ReceiveAsync(StompCommand.Receipt);               // and then never reads again
+        await fast.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/flood\nreceipt:f\n\n\0");
+        await fast.ReceiveAsync(StompCommand.Receipt);
+        var body = new string('x', 4096);
+        const int count = 5000;                                      // 20 MB: far more than loopback socket buffers hold
+        var received = 0;
+        var reader = Task.Run(async () =>
+        {
+            while (received < count)
+            {
+                var frame = await fast.ReceiveAsync(TimeSpan.FromSeconds(30));
+                if (frame.Command == StompCommand.Message) received++;
+            }
+        });
+        for (var i = 0; i < count; i++)
+        {
+            // Stay at most 100 messages ahead of the healthy subscriber (it keeps up); the slow one reads nothing at all.
+            while (i - Volatile.Read(ref received) > 100 && !reader.IsCompleted) await Task.Delay(1);
+            await publisher.SendAsync($"SEND\ndestination:/topic/flood\n\n{body}\0");
+        }
+        await publisher.SendAsync("SEND\ndestination:/topic/done\nreceipt:all-sent\n\n\0");
+        Assert.Equal("all-sent", (await publisher.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        await reader.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(count, received);
+        // The slow session is gone from the registry (it was dropped as a slow consumer).
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (sessions.All.Any(s => s.Principal?.UserId == "slow") && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.DoesNotContain(sessions.All, s => s.Principal?.UserId == "slow");
+        Assert.True(broker.Services.GetRequiredService<BrokerMetrics>().SlowConsumerDisconnects >= 1);
+    }
+
+    [Fact]
+    public async Task Shutdown_TellsClientsThenCloses()
+    {
+        var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("stay");
+        var stopping = broker.StopAsync();
+        var frames = await client.ReceiveUntilClosedAsync();
+        await stopping;
+        await broker.DisposeAsync();
+        Assert.Equal("server shutting down", Assert.Single(frames).Headers["message"]);
+        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, client.Socket.CloseStatus);
+    }
+
+    [Fact]
+    public async Task RawTopicUrl_DeliversJson_AndSendsTextMessagesToTheTopic()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var stomp = await broker.ConnectAsync("stomp-user");
+        await stomp.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/raw/room\nreceipt:r\n\n\0");
+        await stomp.ReceiveAsync(StompCommand.Receipt);
+        using var raw = new ClientWebSocket();
+        await raw.ConnectAsync(new Uri($"{broker.WsUri}/topic/raw/room?access_token={broker.Token("raw-user")}"), CancellationToken.None);
+        await raw.SendAsync("hello from raw"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        var first = await ReceiveJsonAsync(raw);
+        var second = await ReceiveJsonAsync(raw);
+        var all = new[] { first, second };
+        Assert.Contains(all, j => j.RootElement.TryGetProperty("receipt", out var r) && r.GetString() == "1");
+        var delivery = all.Single(j => j.RootElement.TryGetProperty("body", out _)).RootElement;
+        Assert.Equal("hello from raw", delivery.GetProperty("body").GetString());
+        Assert.Equal("/topic/raw/room", delivery.GetProperty("destination").GetString());
+        Assert.Equal("raw-user", delivery.GetProperty("sender").GetString());
+        Assert.Equal("hello from raw", (await stomp.ReceiveAsync(StompCommand.Message)).BodyText);
+        await stomp.SendAsync("SEND\ndestination:/topic/raw/room\n\nfrom stomp\0");
+        Assert.Equal("from stomp", (await ReceiveJsonAsync(raw)).RootElement.GetProperty("body").GetString());
+    }
+
+    [Fact]
+    public async Task RawTopicUrl_WithoutToken_Is401()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        using var raw = new ClientWebSocket();
+        var ex = await Assert.ThrowsAsync<WebSocketException>(() => raw.ConnectAsync(new Uri($"{broker.WsUri}/topic/x"), CancellationToken.None).WaitAsync(StompTestClient.Timeout));
+        Assert.Contains("401", ex.Message);
+    }
+
+    private static async Task<System.Text.Json.JsonDocument> ReceiveJsonAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        using var cts = new CancellationTokenSource(StompTestClient.Timeout);
+        var result = await socket.ReceiveAsync(buffer, cts.Token);
+        Assert.Equal(WebSocketMessageType.Text, result.MessageType);
+        Assert.True(result.EndOfMessage);
+        return System.Text.Json.JsonDocument.Parse(buffer.AsMemory(0, result.Count));
+    }
+}

@@ -1,0 +1,177 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using WsBroker.Broker;
+using WsBroker.Broker.Auth;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests;
+
+/// <summary>A real broker on 127.0.0.1 with an ephemeral port, for one test.</summary>
+public sealed class TestBroker : IAsyncDisposable
+{
+    public const string SigningKey = "broker-tests-signing-key-0123456789abcdefghij";
+    private readonly WebApplication _app;
+
+    private TestBroker(WebApplication app, Uri baseUri)
+    {
+        _app = app;
+        BaseUri = baseUri;
+    }
+
+    public Uri BaseUri { get; }
+    public Uri WsUri => new($"ws://{BaseUri.Authority}/ws");
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<TestBroker> StartAsync(params string[] settings)
+    {
+        var args = new List<string> { "--urls", "http://127.0.0.1:0", $"--Auth:SigningKey={SigningKey}", "--Logging:LogLevel:Default=Warning" };
+        args.AddRange(settings.Select(s => "--" + s));
+        var app = BrokerApp.Build([.. args]);
+        await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        return new TestBroker(app, new Uri(app.Urls.First()));
+    }
+
+    public string Token(string user, string role = "client", TimeSpan? lifetime = null) =>
+        _app.Services.GetRequiredService<JwtIssuer>().Issue(user, role, user, lifetime ?? TimeSpan.FromHours(1));
+
+    /// <summary>A WebSocket client that has sent CONNECT and received CONNECTED.</summary>
+    public async Task<StompTestClient> ConnectAsync(string user, string role = "client", string heartBeat = "0,0", string subProtocol = "v12.stomp")
+    {
+        var client = await StompTestClient.OpenAsync(WsUri, subProtocol);
+        await client.SendAsync($"CONNECT\naccept-version:1.0,1.1,1.2\nhost:localhost\nheart-beat:{heartBeat}\nAuthorization:Bearer {Token(user, role)}\n\n\0");
+        var connected = await client.ReceiveAsync();
+        Assert.Equal(StompCommand.Connected, connected.Command);
+        return client;
+    }
+
+    public Task StopAsync() => _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await _app.DisposeAsync();
+    }
+}
+
+/// <summary>A raw WebSocket STOMP client for tests: sends bytes in any split, parses what it receives; every wait is bounded.</summary>
+public sealed class StompTestClient : IAsyncDisposable
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private readonly ClientWebSocket _socket;
+    private readonly StompFrameParser _parser = new(new StompLimits { MaxFrameBytes = 16 * 1024 * 1024, MaxBodyBytes = 16 * 1024 * 1024 });
+    private readonly byte[] _receiveBuffer = new byte[64 * 1024];
+    private byte[] _pending = [];
+
+    private StompTestClient(ClientWebSocket socket) => _socket = socket;
+
+    public ClientWebSocket Socket => _socket;
+    public int HeartBeatsReceived { get; private set; }
+    public WebSocketMessageType LastMessageType { get; private set; }
+
+    public static async Task<StompTestClient> OpenAsync(Uri uri, string? subProtocol = "v12.stomp")
+    {
+        var socket = new ClientWebSocket();
+        if (subProtocol is not null) socket.Options.AddSubProtocol(subProtocol);
+        await socket.ConnectAsync(uri, CancellationToken.None).WaitAsync(Timeout);
+        return new StompTestClient(socket);
+    }
+
+    public Task SendAsync(string wire, WebSocketMessageType type = WebSocketMessageType.Text) => SendAsync(Encoding.UTF8.GetBytes(wire), type);
+
+    public async Task SendAsync(byte[] bytes, WebSocketMessageType type = WebSocketMessageType.Text) =>
+        await _socket.SendAsync(bytes, type, true, CancellationToken.None).WaitAsync(Timeout);
+
+    /// <summary>Sends the bytes as several WebSocket messages, cut at the given offsets.</summary>
+    public async Task SendSplitAsync(byte[] bytes, params int[] cuts)
+    {
+        var start = 0;
+        foreach (var cut in cuts.Append(bytes.Length))
+        {
+            await SendAsync(bytes[start..cut], WebSocketMessageType.Binary);
+            start = cut;
+        }
+    }
+
+    /// <summary>The next frame (heart-beats are counted and skipped).</summary>
+    public async Task<StompFrame> ReceiveAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
+        while (true)
+        {
+            if (TryTakeFrame(out var frame)) return frame;
+            var result = await _socket.ReceiveAsync(_receiveBuffer, cts.Token);
+            if (result.MessageType == WebSocketMessageType.Close) throw new WebSocketException("closed: " + _socket.CloseStatus + " " + _socket.CloseStatusDescription);
+            LastMessageType = result.MessageType;
+            _pending = _pending.Length == 0 ? _receiveBuffer[..result.Count] : [.. _pending, .. _receiveBuffer.AsSpan(0, result.Count)];
+        }
+    }
+
+    public async Task<StompFrame> ReceiveAsync(StompCommand expected)
+    {
+        var frame = await ReceiveAsync();
+        Assert.True(frame.Command == expected, $"expected {expected}, got {frame.Command}: {frame.Headers["message"]} {frame.BodyText}");
+        return frame;
+    }
+
+    /// <summary>Asserts nothing but heart-beats arrives within <paramref name="quiet"/>.</summary>
+    public async Task AssertNoFrameAsync(TimeSpan quiet)
+    {
+        try
+        {
+            var frame = await ReceiveAsync(quiet);
+            Assert.Fail($"unexpected {frame.Command}: {frame.BodyText}");
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    /// <summary>Waits for the server to close the socket, returning the frames received before.</summary>
+    public async Task<List<StompFrame>> ReceiveUntilClosedAsync(TimeSpan? timeout = null)
+    {
+        var frames = new List<StompFrame>();
+        using var cts = new CancellationTokenSource(timeout ?? Timeout);
+        try
+        {
+            while (true)
+            {
+                if (TryTakeFrame(out var frame)) { frames.Add(frame); continue; }
+                var result = await _socket.ReceiveAsync(_receiveBuffer, cts.Token);
+                if (result.MessageType == WebSocketMessageType.Close) return frames;
+                _pending = [.. _pending, .. _receiveBuffer.AsSpan(0, result.Count)];
+            }
+        }
+        catch (WebSocketException)
+        {
+            return frames;                                   // the server dropped the connection
+        }
+    }
+
+    private bool TryTakeFrame(out StompFrame frame)
+    {
+        frame = null!;
+        var beats = 0;
+        while (beats < _pending.Length && _pending[beats] == (byte)'\n') beats++;
+        HeartBeatsReceived += beats;
+        _pending = _pending[beats..];
+        var sequence = new ReadOnlySequence<byte>(_pending);
+        var status = _parser.TryParse(ref sequence, out var error);
+        if (status == OperationStatus.InvalidData) throw new InvalidDataException("server sent a bad frame: " + error);
+        if (status == OperationStatus.NeedMoreData) return false;
+        frame = _parser.Frame.ToFrame();
+        _pending = sequence.ToArray();
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_socket.State == WebSocketState.Open)
+                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(2));
+        }
+        catch (Exception ex) when (ex is WebSocketException or TimeoutException or OperationCanceledException) { }
+        _socket.Dispose();
+    }
+}
