@@ -1,0 +1,365 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Text;
+using System.Threading.Channels;
+using Dapper;
+using Microsoft.Extensions.Logging;
+
+namespace WsBroker.Persistence;
+
+/// <summary>
+/// Chat messages with write-behind and group commit: <see cref="AppendAsync"/> queues the message (bounded) and returns a
+/// task; one writer turns everything ready (up to <c>BatchSize</c> messages, waiting at most <c>BatchDelayMs</c> for more)
+/// into one multi-row INSERT in one transaction, then completes each task. While the database is unreachable the writer
+/// retries with back-off; a message that waited longer than <c>WriteTimeoutMs</c>, or finds the queue full, fails with
+/// <see cref="PersistenceUnavailableException"/>. Retried batches skip ids already stored, so nothing is stored twice.
+/// </summary>
+internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
+{
+    private const string Columns = "id AS Id, admin_id AS AdminId, client_id AS ClientId, sender_id AS SenderId, receiver_id AS ReceiverId, body AS Body, sent_at AS SentAt, seen AS Seen, seen_at AS SeenAt";
+    private readonly SqlDialect _dialect;
+    private readonly PersistenceOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<Pending> _queue;
+    private readonly ConcurrentDictionary<long, Pending> _pending = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _writer;
+    private readonly ConcurrentDictionary<int, string> _insertSql = new();
+
+    private readonly IUserStore _users;
+
+    public MessageStore(SqlDialect dialect, PersistenceOptions options, IUserStore users, ILogger logger)
+    {
+        _dialect = dialect;
+        _users = users;
+        _options = options;
+        _logger = logger;
+        _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    public int QueueDepth => _pending.Count;
+
+    /// <summary>Batches committed and how long the last one took (for metrics).</summary>
+    public long BatchesCommitted => Interlocked.Read(ref _batches);
+    private long _batches;
+
+    /// <summary>Raised after every commit with the batch size and the commit duration.</summary>
+    public event Action<int, TimeSpan>? Committed;
+
+    public async Task AppendAsync(ChatMessage message, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        Validate(message);
+        // Both parties must be known, live users (the lookup is served from the users cache).
+        foreach (var id in new[] { message.SenderId, message.ReceiverId })
+        {
+            var user = await _users.FindAsync(id, cancellationToken).ConfigureAwait(false);
+            if (user is null) throw new ArgumentException($"unknown user '{id}'", nameof(message));
+            if (user.IsDeleted) throw new ArgumentException($"user '{id}' is deleted", nameof(message));
+        }
+        if (message.SenderId != message.AdminId && message.SenderId != message.ClientId || message.ReceiverId != message.AdminId && message.ReceiverId != message.ClientId
+            || message.SenderId == message.ReceiverId)
+            throw new ArgumentException("sender and receiver must be the two parties of the conversation", nameof(message));
+        await EnqueueAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task EnqueueAsync(ChatMessage message, CancellationToken cancellationToken)
+    {
+        var pending = new Pending(message, Environment.TickCount64);
+        if (!_pending.TryAdd(message.Id, pending)) throw new ArgumentException($"message {message.Id} is already queued", nameof(message));
+        if (_stopping.IsCancellationRequested || !_queue.Writer.TryWrite(pending))
+        {
+            _pending.TryRemove(message.Id, out _);
+            return Task.FromException(new PersistenceUnavailableException("storage unavailable: write queue full"));
+        }
+        return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
+    }
+
+    private void Validate(ChatMessage message)
+    {
+        foreach (var (value, name) in new[] { (message.AdminId, "AdminId"), (message.ClientId, "ClientId"), (message.SenderId, "SenderId"), (message.ReceiverId, "ReceiverId") })
+        {
+            if (string.IsNullOrEmpty(value) || value.Length > 64) throw new ArgumentException($"{name} must be 1..64 characters", nameof(message));
+        }
+        ArgumentNullException.ThrowIfNull(message.Body);
+        if (Encoding.UTF8.GetByteCount(message.Body) > _options.MaxBodyBytes)
+            throw new ArgumentException($"body is larger than {_options.MaxBodyBytes} bytes", nameof(message));
+        if (message.Id <= 0) throw new ArgumentException("message id must be positive", nameof(message));
+    }
+
+    // ---- the writer ---------------------------------------------------------------------------------------------------
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<Pending>(_options.BatchSize);
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            while (batch.Count < _options.BatchSize && reader.TryRead(out var item)) batch.Add(item);
+            if (batch.Count < _options.BatchSize && _options.BatchDelayMs > 0 && !_stopping.IsCancellationRequested)
+            {
+                // Group commit: give concurrent senders a moment to join this transaction.
+                await Task.Delay(_options.BatchDelayMs).ConfigureAwait(false);
+                while (batch.Count < _options.BatchSize && reader.TryRead(out var item)) batch.Add(item);
+            }
+            await CommitWithRetryAsync(batch).ConfigureAwait(false);
+            batch.Clear();
+        }
+    }
+
+    private async Task CommitWithRetryAsync(List<Pending> batch)
+    {
+        for (var attempt = 0; batch.Count > 0; attempt++)
+        {
+            ExpireOld(batch);
+            if (batch.Count == 0) return;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                await InsertAsync(batch).ConfigureAwait(false);
+                var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                Interlocked.Increment(ref _batches);
+                foreach (var pending in batch) Complete(pending, null);
+                Committed?.Invoke(batch.Count, elapsed);
+                if (attempt > 0) Log.Resumed(_logger, batch.Count, attempt);
+                return;
+            }
+            catch (Exception ex) when (_dialect.IsTransient(ex) || ex is DbException)
+            {
+                if (!_dialect.IsTransient(ex) && await IsReachableAsync().ConfigureAwait(false))
+                {
+                    // The database answers but refuses this batch: find the bad rows one by one, store the rest.
+                    await IsolateAsync(batch, ex).ConfigureAwait(false);
+                    return;
+                }
+                if (attempt == 0) Log.Unavailable(_logger, ex, batch.Count);
+                var delay = Math.Min(1000, 25 << Math.Min(attempt, 6));
+                await Task.Delay(delay).ConfigureAwait(false);
+                // New arrivals join the retry, as long as the batch has room.
+                while (batch.Count < _options.BatchSize && _queue.Reader.TryRead(out var item)) batch.Add(item);
+            }
+        }
+    }
+
+    private void ExpireOld(List<Pending> batch)
+    {
+        var now = Environment.TickCount64;
+        for (var i = batch.Count - 1; i >= 0; i--)
+        {
+            if (now - batch[i].EnqueuedMs <= _options.WriteTimeoutMs) continue;
+            Complete(batch[i], new PersistenceUnavailableException($"storage unavailable: not committed within {_options.WriteTimeoutMs} ms"));
+            batch.RemoveAt(i);
+        }
+    }
+
+    private async Task IsolateAsync(List<Pending> batch, Exception batchError)
+    {
+        foreach (var pending in batch)
+        {
+            try
+            {
+                await InsertAsync([pending]).ConfigureAwait(false);
+                Complete(pending, null);
+            }
+            catch (Exception ex) when (ex is DbException)
+            {
+                Log.Rejected(_logger, ex, pending.Message.Id);
+                Complete(pending, new ArgumentException("message rejected by the database: " + ex.Message, batchError));
+            }
+        }
+    }
+
+    private async Task InsertAsync(IReadOnlyList<Pending> batch)
+    {
+        var sql = _insertSql.GetOrAdd(batch.Count, count => _dialect.InsertMessagesIgnoringDuplicates(string.Join(", ",
+            Enumerable.Range(0, count).Select(i => $"(@i{i}, @a{i}, @c{i}, @s{i}, @r{i}, @b{i}, @t{i}, 0, NULL)"))));
+        var parameters = new DynamicParameters();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var m = batch[i].Message;
+            parameters.Add("i" + i, m.Id);
+            parameters.Add("a" + i, m.AdminId);
+            parameters.Add("c" + i, m.ClientId);
+            parameters.Add("s" + i, m.SenderId);
+            parameters.Add("r" + i, m.ReceiverId);
+            parameters.Add("b" + i, m.Body);
+            parameters.Add("t" + i, m.SentAt.ToUnixTimeMilliseconds());
+        }
+        await using var connection = _dialect.CreateConnection();
+        await connection.OpenAsync().ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        await connection.ExecuteAsync(new CommandDefinition(sql, parameters, tx)).ConfigureAwait(false);
+        await tx.CommitAsync().ConfigureAwait(false);
+    }
+
+    private async Task<bool> IsReachableAsync()
+    {
+        try
+        {
+            await using var connection = _dialect.CreateConnection();
+            await connection.OpenAsync().ConfigureAwait(false);
+            await connection.ExecuteScalarAsync<int>("SELECT 1").ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is DbException || _dialect.IsTransient(ex))
+        {
+            return false;
+        }
+    }
+
+    private void Complete(Pending pending, Exception? error)
+    {
+        _pending.TryRemove(pending.Message.Id, out _);
+        if (error is null) pending.Source.TrySetResult();
+        else pending.Source.TrySetException(error);
+    }
+
+    /// <summary>Waits until the queued messages of a conversation with id &lt;= <paramref name="upToId"/> are committed or failed.</summary>
+    private async Task FlushAsync(Func<ChatMessage, bool> which)
+    {
+        var waits = _pending.Values.Where(p => which(p.Message)).Select(p => p.Task).ToArray();
+        if (waits.Length == 0) return;
+        try
+        {
+            await Task.WhenAll(waits).ConfigureAwait(false);
+        }
+        catch (PersistenceUnavailableException) { }
+    }
+
+    // ---- reads and read receipts --------------------------------------------------------------------------------------
+
+    public async Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default)
+    {
+        await FlushAsync(m => m.Id == messageId).ConfigureAwait(false);      // it may have been delivered before its commit
+        var at = seenAt.ToUnixTimeMilliseconds();
+        await using var connection = _dialect.CreateConnection();
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE messages SET seen = 1, seen_at = @at WHERE id = @messageId AND receiver_id = @readerId AND seen = 0",
+            new { at, messageId, readerId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var message = await FindAsync(messageId, cancellationToken).ConfigureAwait(false);
+        if (message is null) return new SeenResult(SeenOutcome.NotFound, [], seenAt, null);
+        if (message.ReceiverId != readerId) return new SeenResult(SeenOutcome.NotReceiver, [], seenAt, message.SenderId);
+        return changed == 1
+            ? new SeenResult(SeenOutcome.Marked, [messageId], seenAt, message.SenderId)
+            : new SeenResult(SeenOutcome.AlreadySeen, [], message.SeenAt ?? seenAt, message.SenderId);
+    }
+
+    public async Task<SeenResult> MarkSeenUpToAsync(string adminId, string clientId, long upToId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default)
+    {
+        if (readerId != adminId && readerId != clientId) return new SeenResult(SeenOutcome.NotReceiver, [], seenAt, null);
+        var sender = readerId == adminId ? clientId : adminId;
+        await FlushAsync(m => m.AdminId == adminId && m.ClientId == clientId && m.Id <= upToId).ConfigureAwait(false);
+        var at = seenAt.ToUnixTimeMilliseconds();
+        var args = new { adminId, clientId, upToId, readerId, at };
+        await using var connection = _dialect.CreateConnection();
+        await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var ids = (await connection.QueryAsync<long>(new CommandDefinition(
+            "SELECT id FROM messages WHERE admin_id = @adminId AND client_id = @clientId AND receiver_id = @readerId AND seen = 0 AND id <= @upToId ORDER BY id" + _dialect.ForUpdate,
+            args, tx, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToList();
+        if (ids.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE messages SET seen = 1, seen_at = @at WHERE admin_id = @adminId AND client_id = @clientId AND receiver_id = @readerId AND seen = 0 AND id <= @upToId",
+                args, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return new SeenResult(SeenOutcome.Marked, ids, seenAt, sender);
+        }
+        var any = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COUNT(*) FROM messages WHERE admin_id = @adminId AND client_id = @clientId AND receiver_id = @readerId AND id <= @upToId",
+            args, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return new SeenResult(any > 0 ? SeenOutcome.AlreadySeen : SeenOutcome.NotFound, [], seenAt, sender);
+    }
+
+    public async Task<ChatMessage?> FindAsync(long messageId, CancellationToken cancellationToken = default)
+    {
+        await using var connection = _dialect.CreateConnection();
+        var row = await connection.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM messages WHERE id = @messageId", new { messageId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return row?.ToMessage();
+    }
+
+    public async Task<IReadOnlyList<ChatMessage>> GetPageAsync(string adminId, string clientId, long? beforeId, int limit, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 100);
+        await using var connection = _dialect.CreateConnection();
+        var rows = await connection.QueryAsync<MessageRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM messages WHERE admin_id = @adminId AND client_id = @clientId"
+            + (beforeId is null ? "" : " AND id < @beforeId") + " ORDER BY id DESC LIMIT @limit",
+            new { adminId, clientId, beforeId, limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return rows.Select(r => r.ToMessage()).ToList();
+    }
+
+    public async Task<IReadOnlyList<ConversationSummary>> GetConversationsAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        await using var connection = _dialect.CreateConnection();
+        var rows = await connection.QueryAsync<SummaryRow>(new CommandDefinition(
+            $"""
+            SELECT m.id AS Id, m.admin_id AS AdminId, m.client_id AS ClientId, m.sender_id AS SenderId, m.receiver_id AS ReceiverId,
+              m.body AS Body, m.sent_at AS SentAt, m.seen AS Seen, m.seen_at AS SeenAt,
+              (SELECT COUNT(*) FROM messages u WHERE u.admin_id = m.admin_id AND u.client_id = m.client_id AND u.receiver_id = @userId AND u.seen = 0) AS Unread
+            FROM messages m
+            JOIN (SELECT admin_id, client_id, MAX(id) AS last_id FROM messages WHERE admin_id = @userId OR client_id = @userId GROUP BY admin_id, client_id) l
+              ON m.id = l.last_id
+            ORDER BY m.id DESC
+            """, new { userId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return rows.Select(r => new ConversationSummary(r.AdminId, r.ClientId, r.ToMessage(), (int)r.Unread)).ToList();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Stop taking appends, commit what is queued (bounded by the write timeout), then stop the writer.
+        _stopping.Cancel();
+        _queue.Writer.TryComplete();
+        await Task.WhenAny(_writer, Task.Delay(_options.WriteTimeoutMs + 1000)).ConfigureAwait(false);
+        foreach (var pending in _pending.Values) Complete(pending, new PersistenceUnavailableException("storage unavailable: store is shutting down"));
+        _stopping.Dispose();
+    }
+
+    private sealed class Pending(ChatMessage message, long enqueuedMs)
+    {
+        public ChatMessage Message { get; } = message;
+        public long EnqueuedMs { get; } = enqueuedMs;
+        public TaskCompletionSource Source { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Task Task => Source.Task;
+    }
+
+    private class MessageRow
+    {
+        public long Id { get; set; }
+        public string AdminId { get; set; } = "";
+        public string ClientId { get; set; } = "";
+        public string SenderId { get; set; } = "";
+        public string ReceiverId { get; set; } = "";
+        public string Body { get; set; } = "";
+        public long SentAt { get; set; }
+        public bool Seen { get; set; }
+        public long? SeenAt { get; set; }
+
+        public ChatMessage ToMessage() => new(Id, AdminId, ClientId, SenderId, ReceiverId, Body, DateTimeOffset.FromUnixTimeMilliseconds(SentAt),
+            Seen, SeenAt is { } s ? DateTimeOffset.FromUnixTimeMilliseconds(s) : null);
+    }
+
+    private sealed class SummaryRow : MessageRow
+    {
+        public long Unread { get; set; }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 400, Level = LogLevel.Warning, Message = "database unavailable: {Count} messages wait for their commit (retrying)")]
+        public static partial void Unavailable(ILogger logger, Exception exception, int count);
+
+        [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "database back: committed {Count} messages after {Attempts} retries")]
+        public static partial void Resumed(ILogger logger, int count, int attempts);
+
+        [LoggerMessage(EventId = 402, Level = LogLevel.Error, Message = "message {MessageId} rejected by the database")]
+        public static partial void Rejected(ILogger logger, Exception exception, long messageId);
+    }
+}

@@ -1,0 +1,132 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using Dapper;
+
+namespace WsBroker.Persistence;
+
+/// <summary>The users table. Every change is version-checked in a transaction (newer wins), so redelivered and reordered
+/// events are harmless. Lookups are served from memory: every SEND checks both users.</summary>
+internal sealed class UserStore : IUserStore
+{
+    private static readonly TimeSpan s_cacheLifetime = TimeSpan.FromSeconds(30);
+    private readonly SqlDialect _dialect;
+    private readonly ConcurrentDictionary<string, (UserRecord? User, long ExpiresMs)> _cache = new(StringComparer.Ordinal);
+
+    public UserStore(SqlDialect dialect) => _dialect = dialect;
+
+    public event Action<UserChange>? Changed;
+
+    public Task<UserChangeOutcome> UpsertAsync(string id, string name, UserRole role, long version, DateTimeOffset occurredAt, CancellationToken cancellationToken = default)
+    {
+        Validate(id);
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.Length > 200) throw new ArgumentException("name is longer than 200 characters", nameof(name));
+        return ApplyAsync(id, name, role, version, deleted: null, occurredAt, cancellationToken);
+    }
+
+    public Task<UserChangeOutcome> DeleteAsync(string id, long version, DateTimeOffset occurredAt, CancellationToken cancellationToken = default)
+    {
+        Validate(id);
+        return ApplyAsync(id, null, null, version, deleted: occurredAt, occurredAt, cancellationToken);
+    }
+
+    private async Task<UserChangeOutcome> ApplyAsync(string id, string? name, UserRole? role, long version, DateTimeOffset? deleted,
+        DateTimeOffset occurredAt, CancellationToken cancellationToken)
+    {
+        if (version <= 0) throw new ArgumentOutOfRangeException(nameof(version), "version must be positive");
+        for (var attempt = 0; ; attempt++)
+        {
+            await using var connection = _dialect.CreateConnection();
+            await connection.OpenAsync(cancellationToken);
+            await using var tx = await connection.BeginTransactionAsync(cancellationToken);
+            try
+            {
+                var existing = await connection.QuerySingleOrDefaultAsync<UserRow>(new CommandDefinition(
+                    "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE id = @id" + _dialect.ForUpdate,
+                    new { id }, tx, cancellationToken: cancellationToken));
+                if (existing is not null && existing.Version >= version)
+                {
+                    await tx.RollbackAsync(cancellationToken);
+                    return UserChangeOutcome.Stale;
+                }
+                // A delete keeps the name and role it had (a tombstone for an unknown user gets placeholders).
+                var row = new UserRow
+                {
+                    Id = id,
+                    Name = name ?? existing?.Name ?? "",
+                    Role = role is { } r ? RoleText(r) : existing?.Role ?? "client",
+                    Version = version,
+                    DeletedAt = deleted?.ToUnixTimeMilliseconds(),
+                    UpdatedAt = occurredAt.ToUnixTimeMilliseconds(),
+                };
+                var sql = existing is null
+                    ? "INSERT INTO users (id, name, role, version, deleted_at, updated_at) VALUES (@Id, @Name, @Role, @Version, @DeletedAt, @UpdatedAt)"
+                    : "UPDATE users SET name = @Name, role = @Role, version = @Version, deleted_at = @DeletedAt, updated_at = @UpdatedAt WHERE id = @Id";
+                await connection.ExecuteAsync(new CommandDefinition(sql, row, tx, cancellationToken: cancellationToken));
+                await tx.CommitAsync(cancellationToken);
+                var record = row.ToRecord();
+                _cache[id] = (record, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
+                Changed?.Invoke(new UserChange(record, deleted is not null));
+                return UserChangeOutcome.Applied;
+            }
+            catch (DbException ex) when (attempt < 3 && IsDuplicateOrBusy(ex))
+            {
+                // Two writers inserted the same new user at once: the loser retries and sees the winner's row.
+                await tx.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public async ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default)
+    {
+        if (string.IsNullOrEmpty(id) || id.Length > 64) return null;
+        if (_cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64) return entry.User;
+        await using var connection = _dialect.CreateConnection();
+        var row = await connection.QuerySingleOrDefaultAsync<UserRow>(new CommandDefinition(
+            "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE id = @id",
+            new { id }, cancellationToken: cancellationToken));
+        var user = row?.ToRecord();
+        _cache[id] = (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
+        return user;
+    }
+
+    public async Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default)
+    {
+        await using var connection = _dialect.CreateConnection();
+        var rows = await connection.QueryAsync<UserRow>(new CommandDefinition(
+            "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE deleted_at IS NULL"
+            + (role is null ? "" : " AND role = @role") + " ORDER BY id",
+            new { role = role is { } r ? RoleText(r) : null }, cancellationToken: cancellationToken));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    /// <summary>Drops the cached entry (another node changed the row).</summary>
+    public void Invalidate(string id) => _cache.TryRemove(id, out _);
+
+    private static void Validate(string id)
+    {
+        if (string.IsNullOrWhiteSpace(id)) throw new ArgumentException("user id must not be empty", nameof(id));
+        if (id.Length > 64) throw new ArgumentException("user id is longer than 64 characters", nameof(id));
+    }
+
+    private static bool IsDuplicateOrBusy(DbException ex) =>
+        ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.DuplicateKeyEntry or MySqlConnector.MySqlErrorCode.LockDeadlock }
+        || ex is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19 or 5 };
+
+    internal static string RoleText(UserRole role) => role == UserRole.Admin ? "admin" : "client";
+
+    internal static UserRole ParseRole(string role) => role == "admin" ? UserRole.Admin : UserRole.Client;
+
+    private sealed class UserRow
+    {
+        public string Id { get; set; } = "";
+        public string Name { get; set; } = "";
+        public string Role { get; set; } = "client";
+        public long Version { get; set; }
+        public long? DeletedAt { get; set; }
+        public long UpdatedAt { get; set; }
+
+        public UserRecord ToRecord() => new(Id, Name, ParseRole(Role), Version,
+            DeletedAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null, DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt));
+    }
+}

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using MySqlConnector;
+
+namespace WsBroker.Persistence.Tests;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MariaDbOutageCollection
+{
+    public const string Name = "MariaDB outage (runs alone: it stops the server)";
+}
+
+/// <summary>Stops the real MariaDB in the middle of appends and starts it again.</summary>
+[Collection(MariaDbOutageCollection.Name)]
+[Trait("Category", "Integration")]
+public sealed class OutageTests
+{
+    [Fact]
+    public async Task Append_DatabaseStoppedAndRestarted_AcknowledgedStoredOnce_FailedReported_WritingResumes()
+    {
+        var (options, drop) = await TestDatabases.CreateAsync(StorageProvider.MySql, o => o.WriteTimeoutMs = 2500);
+        var stores = await StoreFactory.CreateAsync(options);
+        try
+        {
+            var t = DateTimeOffset.UtcNow;
+            await stores.Users.UpsertAsync("adm", "A", UserRole.Admin, 1, t);
+            await stores.Users.UpsertAsync("cli", "C", UserRole.Client, 1, t);
+            var acknowledged = new ConcurrentBag<long>();
+            var failed = new ConcurrentBag<long>();
+            var other = new ConcurrentBag<Exception>();
+            var id = 1L;
+            var appends = new List<Task>();
+            async Task AppendOneAsync(long messageId)
+            {
+                try
+                {
+                    await stores.Messages.AppendAsync(new ChatMessage(messageId, "adm", "cli", "cli", "adm", $"m{messageId}", DateTimeOffset.UtcNow));
+                    acknowledged.Add(messageId);
+                }
+                catch (PersistenceUnavailableException) { failed.Add(messageId); }
+                catch (Exception ex) { other.Add(ex); }
+            }
+            // Steady traffic: one append every 2 ms for about 8 s; the server is down from 1 s to 5 s.
+            var traffic = Task.Run(async () =>
+            {
+                var clock = Stopwatch.StartNew();
+                while (clock.ElapsedMilliseconds < 8000)
+                {
+                    appends.Add(AppendOneAsync(id++));
+                    await Task.Delay(2);
+                }
+            });
+            await Task.Delay(1000);
+            await Script("stop");
+            await Task.Delay(4000);
+            await Script("start");
+            await traffic;
+            await Task.WhenAll(appends).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Empty(other);
+
+            var stored = new List<long>();
+            await using (var connection = new MySqlConnection(options.ConnectionString))
+            {
+                await connection.OpenAsync();
+                await using var command = new MySqlCommand("SELECT id FROM messages", connection);
+                await using var reader = await command.ExecuteReaderAsync();
+                while (await reader.ReadAsync()) stored.Add(reader.GetInt64(0));
+            }
+            var storedSet = stored.ToHashSet();
+            Assert.Equal(stored.Count, storedSet.Count);                            // nothing stored twice
+            Assert.All(acknowledged, m => Assert.Contains(m, storedSet));          // every acknowledged message is stored
+            Assert.Equal(id - 1, acknowledged.Count + failed.Count);                // every append has an outcome
+            Assert.NotEmpty(failed);                                                // the outage outlasted the write timeout for some
+            Assert.True(acknowledged.Count(m => !failed.Contains(m)) > 0);
+            // Messages sent after the restart were committed: writing resumed on its own.
+            Assert.Contains(acknowledged, m => m > failed.Max());
+        }
+        finally
+        {
+            await Script("start");
+            await stores.DisposeAsync();
+            await drop();
+        }
+    }
+
+    private static async Task Script(string verb)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "scripts", "mariadb-up.sh"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        using var process = Process.Start(new ProcessStartInfo("bash", [Path.Combine(dir.FullName, "scripts", "mariadb-up.sh"), verb])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.True(process.ExitCode == 0, $"mariadb-up.sh {verb}: {await process.StandardError.ReadToEndAsync()}");
+    }
+}

@@ -1,0 +1,325 @@
+using System.Collections.Concurrent;
+
+namespace WsBroker.Persistence.Tests;
+
+/// <summary>The whole store suite; runs once per provider (see the derived classes at the end).</summary>
+public abstract class StoreTests : IAsyncLifetime
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
+    private readonly StorageProvider _provider;
+    private Func<Task> _drop = () => Task.CompletedTask;
+    private long _nextId = 1000;
+
+    protected StoreTests(StorageProvider provider) => _provider = provider;
+
+    protected PersistenceStores Stores { get; private set; } = null!;
+    protected PersistenceOptions Options { get; private set; } = null!;
+    private IUserStore Users => Stores.Users;
+    private IMessageStore Messages => Stores.Messages;
+
+    public async Task InitializeAsync()
+    {
+        (Options, _drop) = await TestDatabases.CreateAsync(_provider);
+        Stores = await StoreFactory.CreateAsync(Options).WaitAsync(s_timeout);
+        var now = DateTimeOffset.UtcNow;
+        await Users.UpsertAsync("admin1", "Admin One", UserRole.Admin, 1, now);
+        await Users.UpsertAsync("admin2", "Admin Two", UserRole.Admin, 1, now);
+        foreach (var c in new[] { "client1", "client2", "client3" }) await Users.UpsertAsync(c, c, UserRole.Client, 1, now);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Stores.DisposeAsync();
+        await _drop();
+    }
+
+    private ChatMessage Msg(string admin, string client, bool fromClient = true, string? body = null)
+    {
+        var id = Interlocked.Increment(ref _nextId);
+        return new ChatMessage(id, admin, client, fromClient ? client : admin, fromClient ? admin : client, body ?? $"m{id}",
+            DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000 + id));
+    }
+
+    // ---- migrations ---------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Migrations_AppliedAgainAndConcurrently_AreIdempotent()
+    {
+        var again = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => StoreFactory.CreateAsync(Options))).WaitAsync(s_timeout);
+        foreach (var stores in again)
+        {
+            Assert.True(await stores.PingAsync());
+            await stores.DisposeAsync();
+        }
+        Assert.Equal(5, (await Users.ListAsync()).Count);           // the data survived
+    }
+
+    [Fact]
+    public async Task Migrations_TwoNodesOnAFreshDatabase_BothStart()
+    {
+        var (options, drop) = await TestDatabases.CreateAsync(_provider);
+        try
+        {
+            var both = await Task.WhenAll(StoreFactory.CreateAsync(options), StoreFactory.CreateAsync(options)).WaitAsync(s_timeout);
+            await both[0].Users.UpsertAsync("u", "U", UserRole.Client, 1, DateTimeOffset.UtcNow);
+            Assert.NotNull(await both[1].Users.FindAsync("u"));
+            foreach (var s in both) await s.DisposeAsync();
+        }
+        finally
+        {
+            await drop();
+        }
+    }
+
+    // ---- users --------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Upsert_NewerVersionWins_OlderAndEqualAreStale()
+    {
+        var t = DateTimeOffset.UtcNow;
+        Assert.Equal(UserChangeOutcome.Applied, await Users.UpsertAsync("u1", "Ana", UserRole.Client, 5, t));
+        Assert.Equal(UserChangeOutcome.Stale, await Users.UpsertAsync("u1", "Old", UserRole.Client, 4, t));
+        Assert.Equal(UserChangeOutcome.Stale, await Users.UpsertAsync("u1", "Same", UserRole.Client, 5, t));
+        Assert.Equal(UserChangeOutcome.Applied, await Users.UpsertAsync("u1", "Ana B", UserRole.Admin, 6, t));
+        var user = await Users.FindAsync("u1");
+        Assert.Equal(("Ana B", UserRole.Admin, 6L), (user!.Name, user.Role, user.Version));
+    }
+
+    [Fact]
+    public async Task Delete_IsSoft_AndOlderCreateDoesNotRevive_ButNewerDoes()
+    {
+        var t = DateTimeOffset.UtcNow;
+        await Users.UpsertAsync("u2", "Bo", UserRole.Client, 1, t);
+        Assert.Equal(UserChangeOutcome.Applied, await Users.DeleteAsync("u2", 2, t));
+        Assert.True((await Users.FindAsync("u2"))!.IsDeleted);
+        Assert.Equal(UserChangeOutcome.Stale, await Users.UpsertAsync("u2", "Bo", UserRole.Client, 1, t));
+        Assert.DoesNotContain(await Users.ListAsync(), u => u.Id == "u2");
+        Assert.Equal(UserChangeOutcome.Applied, await Users.UpsertAsync("u2", "Bo again", UserRole.Client, 3, t));
+        Assert.False((await Users.FindAsync("u2"))!.IsDeleted);
+    }
+
+    [Fact]
+    public async Task Delete_UnknownUser_LeavesATombstone_SoALateCreateStaysDeleted()
+    {
+        var t = DateTimeOffset.UtcNow;
+        Assert.Equal(UserChangeOutcome.Applied, await Users.DeleteAsync("ghost", 10, t));
+        Assert.Equal(UserChangeOutcome.Stale, await Users.UpsertAsync("ghost", "G", UserRole.Client, 9, t));
+        Assert.True((await Users.FindAsync("ghost"))!.IsDeleted);
+    }
+
+    [Fact]
+    public async Task Changed_IsRaisedForAppliedChangesOnly_AndFindSeesTheNewValue()
+    {
+        var changes = new ConcurrentQueue<UserChange>();
+        Users.Changed += changes.Enqueue;
+        var t = DateTimeOffset.UtcNow;
+        Assert.Equal("client1", (await Users.FindAsync("client1"))!.Name);          // cached now
+        await Users.UpsertAsync("client1", "Renamed", UserRole.Client, 2, t);
+        await Users.UpsertAsync("client1", "Stale", UserRole.Client, 1, t);
+        await Users.DeleteAsync("client1", 3, t);
+        Assert.Equal([false, true], changes.Select(c => c.Deleted));
+        Assert.True((await Users.FindAsync("client1"))!.IsDeleted);
+        Assert.Null(await Users.FindAsync("nobody"));
+    }
+
+    [Fact]
+    public async Task Upsert_ConcurrentVersionsOfOneUser_EndsAtTheHighest()
+    {
+        var t = DateTimeOffset.UtcNow;
+        await Task.WhenAll(Enumerable.Range(1, 20).Select(v => Users.UpsertAsync("race", $"v{v}", UserRole.Client, v, t))).WaitAsync(s_timeout);
+        Assert.Equal("v20", (await Users.ListAsync()).Single(u => u.Id == "race").Name);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    public async Task Upsert_BadId_IsRejected(string id) =>
+        await Assert.ThrowsAsync<ArgumentException>(() => Users.UpsertAsync(id, "x", UserRole.Client, 1, DateTimeOffset.UtcNow));
+
+    [Fact]
+    public async Task Upsert_BadVersionOrLongId_IsRejected()
+    {
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Users.UpsertAsync("v0", "x", UserRole.Client, 0, DateTimeOffset.UtcNow));
+        await Assert.ThrowsAsync<ArgumentException>(() => Users.UpsertAsync(new string('x', 65), "x", UserRole.Client, 1, DateTimeOffset.UtcNow));
+    }
+
+    // ---- messages -----------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Append_ThenGetPage_NewestFirstWithKeysetPaging()
+    {
+        var sent = new List<ChatMessage>();
+        for (var i = 0; i < 25; i++) sent.Add(Msg("admin1", "client1", fromClient: i % 2 == 0));
+        await Task.WhenAll(sent.Select(m => Messages.AppendAsync(m))).WaitAsync(s_timeout);
+        var page1 = await Messages.GetPageAsync("admin1", "client1", null, 10);
+        var page2 = await Messages.GetPageAsync("admin1", "client1", page1[^1].Id, 10);
+        var page3 = await Messages.GetPageAsync("admin1", "client1", page2[^1].Id, 10);
+        var all = page1.Concat(page2).Concat(page3).ToList();
+        Assert.Equal(sent.OrderByDescending(m => m.Id).Select(m => m.Id), all.Select(m => m.Id));
+        Assert.Equal(5, page3.Count);
+        Assert.Equal(sent[0], all[^1]);                               // every field round-trips (times to the ms)
+        Assert.Empty(await Messages.GetPageAsync("admin1", "client2", null, 10));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(101)]
+    public async Task GetPage_LimitOutOfRange_IsRejected(int limit) =>
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Messages.GetPageAsync("admin1", "client1", null, limit));
+
+    [Fact]
+    public async Task Append_ManyConcurrentWriters_AllStoredOnce_InIdOrder_WithGroupCommit()
+    {
+        var writers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+        {
+            var tasks = new List<Task>();
+            for (var i = 0; i < 150; i++) tasks.Add(Messages.AppendAsync(Msg("admin1", "client2")));
+            await Task.WhenAll(tasks);
+        }));
+        await Task.WhenAll(writers).WaitAsync(s_timeout);
+        var stored = new List<ChatMessage>();
+        long? before = null;
+        while (true)
+        {
+            var page = await Messages.GetPageAsync("admin1", "client2", before, 100);
+            if (page.Count == 0) break;
+            stored.AddRange(page);
+            before = page[^1].Id;
+        }
+        Assert.Equal(1200, stored.Count);
+        Assert.Equal(stored.Select(m => m.Id).Distinct().Count(), stored.Count);
+        Assert.Equal(stored.Select(m => m.Id).OrderDescending(), stored.Select(m => m.Id));
+        Assert.Equal(0, Messages.QueueDepth);
+    }
+
+    [Fact]
+    public async Task GetPage_WhileWriting_NeverSkipsOrRepeats()
+    {
+        // Ids grow with time, so a page taken while newer messages arrive only ever misses messages newer than the first page.
+        var writing = Task.Run(async () =>
+        {
+            for (var i = 0; i < 300; i++) await Messages.AppendAsync(Msg("admin2", "client3"));
+        });
+        await Task.Delay(50);
+        var seen = new List<long>();
+        long? before = null;
+        while (true)
+        {
+            var page = await Messages.GetPageAsync("admin2", "client3", before, 7);
+            if (page.Count == 0) break;
+            seen.AddRange(page.Select(m => m.Id));
+            before = page[^1].Id;
+        }
+        await writing.WaitAsync(s_timeout);
+        Assert.Equal(seen.Distinct().Count(), seen.Count);
+        var all = (await Messages.GetPageAsync("admin2", "client3", null, 100)).Select(m => m.Id).ToList();
+        if (seen.Count > 0)
+        {
+            // Everything at or below the first id seen is in the walk: nothing skipped.
+            var first = seen[0];
+            var expected = new List<long>();
+            long? b = null;
+            while (true)
+            {
+                var page = await Messages.GetPageAsync("admin2", "client3", b, 100);
+                if (page.Count == 0) break;
+                expected.AddRange(page.Where(m => m.Id <= first).Select(m => m.Id));
+                b = page[^1].Id;
+            }
+            Assert.Equal(expected, seen);
+        }
+        Assert.NotEmpty(all);
+    }
+
+    [Fact]
+    public async Task MarkSeen_OnlyByTheReceiver_AndOnlyOnce()
+    {
+        var m = Msg("admin1", "client1");                             // client1 → admin1
+        await Messages.AppendAsync(m);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_123);
+        Assert.Equal(SeenOutcome.NotReceiver, (await Messages.MarkSeenAsync(m.Id, "client1", at)).Outcome);
+        var first = await Messages.MarkSeenAsync(m.Id, "admin1", at);
+        Assert.Equal((SeenOutcome.Marked, "client1"), (first.Outcome, first.SenderId));
+        Assert.Equal([m.Id], first.MarkedIds);
+        var again = await Messages.MarkSeenAsync(m.Id, "admin1", at.AddMinutes(1));
+        Assert.Equal(SeenOutcome.AlreadySeen, again.Outcome);
+        Assert.Equal(at, again.SeenAt);                                // the first seen-at stays
+        var stored = await Messages.FindAsync(m.Id);
+        Assert.True(stored!.Seen);
+        Assert.Equal(at, stored.SeenAt);
+        Assert.Equal(SeenOutcome.NotFound, (await Messages.MarkSeenAsync(424242, "admin1", at)).Outcome);
+    }
+
+    [Fact]
+    public async Task MarkSeenUpTo_MarksTheReadersUnseenMessagesUpToTheId()
+    {
+        var fromClient = Enumerable.Range(0, 4).Select(_ => Msg("admin1", "client3")).ToList();
+        var fromAdmin = Msg("admin1", "client3", fromClient: false);
+        var later = Msg("admin1", "client3");
+        foreach (var m in fromClient.Append(fromAdmin).Append(later)) await Messages.AppendAsync(m);
+        var at = DateTimeOffset.UtcNow;
+        var result = await Messages.MarkSeenUpToAsync("admin1", "client3", fromAdmin.Id, "admin1", at);
+        Assert.Equal(SeenOutcome.Marked, result.Outcome);
+        Assert.Equal(fromClient.Select(m => m.Id), result.MarkedIds);   // not the admin's own message, not the later one
+        Assert.Equal("client3", result.SenderId);
+        Assert.Equal(SeenOutcome.AlreadySeen, (await Messages.MarkSeenUpToAsync("admin1", "client3", fromAdmin.Id, "admin1", at)).Outcome);
+        Assert.False((await Messages.FindAsync(later.Id))!.Seen);
+        Assert.Equal(SeenOutcome.NotReceiver, (await Messages.MarkSeenUpToAsync("admin1", "client3", later.Id, "client1", at)).Outcome);
+    }
+
+    [Fact]
+    public async Task GetConversations_GivesLastMessageAndUnreadCountPerSide()
+    {
+        await Messages.AppendAsync(Msg("admin1", "client1"));
+        await Messages.AppendAsync(Msg("admin1", "client1"));
+        var lastC1 = Msg("admin1", "client1", fromClient: false);
+        await Messages.AppendAsync(lastC1);
+        var lastC2 = Msg("admin1", "client2");
+        await Messages.AppendAsync(lastC2);
+        var admin = await Messages.GetConversationsAsync("admin1");
+        Assert.Equal(["client2", "client1"], admin.Select(c => c.ClientId));   // newest conversation first
+        Assert.Equal(lastC2.Id, admin[0].LastMessage!.Id);
+        Assert.Equal(1, admin[0].UnreadCount);
+        Assert.Equal(2, admin[1].UnreadCount);
+        var client = Assert.Single(await Messages.GetConversationsAsync("client1"));
+        Assert.Equal((lastC1.Id, 1), (client.LastMessage!.Id, client.UnreadCount));
+        Assert.Empty(await Messages.GetConversationsAsync("client3"));
+    }
+
+    [Fact]
+    public async Task Append_SqlMetacharactersInEveryTextField_RoundTripUnchanged()
+    {
+        var evil = "x'); DROP TABLE messages; -- \" \\ % _ ` ; \0 ünï 💬";
+        var t = DateTimeOffset.UtcNow;
+        var admin = "a'--" + "\"`";
+        var client = "c;DROP\\%_";
+        await Users.UpsertAsync(admin, evil, UserRole.Admin, 1, t);
+        await Users.UpsertAsync(client, evil, UserRole.Client, 1, t);
+        var m = new ChatMessage(Interlocked.Increment(ref _nextId), admin, client, client, admin, evil, DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));
+        await Messages.AppendAsync(m);
+        Assert.Equal(m, (await Messages.GetPageAsync(admin, client, null, 1)).Single());
+        Assert.Equal(evil, (await Users.FindAsync(admin))!.Name);
+        Assert.Equal(5 + 2, (await Users.ListAsync()).Count);
+    }
+
+    [Fact]
+    public async Task Append_BadInput_IsRejectedWithAClearError()
+    {
+        var tooLong = Msg("admin1", "client1", body: new string('x', Options.MaxBodyBytes + 1));
+        Assert.Contains("body is larger", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(tooLong))).Message);
+        var unknown = new ChatMessage(Interlocked.Increment(ref _nextId), "admin1", "nobody", "nobody", "admin1", "hi", DateTimeOffset.UtcNow);
+        Assert.Contains("unknown user 'nobody'", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(unknown))).Message);
+        await Users.DeleteAsync("client2", 5, DateTimeOffset.UtcNow);
+        var deleted = Msg("admin1", "client2");
+        Assert.Contains("deleted", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(deleted))).Message);
+        var notParty = new ChatMessage(Interlocked.Increment(ref _nextId), "admin1", "client1", "client3", "admin1", "hi", DateTimeOffset.UtcNow);
+        await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(notParty));
+        Assert.Empty(await Messages.GetPageAsync("admin1", "client1", null, 10));
+    }
+}
+
+[Trait("Category", "Integration")]
+public sealed class SqliteStoreTests() : StoreTests(StorageProvider.Sqlite);
+
+[Trait("Category", "Integration")]
+public sealed class MySqlStoreTests() : StoreTests(StorageProvider.MySql);
