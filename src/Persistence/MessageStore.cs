@@ -72,7 +72,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
     {
         var pending = new Pending(message, Environment.TickCount64);
         if (!_pending.TryAdd(message.Id, pending)) throw new ArgumentException($"message {message.Id} is already queued", nameof(message));
-        if (_stopping.IsCancellationRequested || !_queue.Writer.TryWrite(pending))
+        if (Volatile.Read(ref _disposed) != 0 || !_queue.Writer.TryWrite(pending))
         {
             _pending.TryRemove(message.Id, out _);
             return Task.FromException(new PersistenceUnavailableException("storage unavailable: write queue full"));
@@ -314,13 +314,15 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // Stop taking appends, commit what is queued (bounded by the write timeout), then stop the writer.
+        // Stop taking appends, commit what is queued (bounded by the write timeout), then stop the writer. Idempotent.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stopping.Cancel();
         _queue.Writer.TryComplete();
         await Task.WhenAny(_writer, Task.Delay(_options.WriteTimeoutMs + 1000)).ConfigureAwait(false);
         foreach (var pending in _pending.Values) Complete(pending, new PersistenceUnavailableException("storage unavailable: store is shutting down"));
-        _stopping.Dispose();
     }
+
+    private int _disposed;
 
     private sealed class Pending(ChatMessage message, long enqueuedMs)
     {

@@ -2,9 +2,5 @@ namespace WsBroker.UserSync;
 
 internal static class Program
 {
-    private static int Main(string[] args)
-    {
-        Console.Error.WriteLine("wsbroker-usersync: no commands yet");
-        return args.Length == 0 ? 0 : 2;
-    }
+    private static Task<int> Main(string[] args) => PublisherCommand.RunAsync(args, Console.Out, Console.Error);
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# RabbitMQ for the WsBroker tests: installs rabbitmq-server from Debian packages if missing, starts it WITHOUT systemd
+# on 127.0.0.1 (AMQP 5672; guest/guest works on loopback), waits until it answers, exports WSBROKER_TEST_RABBITMQ_HOST.
+# Safe to run again when RabbitMQ is already running.
+#   source scripts/rabbitmq-up.sh       # as test.sh does (keeps the export)
+#   scripts/rabbitmq-up.sh [up|start|stop|status]
+
+wsb_rabbitmq_running() { timeout 20 rabbitmqctl -q status >/dev/null 2>&1; }
+
+wsb_rabbitmq_start() {
+  wsb_rabbitmq_running && return 0
+  mkdir -p /var/lib/rabbitmq /var/log/rabbitmq && chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
+  # Loopback only; the node name is fixed so rabbitmqctl finds it whatever the host name is.
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODENAME=rabbit@localhost
+  grep -q '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null \
+    || printf 'NODENAME=rabbit@localhost\nNODE_IP_ADDRESS=127.0.0.1\n' >> /etc/rabbitmq/rabbitmq-env.conf
+  setsid rabbitmq-server >>/tmp/wsbroker-rabbitmq.log 2>&1 < /dev/null &
+  for _ in $(seq 1 90); do
+    if timeout 20 rabbitmqctl -q await_startup >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "rabbitmq-up: RabbitMQ did not answer within 90 s (see /tmp/wsbroker-rabbitmq.log)" >&2
+  return 1
+}
+
+wsb_rabbitmq_stop() {
+  wsb_rabbitmq_running || return 0
+  timeout 60 rabbitmqctl -q shutdown >/dev/null 2>&1
+}
+
+wsb_rabbitmq_up() {
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    echo "rabbitmq-up: installing rabbitmq-server from Debian packages"
+    export DEBIAN_FRONTEND=noninteractive
+    # The package's post-install tries to start the service through invoke-rc.d; without systemd that must not hang the
+    # install, so service starts are denied while it runs (we start the server ourselves below).
+    local created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1; fi
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq rabbitmq-server >/tmp/wsbroker-apt-rabbitmq.log 2>&1 \
+      || { apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 \
+           && apt-get -o DPkg::Lock::Timeout=600 install -y -qq rabbitmq-server >/tmp/wsbroker-apt-rabbitmq.log 2>&1; }
+    local rc=$?
+    [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || { echo "rabbitmq-up: apt-get install rabbitmq-server failed (see /tmp/wsbroker-apt-rabbitmq.log)" >&2; return 1; }
+  fi
+  wsb_rabbitmq_start || return 1
+  export WSBROKER_TEST_RABBITMQ_HOST=127.0.0.1
+  echo "rabbitmq-up: RabbitMQ ready on 127.0.0.1:5672"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  case "${1:-up}" in
+    up) wsb_rabbitmq_up ;;
+    start) wsb_rabbitmq_start ;;
+    stop) wsb_rabbitmq_stop ;;
+    status) wsb_rabbitmq_running && echo running || { echo stopped; exit 1; } ;;
+    *) echo "usage: $0 [up|start|stop|status]" >&2; exit 2 ;;
+  esac
+else
+  wsb_rabbitmq_up
+fi

@@ -1,0 +1,86 @@
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using WsBroker.Persistence;
+using WsBroker.UserSync.Contracts;
+
+namespace WsBroker.UserSync;
+
+/// <summary>An event that can never be applied (empty id, unknown role, bad version): not retried, it goes to the error queue.</summary>
+public sealed class InvalidUserEventException(string message) : Exception(message)
+{
+    public InvalidUserEventException() : this("invalid user event") { }
+    public InvalidUserEventException(string message, Exception inner) : this(message + ": " + inner.Message) { }
+}
+
+/// <summary>In-process announcements of applied user events (the broker closes a deleted user's sessions).</summary>
+public interface IUserEvents
+{
+    event Action<string>? UserDeleted;
+}
+
+internal sealed class UserEvents : IUserEvents
+{
+    public event Action<string>? UserDeleted;
+
+    public void RaiseDeleted(string userId) => UserDeleted?.Invoke(userId);
+}
+
+internal static class UserEventRules
+{
+    public static UserRole Role(string? role) => role switch
+    {
+        "admin" => UserRole.Admin,
+        "client" => UserRole.Client,
+        _ => throw new InvalidUserEventException($"role must be 'admin' or 'client', not '{role}'"),
+    };
+
+    public static void Check(string? userId, long version)
+    {
+        if (string.IsNullOrWhiteSpace(userId)) throw new InvalidUserEventException("UserId must not be empty");
+        if (userId.Length > 64) throw new InvalidUserEventException("UserId is longer than 64 characters");
+        if (version <= 0) throw new InvalidUserEventException("Version must be positive");
+    }
+
+    public static string Name(string? name, string userId) =>
+        string.IsNullOrWhiteSpace(name) ? userId : name.Length > 200 ? throw new InvalidUserEventException("Name is longer than 200 characters") : name;
+}
+
+public sealed class UserCreatedConsumer(IUserStore users, ILogger<UserCreatedConsumer> logger) : IConsumer<UserCreated>
+{
+    public async Task Consume(ConsumeContext<UserCreated> context)
+    {
+        var e = context.Message;
+        UserEventRules.Check(e.UserId, e.Version);
+        var outcome = await users.UpsertAsync(e.UserId, UserEventRules.Name(e.Name, e.UserId), UserEventRules.Role(e.Role), e.Version, e.OccurredAt, context.CancellationToken);
+        Log.Applied(logger, "created", e.UserId, e.Version, outcome);
+    }
+}
+
+public sealed class UserUpdatedConsumer(IUserStore users, ILogger<UserUpdatedConsumer> logger) : IConsumer<UserUpdated>
+{
+    public async Task Consume(ConsumeContext<UserUpdated> context)
+    {
+        var e = context.Message;
+        UserEventRules.Check(e.UserId, e.Version);
+        var outcome = await users.UpsertAsync(e.UserId, UserEventRules.Name(e.Name, e.UserId), UserEventRules.Role(e.Role), e.Version, e.OccurredAt, context.CancellationToken);
+        Log.Applied(logger, "updated", e.UserId, e.Version, outcome);
+    }
+}
+
+public sealed class UserDeletedConsumer(IUserStore users, IUserEvents events, ILogger<UserDeletedConsumer> logger) : IConsumer<UserDeleted>
+{
+    public async Task Consume(ConsumeContext<UserDeleted> context)
+    {
+        var e = context.Message;
+        UserEventRules.Check(e.UserId, e.Version);
+        var outcome = await users.DeleteAsync(e.UserId, e.Version, e.OccurredAt, context.CancellationToken);
+        Log.Applied(logger, "deleted", e.UserId, e.Version, outcome);
+        if (outcome == UserChangeOutcome.Applied && events is UserEvents raise) raise.RaiseDeleted(e.UserId);
+    }
+}
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "user {Kind} {UserId} v{Version}: {Outcome}")]
+    public static partial void Applied(ILogger logger, string kind, string userId, long version, UserChangeOutcome outcome);
+}

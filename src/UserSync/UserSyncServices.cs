@@ -1,0 +1,114 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using WsBroker.UserSync.Contracts;
+
+namespace WsBroker.UserSync;
+
+/// <summary>Which transport carries the user events.</summary>
+public enum BusTransport
+{
+    InMemory,
+    RabbitMq,
+}
+
+/// <summary>Section <c>Bus</c>: the transport and the consumer endpoint.</summary>
+public sealed class UserSyncOptions
+{
+    public const string Section = "Bus";
+
+    public BusTransport Transport { get; set; } = BusTransport.InMemory;
+    public string Host { get; set; } = "localhost";
+    public int Port { get; set; } = 5672;
+    public string VirtualHost { get; set; } = "/";
+    public string Username { get; set; } = "guest";
+    public string Password { get; set; } = "guest";
+    /// <summary>The durable queue the consumers read (its poison messages go to <c>{QueueName}_error</c>).</summary>
+    public string QueueName { get; set; } = "wsbroker-users";
+    public int PrefetchCount { get; set; } = 16;
+    public int ConcurrentMessageLimit { get; set; } = 8;
+
+    public IEnumerable<string> Validate()
+    {
+        if (!Enum.IsDefined(Transport)) yield return "Bus:Transport must be InMemory or RabbitMq";
+        if (Transport == BusTransport.RabbitMq && string.IsNullOrWhiteSpace(Host)) yield return "Bus:Host must be set when Bus:Transport is RabbitMq";
+        if (Port is < 1 or > 65535) yield return "Bus:Port must be between 1 and 65535";
+        if (string.IsNullOrWhiteSpace(QueueName)) yield return "Bus:QueueName must not be empty";
+        if (PrefetchCount is < 1 or > 10000) yield return "Bus:PrefetchCount must be between 1 and 10000";
+        if (ConcurrentMessageLimit is < 1 or > 1000) yield return "Bus:ConcurrentMessageLimit must be between 1 and 1000";
+    }
+}
+
+/// <summary>Publishes the user events (embedded mode seeds its demo users through this, like the user service would).</summary>
+public interface IUserEventPublisher
+{
+    Task PublishAsync<T>(T message, CancellationToken cancellationToken = default) where T : class;
+}
+
+internal sealed class UserEventPublisher(IPublishEndpoint publish) : IUserEventPublisher
+{
+    public Task PublishAsync<T>(T message, CancellationToken cancellationToken = default) where T : class => publish.Publish(message, cancellationToken);
+}
+
+public static class UserSyncServiceCollectionExtensions
+{
+    /// <summary>Registers MassTransit with the configured transport and the user consumers on one receive endpoint.
+    /// Needs an <see cref="WsBroker.Persistence.IUserStore"/> in the container.</summary>
+    public static IServiceCollection AddWsBrokerUserSync(this IServiceCollection services, IConfiguration configuration)
+    {
+        var section = configuration.GetSection(UserSyncOptions.Section);
+        var options = new UserSyncOptions();
+        var transport = section["Transport"];
+        section.Bind(options, b => b.ErrorOnUnknownConfiguration = false);
+        var problems = options.Validate().ToList();
+        if (!string.IsNullOrEmpty(transport) && !Enum.TryParse<BusTransport>(transport, true, out _))
+            problems.Insert(0, $"Bus:Transport must be InMemory or RabbitMq, not '{transport}'");
+        if (problems.Count > 0) throw new OptionsValidationException(UserSyncOptions.Section, typeof(UserSyncOptions), problems);
+        services.AddSingleton(Options.Create(options));
+        services.AddSingleton<UserEvents>();
+        services.AddSingleton<IUserEvents>(sp => sp.GetRequiredService<UserEvents>());
+        services.AddSingleton<IUserEventPublisher, UserEventPublisher>();
+        services.AddMassTransit(x =>
+        {
+            x.AddConsumer<UserCreatedConsumer>();
+            x.AddConsumer<UserUpdatedConsumer>();
+            x.AddConsumer<UserDeletedConsumer>();
+            if (options.Transport == BusTransport.RabbitMq)
+            {
+                x.UsingRabbitMq((context, cfg) =>
+                {
+                    cfg.Host(options.Host, (ushort)options.Port, options.VirtualHost, h =>
+                    {
+                        h.Username(options.Username);
+                        h.Password(options.Password);
+                    });
+                    cfg.ReceiveEndpoint(options.QueueName, e =>
+                    {
+                        e.PrefetchCount = options.PrefetchCount;
+                        Configure(e, context, options);
+                    });
+                });
+            }
+            else
+            {
+                x.UsingInMemory((context, cfg) => cfg.ReceiveEndpoint(options.QueueName, e => Configure(e, context, options)));
+            }
+        });
+        return services;
+    }
+
+    private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, UserSyncOptions options)
+    {
+        endpoint.ConcurrentMessageLimit = options.ConcurrentMessageLimit;
+        // A database hiccup is retried; an event that can never be applied goes straight to the error queue.
+        endpoint.UseMessageRetry(r =>
+        {
+            r.Intervals(100, 500, 1000, 2000);
+            r.Ignore<InvalidUserEventException>();
+        });
+        endpoint.ConfigureConsumer<UserCreatedConsumer>(context);
+        endpoint.ConfigureConsumer<UserUpdatedConsumer>(context);
+        endpoint.ConfigureConsumer<UserDeletedConsumer>(context);
+    }
+}
