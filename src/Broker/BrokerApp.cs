@@ -1,9 +1,15 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Options;
+using WsBroker.Broker.Api;
 using WsBroker.Broker.Auth;
+using WsBroker.Broker.Chat;
 using WsBroker.Broker.Connections;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
+using WsBroker.Persistence;
+using WsBroker.UserSync;
 
 namespace WsBroker.Broker;
 
@@ -17,13 +23,71 @@ public static class BrokerApp
         builder.Configuration.AddEnvironmentVariables("WSBROKER_");
         builder.WebHost.UseKestrel(k => k.AddServerHeader = false);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
-        AddBroker(builder.Services, builder.Configuration);
         configure?.Invoke(builder);
+        var mode = BrokerMode.From(builder.Configuration);
+        var generatedKey = false;
+        if (mode.IsEmbedded && string.IsNullOrEmpty(builder.Configuration["Auth:SigningKey"]) && string.IsNullOrEmpty(builder.Configuration["Auth:PublicKeyPath"]))
+        {
+            // Embedded mode works with one command: a per-process key signs the dev tokens. Production must configure one.
+            builder.Configuration["Auth:SigningKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+            generatedKey = true;
+        }
+        builder.Services.AddSingleton(mode);
+        AddBroker(builder.Services, builder.Configuration);
+        AddChat(builder.Services, builder.Configuration);
 
         var app = builder.Build();
+        if (generatedKey)
+            app.Logger.LogWarning("embedded mode: no Auth:SigningKey configured, using a random key for this process (tokens die with it)");
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
+        UseWebPages(app);
         MapBroker(app);
+        ChatApi.Map(app);
         return app;
+    }
+
+    /// <summary>Registers storage, user sync and the support chat rules on top of the engine.</summary>
+    public static IServiceCollection AddChat(IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ChatOptions>>(new Validator<ChatOptions>(o => o.Validate()));
+        services.AddWsBrokerPersistence(configuration);
+        services.AddWsBrokerUserSync(configuration);
+        services.AddSingleton<IDestinationPolicy, ChatPolicy>();
+        services.AddSingleton<ISendHandler, ChatSendHandler>();
+        services.AddHostedService<ChatLifecycle>();
+        return services;
+    }
+
+    /// <summary>Serves web-js at <c>/</c> when the folder is found (next to the binary, or in the source tree).</summary>
+    private static void UseWebPages(WebApplication app)
+    {
+        var root = app.Services.GetRequiredService<IOptions<ChatOptions>>().Value.WebRoot ?? FindWebRoot();
+        if (root is null)
+        {
+            app.MapGet("/", () => Results.Text("WsBroker is running. The web pages (web-js/) were not found next to the binary.", "text/plain"));
+            return;
+        }
+        var files = new PhysicalFileProvider(Path.GetFullPath(root));
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
+        app.UseStaticFiles(new StaticFileOptions
+        {
+            FileProvider = files,
+            OnPrepareResponse = ctx => ctx.Context.Response.Headers.CacheControl = "no-cache",
+        });
+    }
+
+    private static string? FindWebRoot()
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "web-js");
+                if (File.Exists(Path.Combine(candidate, "index.html"))) return candidate;
+            }
+        }
+        return null;
     }
 
     /// <summary>Registers the engine: options (validated at start), router, sessions, JWT, default policy.</summary>
@@ -49,10 +113,10 @@ public static class BrokerApp
     /// <summary>Maps the WebSocket endpoints and health.</summary>
     public static void MapBroker(WebApplication app)
     {
-        var handler = app.Services.GetRequiredService<StompConnectionHandler>();
-        app.Map("/ws", handler.HandleStompAsync);
-        app.Map("/ws/topic/{**path}", (HttpContext context, string path) => handler.HandleRawAsync(context, "/topic/", path));
-        app.Map("/ws/queue/{**path}", (HttpContext context, string path) => handler.HandleRawAsync(context, "/queue/", path));
+        static StompConnectionHandler Handler(HttpContext context) => context.RequestServices.GetRequiredService<StompConnectionHandler>();
+        app.Map("/ws", (HttpContext context) => Handler(context).HandleStompAsync(context));
+        app.Map("/ws/topic/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/topic/", path));
+        app.Map("/ws/queue/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/queue/", path));
         app.MapGet("/healthz", () => Results.Ok(new { status = "alive" }));
     }
 

@@ -106,32 +106,30 @@ public static class PersistenceServiceCollectionExtensions
             })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<PersistenceOptions>, PersistenceOptionsValidator>();
-        services.AddSingleton<PersistenceHost>();
-        services.AddHostedService(sp => sp.GetRequiredService<PersistenceHost>());
-        services.AddSingleton(sp => sp.GetRequiredService<PersistenceHost>().Stores);
+        // Opened (and migrated) on first use: every component that needs a store gets it migrated and ready.
+        services.AddSingleton(sp => StoreFactory.CreateAsync(sp.GetRequiredService<IOptions<PersistenceOptions>>().Value,
+            sp.GetRequiredService<ILoggerFactory>()).GetAwaiter().GetResult());
+        services.AddHostedService<PersistenceHost>();
         services.AddSingleton(sp => sp.GetRequiredService<PersistenceStores>().Users);
         services.AddSingleton(sp => sp.GetRequiredService<PersistenceStores>().Messages);
         return services;
     }
 }
 
-/// <summary>Migrates and opens the stores when the host starts (before Kestrel listens) and flushes them when it stops.</summary>
-internal sealed class PersistenceHost(IOptions<PersistenceOptions> options, ILoggerFactory loggerFactory) : IHostedLifecycleService
+/// <summary>Opens the stores when the host starts (before Kestrel listens) and flushes the write-behind queue when it has stopped.</summary>
+internal sealed class PersistenceHost(IServiceProvider services) : IHostedLifecycleService
 {
-    private PersistenceStores? _stores;
-
-    public PersistenceStores Stores => _stores ?? throw new InvalidOperationException("the stores are opened when the host starts");
-
-    public async Task StartingAsync(CancellationToken cancellationToken) =>
-        _stores ??= await StoreFactory.CreateAsync(options.Value, loggerFactory, cancellationToken);
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        _ = services.GetRequiredService<PersistenceStores>();
+        return Task.CompletedTask;
+    }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task StoppedAsync(CancellationToken cancellationToken)
-    {
-        if (_stores is not null) await _stores.DisposeAsync();
-    }
+    public async Task StoppedAsync(CancellationToken cancellationToken) =>
+        await services.GetRequiredService<PersistenceStores>().DisposeAsync();
 }

@@ -15,10 +15,13 @@ public sealed class TestBroker : IAsyncDisposable
     public const string SigningKey = "broker-tests-signing-key-0123456789abcdefghij";
     private readonly WebApplication _app;
 
-    private TestBroker(WebApplication app, Uri baseUri)
+    private readonly string _database;
+
+    private TestBroker(WebApplication app, Uri baseUri, string database)
     {
         _app = app;
         BaseUri = baseUri;
+        _database = database;
     }
 
     public Uri BaseUri { get; }
@@ -27,11 +30,16 @@ public sealed class TestBroker : IAsyncDisposable
 
     public static async Task<TestBroker> StartAsync(params string[] settings)
     {
-        var args = new List<string> { "--urls", "http://127.0.0.1:0", $"--Auth:SigningKey={SigningKey}", "--Logging:LogLevel:Default=Warning" };
+        var database = Path.Combine(Path.GetTempPath(), $"wsbroker-broker-test-{Guid.NewGuid():N}.db");
+        var args = new List<string>
+        {
+            "--urls", "http://127.0.0.1:0", $"--Auth:SigningKey={SigningKey}", "--Logging:LogLevel:Default=Warning",
+            $"--ConnectionStrings:Sqlite=Data Source={database}",
+        };
         args.AddRange(settings.Select(s => "--" + s));
         var app = BrokerApp.Build([.. args]);
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        return new TestBroker(app, new Uri(app.Urls.First()));
+        return new TestBroker(app, new Uri(app.Urls.First()), database);
     }
 
     public string Token(string user, string role = "client", TimeSpan? lifetime = null) =>
@@ -53,6 +61,8 @@ public sealed class TestBroker : IAsyncDisposable
     {
         await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
         await _app.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in new[] { _database, _database + "-wal", _database + "-shm" }) File.Delete(file);
     }
 }
 

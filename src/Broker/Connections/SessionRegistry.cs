@@ -14,6 +14,9 @@ public sealed class SessionRegistry
     public event Action<string>? UserOnline;
     public event Action<string>? UserOffline;
 
+    /// <summary>Raised once per connection when it has ended (per-session state elsewhere can be dropped).</summary>
+    public event Action<BrokerConnection>? SessionEnded;
+
     public int Count => _all.Count;
 
     public string NextSessionId() => "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -38,6 +41,7 @@ public sealed class SessionRegistry
     internal void Remove(BrokerConnection connection)
     {
         _all.TryRemove(connection.SessionId, out _);
+        SessionEnded?.Invoke(connection);
         if (connection.Principal is not { } principal) return;
         var last = false;
         lock (_gate)

@@ -1,0 +1,130 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Chat;
+using WsBroker.Broker.Connections;
+using WsBroker.Broker.Options;
+using WsBroker.Persistence;
+
+namespace WsBroker.Broker.Api;
+
+/// <summary>The REST API of DESIGN.md §3: JSON, the same JWT as a Bearer header, problem bodies for every error.</summary>
+public static class ChatApi
+{
+    public static void Map(WebApplication app)
+    {
+        var api = app.MapGroup("/api");
+        api.MapGet("/me", MeAsync);
+        api.MapGet("/contacts", ContactsAsync);
+        api.MapGet("/conversations/{adminId}/{clientId}/messages", MessagesAsync);
+        api.MapPost("/dev/token", DevTokenAsync);
+        api.MapFallback((HttpContext _) => Problem(404, "not found", "no such API endpoint"));
+    }
+
+    private static async Task<IResult> MeAsync(HttpContext http, JwtValidator jwt, IUserStore users)
+    {
+        var (principal, error) = await AuthenticateAsync(http, jwt);
+        if (principal is null) return error!;
+        var user = await users.FindAsync(principal.UserId);
+        return Results.Ok(new { userId = principal.UserId, name = user?.Name ?? principal.Name, role = principal.Role, known = user is { IsDeleted: false } });
+    }
+
+    private static async Task<IResult> ContactsAsync(HttpContext http, JwtValidator jwt, IUserStore users, IMessageStore messages, SessionRegistry sessions)
+    {
+        var (principal, error) = await AuthenticateAsync(http, jwt);
+        if (principal is null) return error!;
+        var me = await users.FindAsync(principal.UserId);
+        if (me is null || me.IsDeleted) return Problem(403, "unknown user", $"{principal.UserId} is not a known user");
+        var summaries = (await messages.GetConversationsAsync(me.Id)).ToDictionary(s => me.Role == UserRole.Admin ? s.ClientId : s.AdminId);
+        var others = await users.ListAsync(me.Role == UserRole.Admin ? UserRole.Client : UserRole.Admin);
+        var contacts = others
+            .Select(u => (User: u, Summary: summaries.GetValueOrDefault(u.Id)))
+            .OrderByDescending(c => c.Summary?.LastMessage?.Id ?? 0).ThenBy(c => c.User.Name, StringComparer.Ordinal)
+            .Select(c => new
+            {
+                userId = c.User.Id,
+                name = c.User.Name,
+                role = c.User.Role == UserRole.Admin ? "admin" : "client",
+                online = sessions.IsOnline(c.User.Id),
+                lastMessage = c.Summary?.LastMessage is { } m ? MessageJson(m) : null,
+                unread = c.Summary?.UnreadCount ?? 0,
+            });
+        return Results.Ok(new { contacts });
+    }
+
+    private static async Task<IResult> MessagesAsync(HttpContext http, string adminId, string clientId, string? before, string? limit,
+        JwtValidator jwt, IUserStore users, IMessageStore messages)
+    {
+        var (principal, error) = await AuthenticateAsync(http, jwt);
+        if (principal is null) return error!;
+        if (principal.UserId != adminId && principal.UserId != clientId)
+            return Problem(403, "forbidden", "only the two parties may read a conversation");
+        long? beforeId = null;
+        if (!string.IsNullOrEmpty(before))
+        {
+            if (!long.TryParse(before, NumberStyles.None, CultureInfo.InvariantCulture, out var b) || b <= 0)
+                return Problem(400, "invalid before", "before must be a message id (a positive whole number)");
+            beforeId = b;
+        }
+        var take = 50;
+        if (!string.IsNullOrEmpty(limit) && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out take) || take is < 1 or > 100))
+            return Problem(400, "invalid limit", "limit must be between 1 and 100");
+        var admin = await users.FindAsync(adminId);
+        var client = await users.FindAsync(clientId);
+        if (admin is not { Role: UserRole.Admin } || client is not { Role: UserRole.Client })
+            return Problem(404, "no such conversation", $"{adminId}/{clientId} is not a conversation between an administrator and a customer");
+        var page = await messages.GetPageAsync(adminId, clientId, beforeId, take);
+        return Results.Ok(new
+        {
+            messages = page.Select(MessageJson),
+            nextBefore = page.Count == take ? page[^1].Id.ToString(CultureInfo.InvariantCulture) : null,
+        });
+    }
+
+    private static async Task<IResult> DevTokenAsync(HttpContext http, IOptions<ChatOptions> options, BrokerMode mode, JwtIssuer issuer,
+        IOptions<AuthOptions> auth, IUserStore users)
+    {
+        if (!(options.Value.DevTokens ?? mode.IsEmbedded) || !issuer.CanIssue) return Problem(404, "not found", "dev tokens are off (embedded mode only)");
+        DevTokenRequest? request;
+        try
+        {
+            request = await http.Request.ReadFromJsonAsync<DevTokenRequest>();
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or BadHttpRequestException)
+        {
+            return Problem(400, "invalid request", "send JSON {\"userId\":\"client1\"}");
+        }
+        if (string.IsNullOrWhiteSpace(request?.UserId)) return Problem(400, "invalid request", "userId is required");
+        var user = await users.FindAsync(request.UserId);
+        if (user is null || user.IsDeleted) return Problem(404, "unknown user", $"no user {request.UserId}");
+        var role = user.Role == UserRole.Admin ? "admin" : "client";
+        var token = issuer.Issue(user.Id, role, user.Name, TimeSpan.FromMinutes(auth.Value.DevTokenLifetimeMinutes));
+        return Results.Ok(new { token, userId = user.Id, role, name = user.Name });
+    }
+
+    private sealed record DevTokenRequest(string? UserId);
+
+    internal static object MessageJson(ChatMessage m) => new
+    {
+        id = m.Id.ToString(CultureInfo.InvariantCulture),          // 64-bit: a string, JavaScript numbers cannot hold it
+        adminId = m.AdminId,
+        clientId = m.ClientId,
+        sender = m.SenderId,
+        receiver = m.ReceiverId,
+        body = m.Body,
+        timestamp = m.SentAt.ToUnixTimeMilliseconds(),
+        seen = m.Seen,
+        seenAt = m.SeenAt?.ToUnixTimeMilliseconds(),
+    };
+
+    private static async Task<(BrokerPrincipal? Principal, IResult? Error)> AuthenticateAsync(HttpContext http, JwtValidator jwt)
+    {
+        var header = http.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return (null, Problem(401, "authentication required", "send Authorization: Bearer <JWT>"));
+        var (principal, error) = await jwt.ValidateAsync(header[7..].Trim());
+        return principal is null ? (null, Problem(401, "authentication failed", error!)) : (principal, null);
+    }
+
+    private static IResult Problem(int status, string title, string detail) => Results.Problem(title: title, detail: detail, statusCode: status);
+}

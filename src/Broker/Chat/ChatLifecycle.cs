@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Connections;
+using WsBroker.Broker.Routing;
+using WsBroker.Persistence;
+using WsBroker.UserSync;
+using WsBroker.UserSync.Contracts;
+
+namespace WsBroker.Broker.Chat;
+
+/// <summary>
+/// Wires the chat to the rest of the broker when the host starts: presence notices on <c>/topic/presence</c>, closing the
+/// sessions of a deleted user, and (embedded mode) seeding the demo users through the same UserSync events the user
+/// service publishes.
+/// </summary>
+public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents userEvents, IUserEventPublisher publisher, IUserStore users,
+    IOptions<ChatOptions> options, BrokerMode mode, ILogger<ChatLifecycle> logger) : IHostedService
+{
+    internal static readonly (string Id, string Name, string Role)[] DemoUsers =
+    [
+        ("admin1", "Ada Admin", "admin"),
+        ("client1", "Carla Client", "client"),
+        ("client2", "Chris Client", "client"),
+        ("client3", "Cleo Client", "client"),
+    ];
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        services.Sessions.UserOnline += id => Presence(id, online: true);
+        services.Sessions.UserOffline += id => Presence(id, online: false);
+        userEvents.UserDeleted += id =>
+        {
+            var closed = services.Sessions.CloseUserSessions(id, "user deleted", DisconnectReason.UserDeleted);
+            Log.UserDeleted(logger, id, closed);
+        };
+        if (options.Value.DemoUsers ?? mode.IsEmbedded) await SeedDemoUsersAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    private void Presence(string userId, bool online)
+    {
+        var body = JsonSerializer.SerializeToUtf8Bytes(new { userId, online });
+        services.Publish(SharedMessage.Create(services.Ids.Next(), ChatDestination.Presence,
+            [new("content-type", "application/json"), new("user", userId)], new System.Buffers.ReadOnlySequence<byte>(body), userId));
+    }
+
+    private async Task SeedDemoUsersAsync(CancellationToken cancellationToken)
+    {
+        // Version 1: a real user service's later events (higher versions) win over the demo data.
+        foreach (var (id, name, role) in DemoUsers)
+            await publisher.PublishAsync(new UserCreated(id, name, role, 1, DateTimeOffset.UtcNow), cancellationToken);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(TimeSpan.FromSeconds(10));
+        foreach (var (id, _, _) in DemoUsers)
+        {
+            while (await users.FindAsync(id, wait.Token) is null) await Task.Delay(20, wait.Token);
+        }
+        Log.Seeded(logger, DemoUsers.Length);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 610, Level = LogLevel.Information, Message = "user {UserId} deleted: closed {Sessions} sessions")]
+        public static partial void UserDeleted(ILogger logger, string userId, int sessions);
+
+        [LoggerMessage(EventId = 611, Level = LogLevel.Information, Message = "embedded mode: {Count} demo users (admin1, client1..3) seeded through the user events")]
+        public static partial void Seeded(ILogger logger, int count);
+    }
+}
+
+/// <summary>Embedded (SQLite + in-memory bus) or production (anything else): decides the defaults of demo users and dev tokens.</summary>
+public sealed record BrokerMode(bool IsEmbedded)
+{
+    public static BrokerMode From(IConfiguration configuration)
+    {
+        var storage = configuration["Storage:Provider"];
+        var bus = configuration["Bus:Transport"];
+        return new BrokerMode((string.IsNullOrEmpty(storage) || storage.Equals("Sqlite", StringComparison.OrdinalIgnoreCase))
+            && (string.IsNullOrEmpty(bus) || bus.Equals("InMemory", StringComparison.OrdinalIgnoreCase)));
+    }
+}

@@ -1,0 +1,264 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Unicode;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Connections;
+using WsBroker.Broker.Extensibility;
+using WsBroker.Persistence;
+
+namespace WsBroker.Broker.Chat;
+
+/// <summary>
+/// The support chat's SENDs: conversation messages (checked against the synced users, delivered at once to both parties,
+/// stored write-behind, receipted after the commit), read receipts (stored once, told to the original sender) and typing
+/// notices (never stored, rate-limited per session). Rejections go to the sender's <c>/user/queue/errors</c>.
+/// </summary>
+public sealed partial class ChatSendHandler : ISendHandler
+{
+    private const string TextPlain = "text/plain;charset=utf-8";
+    private readonly IUserStore _users;
+    private readonly IMessageStore _messages;
+    private readonly ChatOptions _options;
+    private readonly ILogger<ChatSendHandler> _logger;
+    private readonly ConcurrentDictionary<string, TokenBucket> _typingBuckets = new(StringComparer.Ordinal);
+
+    public ChatSendHandler(IUserStore users, IMessageStore messages, IOptions<ChatOptions> options, SessionRegistry sessions, ILogger<ChatSendHandler> logger)
+    {
+        _users = users;
+        _messages = messages;
+        _options = options.Value;
+        _logger = logger;
+        sessions.SessionEnded += s => _typingBuckets.TryRemove(s.SessionId, out _);
+    }
+
+    public bool CanHandle(string destination) => ChatDestination.Parse(destination).Kind
+        is ChatDestinationKind.Conversation or ChatDestinationKind.Typing or ChatDestinationKind.Seen;
+
+    public ValueTask HandleAsync(SendContext context)
+    {
+        var chat = ChatDestination.Parse(context.Destination);
+        return chat.Kind switch
+        {
+            ChatDestinationKind.Conversation => ConversationAsync(context, chat.AdminId!, chat.ClientId!),
+            ChatDestinationKind.Typing => TypingAsync(context, chat.UserId!),
+            _ => SeenAsync(context, chat.UserId!),
+        };
+    }
+
+    // ---- chat messages ------------------------------------------------------------------------------------------------
+
+    private async ValueTask ConversationAsync(SendContext context, string adminId, string clientId)
+    {
+        var senderId = context.User.UserId;
+        var receiverId = senderId == adminId ? clientId : adminId;
+        var problem = await CheckPartiesAsync(adminId, clientId, senderId, receiverId);
+        if (problem is null && context.Body.Length == 0) problem = "empty message";
+        if (problem is null && !Utf8.IsValid(context.Body)) problem = "body is not UTF-8 text";
+        if (problem is not null)
+        {
+            context.Reject("could-not-send-message: " + problem);
+            return;
+        }
+        var id = context.NextMessageId();
+        var now = DateTimeOffset.UtcNow;
+        var timestamp = now.ToUnixTimeMilliseconds();
+        // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
+        context.Deliver(id, context.Destination,
+        [
+            new("sender", senderId),
+            new("receiver", receiverId),
+            new("timestamp", timestamp.ToString(CultureInfo.InvariantCulture)),
+            new("content-type", TextPlain),
+        ], context.Body, senderId, receiverId, timestamp);
+        var append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(context.Body), now));
+        _ = ReceiptAfterCommitAsync(context, append, id);
+    }
+
+    private async Task ReceiptAfterCommitAsync(SendContext context, Task append, long id)
+    {
+        try
+        {
+            await append.ConfigureAwait(false);
+            context.Receipt();
+        }
+        catch (PersistenceUnavailableException ex)
+        {
+            Log.NotStored(_logger, ex, id);
+            context.Reject("could-not-send-message: storage unavailable, message not stored");
+        }
+        catch (ArgumentException ex)
+        {
+            Log.NotStored(_logger, ex, id);
+            context.Reject("could-not-send-message: " + ex.Message);
+        }
+    }
+
+    /// <summary>null when both users exist, are live and sit in the right slots of the conversation; else the reason.</summary>
+    private async ValueTask<string?> CheckPartiesAsync(string adminId, string clientId, string senderId, string receiverId)
+    {
+        var sender = await _users.FindAsync(senderId);
+        if (sender is null) return "sender unknown";
+        if (sender.IsDeleted) return "sender deleted";
+        var receiver = await _users.FindAsync(receiverId);
+        if (receiver is null) return "receiver unknown";
+        if (receiver.IsDeleted) return "receiver deleted";
+        var admin = senderId == adminId ? sender : receiver;
+        var client = senderId == adminId ? receiver : sender;
+        if (admin.Role != UserRole.Admin) return $"{adminId} is not an administrator";
+        if (client.Role != UserRole.Client) return $"{clientId} is not a customer";
+        return null;
+    }
+
+    // ---- typing -------------------------------------------------------------------------------------------------------
+
+    private async ValueTask TypingAsync(SendContext context, string otherId)
+    {
+        var senderId = context.User.UserId;
+        var bucket = _typingBuckets.GetOrAdd(context.SessionId, _ => new TokenBucket(_options.TypingPerSecond));
+        if (!bucket.TryTake())
+        {
+            context.Reject("could-not-send-message: rate limit");
+            return;
+        }
+        var sender = await _users.FindAsync(senderId);
+        var other = await _users.FindAsync(otherId);
+        var problem = sender is null ? "sender unknown" : sender.IsDeleted ? "sender deleted"
+            : other is null ? "receiver unknown" : other.IsDeleted ? "receiver deleted"
+            : ChatAccess.ConversationBetween(sender, other) is null ? "typing only between a customer and an administrator" : null;
+        if (problem is not null)
+        {
+            context.Reject("could-not-send-message: " + problem);
+            return;
+        }
+        var (adminId, clientId) = ChatAccess.ConversationBetween(sender!, other!)!.Value;
+        var typing = ParseTyping(context.Body);
+        var body = Json(w =>
+        {
+            w.WriteString("conversation", adminId + "/" + clientId);
+            w.WriteString("from", senderId);
+            w.WriteBoolean("typing", typing);
+        });
+        context.Deliver(context.NextMessageId(), context.Destination,
+            [new("sender", senderId), new("receiver", otherId), new("content-type", "application/json")], body, senderId, otherId);
+        context.Receipt();
+    }
+
+    private static bool ParseTyping(byte[] body)
+    {
+        if (body.Length is 0 or > 1024) return true;
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            return !json.RootElement.TryGetProperty("typing", out var t) || t.ValueKind != JsonValueKind.False;
+        }
+        catch (JsonException)
+        {
+            return true;
+        }
+    }
+
+    // ---- read receipts ------------------------------------------------------------------------------------------------
+
+    private async ValueTask SeenAsync(SendContext context, string senderId)
+    {
+        var readerId = context.User.UserId;
+        var now = DateTimeOffset.UtcNow;
+        SeenResult result;
+        long noticeId;
+        if (long.TryParse(context.Headers["message-id"], NumberStyles.None, CultureInfo.InvariantCulture, out var messageId))
+        {
+            result = await _messages.MarkSeenAsync(messageId, readerId, now);
+            noticeId = messageId;
+        }
+        else if (long.TryParse(context.Headers["up-to"], NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
+        {
+            var reader = await _users.FindAsync(readerId);
+            var sender = await _users.FindAsync(senderId);
+            var pair = reader is null || sender is null ? null : ChatAccess.ConversationBetween(reader, sender);
+            if (pair is null)
+            {
+                context.Reject("could-not-send-message: no conversation with " + senderId);
+                return;
+            }
+            result = await _messages.MarkSeenUpToAsync(pair.Value.AdminId, pair.Value.ClientId, upTo, readerId, now);
+            noticeId = upTo;
+        }
+        else
+        {
+            context.Reject("could-not-send-message: a read receipt needs a message-id or up-to header");
+            return;
+        }
+        switch (result.Outcome)
+        {
+            case SeenOutcome.NotFound:
+                context.Reject("could-not-send-message: message unknown");
+                return;
+            case SeenOutcome.NotReceiver:
+                context.Reject("could-not-send-message: only the receiver may mark a message seen");
+                return;
+            case SeenOutcome.AlreadySeen:
+                context.Receipt();                                 // stored once: a repeat changes nothing and tells no one
+                return;
+        }
+        if (result.SenderId != senderId)
+        {
+            context.Reject($"could-not-send-message: the message was not sent by {senderId}");
+            return;
+        }
+        var seenAt = result.SeenAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        var ids = result.MarkedIds;
+        var body = Json(w =>
+        {
+            w.WriteString("reader", readerId);
+            w.WriteNumber("seenAt", result.SeenAt.ToUnixTimeMilliseconds());
+            w.WriteStartArray("messageIds");
+            foreach (var id in ids) w.WriteStringValue(id.ToString(CultureInfo.InvariantCulture));
+            w.WriteEndArray();
+        });
+        var headers = new List<KeyValuePair<string, string>> { new("reader", readerId), new("seen-at", seenAt), new("content-type", "application/json") };
+        if (context.Headers["up-to"] is { } upToText && context.Headers["message-id"] is null) headers.Add(new("up-to", upToText));
+        context.Deliver(noticeId, ChatDestination.SeenPrefix + senderId, headers, body, readerId, senderId);
+        context.Receipt();
+    }
+
+    private static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(128);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            write(json);
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A per-session token bucket: <c>rate</c> tokens per second, bursts of the same size.</summary>
+    private sealed class TokenBucket(int rate)
+    {
+        private readonly Lock _gate = new();
+        private double _tokens = rate;
+        private long _lastMs = Environment.TickCount64;
+
+        public bool TryTake()
+        {
+            lock (_gate)
+            {
+                var now = Environment.TickCount64;
+                _tokens = Math.Min(rate, _tokens + (now - _lastMs) * rate / 1000.0);
+                _lastMs = now;
+                if (_tokens < 1) return false;
+                _tokens--;
+                return true;
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "chat message {MessageId} was delivered but not stored")]
+        public static partial void NotStored(ILogger logger, Exception exception, long messageId);
+    }
+}
