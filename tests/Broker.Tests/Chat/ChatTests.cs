@@ -1,0 +1,362 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using MySqlConnector;
+using WsBroker.Protocol;
+using WsBroker.UserSync;
+using WsBroker.UserSync.Contracts;
+
+namespace WsBroker.Broker.Tests.Chat;
+
+/// <summary>The support chat end to end on a real broker; once on SQLite (embedded mode) and once on the real MariaDB.</summary>
+public abstract class ChatTests : IAsyncLifetime
+{
+    private readonly bool _mysql;
+    private string? _database;
+    protected TestBroker Broker { get; private set; } = null!;
+
+    protected ChatTests(bool mysql) => _mysql = mysql;
+
+    public async Task InitializeAsync()
+    {
+        var settings = new List<string> { "Chat:DemoUsers=true", "Chat:DevTokens=true", "Chat:TypingPerSecond=5" };
+        if (_mysql)
+        {
+            var server = Environment.GetEnvironmentVariable("WSBROKER_TEST_MYSQL") ?? "Server=127.0.0.1;Port=3306;User ID=wsbroker;Password=wsbroker;Database=wsbroker_test";
+            _database = $"wsbroker_c_{Guid.NewGuid():N}"[..24];
+            await using (var admin = new MySqlConnection(server))
+            {
+                await admin.OpenAsync();
+                await new MySqlCommand($"CREATE DATABASE `{_database}`", admin).ExecuteNonQueryAsync();
+            }
+            settings.Add("Storage:Provider=MySql");
+            settings.Add("ConnectionStrings:MySql=" + new MySqlConnectionStringBuilder(server) { Database = _database }.ConnectionString);
+        }
+        Broker = await TestBroker.StartAsync([.. settings]);
+        await PublishAsync(new UserCreated("admin2", "Second Admin", "admin", 1, DateTimeOffset.UtcNow));
+        await WaitForUserAsync("admin2");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Broker.DisposeAsync();
+        if (_database is not null)
+        {
+            var server = Environment.GetEnvironmentVariable("WSBROKER_TEST_MYSQL") ?? "Server=127.0.0.1;Port=3306;User ID=wsbroker;Password=wsbroker;Database=wsbroker_test";
+            await using var admin = new MySqlConnection(server);
+            await admin.OpenAsync();
+            await new MySqlCommand($"DROP DATABASE IF EXISTS `{_database}`", admin).ExecuteNonQueryAsync();
+        }
+    }
+
+    private Task PublishAsync<T>(T message) where T : class => Broker.Services.GetRequiredService<IUserEventPublisher>().PublishAsync(message);
+
+    private async Task WaitForUserAsync(string id, bool deleted = false)
+    {
+        var users = Broker.Services.GetRequiredService<Persistence.IUserStore>();
+        for (var i = 0; i < 200; i++)
+        {
+            if (await users.FindAsync(id) is { } u && u.IsDeleted == deleted) return;
+            await Task.Delay(25);
+        }
+        Assert.Fail($"user {id} not synced");
+    }
+
+    private async Task<StompTestClient> ChatterAsync(string user, params string[] destinations)
+    {
+        var role = user.StartsWith("admin", StringComparison.Ordinal) ? "admin" : "client";
+        var client = await Broker.ConnectAsync(user, role);
+        var wire = new StringBuilder();
+        for (var i = 0; i < destinations.Length; i++) wire.Append($"SUBSCRIBE\nid:{i}\ndestination:{destinations[i]}\n\n\0");
+        wire.Append("SUBSCRIBE\nid:errors\ndestination:/user/queue/errors\nreceipt:ready\n\n\0");
+        await client.SendAsync(wire.ToString());
+        Assert.Equal("ready", (await client.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        return client;
+    }
+
+    private HttpClient Http(string? user = null)
+    {
+        var http = new HttpClient { BaseAddress = Broker.BaseUri, Timeout = TimeSpan.FromSeconds(10) };
+        if (user is not null)
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Broker.Token(user, user.StartsWith("admin", StringComparison.Ordinal) ? "admin" : "client"));
+        return http;
+    }
+
+    [Fact]
+    public async Task SupportConversation_OverStomp_MessagesTypingSeenAndHistory()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*", "/topic/typing/admin1", "/topic/seen/admin1");
+        await using var client = await ChatterAsync("client1", "/topic/private-chat/admin1/client1", "/topic/typing/client1", "/topic/seen/client1");
+
+        await client.SendAsync("SEND\ndestination:/topic/typing/admin1\n\n{\"conversation\":\"admin1/client1\",\"typing\":true}\0");
+        var typing = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("/topic/typing/admin1", typing.Headers["destination"]);
+        using (var json = JsonDocument.Parse(typing.Body))
+        {
+            Assert.Equal("admin1/client1", json.RootElement.GetProperty("conversation").GetString());
+            Assert.Equal("client1", json.RootElement.GetProperty("from").GetString());
+            Assert.True(json.RootElement.GetProperty("typing").GetBoolean());
+        }
+
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:q1\n\nMy meter shows 0 kWh — is that right?\0");
+        var atAdmin = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("client1", atAdmin.Headers["sender"]);
+        Assert.Equal("admin1", atAdmin.Headers["receiver"]);
+        Assert.Equal("/topic/private-chat/admin1/client1", atAdmin.Headers["destination"]);
+        Assert.True(long.Parse(atAdmin.Headers["timestamp"]!, System.Globalization.CultureInfo.InvariantCulture) > 1_700_000_000_000);
+        Assert.Equal("My meter shows 0 kWh — is that right?", atAdmin.BodyText);
+        var question = atAdmin.Headers["message-id"]!;
+        var clientFrames = new[] { await client.ReceiveAsync(), await client.ReceiveAsync() };   // its own copy, and the receipt after commit
+        Assert.Contains(clientFrames, f => f.Command == StompCommand.Receipt && f.Headers["receipt-id"] == "q1");
+        Assert.Contains(clientFrames, f => f.Command == StompCommand.Message && f.Headers["message-id"] == question);
+
+        await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:a1\n\nLet me check your readings.\0");
+        var answer = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(("admin1", "client1"), (answer.Headers["sender"], answer.Headers["receiver"]));
+
+        await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{question}\nreceipt:s1\n\n\0");
+        var seen = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("/topic/seen/client1", seen.Headers["destination"]);
+        Assert.Equal(question, seen.Headers["message-id"]);
+        Assert.Equal("admin1", seen.Headers["reader"]);
+        Assert.NotNull(seen.Headers["seen-at"]);
+
+        using var http = Http("client1");
+        var page = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin1/client1/messages?limit=10");
+        var messages = page.GetProperty("messages").EnumerateArray().ToList();
+        Assert.Equal(["Let me check your readings.", "My meter shows 0 kWh — is that right?"], messages.Select(m => m.GetProperty("body").GetString()));
+        Assert.True(messages[1].GetProperty("seen").GetBoolean());
+        Assert.False(messages[0].GetProperty("seen").GetBoolean());
+        Assert.Equal(question, messages[1].GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task OneAdmin_ThreeCustomers_NoCustomerSeesAnotherCustomersTraffic()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*", "/topic/typing/admin1", "/topic/seen/admin1");
+        var clients = new List<StompTestClient>();
+        foreach (var c in new[] { "client1", "client2", "client3" })
+            clients.Add(await ChatterAsync(c, $"/topic/private-chat/admin1/{c}", $"/topic/typing/{c}", $"/topic/seen/{c}"));
+        try
+        {
+            for (var i = 0; i < 3; i++)
+                await clients[i].SendAsync($"SEND\ndestination:/topic/private-chat/admin1/client{i + 1}\n\nhello from client{i + 1}\0");
+            var atAdmin = new List<StompFrame>();
+            for (var i = 0; i < 3; i++) atAdmin.Add(await admin.ReceiveAsync(StompCommand.Message));
+            Assert.Equal(["client1", "client2", "client3"], atAdmin.Select(m => m.Headers["sender"]).Order());
+            // Each customer gets its own echo only, then the admin's answer, typing notice and seen notice for it alone.
+            for (var i = 0; i < 3; i++)
+            {
+                var c = $"client{i + 1}";
+                Assert.Equal($"hello from {c}", (await clients[i].ReceiveAsync(StompCommand.Message)).BodyText);
+                await admin.SendAsync($"SEND\ndestination:/topic/typing/{c}\n\n{{\"typing\":true}}\0");
+                await admin.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/{c}\n\nanswer for {c}\0");
+                var theirs = atAdmin.Single(m => m.Headers["sender"] == c).Headers["message-id"];
+                await admin.SendAsync($"SEND\ndestination:/topic/seen/{c}\nmessage-id:{theirs}\n\n\0");
+            }
+            for (var i = 0; i < 3; i++)
+            {
+                var c = $"client{i + 1}";
+                var got = new[] { await clients[i].ReceiveAsync(), await clients[i].ReceiveAsync(), await clients[i].ReceiveAsync() };
+                Assert.Contains(got, f => f.Headers["destination"] == $"/topic/typing/{c}");
+                Assert.Contains(got, f => f.BodyText == $"answer for {c}");
+                Assert.Contains(got, f => f.Headers["destination"] == $"/topic/seen/{c}");
+                Assert.All(got, f => Assert.DoesNotContain(f.Headers["destination"]!, new[] { "client1", "client2", "client3" }.Where(o => o != c)));
+                await clients[i].AssertNoFrameAsync(TimeSpan.FromMilliseconds(200));
+            }
+        }
+        finally
+        {
+            foreach (var c in clients) await c.DisposeAsync();
+        }
+    }
+
+    public static TheoryData<string, string, string> ForbiddenSubscriptions => new()
+    {
+        { "client2", "/topic/private-chat/admin1/client1", "access denied: not a party of this conversation" },
+        { "client1", "/topic/seen/admin1", "access denied: only the user may subscribe to its own notices" },
+        { "client1", "/topic/typing/client2", "access denied: only the user may subscribe to its own notices" },
+        { "client1", "/topic/private-chat/admin1/*", "access denied: only that admin may subscribe to all of its conversations" },
+        { "admin2", "/topic/private-chat/admin1/*", "access denied: only that admin may subscribe to all of its conversations" },
+        { "admin1", "/topic/#", "access denied: wildcards may not span chat destinations" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ForbiddenSubscriptions))]
+    public async Task Subscribe_NotAllowed_ErrorThenClose(string user, string destination, string message)
+    {
+        await using var client = await Broker.ConnectAsync(user, user.StartsWith("admin", StringComparison.Ordinal) ? "admin" : "client");
+        await client.SendAsync($"SUBSCRIBE\nid:1\ndestination:{destination}\nreceipt:sub\n\n\0");
+        var error = Assert.Single(await client.ReceiveUntilClosedAsync());
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.Equal(message, error.Headers["message"]);
+        Assert.Equal("sub", error.Headers["receipt-id"]);
+    }
+
+    public static TheoryData<string, string, string> RejectedSends => new()
+    {
+        { "client2", "/topic/private-chat/admin1/client1", "could-not-send-message: sender not a party of the conversation" },
+        { "admin1", "/topic/private-chat/admin1/ghost", "could-not-send-message: receiver unknown" },
+        { "admin1", "/topic/private-chat/admin1/admin2", "could-not-send-message: admin2 is not a customer" },
+        { "client1", "/topic/private-chat/client2/client1", "could-not-send-message: client2 is not an administrator" },
+        { "client1", "/topic/typing/client2", "could-not-send-message: typing only between a customer and an administrator" },
+        { "client1", "/topic/presence", "could-not-send-message: presence is published by the broker only" },
+        { "client1", "/topic/seen/admin1", "could-not-send-message: a read receipt needs a message-id or up-to header" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RejectedSends))]
+    public async Task Send_Rejected_OnUserQueueErrors_ConnectionKept(string user, string destination, string message)
+    {
+        await using var client = await ChatterAsync(user);
+        await client.SendAsync($"SEND\ndestination:{destination}\nreceipt:r1\n\ntext\0");
+        var rejection = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("/user/queue/errors", rejection.Headers["destination"]);
+        Assert.Equal(message, rejection.Headers["message"]);
+        Assert.Equal("r1", rejection.Headers["receipt-id"]);
+        await client.SendAsync("SEND\ndestination:/topic/still-here\nreceipt:alive\n\n\0");
+        Assert.Equal("alive", (await client.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Seen_ByTheSenderItselfOrTwice_IsRejectedOrIgnored()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*", "/topic/seen/admin1");
+        await using var client = await ChatterAsync("client1", "/topic/seen/client1");
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nhi\0");
+        await client.ReceiveAsync(StompCommand.Receipt);
+        var id = (await admin.ReceiveAsync(StompCommand.Message)).Headers["message-id"];
+        await client.SendAsync($"SEND\ndestination:/topic/seen/admin1\nmessage-id:{id}\nreceipt:own\n\n\0");
+        Assert.Equal("could-not-send-message: only the receiver may mark a message seen", (await client.ReceiveAsync(StompCommand.Message)).Headers["message"]);
+        await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{id}\nreceipt:s1\n\n\0");
+        await admin.ReceiveAsync(StompCommand.Receipt);
+        Assert.Equal("admin1", (await client.ReceiveAsync(StompCommand.Message)).Headers["reader"]);
+        await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{id}\nreceipt:s2\n\n\0");
+        await admin.ReceiveAsync(StompCommand.Receipt);                 // stored once: the repeat is receipted, nobody is told again
+        await client.AssertNoFrameAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Typing_OverTheRateLimit_IsRejected_AndNeverStored()
+    {
+        await using var client = await ChatterAsync("client2");
+        var wire = new StringBuilder();
+        for (var i = 0; i < 12; i++) wire.Append("SEND\ndestination:/topic/typing/admin1\n\n{\"typing\":true}\0");
+        await client.SendAsync(wire.ToString());
+        var rejection = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("could-not-send-message: rate limit", rejection.Headers["message"]);
+        using var http = Http("client2");
+        var page = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin1/client2/messages");
+        Assert.Empty(page.GetProperty("messages").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task DeletedUser_SessionsClosed_AndMessagesToItRejected()
+    {
+        await using var admin = await ChatterAsync("admin1");
+        await using var victim = await ChatterAsync("client3");
+        await PublishAsync(new UserDeleted("client3", "", "client", 2, DateTimeOffset.UtcNow));
+        var frames = await victim.ReceiveUntilClosedAsync();
+        Assert.Equal("user deleted", frames[^1].Headers["message"]);
+        await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client3\nreceipt:x\n\nstill there?\0");
+        Assert.Equal("could-not-send-message: receiver deleted", (await admin.ReceiveAsync(StompCommand.Message)).Headers["message"]);
+    }
+
+    [Fact]
+    public async Task MessageToOfflineAdmin_IsInHistory_AndCountedUnread()
+    {
+        await using (var client = await ChatterAsync("client3"))
+        {
+            await client.SendAsync("SEND\ndestination:/topic/private-chat/admin2/client3\nreceipt:off\n\nanyone there?\0");
+            await client.ReceiveAsync(StompCommand.Receipt);
+        }
+        using var http = Http("admin2");
+        var contacts = (await http.GetFromJsonAsync<JsonElement>("/api/contacts")).GetProperty("contacts").EnumerateArray().ToList();
+        var client3 = contacts.Single(c => c.GetProperty("userId").GetString() == "client3");
+        Assert.Equal(1, client3.GetProperty("unread").GetInt32());
+        Assert.Equal("anyone there?", client3.GetProperty("lastMessage").GetProperty("body").GetString());
+        Assert.Equal("client3", contacts[0].GetProperty("userId").GetString());          // the conversation with news first
+        Assert.False(client3.GetProperty("online").GetBoolean());
+        var history = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin2/client3/messages");
+        Assert.Equal("anyone there?", history.GetProperty("messages")[0].GetProperty("body").GetString());
+    }
+
+    [Fact]
+    public async Task Presence_IsAnnouncedWhenAUserComesAndGoes()
+    {
+        await using var watcher = await ChatterAsync("admin1", "/topic/presence");
+        var client = await ChatterAsync("client2");
+        var online = await watcher.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("{\"userId\":\"client2\",\"online\":true}", online.BodyText);
+        await client.DisposeAsync();
+        Assert.Equal("{\"userId\":\"client2\",\"online\":false}", (await watcher.ReceiveAsync(StompCommand.Message)).BodyText);
+    }
+
+    [Fact]
+    public async Task RawTopicUrl_Conversation_JsonBothWays_WithReceiptAfterCommit()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*");
+        using var raw = new ClientWebSocket();
+        await raw.ConnectAsync(new Uri($"{Broker.WsUri}/topic/private-chat/admin1/client1?access_token={Broker.Token("client1")}"), CancellationToken.None);
+        await raw.SendAsync("raw hello"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        var atAdmin = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(("client1", "raw hello"), (atAdmin.Headers["sender"], atAdmin.BodyText));
+        var got = new List<JsonElement> { await ReceiveJsonAsync(raw), await ReceiveJsonAsync(raw) };
+        Assert.Contains(got, j => j.TryGetProperty("receipt", out var r) && r.GetString() == "1");
+        var echo = got.Single(j => j.TryGetProperty("body", out _));
+        Assert.Equal(("client1", "admin1"), (echo.GetProperty("sender").GetString(), echo.GetProperty("receiver").GetString()));
+        await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\n\nraw answer\0");
+        var answer = await ReceiveJsonAsync(raw);
+        Assert.Equal("raw answer", answer.GetProperty("body").GetString());
+        Assert.Equal(atAdmin.Headers["message-id"]!.Length > 0, answer.GetProperty("id").GetString()!.Length > 0);
+        using var forbidden = new ClientWebSocket();
+        await forbidden.ConnectAsync(new Uri($"{Broker.WsUri}/topic/private-chat/admin1/client1?access_token={Broker.Token("client2")}"), CancellationToken.None);
+        Assert.Equal("access denied: not a party of this conversation", (await ReceiveJsonAsync(forbidden)).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Rest_StatusCodesAndProblemBodies()
+    {
+        using var anonymous = Http();
+        var me = await anonymous.GetAsync("/api/me");
+        Assert.Equal(HttpStatusCode.Unauthorized, me.StatusCode);
+        Assert.Equal("application/problem+json", me.Content.Headers.ContentType?.MediaType);
+        using var client = Http("client1");
+        var meJson = await client.GetFromJsonAsync<JsonElement>("/api/me");
+        Assert.Equal(("client1", "client", "Carla Client"), (meJson.GetProperty("userId").GetString(), meJson.GetProperty("role").GetString(), meJson.GetProperty("name").GetString()));
+        var contacts = (await client.GetFromJsonAsync<JsonElement>("/api/contacts")).GetProperty("contacts").EnumerateArray().Select(c => c.GetProperty("userId").GetString());
+        Assert.Equal(["admin1", "admin2"], contacts.Order());
+        Assert.Equal(HttpStatusCode.Forbidden, (await client.GetAsync("/api/conversations/admin1/client2/messages")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync("/api/conversations/admin1/client1/messages?limit=0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await client.GetAsync("/api/conversations/admin1/client1/messages?before=abc")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/conversations/ghost/client1/messages")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync("/api/nothing-here")).StatusCode);
+
+        var token = await anonymous.PostAsJsonAsync("/api/dev/token", new { userId = "admin1" });
+        var tokenJson = await token.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(("admin1", "admin"), (tokenJson.GetProperty("userId").GetString(), tokenJson.GetProperty("role").GetString()));
+        using var withDevToken = Http();
+        withDevToken.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokenJson.GetProperty("token").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await withDevToken.GetAsync("/api/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await anonymous.PostAsJsonAsync("/api/dev/token", new { userId = "nobody" })).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await anonymous.PostAsync("/api/dev/token", new StringContent("{oops", Encoding.UTF8, "application/json"))).StatusCode);
+    }
+
+    private static async Task<JsonElement> ReceiveJsonAsync(ClientWebSocket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        using var cts = new CancellationTokenSource(StompTestClient.Timeout);
+        var result = await socket.ReceiveAsync(buffer, cts.Token);
+        using var doc = JsonDocument.Parse(buffer.AsMemory(0, result.Count));
+        return doc.RootElement.Clone();
+    }
+}
+
+public sealed class SqliteChatTests() : ChatTests(mysql: false);
+
+[Trait("Category", "Integration")]
+public sealed class MySqlChatTests() : ChatTests(mysql: true);
