@@ -117,7 +117,7 @@ public static class BrokerApp
         app.Map("/ws", (HttpContext context) => Handler(context).HandleStompAsync(context));
         app.Map("/ws/topic/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/topic/", path));
         app.Map("/ws/queue/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/queue/", path));
-        app.MapGet("/healthz", () => Results.Ok(new { status = "alive" }));
+        Operations.OperationsEndpoints.Map(app);
     }
 
     private sealed class Validator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T> where T : class

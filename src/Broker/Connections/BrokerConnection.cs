@@ -110,6 +110,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
             OnClosed();
             Services.Sessions.Remove(this);
             _abortTimer?.Dispose();
+            Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
             var elapsed = Stopwatch.GetElapsedTime(_startedTicks);
             Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
                 (long)elapsed.TotalMilliseconds, FramesIn, FramesOut);

@@ -13,6 +13,39 @@ public sealed class BrokerMetrics
     private long _protocolErrors;
     private long _authFailures;
     private long _rejections;
+    private readonly long[] _framesInByCommand = new long[16];
+    private readonly long[] _framesOutByKind = new long[16];
+    private readonly long[] _commitBuckets = new long[s_commitBoundsMs.Length + 1];
+    private long _commitCount;
+    private long _commitSumMicros;
+    private readonly long[] _disconnects = new long[16];
+
+    /// <summary>Upper bounds (ms) of the commit-latency histogram buckets.</summary>
+    internal static readonly double[] s_commitBoundsMs = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+    public long FramesInFor(WsBroker.Protocol.StompCommand command) => Volatile.Read(ref _framesInByCommand[(int)command]);
+    public void FrameIn(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesInByCommand[(int)command]);
+    public void Disconnected(DisconnectReason reason) => Interlocked.Increment(ref _disconnects[(int)reason]);
+    public long DisconnectsFor(DisconnectReason reason) => Volatile.Read(ref _disconnects[(int)reason]);
+
+    /// <summary>Records one group commit of <paramref name="messages"/> that took <paramref name="elapsed"/>.</summary>
+    public void Commit(int messages, TimeSpan elapsed)
+    {
+        var ms = elapsed.TotalMilliseconds;
+        var bucket = Array.FindIndex(s_commitBoundsMs, b => ms <= b);
+        Interlocked.Increment(ref _commitBuckets[bucket < 0 ? s_commitBoundsMs.Length : bucket]);
+        Interlocked.Increment(ref _commitCount);
+        Interlocked.Add(ref _commitSumMicros, (long)(ms * 1000));
+    }
+
+    /// <summary>Cumulative commit-latency buckets (Prometheus histogram semantics), count and sum in seconds.</summary>
+    public (long[] Cumulative, long Count, double SumSeconds) CommitHistogram()
+    {
+        var cumulative = new long[_commitBuckets.Length];
+        long running = 0;
+        for (var i = 0; i < cumulative.Length; i++) cumulative[i] = running += Volatile.Read(ref _commitBuckets[i]);
+        return (cumulative, Volatile.Read(ref _commitCount), Volatile.Read(ref _commitSumMicros) / 1_000_000.0);
+    }
 
     public long ConnectionsOpened => Volatile.Read(ref _connectionsOpened);
     public long FramesIn => Volatile.Read(ref _framesIn);

@@ -74,6 +74,7 @@ public sealed class RawTopicConnection : BrokerConnection
                 }
                 Services.Metrics.FrameIn(length);
                 FramesIn++;
+                Services.Metrics.FrameIn(WsBroker.Protocol.StompCommand.Send);
                 await SendAsync(buffer.AsMemory(0, length).ToArray());
             }
         }

@@ -72,6 +72,7 @@ public sealed partial class StompConnection : BrokerConnection
                             return;
                         }
                         FramesIn++;
+                        Services.Metrics.FrameIn(_parser.Frame.Command);
                         var handled = HandleFrameAsync(_parser.Frame);
                         if (!handled.IsCompletedSuccessfully)
                         {
