@@ -1,0 +1,125 @@
+// One conversation on screen: messages, typing line, composer, older history on scroll, read receipts.
+import { Conversation, TypingThrottle } from './chat-model.js';
+import { el, renderMessages, loadHistory } from './app.js';
+
+export class ChatPane {
+  /**
+   * @param {object} o
+   * @param {import('./stomp-client.js').StompClient} o.client
+   * @param {string} o.token  @param {string} o.me  @param {string} o.adminId  @param {string} o.clientId
+   * @param {(id: string) => string} o.names   display names
+   * @param {(pane: ChatPane) => boolean} o.isVisible  whether the user is looking at this pane now
+   * @param {() => void} [o.onChange]
+   * @param {HTMLElement} [o.root]  existing elements to use (customer page) or null to build them (admin page)
+   */
+  constructor(o) {
+    Object.assign(this, o);
+    this.conversation = new Conversation(o.adminId, o.clientId, o.me);
+    this.loading = false;
+    this.root = o.root ?? this.#build();
+    this.list = this.root.querySelector('.messages');
+    this.typingLine = this.root.querySelector('.typing');
+    this.notice = this.root.querySelector('.notice');
+    this.input = this.root.querySelector('textarea');
+    this.sendButton = this.root.querySelector('button[type=submit]');
+    const other = this.conversation.other;
+    this.throttle = new TypingThrottle((typing) => this.client
+      .send(`/topic/typing/${other}`, JSON.stringify({ conversation: `${o.adminId}/${o.clientId}`, typing }), { 'content-type': 'application/json' }, { resend: false })
+      .catch(() => { /* typing is best effort */ }));
+    this.root.querySelector('form').addEventListener('submit', (e) => { e.preventDefault(); this.submit(); });
+    this.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); this.submit(); }
+    });
+    this.input.addEventListener('input', () => { if (this.input.value.trim()) this.throttle.keystroke(); else this.throttle.stop(); });
+    this.input.addEventListener('blur', () => this.throttle.stop());
+    this.list.addEventListener('scroll', () => { if (this.list.scrollTop < 40) this.loadOlder(); });
+    this.input.disabled = false;
+    this.sendButton.disabled = false;
+    this.typingTimer = setInterval(() => this.#renderTyping(), 1000);
+  }
+
+  #build() {
+    return el('article', { class: 'chat pane', 'aria-label': `Conversation with ${this.names(this.clientId)}` },
+      el('header', { class: 'chat-head' },
+        el('h2', {}, this.names(this.clientId)),
+        el('p', { class: 'typing', 'aria-live': 'polite' })),
+      el('ol', { class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages' }),
+      el('p', { class: 'notice', role: 'alert', hidden: true }),
+      el('form', { class: 'composer' },
+        el('label', { class: 'visually-hidden', for: `input-${this.clientId}` }, 'Your answer'),
+        el('textarea', { id: `input-${this.clientId}`, rows: 1, placeholder: 'Type an answer — Enter sends' }),
+        el('button', { type: 'submit', class: 'primary' }, 'Send')));
+  }
+
+  /** First page of history; also used after a reconnect to pick up what arrived meanwhile. */
+  async refresh() {
+    const fresh = new Conversation(this.adminId, this.clientId, this.me);
+    await loadHistory(fresh, this.token);
+    this.conversation.add(...fresh.messages);
+    this.conversation.hasOlder = this.conversation.hasOlder && fresh.hasOlder;
+    this.render();
+    this.markSeenIfVisible();
+  }
+
+  async loadOlder() {
+    if (this.loading || !this.conversation.hasOlder || !this.conversation.oldestId) return;
+    this.loading = true;
+    try { await loadHistory(this.conversation, this.token); this.render(); } catch (e) { this.showNotice(`Could not load older messages: ${e.message}`); }
+    finally { this.loading = false; }
+  }
+
+  onMessage(message) {
+    if (this.conversation.add(message)) {
+      if (message.sender !== this.me) this.conversation.setTyping(false);
+      this.render();
+      this.markSeenIfVisible();
+      this.onChange?.();
+    }
+  }
+
+  onTyping(typing) { this.conversation.setTyping(typing); this.#renderTyping(); }
+
+  onSeen(notice) { this.conversation.markSeen(notice); this.render(); }
+
+  /** Tells the other side we read everything up to the newest message to us. */
+  markSeenIfVisible() {
+    const upTo = this.conversation.newestUnreadId;
+    if (!upTo || !this.isVisible(this) || !this.client.isConnected) return;
+    this.conversation.markSeen({ upTo, reader: this.me, seenAt: Date.now() });
+    this.client.send(`/topic/seen/${this.conversation.other}`, '', { 'up-to': upTo }, { resend: false }).catch(() => { /* retried on next view */ });
+    this.onChange?.();
+  }
+
+  async submit() {
+    const body = this.input.value.trim();
+    if (!body) return;
+    this.input.value = '';
+    this.throttle.stop();
+    const local = this.conversation.addLocal(body);
+    this.render();
+    try {
+      await this.client.send(this.conversation.destination, body, { 'content-type': 'text/plain;charset=utf-8' });
+      local.status = 'sent';
+      this.hideNotice();
+    } catch (e) {
+      local.status = 'failed';
+      local.error = e.message.replace(/^could-not-send-message: /, '');
+      if (!this.conversation.local.includes(local)) this.conversation.local.push(local);   // echoed, then not stored
+      this.showNotice(`Your message was not delivered: ${local.error}`);
+    }
+    this.render();
+  }
+
+  render() { renderMessages(this.list, this.conversation, this.names); this.#renderTyping(); }
+
+  #renderTyping() {
+    const typing = this.conversation.isTyping();
+    this.typingLine.textContent = typing ? `${this.names(this.conversation.other)} is typing…` : '';
+    this.typingLine.dataset.typing = typing ? 'yes' : 'no';
+  }
+
+  showNotice(text) { this.notice.textContent = text; this.notice.hidden = false; }
+  hideNotice() { this.notice.hidden = true; }
+
+  dispose() { clearInterval(this.typingTimer); }
+}
