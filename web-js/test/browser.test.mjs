@@ -1,0 +1,139 @@
+// The pages in a real browser: headless Chromium from Debian driven by playwright-core, against a real WsBroker.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startBroker, freePort } from '../../tests/js/broker.mjs';
+
+const CHROMIUM = '/usr/bin/chromium';
+const screenshots = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'screenshots');
+let broker, port, browser, dataDir;
+
+before(async () => {
+  if (!existsSync(CHROMIUM)) {
+    // The test installs what it needs: Debian's chromium (CI runs as root).
+    const install = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'chromium'],
+      { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 });
+    if (install.status !== 0) throw new Error('could not install chromium (apt-get install chromium)');
+  }
+  port = await freePort();
+  broker = await startBroker({ port });
+  dataDir = broker.dataDir;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await broker?.dispose();
+});
+
+async function login(userId, viewport = { width: 1200, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => { page.errors ??= []; page.errors.push(e.message); });
+  await page.goto(`${broker.url}/index.html`);
+  await page.click(`button[data-user="${userId}"]`);
+  await page.waitForURL(/(customer|admin)\.html/);
+  await page.waitForSelector('#status-pill[data-state="connected"]', { timeout: 10_000 });
+  return page;
+}
+
+const pane = (admin) => admin.locator('.pane:not([hidden])');
+
+test('an admin and two customers chat: typing, seen ticks, unread counts, history after reload, a broker restart', async () => {
+  const admin = await login('admin1');
+  const carla = await login('client1');
+  const chris = await login('client2', { width: 375, height: 740 });          // phone width
+
+  // The customer sees the administrator online and can pick it.
+  await carla.waitForSelector('#admins button[data-user="admin1"] .dot.online');
+  await admin.click('#customers button[data-user="client1"]');
+  await admin.waitForSelector('.pane:not([hidden]) textarea');
+
+  // Typing shows on the other side and clears when the message is sent.
+  await carla.fill('#input', 'Hello, my meter');
+  await carla.type('#input', ' shows zero');
+  await pane(admin).locator('.typing').filter({ hasText: 'Carla Client is typing…' }).waitFor({ timeout: 5000 });
+  await carla.press('#input', 'Enter');
+  await pane(admin).locator('.messages li', { hasText: 'Hello, my meter shows zero' }).waitFor();
+  await pane(admin).locator('.typing[data-typing="no"]').waitFor({ state: 'attached', timeout: 5000 });
+
+  // The admin has the conversation in front: the customer gets the seen tick.
+  await carla.locator('.message.mine .status.seen').waitFor({ timeout: 5000 });
+  assert.match(await carla.locator('.message.mine .status').first().textContent(), /Seen/);
+
+  // A second customer writes while the admin looks at the first: the unread count rises in the list.
+  await chris.fill('#input', 'Hi, I moved house last week');
+  await chris.press('#input', 'Enter');
+  await admin.locator('#customers button[data-user="client2"] .badge', { hasText: '1' }).waitFor({ timeout: 5000 });
+  assert.equal(await chris.locator('.message.mine .status.seen').count(), 0, 'not seen while the admin has not opened it');
+
+  // The admin answers both at once from two tabs.
+  await pane(admin).locator('textarea').fill('Let me check your readings, Carla.');
+  await pane(admin).locator('textarea').press('Enter');
+  await admin.click('#customers button[data-user="client2"]');
+  await admin.locator('#customers button[data-user="client2"] .badge').waitFor({ state: 'detached', timeout: 5000 });
+  await chris.locator('.message.mine .status.seen').waitFor({ timeout: 5000 });
+  await pane(admin).locator('textarea').fill('Welcome to your new home, Chris!');
+  await pane(admin).locator('textarea').press('Enter');
+  await carla.locator('#messages li', { hasText: 'Let me check your readings, Carla.' }).waitFor();
+  await chris.locator('#messages li', { hasText: 'Welcome to your new home, Chris!' }).waitFor();
+  assert.equal(await carla.locator('#messages li', { hasText: 'Chris' }).count(), 0, 'no customer sees another customer');
+  assert.equal(await admin.locator('.tab').count(), 2);
+
+  // Reload: the history is back, in order.
+  await carla.reload();
+  await carla.waitForSelector('#status-pill[data-state="connected"]');
+  await carla.locator('#messages li').nth(1).waitFor();
+  const texts = await carla.locator('#messages li .bubble').allTextContents();
+  assert.deepEqual(texts.slice(-2), ['Hello, my meter shows zero', 'Let me check your readings, Carla.']);
+
+  mkdirSync(screenshots, { recursive: true });
+  await admin.screenshot({ path: join(screenshots, 'admin.png') });
+  await carla.screenshot({ path: join(screenshots, 'customer.png') });
+  await chris.screenshot({ path: join(screenshots, 'customer-phone.png') });
+
+  // The broker restarts mid-conversation: the pages say so, reconnect, and a message typed meanwhile is not lost.
+  await broker.stop();
+  await carla.waitForSelector('#status-pill:not([data-state="connected"])', { timeout: 10_000 });
+  assert.equal(await carla.locator('#banner').isVisible(), true);
+  await carla.fill('#input', 'Are you still there?');
+  await carla.press('#input', 'Enter');
+  broker = await startBroker({ port, dataDir });
+  await carla.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
+  await admin.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
+  await admin.click('#customers button[data-user="client1"]');
+  await pane(admin).locator('.messages li', { hasText: 'Are you still there?' }).waitFor({ timeout: 10_000 });
+  await carla.locator('.message.mine', { hasText: 'Are you still there?' }).locator('.status:not([data-status="sending"])').waitFor({ timeout: 10_000 });
+
+  for (const page of [admin, carla, chris]) assert.deepEqual(page.errors ?? [], [], 'no script errors');
+  await Promise.all([admin, carla, chris].map((p) => p.context().close()));
+});
+
+test('older history loads when scrolling up', async () => {
+  const token = (await (await fetch(`${broker.url}/api/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"userId":"client3"}' })).json()).token;
+  // Seed 45 messages over raw STOMP (no stompjs needed): one WebSocket, one SEND per message with a receipt at the end.
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`${broker.url.replace('http', 'ws')}/ws?access_token=${token}`, ['v12.stomp']);
+  await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
+  const receipt = new Promise((ok) => ws.on('message', (data) => { if (String(data).includes('receipt-id:seeded')) ok(); }));
+  let wire = 'CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0';
+  for (let i = 1; i <= 45; i++) wire += `SEND\ndestination:/topic/private-chat/admin1/client3\n${i === 45 ? 'receipt:seeded\n' : ''}\nhistory ${i}\0`;
+  ws.send(wire);
+  await receipt;
+  ws.close();
+  const page = await login('client3');
+  await page.locator('#messages li', { hasText: 'history 45' }).waitFor();
+  assert.equal(await page.locator('#messages li').count(), 30, 'first page');
+  await page.locator('#messages').evaluate((list) => { list.scrollTop = 0; list.dispatchEvent(new Event('scroll')); });
+  await page.locator('#messages li', { hasText: 'history 1' }).first().waitFor({ timeout: 5000 });
+  assert.equal(await page.locator('#messages li').count(), 45);
+  await page.context().close();
+});
