@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using System.Buffers;
 using System.Text;
 using WsBroker.Protocol;
@@ -8,12 +9,13 @@ using WsBroker.Protocol;
 namespace WsBroker.Bench;
 
 /// <summary>Shared by the protocol benchmarks: allocated bytes are a tracked result, and a fixed iteration count keeps a
-/// run on the shared 2-core machine to a few minutes.</summary>
+/// run on the shared 2-core machine to a few minutes. In-process: BenchmarkDotNet's generated-project toolchain looks for
+/// a project named after the assembly (WsBroker.Bench), which is bench/Bench.csproj here.</summary>
 public sealed class ProtocolBenchmarkConfig : ManualConfig
 {
     public ProtocolBenchmarkConfig()
     {
-        AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15));
+        AddJob(Job.Default.WithWarmupCount(5).WithIterationCount(15).WithToolchain(InProcessEmitToolchain.Instance));
         AddDiagnoser(MemoryDiagnoser.Default);
     }
 }
