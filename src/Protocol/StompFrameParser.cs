@@ -91,6 +91,9 @@ public sealed class StompFrameParser
         {
             status = ReadLine(ref reader, crlf, out line);
             if (status != LineStatus.Done) return NotYet(status, buffer, out error);
+            // The header block alone may not fill the frame limit (the NUL still follows): checked here, not only while
+            // buffering, so a frame that arrives whole gets the same answer as one that trickles in.
+            if (reader.Consumed >= _limits.MaxFrameBytes) return Invalid(StompParseError.FrameTooLarge, out error);
             if (line.IsEmpty) break;                                   // a blank line ends the header block
             if (_headerCount == _limits.MaxHeaderCount) return Invalid(StompParseError.TooManyHeaders, out error);
             var headerError = AddHeader(line, escaping, crEscape);

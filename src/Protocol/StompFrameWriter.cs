@@ -13,8 +13,11 @@ public static class StompFrameWriter
 {
     private const byte Lf = (byte)'\n';
     private const byte Colon = (byte)':';
+    private const byte Backslash = (byte)'\\';
+    private const byte Space = (byte)' ';
     private static readonly SearchValues<byte> s_needsEscape = SearchValues.Create("\\\n\r:"u8);
     private static readonly SearchValues<char> s_needsEscapeChars = SearchValues.Create("\\\n\r:");
+    private static readonly SearchValues<byte> s_lineBreaks = SearchValues.Create("\r\n"u8);
 
     /// <summary>Writes a whole frame. Header escaping follows the command and version; SEND, MESSAGE and ERROR always get a
     /// <c>content-length</c> computed from the body (a <c>content-length</c> entry in the headers is ignored).</summary>
@@ -128,7 +131,7 @@ public static class StompFrameWriter
 
     private static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<byte> text, StompEscaping escape)
     {
-        var first = escape == StompEscaping.None ? -1 : text.IndexOfAny(s_needsEscape);
+        var first = text.IndexOfAny(escape == StompEscaping.None ? s_lineBreaks : s_needsEscape);
         if (first < 0)
         {
             WriteRaw(output, text);
@@ -140,14 +143,19 @@ public static class StompFrameWriter
         for (var i = first; i < text.Length; i++)
         {
             var b = text[i];
-            switch (b)
+            var escaped = Escape(b, escape);
+            if (escaped == 0)
             {
-                case (byte)'\\': span[written++] = (byte)'\\'; span[written++] = (byte)'\\'; break;
-                case Lf: span[written++] = (byte)'\\'; span[written++] = (byte)'n'; break;
-                case Colon: span[written++] = (byte)'\\'; span[written++] = (byte)'c'; break;
-                // STOMP 1.1 has no escape for CR: it is written as is.
-                case (byte)'\r' when escape == StompEscaping.V1_2: span[written++] = (byte)'\\'; span[written++] = (byte)'r'; break;
-                default: span[written++] = b; break;
+                span[written++] = b;
+            }
+            else if (escaped == Space)
+            {
+                span[written++] = Space;
+            }
+            else
+            {
+                span[written++] = Backslash;
+                span[written++] = escaped;
             }
         }
         output.Advance(written);
@@ -155,46 +163,61 @@ public static class StompFrameWriter
 
     private static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text, StompEscaping escape)
     {
-        if (escape == StompEscaping.None || text.IndexOfAny(s_needsEscapeChars) < 0)
+        var first = escape == StompEscaping.None ? text.IndexOfAny('\r', '\n') : text.IndexOfAny(s_needsEscapeChars);
+        if (first < 0)
         {
             var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
             var written = Encoding.UTF8.GetBytes(text, span);
             output.Advance(written);
             return;
         }
-        // Rare path: escape character by character; each char is at most 3 UTF-8 bytes or an escape of 2.
+        // Rare path: encode the runs between special characters; each special character becomes 1 or 2 ASCII bytes.
+        // Runs only break at ASCII characters, so a surrogate pair is never split.
         var start = 0;
-        for (var i = 0; i <= text.Length; i++)
+        for (var i = first; i <= text.Length; i++)
         {
-            var c = i < text.Length ? text[i] : '\0';
-            var esc = i == text.Length ? null
-                : c switch
-                {
-                    '\\' => "\\\\",
-                    '\n' => "\\n",
-                    ':' => "\\c",
-                    '\r' when escape == StompEscaping.V1_2 => "\\r",
-                    _ => null,
-                };
-            if (esc is null && i < text.Length) continue;
+            var escaped = i < text.Length && text[i] < 0x80 ? Escape((byte)text[i], escape) : (byte)0;
+            if (escaped == 0 && i < text.Length) continue;
             var chunk = text[start..i];
             var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(chunk.Length) + 2);
             var written = Encoding.UTF8.GetBytes(chunk, span);
-            if (esc is not null)
+            if (escaped == Space)
             {
-                span[written++] = (byte)esc[0];
-                span[written++] = (byte)esc[1];
+                span[written++] = Space;
+            }
+            else if (escaped != 0)
+            {
+                span[written++] = Backslash;
+                span[written++] = escaped;
             }
             output.Advance(written);
             start = i + 1;
         }
     }
+
+    /// <summary>
+    /// What replaces <paramref name="b"/> in a header: 0 = itself; <see cref="Space"/> = a space; otherwise the letter after
+    /// a backslash. Without escaping (STOMP 1.0, CONNECT, CONNECTED) CR and LF cannot be represented; written raw they would
+    /// end the header line early and let a value inject headers or end the header block, so they become spaces.
+    /// STOMP 1.1 has no escape for CR: it is written as is (a 1.1 EOL is a bare LF, so it stays part of the value).
+    /// </summary>
+    private static byte Escape(byte b, StompEscaping escape) => (b, escape) switch
+    {
+        ((byte)'\r' or Lf, StompEscaping.None) => Space,
+        (_, StompEscaping.None) => 0,
+        (Backslash, _) => Backslash,
+        (Lf, _) => (byte)'n',
+        (Colon, _) => (byte)'c',
+        ((byte)'\r', StompEscaping.V1_2) => (byte)'r',
+        _ => 0,
+    };
 }
 
 /// <summary>Which header escaping applies when writing.</summary>
 public enum StompEscaping : byte
 {
-    /// <summary>STOMP 1.0, CONNECT and CONNECTED: no escaping (the caller must not put CR, LF or ':' in names).</summary>
+    /// <summary>STOMP 1.0, CONNECT and CONNECTED: no escaping. CR and LF are written as spaces (they would end the line);
+    /// a ':' in a name cannot be told from the separator, so callers keep it out of names.</summary>
     None,
     /// <summary>STOMP 1.1: \n, \c and \\.</summary>
     V1_1,
