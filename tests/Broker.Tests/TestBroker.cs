@@ -126,6 +126,19 @@ public sealed class StompTestClient : IAsyncDisposable
         return frame;
     }
 
+    /// <summary>Reads until the RECEIPT for <paramref name="receiptId"/>, returning the frames that came before it.</summary>
+    public async Task<List<StompFrame>> ReceiveUntilReceiptAsync(string receiptId)
+    {
+        var before = new List<StompFrame>();
+        while (true)
+        {
+            var frame = await ReceiveAsync();
+            if (frame.Command == StompCommand.Receipt && frame.Headers["receipt-id"] == receiptId) return before;
+            Assert.False(frame.Command == StompCommand.Error, $"ERROR: {frame.Headers["message"]}");
+            before.Add(frame);
+        }
+    }
+
     /// <summary>Asserts nothing but heart-beats arrives within <paramref name="quiet"/>.</summary>
     public async Task AssertNoFrameAsync(TimeSpan quiet)
     {

@@ -115,6 +115,7 @@ public abstract class ChatTests : IAsyncLifetime
         Assert.Contains(clientFrames, f => f.Command == StompCommand.Message && f.Headers["message-id"] == question);
 
         await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:a1\n\nLet me check your readings.\0");
+        await admin.ReceiveUntilReceiptAsync("a1");                      // stored now
         var answer = await client.ReceiveAsync(StompCommand.Message);
         Assert.Equal(("admin1", "client1"), (answer.Headers["sender"], answer.Headers["receiver"]));
 
