@@ -265,26 +265,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
                 while (frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && reader.TryRead(out var item))
                 {
-                    Interlocked.Add(ref _queuedBytes, -item.Size);
-                    switch (item.Kind)
-                    {
-                        case OutboundKind.Delivery:
-                            binary |= EncodeDelivery(item.Subscription!, item.Message!, buffer);
-                            frames++;
-                            break;
-                        case OutboundKind.Frame or OutboundKind.BinaryFrame:
-                            StompFrameWriter.WriteRaw(buffer, item.Bytes);
-                            binary |= item.Kind == OutboundKind.BinaryFrame;
-                            frames++;
-                            break;
-                        case OutboundKind.HeartBeat:
-                            if (buffer.WrittenCount == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
-                            break;
-                        case OutboundKind.Close:
-                            close = true;
-                            break;
-                    }
-                    if (close) break;
+                    if (Encode(item, buffer, ref binary, ref frames)) { close = true; break; }
                 }
                 if (buffer.WrittenCount > 0)
                 {
@@ -307,6 +288,38 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         catch (WebSocketException) { }
         catch (ObjectDisposedException) { }
         catch (IOException) { }
+    }
+
+    // Writes one outbox item; true for the Close marker.
+    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref bool binary, ref int frames)
+    {
+        Interlocked.Add(ref _queuedBytes, -item.Size);
+        switch (item.Kind)
+        {
+            case OutboundKind.Delivery:
+                binary |= EncodeDelivery(item.Subscription!, item.Message!, buffer);
+                frames++;
+                return false;
+            case OutboundKind.Frame or OutboundKind.BinaryFrame:
+                StompFrameWriter.WriteRaw(buffer, item.Bytes);
+                binary |= item.Kind == OutboundKind.BinaryFrame;
+                frames++;
+                return false;
+            case OutboundKind.HeartBeat:
+                if (frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
+                return false;
+            default:
+                return true;
+        }
+    }
+
+    /// <summary>Benchmarks: does what the writer loop does with everything queued, minus the socket.</summary>
+    internal int DrainOutbox(IBufferWriter<byte> output)
+    {
+        var binary = false;
+        var frames = 0;
+        while (_outbox.Reader.TryRead(out var item)) Encode(item, output, ref binary, ref frames);
+        return frames;
     }
 
     private async Task CloseSocketAsync()

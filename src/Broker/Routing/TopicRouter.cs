@@ -145,6 +145,14 @@ public sealed class TopicRouter
         if (node.Star is not null && segments[index].Length > 0) Collect(node.Star, segments, index + 1, result);
     }
 
+    /// <summary>Benchmarks: the trie walk without the cache.</summary>
+    internal int MatchUncachedForBenchmark(string destination)
+    {
+        var result = new List<Subscription>();
+        lock (_gate) Collect(_root, destination.Split('/'), 1, result);
+        return result.Count;
+    }
+
     private void Invalidate(string destination, bool wildcard)
     {
         if (wildcard) _cache.Clear();
