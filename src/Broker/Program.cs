@@ -1,1 +1,43 @@
-await WsBroker.Broker.BrokerApp.Build(args).RunAsync();
+using Microsoft.Extensions.Options;
+
+// The broker host. Invalid configuration ends the process with exit code 2 and one line per problem, naming the option.
+if (args.Contains("--healthcheck")) return await HealthCheckAsync();
+try
+{
+    await WsBroker.Broker.BrokerApp.Build(args).RunAsync();
+    return 0;
+}
+catch (OptionsValidationException ex)
+{
+    foreach (var failure in ex.Failures) Console.Error.WriteLine($"wsbroker: invalid configuration: {failure}");
+    return 2;
+}
+catch (InvalidOperationException ex) when (ex.InnerException is OptionsValidationException inner)
+{
+    foreach (var failure in inner.Failures) Console.Error.WriteLine($"wsbroker: invalid configuration: {failure}");
+    return 2;
+}
+catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+{
+    // e.g. "Failed to convert configuration value 'Kafka' at 'Bus:Transport' to type '…BusTransport'."
+    Console.Error.WriteLine($"wsbroker: invalid configuration: {ex.Message}");
+    return 2;
+}
+
+// Container health check without curl in the image: GET /healthz on the first local listen port.
+static async Task<int> HealthCheckAsync()
+{
+    var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? "http://localhost:8080";
+    var port = new Uri(urls.Split(';')[0].Replace("+", "localhost", StringComparison.Ordinal).Replace("*", "localhost", StringComparison.Ordinal)).Port;
+    using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+    try
+    {
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/healthz"));
+        return response.IsSuccessStatusCode ? 0 : 1;
+    }
+    catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+    {
+        Console.Error.WriteLine($"wsbroker: health check failed: {ex.Message}");
+        return 1;
+    }
+}

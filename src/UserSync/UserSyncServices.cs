@@ -60,10 +60,10 @@ public static class UserSyncServiceCollectionExtensions
         var section = configuration.GetSection(UserSyncOptions.Section);
         var options = new UserSyncOptions();
         var transport = section["Transport"];
+        if (!string.IsNullOrEmpty(transport) && !Enum.TryParse<BusTransport>(transport, true, out _))
+            throw new OptionsValidationException(UserSyncOptions.Section, typeof(UserSyncOptions), [$"Bus:Transport must be InMemory or RabbitMq, not '{transport}'"]);
         section.Bind(options, b => b.ErrorOnUnknownConfiguration = false);
         var problems = options.Validate().ToList();
-        if (!string.IsNullOrEmpty(transport) && !Enum.TryParse<BusTransport>(transport, true, out _))
-            problems.Insert(0, $"Bus:Transport must be InMemory or RabbitMq, not '{transport}'");
         if (problems.Count > 0) throw new OptionsValidationException(UserSyncOptions.Section, typeof(UserSyncOptions), problems);
         services.AddSingleton(Options.Create(options));
         services.AddSingleton<UserEvents>();

@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Options;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Operations;
+
+/// <summary>Finds the repository and the built broker; runs processes with bounded waits.</summary>
+internal static class Repo
+{
+    public static string Root
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "WsBroker.sln"))) dir = dir.Parent;
+            return dir?.FullName ?? throw new InvalidOperationException("repository root not found");
+        }
+    }
+
+    public static string BrokerDll => Path.Combine(Root, "src/Broker/bin/Release/net10.0/WsBroker.Broker.dll");
+
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string file, IEnumerable<string> args,
+        IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
+    {
+        var info = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Root };
+        foreach (var (k, v) in env ?? new Dictionary<string, string?>()) info.Environment[k] = v;
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(timeout ?? TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
+
+public class ConfigurationTests
+{
+    [Theory]
+    [InlineData("--Broker:NodeId=5000", "Broker:NodeId must be between 0 and 1023")]
+    [InlineData("--Broker:NodeId=abc", "'Broker:NodeId'")]
+    [InlineData("--Broker:MaxFrameBytes=10", "Broker:MaxFrameBytes must be at least 256")]
+    [InlineData("--Auth:SigningKey=too-short", "Auth:SigningKey must be at least 32 bytes")]
+    [InlineData("--Auth:PublicKeyPath=/nope.pem", "Auth:PublicKeyPath: file not found: /nope.pem")]
+    [InlineData("--Storage:BatchSize=0", "Storage:BatchSize must be between 1 and 1000")]
+    [InlineData("--Bus:Transport=Kafka", "Bus:Transport must be InMemory or RabbitMq, not 'Kafka'")]
+    [InlineData("--Bus:PrefetchCount=0", "Bus:PrefetchCount must be between 1 and 10000")]
+    [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
+    [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
+    public async Task Start_InvalidConfiguration_ExitsWith2AndNamesTheOption(string setting, string message)
+    {
+        var data = Path.Combine(Path.GetTempPath(), $"wsbroker-cfg-{Guid.NewGuid():N}.db");
+        var (code, _, stderr) = await Repo.RunAsync("dotnet",
+            [Repo.BrokerDll, "--urls", "http://127.0.0.1:0", $"--ConnectionStrings:Sqlite=Data Source={data}", setting]);
+        Assert.Equal(2, code);
+        Assert.Contains("wsbroker: invalid configuration:", stderr);
+        Assert.Contains(message, stderr);
+    }
+}
+
+public class DeploymentTests
+{
+    [Fact]
+    public async Task DockerCompose_Config_IsValid_AndNeedsTheSigningKey()
+    {
+        var compose = await EnsureDockerComposeAsync();
+        var env = new Dictionary<string, string?> { ["WSBROKER_SIGNING_KEY"] = new string('k', 48) };
+        var (code, stdout, stderr) = await Repo.RunAsync(compose, ["config"], env);
+        Assert.True(code == 0, stderr);
+        foreach (var expected in new[] { "mariadb:", "rabbitmq:", "broker:", "Storage__Provider: MySql", "Bus__Transport: RabbitMq", "127.0.0.1:15672:15672", "service_healthy", "mariadb-data" })
+            Assert.Contains(expected, stdout);
+        var missing = await Repo.RunAsync(compose, ["config", "-q"], new Dictionary<string, string?> { ["WSBROKER_SIGNING_KEY"] = null });
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("WSBROKER_SIGNING_KEY", missing.Stderr);
+    }
+
+    [Fact]
+    public void Dockerfile_IsMultiStage_NonRoot_OnTheAspNetRuntime()
+    {
+        var dockerfile = File.ReadAllText(Path.Combine(Repo.Root, "src/Broker/Dockerfile"));
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build", dockerfile);
+        Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime", dockerfile);
+        Assert.Contains("USER app", dockerfile);
+        Assert.Contains("COPY web-js/ web-js/", dockerfile);
+    }
+
+    private static async Task<string> EnsureDockerComposeAsync()
+    {
+        if (File.Exists("/usr/bin/docker-compose")) return "/usr/bin/docker-compose";
+        // The Debian package (docker-compose 1.x) validates the file without a Docker engine.
+        var (code, _, stderr) = await Repo.RunAsync("apt-get", ["-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "docker-compose"],
+            new Dictionary<string, string?> { ["DEBIAN_FRONTEND"] = "noninteractive" }, TimeSpan.FromMinutes(10));
+        Assert.True(code == 0, "apt-get install docker-compose failed: " + stderr);
+        return "/usr/bin/docker-compose";
+    }
+}
+
+public class MetricsTests
+{
+    [Fact]
+    public async Task Metrics_ChangeAsTrafficFlows()
+    {
+        await using var broker = await TestBroker.StartAsync("Chat:DemoUsers=true");
+        using var http = new HttpClient { BaseAddress = broker.BaseUri };
+        var before = Parse(await http.GetStringAsync("/metrics"));
+        await using var client = await broker.ConnectAsync("client1");
+        await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/private-chat/admin1/client1\n\n\0SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nmetered\0");
+        await client.ReceiveUntilReceiptAsync("m");
+        var response = await http.GetAsync("/metrics");
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        var after = Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, after["wsbroker_connections"]);
+        Assert.Equal(1, after["wsbroker_sessions{protocol=\"stomp\"}"]);
+        Assert.Equal(1, after["wsbroker_subscriptions"]);
+        Assert.Equal(before["wsbroker_frames_in_total{command=\"SEND\"}"] + 1, after["wsbroker_frames_in_total{command=\"SEND\"}"]);
+        Assert.True(after["wsbroker_deliveries_total"] > before["wsbroker_deliveries_total"]);
+        Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"]);
+        Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"]);
+        Assert.True(after["wsbroker_persistence_commit_seconds_bucket{le=\"+Inf\"}"] >= 1);
+        Assert.Equal(0, after["wsbroker_persistence_queue_depth"]);
+    }
+
+    private static Dictionary<string, double> Parse(string text) =>
+        text.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
+            .Select(l => l.Split(' '))
+            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+}
+
+public class GracefulShutdownTests
+{
+    [Fact]
+    public async Task Sigterm_DuringChatLoad_EveryReceiptedMessageIsStored_AndTheProcessExitsCleanly()
+    {
+        const string key = "graceful-shutdown-test-signing-key-0123456789";
+        var data = Path.Combine(Path.GetTempPath(), $"wsbroker-sigterm-{Guid.NewGuid():N}.db");
+        var info = new ProcessStartInfo("dotnet", [Repo.BrokerDll, "--urls", "http://127.0.0.1:0", $"--Auth:SigningKey={key}",
+            $"--ConnectionStrings:Sqlite=Data Source={data}", "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information"])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(info)!;
+        var url = await ReadUrlAsync(process);
+        var issuer = new JwtIssuer(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = key }));
+        var receipted = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var stop = new CancellationTokenSource();
+        var senders = new[] { "client1", "client2", "client3" }.Select(user => Task.Run(async () =>
+        {
+            await using var client = await StompTestClient.OpenAsync(new Uri(url.Replace("http", "ws", StringComparison.Ordinal) + "/ws"));
+            await client.SendAsync($"CONNECT\naccept-version:1.2\nheart-beat:0,0\nAuthorization:Bearer {issuer.Issue(user, "client", user, TimeSpan.FromHours(1))}\n\n\0");
+            await client.ReceiveAsync(StompCommand.Connected);
+            var sent = new Dictionary<string, string>();
+            var n = 0;
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    // Keep up to 20 messages in flight; every RECEIPT names one that must be stored.
+                    while (sent.Count < 20)
+                    {
+                        var body = $"{user}-{n++}";
+                        sent[body] = body;
+                        await client.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/{user}\nreceipt:{body}\n\n{body}\0");
+                    }
+                    var frame = await client.ReceiveAsync(TimeSpan.FromSeconds(10));
+                    if (frame.Command == StompCommand.Receipt && sent.Remove(frame.Headers["receipt-id"]!)) receipted.Add(frame.Headers["receipt-id"]!);
+                }
+            }
+            catch (Exception ex) when (ex is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException) { }
+            return n;
+        })).ToArray();
+        await Task.Delay(1500);
+        Assert.True(receipted.Count > 0, "traffic is flowing");
+        var kill = await Repo.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
+        Assert.Equal(0, kill.ExitCode);
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        stop.Cancel();
+        await Task.WhenAll(senders).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, process.ExitCode);
+
+        var stored = new HashSet<string>();
+        await using (var db = new SqliteConnection($"Data Source={data}"))
+        {
+            await db.OpenAsync();
+            await using var command = new SqliteCommand("SELECT body FROM messages", db);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) stored.Add(reader.GetString(0));
+        }
+        SqliteConnection.ClearAllPools();
+        Assert.All(receipted, body => Assert.Contains(body, stored));
+        foreach (var f in new[] { data, data + "-wal", data + "-shm" }) File.Delete(f);
+    }
+
+    private static async Task<string> ReadUrlAsync(Process process)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var line = await process.StandardOutput.ReadLineAsync(cts.Token) ?? throw new InvalidOperationException("broker exited: " + await process.StandardError.ReadToEndAsync());
+            var match = Regex.Match(line, @"Now listening on: (http://127\.0\.0\.1:\d+)");
+            if (match.Success)
+            {
+                _ = process.StandardOutput.ReadToEndAsync();      // keep draining
+                return match.Groups[1].Value;
+            }
+        }
+    }
+}
