@@ -1,2 +1,61 @@
-Console.Error.WriteLine("wsbroker-load: no scenarios yet");
-return 2;
+using System.Diagnostics;
+using Spectre.Console;
+using WsBroker.Load;
+
+LoadOptions? options;
+try
+{
+    options = LoadOptions.Parse(args);
+}
+catch (LoadUsageException ex)
+{
+    Console.Error.WriteLine($"wsbroker-load: {ex.Message} (try --help)");
+    return 2;
+}
+if (options is null)
+{
+    Console.WriteLine(LoadOptions.Usage);
+    return 0;
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+var stats = new RunStats();
+var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+var wall = Stopwatch.StartNew();
+try
+{
+    var run = Scenarios.RunAsync(options, stats, cancel.Token);
+    if (options.Progress && !Console.IsErrorRedirected)
+    {
+        // Progress goes to stderr: stdout carries only the JSON line.
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        await console.Progress().AutoClear(true).StartAsync(async ctx =>
+        {
+            var task = ctx.AddTask($"{options.Scenario}", maxValue: (options.Warmup + options.Duration).TotalSeconds);
+            while (!run.IsCompleted)
+            {
+                task.Value = Math.Min(task.MaxValue, wall.Elapsed.TotalSeconds);
+                task.Description = $"{options.Scenario}: sent {stats.Sent:N0}, delivered {stats.Received:N0}";
+                await Task.WhenAny(run, Task.Delay(250));
+            }
+        });
+    }
+    var result = await run;
+    var usedCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
+    var extra = new Dictionary<string, double>(result.Extra) { ["load_cpu_cores"] = Math.Round(usedCpu / Math.Max(wall.Elapsed.TotalSeconds, 0.001), 2) };
+    result = result with { Extra = extra };
+    Console.WriteLine(Report.JsonLine(result));
+    if (options.Out is not null)
+    {
+        foreach (var file in Report.Write(options.Out, result)) Console.Error.WriteLine($"wrote {file}");
+    }
+    Console.Error.WriteLine(Report.MarkdownHeader);
+    Console.Error.WriteLine(Report.MarkdownRow(result));
+    return 0;
+}
+catch (Exception ex) when (ex is InvalidOperationException or System.Net.WebSockets.WebSocketException or HttpRequestException or OperationCanceledException or InvalidDataException)
+{
+    Console.Error.WriteLine($"wsbroker-load: {options.Scenario} failed: {ex.Message}");
+    return 1;
+}

@@ -1,0 +1,184 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Text;
+using WsBroker.Protocol;
+
+namespace WsBroker.Load;
+
+/// <summary>
+/// One STOMP-over-WebSocket connection of the load generator: CONNECT (JWT or login/passcode), SUBSCRIBE, SEND with a
+/// timestamp in the body, and a receive loop that parses with the zero-allocation <see cref="StompFrameParser"/>.
+/// Sends are serialised (a WebSocket takes one send at a time); receives run on their own loop.
+/// </summary>
+public sealed class LoadConnection : IAsyncDisposable
+{
+    private readonly ClientWebSocket _socket;
+    private readonly StompFrameParser _parser = new(new StompLimits { MaxFrameBytes = 2 * 1024 * 1024, MaxBodyBytes = 2 * 1024 * 1024 });
+    private readonly SemaphoreSlim _sendGate = new(1, 1);
+    private readonly ArrayBufferWriter<byte> _sendBuffer = new(512);
+    private byte[] _receive = new byte[16 * 1024];
+    private int _received;
+
+    private LoadConnection(ClientWebSocket socket) => _socket = socket;
+
+    public string? Session { get; private set; }
+    public bool IsOpen => _socket.State == WebSocketState.Open;
+
+    public static async Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.AddSubProtocol(options.SubProtocol);
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        var url = options.Url;
+        if (token is not null) url = new Uri(url + (url.Query.Length > 0 ? "&" : "?") + "access_token=" + Uri.EscapeDataString(token));
+        await socket.ConnectAsync(url, cancellationToken);
+        var connection = new LoadConnection(socket);
+        var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\n");
+        if (options.Login is not null) connect.Append("login:").Append(options.Login).Append("\npasscode:").Append(options.Passcode).Append('\n');
+        if (token is not null) connect.Append("Authorization:Bearer ").Append(token).Append('\n');
+        connect.Append("\n\0");
+        await socket.SendAsync(Encoding.UTF8.GetBytes(connect.ToString()), WebSocketMessageType.Text, true, cancellationToken);
+        var connected = await connection.ReceiveOneAsync(cancellationToken);
+        if (connected.Command != StompCommand.Connected)
+            throw new InvalidOperationException($"broker refused CONNECT: {connected.Headers["message"] ?? connected.Command.ToWireString()}");
+        connection.Session = connected.Headers["session"];
+        return connection;
+    }
+
+    public async Task SubscribeAsync(string destination, string id, CancellationToken cancellationToken)
+    {
+        var receipt = "sub-" + id;
+        await SendRawAsync($"SUBSCRIBE\nid:{id}\ndestination:{destination}\nack:auto\nreceipt:{receipt}\n\n\0", cancellationToken);
+        var frame = await ReceiveOneAsync(cancellationToken);
+        if (frame.Command != StompCommand.Receipt || frame.Headers["receipt-id"] != receipt)
+            throw new InvalidOperationException($"SUBSCRIBE {destination} failed: {frame.Headers["message"] ?? frame.Command.ToWireString()}");
+    }
+
+    /// <summary>Sends a SEND whose body starts with <paramref name="timestamp"/> (Stopwatch ticks, 16 hex digits) padded to <paramref name="size"/>.</summary>
+    public async ValueTask SendAsync(string destination, long timestamp, int size, string? receipt, CancellationToken cancellationToken)
+    {
+        await _sendGate.WaitAsync(cancellationToken);
+        try
+        {
+            _sendBuffer.ResetWrittenCount();
+            StompFrameWriter.WriteCommand(_sendBuffer, StompCommand.Send);
+            StompFrameWriter.WriteHeader(_sendBuffer, "destination", destination);
+            if (receipt is not null) StompFrameWriter.WriteHeader(_sendBuffer, "receipt", receipt);
+            StompFrameWriter.WriteHeader(_sendBuffer, "content-length"u8, size);
+            var span = _sendBuffer.GetSpan(size + 2);
+            span[0] = (byte)'\n';
+            WriteTimestamp(timestamp, span.Slice(1, 16));
+            span.Slice(17, size - 16).Fill((byte)'x');
+            span[size + 1] = 0;
+            _sendBuffer.Advance(size + 2);
+            await _socket.SendAsync(_sendBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancellationToken);
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    private async Task SendRawAsync(string wire, CancellationToken cancellationToken)
+    {
+        await _sendGate.WaitAsync(cancellationToken);
+        try { await _socket.SendAsync(Encoding.UTF8.GetBytes(wire), WebSocketMessageType.Text, true, cancellationToken); }
+        finally { _sendGate.Release(); }
+    }
+
+    /// <summary>Calls <paramref name="onFrame"/> for every frame until the socket closes or the token fires.</summary>
+    public async Task ReceiveLoopAsync(Action<StompFrameView> onFrame, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                if (!await FillAsync(cancellationToken)) return;
+                Drain(onFrame);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        catch (WebSocketException) { }
+    }
+
+    private async Task<StompFrame> ReceiveOneAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        StompFrame? frame = null;
+        while (frame is null)
+        {
+            if (TryTake(out var taken)) return taken;
+            if (!await FillAsync(timeout.Token)) throw new InvalidOperationException($"connection closed: {_socket.CloseStatus} {_socket.CloseStatusDescription}");
+        }
+        return frame;
+    }
+
+    private bool TryTake(out StompFrame frame)
+    {
+        frame = null!;
+        var buffer = new ReadOnlySequence<byte>(_receive, 0, _received);
+        var status = _parser.TryParse(ref buffer, out var error);
+        if (status == OperationStatus.InvalidData) throw new InvalidDataException("bad frame from the broker: " + error.ToMessage());
+        if (status == OperationStatus.Done) frame = _parser.Frame.ToFrame();
+        Compact(buffer);
+        return status == OperationStatus.Done;
+    }
+
+    private void Drain(Action<StompFrameView> onFrame)
+    {
+        var buffer = new ReadOnlySequence<byte>(_receive, 0, _received);
+        OperationStatus status;
+        while ((status = _parser.TryParse(ref buffer, out var error)) == OperationStatus.Done) onFrame(_parser.Frame);
+        if (status == OperationStatus.InvalidData) throw new InvalidDataException("bad frame from the broker");
+        Compact(buffer);
+    }
+
+    private void Compact(ReadOnlySequence<byte> rest)
+    {
+        var consumed = _received - (int)rest.Length;
+        if (consumed == 0) return;
+        Buffer.BlockCopy(_receive, consumed, _receive, 0, (int)rest.Length);
+        _received = (int)rest.Length;
+    }
+
+    private async Task<bool> FillAsync(CancellationToken cancellationToken)
+    {
+        if (_received == _receive.Length) Array.Resize(ref _receive, _receive.Length * 2);
+        var result = await _socket.ReceiveAsync(_receive.AsMemory(_received), cancellationToken);
+        if (result.MessageType == WebSocketMessageType.Close) return false;
+        _received += result.Count;
+        return true;
+    }
+
+    public static void WriteTimestamp(long ticks, Span<byte> destination) => Utf8Formatter.TryFormat(ticks, destination, out _, new StandardFormat('X', 16));
+
+    /// <summary>The send timestamp of a body written by <see cref="SendAsync"/>, or -1.</summary>
+    public static long ReadTimestamp(ReadOnlySequence<byte> body)
+    {
+        if (body.Length < 16) return -1;
+        Span<byte> hex = stackalloc byte[16];
+        body.Slice(0, 16).CopyTo(hex);
+        return Utf8Parser.TryParse(hex, out long ticks, out var used, 'X') && used == 16 ? ticks : -1;
+    }
+
+    public static double TicksToMicroseconds(long ticks) => ticks * 1_000_000.0 / Stopwatch.Frequency;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (_socket.State == WebSocketState.Open)
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await _socket.SendAsync("DISCONNECT\n\n\0"u8.ToArray(), WebSocketMessageType.Text, true, cts.Token);
+                await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cts.Token);
+            }
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException) { }
+        _socket.Dispose();
+        _sendGate.Dispose();
+    }
+}

@@ -1,0 +1,157 @@
+using System.Globalization;
+using System.Net;
+
+namespace WsBroker.Load;
+
+/// <summary>Bad command line: the message names the option; exit code 2.</summary>
+public sealed class LoadUsageException(string message) : Exception(message)
+{
+    public LoadUsageException() : this("bad arguments") { }
+    public LoadUsageException(string message, Exception inner) : this(message + ": " + inner.Message) { }
+}
+
+/// <summary>Everything a run is told on the command line. Every run is bounded in time and in count.</summary>
+public sealed record LoadOptions
+{
+    public static readonly string[] Scenarios = ["pairs", "fanout", "rate", "idle", "chat"];
+
+    public string Scenario { get; init; } = "pairs";
+    public Uri Url { get; init; } = new("ws://127.0.0.1:8080/ws");
+    public string? Token { get; init; }
+    public string? Login { get; init; }
+    public string? Passcode { get; init; }
+    public bool DevTokens { get; init; }
+    public string Prefix { get; init; } = "/topic/load";
+    public string SubProtocol { get; init; } = "v12.stomp";
+    public int Connections { get; init; } = 1000;
+    public int Pairs { get; init; } = 50;
+    public int Subscribers { get; init; } = 100;
+    public int InFlight { get; init; } = 10;
+    public int Rate { get; init; } = 1000;
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(2);
+    public long Messages { get; init; } = 1_000_000;
+    public int Size { get; init; } = 128;
+    public int? Pid { get; init; }
+    public string? Out { get; init; }
+    public bool AllowRemote { get; init; }
+    public bool Progress { get; init; } = true;
+    public string Label { get; init; } = "";
+
+    public const string Usage = """
+        wsbroker-load: load generator for any STOMP-over-WebSocket broker (WsBroker, RabbitMQ Web-STOMP, ...)
+
+        usage: dotnet run -c Release --project load -- <scenario> [options]
+
+        scenarios:
+          pairs    P pairs of connections chatting in a closed loop, W messages in flight each way: throughput, latency
+          fanout   one publisher at --rate, S subscribers on one topic: deliveries/s, latency, loss per subscriber
+          rate     a fixed offered --rate across P pairs: latency percentiles corrected for coordinated omission
+          idle     C idle connections with one subscription each, held for --duration: how many held, memory per connection (--pid)
+          chat     WsBroker chat: customers send to /topic/private-chat/admin1/clientN with receipts (stored): stored/s, receipt latency
+
+        options:
+          --url <ws-url>          broker WebSocket URL (default ws://127.0.0.1:8080/ws)
+          --token <jwt>           JWT for every connection (Authorization: Bearer); --token-file <path> reads it from a file
+          --dev-tokens            get tokens from the broker's POST /api/dev/token (WsBroker embedded mode)
+          --login <l> --passcode <p>   STOMP login (RabbitMQ: guest/guest)
+          --prefix <destination>  destination prefix (default /topic/load)
+          --subprotocol <p>       WebSocket subprotocol (default v12.stomp)
+          --connections <n>       idle: connections (default 1000)
+          --pairs <n>             pairs/rate/chat: pairs or customers (default 50)
+          --subscribers <n>       fanout: subscribers (default 100)
+          --inflight <n>          pairs/chat: messages in flight per connection (default 10)
+          --rate <n>              fanout/rate: messages per second offered (default 1000)
+          --duration <time>       measured time, e.g. 10s, 500ms, 1m (default 10s)
+          --warmup <time>         unmeasured time before it (default 2s)
+          --messages <n>          stop after this many messages even before --duration (default 1000000)
+          --size <bytes>          message body size, at least 16 (default 128)
+          --pid <pid>             broker process id: report its resident memory (idle: per connection)
+          --out <folder>          write report.md (appended), <scenario>.json and PNG plots there
+          --label <text>          name of the broker in the report (default: the URL)
+          --allow-remote          allow a non-loopback broker URL (refused by default)
+          --no-progress           no live progress display (also off when stderr is not a terminal)
+          -h, --help              this text
+
+        Output: one JSON line per run on stdout; progress on stderr. Exit codes: 0 done, 1 run failed, 2 bad arguments.
+        """;
+
+    /// <summary>Parses the command line; null means "print help".</summary>
+    public static LoadOptions? Parse(string[] args)
+    {
+        if (args.Length == 0 || args.Any(a => a is "-h" or "--help")) return null;
+        var scenario = args[0];
+        if (!Scenarios.Contains(scenario)) throw new LoadUsageException($"unknown scenario '{scenario}': use {string.Join(", ", Scenarios)}");
+        var o = new LoadOptions { Scenario = scenario };
+        string? tokenFile = null;
+        for (var i = 1; i < args.Length; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : throw new LoadUsageException($"{name} needs a value");
+            o = name switch
+            {
+                "--url" => o with { Url = ParseUrl(Value()) },
+                "--token" => o with { Token = Value() },
+                "--token-file" => o with { Token = ReadToken(tokenFile = Value()) },
+                "--dev-tokens" => o with { DevTokens = true },
+                "--login" => o with { Login = Value() },
+                "--passcode" => o with { Passcode = Value() },
+                "--prefix" => o with { Prefix = ParsePrefix(Value()) },
+                "--subprotocol" => o with { SubProtocol = Value() },
+                "--connections" => o with { Connections = Int(name, Value(), 1, 60_000) },
+                "--pairs" => o with { Pairs = Int(name, Value(), 1, 10_000) },
+                "--subscribers" => o with { Subscribers = Int(name, Value(), 1, 50_000) },
+                "--inflight" => o with { InFlight = Int(name, Value(), 1, 10_000) },
+                "--rate" => o with { Rate = Int(name, Value(), 1, 10_000_000) },
+                "--duration" => o with { Duration = Time(name, Value(), TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(1)) },
+                "--warmup" => o with { Warmup = Time(name, Value(), TimeSpan.Zero, TimeSpan.FromMinutes(10)) },
+                "--messages" => o with { Messages = Int(name, Value(), 1, int.MaxValue) },
+                "--size" => o with { Size = Int(name, Value(), 16, 1024 * 1024) },
+                "--pid" => o with { Pid = Int(name, Value(), 1, int.MaxValue) },
+                "--out" => o with { Out = Value() },
+                "--label" => o with { Label = Value() },
+                "--allow-remote" => o with { AllowRemote = true },
+                "--no-progress" => o with { Progress = false },
+                _ => throw new LoadUsageException($"unknown option '{name}'"),
+            };
+        }
+        if (!o.AllowRemote && !IsLoopback(o.Url))
+            throw new LoadUsageException($"--url {o.Url} is not a loopback address: load is aimed at 127.0.0.1 unless --allow-remote");
+        if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
+        if (o.Pid is { } pid && !File.Exists($"/proc/{pid}/status")) throw new LoadUsageException($"--pid {pid}: no such process");
+        _ = tokenFile;
+        return o;
+    }
+
+    private static Uri ParseUrl(string text)
+    {
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("ws" or "wss"))
+            throw new LoadUsageException($"--url must be a ws:// or wss:// URL, not '{text}'");
+        return uri;
+    }
+
+    private static string ParsePrefix(string text) =>
+        text.StartsWith('/') && !text.EndsWith('/') ? text : throw new LoadUsageException($"--prefix must start with '/' and not end with '/', not '{text}'");
+
+    private static string ReadToken(string path) =>
+        File.Exists(path) ? File.ReadAllText(path).Trim() : throw new LoadUsageException($"--token-file: file not found: {path}");
+
+    private static int Int(string name, string text, int min, int max) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max ? v
+        : throw new LoadUsageException($"{name} must be a whole number from {min} to {max}, not '{text}'");
+
+    /// <summary>"10s", "500ms", "2m", or plain seconds.</summary>
+    public static TimeSpan Time(string name, string text, TimeSpan min, TimeSpan max)
+    {
+        TimeSpan? value = null;
+        if (text.EndsWith("ms", StringComparison.Ordinal) && double.TryParse(text[..^2], NumberStyles.Float, CultureInfo.InvariantCulture, out var ms)) value = TimeSpan.FromMilliseconds(ms);
+        else if (text.EndsWith('s') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var s)) value = TimeSpan.FromSeconds(s);
+        else if (text.EndsWith('m') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var m)) value = TimeSpan.FromMinutes(m);
+        else if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var plain)) value = TimeSpan.FromSeconds(plain);
+        if (value is not { } v || v < min || v > max) throw new LoadUsageException($"{name} must be a time from {min.TotalSeconds}s to {max.TotalSeconds}s like 10s or 500ms, not '{text}'");
+        return v;
+    }
+
+    private static bool IsLoopback(Uri url) =>
+        url.IsLoopback || (IPAddress.TryParse(url.Host, out var ip) && IPAddress.IsLoopback(ip));
+}

@@ -1,0 +1,421 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using HdrHistogram;
+using WsBroker.Protocol;
+
+namespace WsBroker.Load;
+
+/// <summary>Counters of one run: sends, deliveries, latency histogram (µs) and deliveries per second.</summary>
+public sealed class RunStats
+{
+    private readonly LongHistogram _latency = new(TimeSpan.TicksPerHour / 10, 3);   // up to 6 minutes, in µs
+    private readonly Lock _gate = new();
+    private readonly long[] _perSecond = new long[3700];
+    private long _sent;
+    private long _received;
+    private long _errors;
+    private long _measureFromTicks = long.MaxValue;
+    private long _startTicks = Stopwatch.GetTimestamp();
+
+    public long Sent => Interlocked.Read(ref _sent);
+    public long Received => Interlocked.Read(ref _received);
+    public long Errors => Interlocked.Read(ref _errors);
+    public bool Measuring => Stopwatch.GetTimestamp() >= Interlocked.Read(ref _measureFromTicks);
+
+    public void Start(TimeSpan warmup)
+    {
+        _startTicks = Stopwatch.GetTimestamp();
+        Interlocked.Exchange(ref _measureFromTicks, _startTicks + (long)(warmup.TotalSeconds * Stopwatch.Frequency));
+    }
+
+    public void CountSent() => Interlocked.Increment(ref _sent);
+
+    public void CountError() => Interlocked.Increment(ref _errors);
+
+    /// <summary>A delivery whose send time was <paramref name="sentTicks"/> (Stopwatch ticks).</summary>
+    public void Delivered(long sentTicks)
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (now < Interlocked.Read(ref _measureFromTicks)) return;
+        Interlocked.Increment(ref _received);
+        var second = (int)((now - _measureFromTicks) / Stopwatch.Frequency);
+        if (second < _perSecond.Length) Interlocked.Increment(ref _perSecond[second]);
+        if (sentTicks <= 0) return;
+        var micros = (long)LoadConnection.TicksToMicroseconds(now - sentTicks);
+        lock (_gate) _latency.RecordValue(Math.Clamp(micros, 1, _latency.HighestTrackableValue));
+    }
+
+    public (double P50, double P90, double P99, double P999, double Max, double Mean) LatencyMs()
+    {
+        lock (_gate)
+        {
+            if (_latency.TotalCount == 0) return (0, 0, 0, 0, 0, 0);
+            double Ms(long us) => us / 1000.0;
+            return (Ms(_latency.GetValueAtPercentile(50)), Ms(_latency.GetValueAtPercentile(90)), Ms(_latency.GetValueAtPercentile(99)),
+                Ms(_latency.GetValueAtPercentile(99.9)), Ms(_latency.GetMaxValue()), _latency.GetMean() / 1000.0);
+        }
+    }
+
+    public long[] PerSecond(int seconds) => _perSecond.Take(Math.Max(1, seconds)).ToArray();
+
+    public double ElapsedMeasuredSeconds => Math.Max(0, (Stopwatch.GetTimestamp() - Interlocked.Read(ref _measureFromTicks)) / (double)Stopwatch.Frequency);
+}
+
+/// <summary>The result of one scenario run, as written to JSON, Markdown and plots.</summary>
+public sealed record ScenarioResult(string Scenario, string Label, string Url, int Connections, double Seconds, long Sent, long Received,
+    double PerSecond, double P50Ms, double P90Ms, double P99Ms, double P999Ms, double MaxMs, double MeanMs, long Lost, long Errors,
+    IReadOnlyDictionary<string, double> Extra, long[] Timeline);
+
+/// <summary>The five scenarios. Each is bounded by --duration (plus --warmup) and by --messages.</summary>
+public static class Scenarios
+{
+    public static Task<ScenarioResult> RunAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken) => o.Scenario switch
+    {
+        "pairs" => PairsAsync(o, stats, cancellationToken),
+        "fanout" => FanOutAsync(o, stats, cancellationToken),
+        "rate" => RateAsync(o, stats, cancellationToken),
+        "idle" => IdleAsync(o, stats, cancellationToken),
+        "chat" => ChatAsync(o, stats, cancellationToken),
+        _ => throw new LoadUsageException($"unknown scenario '{o.Scenario}'"),
+    };
+
+    // ---- pairs: closed loop, W in flight each way ---------------------------------------------------------------------
+
+    private static async Task<ScenarioResult> PairsAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var connections = new List<LoadConnection>();
+        var loops = new List<Task>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var ends = new List<(LoadConnection Conn, string To, SemaphoreSlim Credits)>();
+            for (var i = 0; i < o.Pairs; i++)
+            {
+                var a = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+                var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
+                connections.Add(a);
+                connections.Add(b);
+                await a.SubscribeAsync($"{o.Prefix}/pair{i}/a", "a", cancellationToken);
+                await b.SubscribeAsync($"{o.Prefix}/pair{i}/b", "b", cancellationToken);
+                ends.Add((a, $"{o.Prefix}/pair{i}/b", new SemaphoreSlim(o.InFlight)));
+                ends.Add((b, $"{o.Prefix}/pair{i}/a", new SemaphoreSlim(o.InFlight)));
+            }
+            stats.Start(o.Warmup);
+            foreach (var (conn, to, credits) in ends)
+            {
+                // A delivery to this end gives it credit to send the next message back: W messages stay in flight.
+                loops.Add(conn.ReceiveLoopAsync(frame =>
+                {
+                    if (frame.Command != StompCommand.Message) return;
+                    stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
+                    credits.Release();
+                }, stop.Token));
+                loops.Add(SendLoopAsync(conn, to, credits, o, stats, stop.Token));
+            }
+            await WaitAsync(o, stats, stop.Token);
+            stop.Cancel();
+            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            return Result(o, stats, connections.Count, lost: 0);
+        }
+        finally
+        {
+            stop.Cancel();
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    private static async Task SendLoopAsync(LoadConnection conn, string to, SemaphoreSlim credits, LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested && stats.Sent < o.Messages)
+            {
+                await credits.WaitAsync(cancellationToken);
+                await conn.SendAsync(to, Stopwatch.GetTimestamp(), o.Size, null, cancellationToken);
+                stats.CountSent();
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or System.Net.WebSockets.WebSocketException) { }
+    }
+
+    // ---- fanout: one publisher, S subscribers ---------------------------------------------------------------------------
+
+    private static async Task<ScenarioResult> FanOutAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var connections = new List<LoadConnection>();
+        var counts = new long[o.Subscribers];
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loops = new List<Task>();
+        try
+        {
+            var destination = $"{o.Prefix}/fanout";
+            var subscribers = await ConnectManyAsync(o, o.Subscribers, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken);
+            connections.AddRange(subscribers);
+            await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
+                async (s, ct) => await s.c.SubscribeAsync(destination, "f" + s.i, ct));
+            var publisher = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+            connections.Add(publisher);
+            for (var i = 0; i < subscribers.Count; i++)
+            {
+                var index = i;
+                loops.Add(subscribers[i].ReceiveLoopAsync(frame =>
+                {
+                    if (frame.Command != StompCommand.Message) return;
+                    Interlocked.Increment(ref counts[index]);
+                    stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
+                }, stop.Token));
+            }
+            stats.Start(TimeSpan.Zero);                                // every message counts for loss; warm-up is not used here
+            var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
+            await PaceAsync(total, o.Rate, async (k, intended) =>
+            {
+                await publisher.SendAsync(destination, intended, o.Size, null, stop.Token);
+                stats.CountSent();
+            }, stop.Token);
+            // Stragglers: wait until everyone has everything, or 10 s.
+            var deadline = Stopwatch.StartNew();
+            while (counts.Any(c => Interlocked.Read(ref c) < stats.Sent) && deadline.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50, cancellationToken);
+            stop.Cancel();
+            var lost = counts.Sum(c => stats.Sent - c);
+            var extra = new Dictionary<string, double>
+            {
+                ["subscribers"] = o.Subscribers,
+                ["min_received"] = counts.Min(),
+                ["max_received"] = counts.Max(),
+                ["subscribers_with_loss"] = counts.Count(c => c < stats.Sent),
+            };
+            return Result(o, stats, connections.Count, lost, extra);
+        }
+        finally
+        {
+            stop.Cancel();
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    // ---- rate: fixed offered load, coordinated-omission-corrected latency -----------------------------------------------
+
+    private static async Task<ScenarioResult> RateAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var connections = new List<LoadConnection>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loops = new List<Task>();
+        try
+        {
+            var senders = new List<(LoadConnection Conn, string To)>();
+            for (var i = 0; i < o.Pairs; i++)
+            {
+                var a = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+                var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
+                connections.Add(a);
+                connections.Add(b);
+                await b.SubscribeAsync($"{o.Prefix}/rate{i}", "r", cancellationToken);
+                loops.Add(b.ReceiveLoopAsync(frame =>
+                {
+                    if (frame.Command == StompCommand.Message) stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
+                }, stop.Token));
+                senders.Add((a, $"{o.Prefix}/rate{i}"));
+            }
+            stats.Start(o.Warmup);
+            var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
+            // The timestamp is the time the message SHOULD have left: a sender that falls behind shows up as latency,
+            // not as a quietly lower rate (coordinated omission).
+            await PaceAsync(total, o.Rate, async (k, intended) =>
+            {
+                var (conn, to) = senders[(int)(k % senders.Count)];
+                await conn.SendAsync(to, intended, o.Size, null, stop.Token);
+                stats.CountSent();
+            }, stop.Token);
+            await Task.Delay(1000, cancellationToken);
+            stop.Cancel();
+            return Result(o, stats, connections.Count, lost: Math.Max(0, stats.Sent - stats.Received - WarmupSent(o, stats)),
+                new Dictionary<string, double> { ["offered_rate"] = o.Rate });
+        }
+        finally
+        {
+            stop.Cancel();
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    private static long WarmupSent(LoadOptions o, RunStats stats) => (long)Math.Min(stats.Sent, o.Rate * o.Warmup.TotalSeconds);
+
+    /// <summary>Calls <paramref name="send"/> for k = 0..total-1 at start + k/rate, passing that intended time (Stopwatch ticks).</summary>
+    private static async Task PaceAsync(long total, int rate, Func<long, long, ValueTask> send, CancellationToken cancellationToken)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var ticksPerMessage = (double)Stopwatch.Frequency / rate;
+        for (long k = 0; k < total && !cancellationToken.IsCancellationRequested; k++)
+        {
+            var intended = start + (long)(k * ticksPerMessage);
+            var wait = intended - Stopwatch.GetTimestamp();
+            if (wait > Stopwatch.Frequency / 500) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), cancellationToken);
+            else while (Stopwatch.GetTimestamp() < intended) Thread.SpinWait(20);
+            try { await send(k, intended); }
+            catch (Exception ex) when (ex is OperationCanceledException or System.Net.WebSockets.WebSocketException) { return; }
+        }
+    }
+
+    // ---- idle: many connections, one subscription each ---------------------------------------------------------------------
+
+    private static async Task<ScenarioResult> IdleAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var before = o.Pid is { } pid ? ResidentBytes(pid) : 0;
+        var connections = new List<LoadConnection>();
+        try
+        {
+            connections.AddRange(await ConnectManyAsync(o, o.Connections, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken, subscribe: true));
+            stats.Start(TimeSpan.Zero);
+            GC.Collect();
+            await Task.Delay(o.Duration, cancellationToken);
+            var held = connections.Count(c => c.IsOpen);
+            var extra = new Dictionary<string, double> { ["held"] = held, ["requested"] = o.Connections };
+            if (o.Pid is { } p)
+            {
+                var after = ResidentBytes(p);
+                extra["rss_before_mib"] = before / 1048576.0;
+                extra["rss_after_mib"] = after / 1048576.0;
+                extra["bytes_per_connection"] = held == 0 ? 0 : (after - before) / (double)held;
+            }
+            return Result(o, stats, held, lost: o.Connections - held, extra);
+        }
+        finally
+        {
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    private static long ResidentBytes(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        return 0;
+    }
+
+    // ---- chat: stored messages with receipts (WsBroker) ---------------------------------------------------------------------
+
+    private static async Task<ScenarioResult> ChatAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var connections = new List<LoadConnection>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loops = new List<Task>();
+        long rejected = 0;
+        try
+        {
+            for (var i = 0; i < o.Pairs; i++)
+            {
+                var user = "client" + (i % 3 + 1);                    // the embedded demo customers
+                var conn = await LoadConnection.ConnectAsync(o, await tokens.ForAsync(user), cancellationToken);
+                connections.Add(conn);
+                await conn.SubscribeAsync("/user/queue/errors", "errors", cancellationToken);
+                var sentAt = new ConcurrentDictionary<string, long>();
+                var credits = new SemaphoreSlim(o.InFlight);
+                var destination = $"/topic/private-chat/admin1/{user}";
+                loops.Add(conn.ReceiveLoopAsync(frame =>
+                {
+                    if (frame.Command == StompCommand.Receipt && sentAt.TryRemove(frame.GetHeaderString("receipt-id"u8) ?? "", out var t))
+                    {
+                        stats.Delivered(t);                             // a receipt = the message is stored
+                        credits.Release();
+                    }
+                    else if (frame.Command == StompCommand.Message && frame.GetHeaderString("destination"u8) == "/user/queue/errors")
+                    {
+                        Interlocked.Increment(ref rejected);
+                        stats.CountError();
+                        if (frame.GetHeaderString("receipt-id"u8) is { } r && sentAt.TryRemove(r, out _)) credits.Release();
+                    }
+                }, stop.Token));
+                var n = 0;
+                loops.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        while (!stop.IsCancellationRequested && stats.Sent < o.Messages)
+                        {
+                            await credits.WaitAsync(stop.Token);
+                            var receipt = "c" + n++;
+                            var now = Stopwatch.GetTimestamp();
+                            sentAt[receipt] = now;
+                            await conn.SendAsync(destination, now, o.Size, receipt, stop.Token);
+                            stats.CountSent();
+                        }
+                    }
+                    catch (Exception ex) when (ex is OperationCanceledException or System.Net.WebSockets.WebSocketException) { }
+                }, CancellationToken.None));
+            }
+            stats.Start(o.Warmup);
+            await WaitAsync(o, stats, stop.Token);
+            stop.Cancel();
+            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            return Result(o, stats, connections.Count, lost: 0, new Dictionary<string, double> { ["rejected"] = rejected });
+        }
+        finally
+        {
+            stop.Cancel();
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    // ---- shared ---------------------------------------------------------------------------------------------------------
+
+    private static async Task WaitAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var end = Stopwatch.StartNew();
+        var limit = o.Warmup + o.Duration;
+        while (end.Elapsed < limit && stats.Sent < o.Messages && !cancellationToken.IsCancellationRequested)
+            await Task.Delay(50, CancellationToken.None);
+    }
+
+    private static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken, bool subscribe = false)
+    {
+        var result = new LoadConnection[count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (i, ct) =>
+        {
+            result[i] = await LoadConnection.ConnectAsync(o, await token(i), ct);
+            if (subscribe) await result[i].SubscribeAsync($"{o.Prefix}/idle{i}", "i", ct);
+        });
+        return [.. result];
+    }
+
+    private static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
+        await Parallel.ForEachAsync(connections, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (c, _) => await c.DisposeAsync());
+
+    private static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
+    {
+        var seconds = o.Scenario is "fanout" or "idle" ? Math.Max(stats.ElapsedMeasuredSeconds, 0.001) : Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds + 1);
+        var (p50, p90, p99, p999, max, mean) = stats.LatencyMs();
+        return new ScenarioResult(o.Scenario, string.IsNullOrEmpty(o.Label) ? o.Url.ToString() : o.Label, o.Url.ToString(), connections,
+            Math.Round(seconds, 3), stats.Sent, stats.Received, Math.Round(stats.Received / Math.Max(seconds, 0.001), 1),
+            p50, p90, p99, p999, max, Math.Round(mean, 3), lost, stats.Errors, extra ?? new Dictionary<string, double>(),
+            stats.PerSecond((int)Math.Ceiling(seconds)));
+    }
+
+    /// <summary>Where tokens come from: --token for all, or the broker's dev-token endpoint per demo user (cached).</summary>
+    private sealed class TokenSource(LoadOptions o)
+    {
+        private readonly ConcurrentDictionary<string, Task<string?>> _cache = new();
+
+        public Task<string?> ForAsync(string user) => o.Token is not null ? Task.FromResult<string?>(o.Token)
+            : !o.DevTokens ? Task.FromResult<string?>(null)
+            : _cache.GetOrAdd(user, FetchAsync);
+
+        private async Task<string?> FetchAsync(string user)
+        {
+            var http = new Uri((o.Url.Scheme == "wss" ? "https" : "http") + "://" + o.Url.Authority + "/api/dev/token");
+            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            using var response = await client.PostAsJsonAsync(http, new { userId = user });
+            response.EnsureSuccessStatusCode();
+            var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+            return body.GetProperty("token").GetString();
+        }
+    }
+}
