@@ -106,9 +106,12 @@ public sealed class UserSyncIntegrationTests : IAsyncLifetime
         await bus.Publish(new UserDeleted("o2", "", "client", 5, t));
         await bus.Publish(new UserCreated("o2", "late create", "client", 4, t));
         await bus.Publish(new UserCreated("o3", "marker", "client", 1, t));
+        // Consumers run concurrently (ConcurrentMessageLimit), so wait for each user's own final state.
         await Eventually(async () => await Users.FindAsync("o3") is not null);
         await Eventually(async () => (await Users.FindAsync("o1"))?.Version == 3);
-        Assert.Equal("third", (await Users.FindAsync("o1"))!.Name);
+        await Eventually(async () => (await Users.FindAsync("o2"))?.Version == 5);
+        await Task.Delay(300);                                         // nothing older may overwrite them afterwards
+        Assert.Equal(("third", 3L), ((await Users.FindAsync("o1"))!.Name, (await Users.FindAsync("o1"))!.Version));
         Assert.True((await Users.FindAsync("o2"))!.IsDeleted);
     }
 
