@@ -21,6 +21,10 @@ public sealed class RunStats
     public long Sent => Interlocked.Read(ref _sent);
     public long Received => Interlocked.Read(ref _received);
     public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>Every delivery, warm-up included (for loss accounting).</summary>
+    public long DeliveredAll => Interlocked.Read(ref _deliveredAll);
+    private long _deliveredAll;
     public bool Measuring => Stopwatch.GetTimestamp() >= Interlocked.Read(ref _measureFromTicks);
 
     public void Start(TimeSpan warmup)
@@ -37,6 +41,7 @@ public sealed class RunStats
     public void Delivered(long sentTicks)
     {
         var now = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref _deliveredAll);
         if (now < Interlocked.Read(ref _measureFromTicks)) return;
         Interlocked.Increment(ref _received);
         var second = (int)((now - _measureFromTicks) / Stopwatch.Frequency);
@@ -232,7 +237,7 @@ public static class Scenarios
             }, stop.Token);
             await Task.Delay(1000, cancellationToken);
             stop.Cancel();
-            return Result(o, stats, connections.Count, lost: Math.Max(0, stats.Sent - stats.Received - WarmupSent(o, stats)),
+            return Result(o, stats, connections.Count, lost: Math.Max(0, stats.Sent - stats.DeliveredAll),
                 new Dictionary<string, double> { ["offered_rate"] = o.Rate });
         }
         finally
@@ -241,8 +246,6 @@ public static class Scenarios
             await DisposeAllAsync(connections);
         }
     }
-
-    private static long WarmupSent(LoadOptions o, RunStats stats) => (long)Math.Min(stats.Sent, o.Rate * o.Warmup.TotalSeconds);
 
     /// <summary>Calls <paramref name="send"/> for k = 0..total-1 at start + k/rate, passing that intended time (Stopwatch ticks).</summary>
     private static async Task PaceAsync(long total, int rate, Func<long, long, ValueTask> send, CancellationToken cancellationToken)

@@ -1,0 +1,78 @@
+namespace WsBroker.Load.Tests;
+
+public class LoadOptionsTests
+{
+    [Fact]
+    public void Parse_EveryOption_IsRead()
+    {
+        var token = Path.GetTempFileName();
+        File.WriteAllText(token, " jwt-from-file \n");
+        var o = LoadOptions.Parse(["rate", "--url", "ws://localhost:15674/ws", "--token-file", token, "--prefix", "/topic/x", "--pairs", "7",
+            "--rate", "2500", "--duration", "1.5s", "--warmup", "500ms", "--messages", "99", "--size", "64", "--subprotocol", "v11.stomp",
+            "--out", "o", "--label", "RabbitMQ", "--no-progress", "--connections", "3", "--subscribers", "4", "--inflight", "5"])!;
+        Assert.Equal(("rate", "jwt-from-file", "/topic/x", 7, 2500), (o.Scenario, o.Token, o.Prefix, o.Pairs, o.Rate));
+        Assert.Equal((TimeSpan.FromSeconds(1.5), TimeSpan.FromMilliseconds(500), 99L, 64), (o.Duration, o.Warmup, o.Messages, o.Size));
+        Assert.Equal(("v11.stomp", "o", "RabbitMQ", false), (o.SubProtocol, o.Out, o.Label, o.Progress));
+        Assert.Equal((3, 4, 5), (o.Connections, o.Subscribers, o.InFlight));
+    }
+
+    [Fact]
+    public void Parse_Defaults_AreBoundedAndLoopback()
+    {
+        var o = LoadOptions.Parse(["pairs"])!;
+        Assert.Equal(new Uri("ws://127.0.0.1:8080/ws"), o.Url);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.Duration);
+        Assert.Equal(1_000_000, o.Messages);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("--help")]
+    [InlineData("pairs -h")]
+    public void Parse_Help_ReturnsNull(string line) => Assert.Null(LoadOptions.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+
+    [Theory]
+    [InlineData("unknown scenario 'storm'", "storm")]
+    [InlineData("--url must be a ws:// or wss:// URL, not 'http://x'", "pairs", "--url", "http://x")]
+    [InlineData("is not a loopback address", "pairs", "--url", "ws://example.com/ws")]
+    [InlineData("--pairs must be a whole number from 1 to 10000, not '0'", "pairs", "--pairs", "0")]
+    [InlineData("--size must be a whole number from 16", "pairs", "--size", "8")]
+    [InlineData("--duration must be a time", "pairs", "--duration", "forever")]
+    [InlineData("--rate needs a value", "rate", "--rate")]
+    [InlineData("unknown option '--turbo'", "pairs", "--turbo")]
+    [InlineData("--login and --passcode go together", "pairs", "--login", "guest")]
+    [InlineData("--prefix must start with '/'", "pairs", "--prefix", "topic")]
+    [InlineData("--token-file: file not found: /nope", "pairs", "--token-file", "/nope")]
+    [InlineData("--pid 999999999: no such process", "idle", "--pid", "999999999")]
+    public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
+        Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
+
+    [Fact]
+    public void Parse_RemoteUrl_IsAllowedOnlyWhenAsked() =>
+        Assert.Equal("example.com", LoadOptions.Parse(["pairs", "--url", "ws://example.com/ws", "--allow-remote"])!.Url.Host);
+
+    [Fact]
+    public void Timestamps_RoundTripThroughTheBody()
+    {
+        var body = new byte[32];
+        LoadConnection.WriteTimestamp(0x0123456789ABCDEF, body);
+        Assert.Equal(0x0123456789ABCDEF, LoadConnection.ReadTimestamp(new System.Buffers.ReadOnlySequence<byte>(body)));
+        Assert.Equal(-1, LoadConnection.ReadTimestamp(new System.Buffers.ReadOnlySequence<byte>("short"u8.ToArray())));
+    }
+
+    [Fact]
+    public void Report_WritesMarkdownJsonAndPlots()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"load-report-{Guid.NewGuid():N}");
+        var result = new ScenarioResult("pairs", "WsBroker", "ws://127.0.0.1/ws", 2, 1, 10, 10, 10, 1, 2, 3, 4, 5, 1.5, 0, 0,
+            new Dictionary<string, double> { ["k"] = 1 }, [5, 5]);
+        var files = Report.Write(folder, result);
+        Report.Write(folder, result with { Label = "RabbitMQ" });
+        var markdown = File.ReadAllLines(Path.Combine(folder, "report.md"));
+        Assert.Equal(4, markdown.Length);                                   // header, separator, two rows
+        Assert.StartsWith("| WsBroker | pairs | 2 |", markdown[2]);
+        Assert.Contains(files, f => f.EndsWith("wsbroker-pairs-latency.png", StringComparison.Ordinal));
+        Assert.True(new FileInfo(Path.Combine(folder, "wsbroker-pairs-throughput.png")).Length > 1000);
+        Assert.Contains("\"per_second\":10", Report.JsonLine(result));
+    }
+}

@@ -1,0 +1,81 @@
+using Microsoft.AspNetCore.Builder;
+using WsBroker.Broker;
+
+namespace WsBroker.Load.Tests;
+
+/// <summary>Every scenario, briefly, against an in-process WsBroker: it completes, and nothing is lost. Not a speed test.</summary>
+public sealed class ScenarioSmokeTests : IAsyncLifetime
+{
+    private WebApplication _app = null!;
+    private string _database = "";
+    private Uri _ws = null!;
+
+    public async Task InitializeAsync()
+    {
+        _database = Path.Combine(Path.GetTempPath(), $"wsbroker-load-test-{Guid.NewGuid():N}.db");
+        _app = BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", $"--ConnectionStrings:Sqlite=Data Source={_database}"]);
+        await _app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        _ws = new Uri(_app.Urls.First().Replace("http", "ws", StringComparison.Ordinal) + "/ws");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await _app.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var f in new[] { _database, _database + "-wal", _database + "-shm" }) File.Delete(f);
+    }
+
+    private async Task<ScenarioResult> RunAsync(params string[] args)
+    {
+        var options = LoadOptions.Parse([.. args, "--url", _ws.ToString(), "--dev-tokens", "--warmup", "200ms", "--no-progress"])!;
+        return await Scenarios.RunAsync(options, new RunStats(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public async Task Pairs_CompletesWithDeliveriesBothWays()
+    {
+        var r = await RunAsync("pairs", "--pairs", "3", "--inflight", "5", "--duration", "1s");
+        Assert.Equal(6, r.Connections);
+        Assert.True(r.Received > 0);
+        Assert.True(r.P50Ms > 0);
+        Assert.Equal(0, r.Errors);
+    }
+
+    [Fact]
+    public async Task FanOut_EverySubscriberGetsEveryMessage()
+    {
+        var r = await RunAsync("fanout", "--subscribers", "25", "--rate", "400", "--duration", "1s");
+        Assert.True(r.Sent > 0);
+        Assert.Equal(0, r.Lost);
+        Assert.Equal(r.Sent * 25, r.Received);
+        Assert.Equal(0, r.Extra["subscribers_with_loss"]);
+    }
+
+    [Fact]
+    public async Task Rate_DeliversTheOfferedLoadWithoutLoss()
+    {
+        var r = await RunAsync("rate", "--pairs", "2", "--rate", "300", "--duration", "1s");
+        Assert.Equal(0, r.Lost);
+        Assert.InRange(r.Sent, 300, 400);
+        Assert.True(r.P99Ms >= r.P50Ms);
+    }
+
+    [Fact]
+    public async Task Idle_HoldsEveryConnection()
+    {
+        var r = await RunAsync("idle", "--connections", "50", "--duration", "300ms", "--pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(50, r.Extra["held"]);
+        Assert.Equal(0, r.Lost);
+        Assert.True(r.Extra.ContainsKey("bytes_per_connection"));
+    }
+
+    [Fact]
+    public async Task Chat_StoresMessagesWithReceipts()
+    {
+        var r = await RunAsync("chat", "--pairs", "3", "--inflight", "4", "--duration", "1s");
+        Assert.True(r.Received > 0, "receipts (stored messages)");
+        Assert.Equal(0, r.Extra["rejected"]);
+        Assert.Equal(0, r.Errors);
+    }
+}
