@@ -33,6 +33,7 @@ public sealed record LoadOptions
     public long Messages { get; init; } = 1_000_000;
     public int Size { get; init; } = 128;
     public int? Pid { get; init; }
+    public Uri? GcUrl { get; init; }
     public string? Out { get; init; }
     public bool AllowRemote { get; init; }
     public bool Progress { get; init; } = true;
@@ -55,7 +56,8 @@ public sealed record LoadOptions
           --token <jwt>           JWT for every connection (Authorization: Bearer); --token-file <path> reads it from a file
           --dev-tokens            get tokens from the broker's POST /api/dev/token (WsBroker embedded mode)
           --login <l> --passcode <p>   STOMP login (RabbitMQ: guest/guest)
-          --prefix <destination>  destination prefix (default /topic/load)
+          --prefix <destination>  destination prefix; names are appended with '.' (RabbitMQ's /topic/ names have no '/')
+                                  (default /topic/load, e.g. /topic/load.pair3.a)
           --subprotocol <p>       WebSocket subprotocol (default v12.stomp)
           --connections <n>       idle: connections (default 1000)
           --pairs <n>             pairs/rate/chat: pairs or customers (default 50)
@@ -67,6 +69,8 @@ public sealed record LoadOptions
           --messages <n>          stop after this many messages even before --duration (default 1000000)
           --size <bytes>          message body size, at least 16 (default 128)
           --pid <pid>             broker process id: report its resident memory (idle: per connection)
+          --gc-url <url>          idle: POST here before and after connecting to force a full GC in the broker and report its
+                                  live managed heap per connection (WsBroker: /debug/gc with Broker:DiagnosticsEndpoints=true)
           --out <folder>          write report.md (appended), <scenario>.json and PNG plots there
           --label <text>          name of the broker in the report (default: the URL)
           --allow-remote          allow a non-loopback broker URL (refused by default)
@@ -108,6 +112,7 @@ public sealed record LoadOptions
                 "--messages" => o with { Messages = Int(name, Value(), 1, int.MaxValue) },
                 "--size" => o with { Size = Int(name, Value(), 16, 1024 * 1024) },
                 "--pid" => o with { Pid = Int(name, Value(), 1, int.MaxValue) },
+                "--gc-url" => o with { GcUrl = Uri.TryCreate(Value(), UriKind.Absolute, out var gc) && gc.Scheme is "http" or "https" ? gc : throw new LoadUsageException("--gc-url must be an http(s) URL") },
                 "--out" => o with { Out = Value() },
                 "--label" => o with { Label = Value() },
                 "--allow-remote" => o with { AllowRemote = true },

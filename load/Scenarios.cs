@@ -102,10 +102,10 @@ public static class Scenarios
                 var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
                 connections.Add(a);
                 connections.Add(b);
-                await a.SubscribeAsync($"{o.Prefix}/pair{i}/a", "a", cancellationToken);
-                await b.SubscribeAsync($"{o.Prefix}/pair{i}/b", "b", cancellationToken);
-                ends.Add((a, $"{o.Prefix}/pair{i}/b", new SemaphoreSlim(o.InFlight)));
-                ends.Add((b, $"{o.Prefix}/pair{i}/a", new SemaphoreSlim(o.InFlight)));
+                await a.SubscribeAsync($"{o.Prefix}.pair{i}.a", "a", cancellationToken);
+                await b.SubscribeAsync($"{o.Prefix}.pair{i}.b", "b", cancellationToken);
+                ends.Add((a, $"{o.Prefix}.pair{i}.b", new SemaphoreSlim(o.InFlight)));
+                ends.Add((b, $"{o.Prefix}.pair{i}.a", new SemaphoreSlim(o.InFlight)));
             }
             stats.Start(o.Warmup);
             foreach (var (conn, to, credits) in ends)
@@ -156,7 +156,7 @@ public static class Scenarios
         var loops = new List<Task>();
         try
         {
-            var destination = $"{o.Prefix}/fanout";
+            var destination = $"{o.Prefix}.fanout";
             var subscribers = await ConnectManyAsync(o, o.Subscribers, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken);
             connections.AddRange(subscribers);
             await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
@@ -218,12 +218,12 @@ public static class Scenarios
                 var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
                 connections.Add(a);
                 connections.Add(b);
-                await b.SubscribeAsync($"{o.Prefix}/rate{i}", "r", cancellationToken);
+                await b.SubscribeAsync($"{o.Prefix}.rate{i}", "r", cancellationToken);
                 loops.Add(b.ReceiveLoopAsync(frame =>
                 {
                     if (frame.Command == StompCommand.Message) stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
                 }, stop.Token));
-                senders.Add((a, $"{o.Prefix}/rate{i}"));
+                senders.Add((a, $"{o.Prefix}.rate{i}"));
             }
             stats.Start(o.Warmup);
             var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
@@ -268,16 +268,21 @@ public static class Scenarios
     private static async Task<ScenarioResult> IdleAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
     {
         var tokens = new TokenSource(o);
+        var heapBefore = o.GcUrl is null ? 0 : await ForceGcAsync(o.GcUrl);
         var before = o.Pid is { } pid ? ResidentBytes(pid) : 0;
         var connections = new List<LoadConnection>();
         try
         {
             connections.AddRange(await ConnectManyAsync(o, o.Connections, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken, subscribe: true));
             stats.Start(TimeSpan.Zero);
-            GC.Collect();
             await Task.Delay(o.Duration, cancellationToken);
             var held = connections.Count(c => c.IsOpen);
             var extra = new Dictionary<string, double> { ["held"] = held, ["requested"] = o.Connections };
+            if (o.GcUrl is not null)
+            {
+                var heapAfter = await ForceGcAsync(o.GcUrl);
+                extra["heap_bytes_per_connection"] = held == 0 ? 0 : (heapAfter - heapBefore) / (double)held;
+            }
             if (o.Pid is { } p)
             {
                 var after = ResidentBytes(p);
@@ -291,6 +296,15 @@ public static class Scenarios
         {
             await DisposeAllAsync(connections);
         }
+    }
+
+    private static async Task<long> ForceGcAsync(Uri url)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var response = await client.PostAsync(url, null);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        return body.GetProperty("heapAfter").GetInt64();
     }
 
     private static long ResidentBytes(int pid)
@@ -384,7 +398,7 @@ public static class Scenarios
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             result[i] = await LoadConnection.ConnectAsync(o, await token(i), ct);
-            if (subscribe) await result[i].SubscribeAsync($"{o.Prefix}/idle{i}", "i", ct);
+            if (subscribe) await result[i].SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
         });
         return [.. result];
     }

@@ -113,7 +113,9 @@ public static class BrokerApp
     /// <summary>Maps the WebSocket endpoints and health.</summary>
     public static void MapBroker(WebApplication app)
     {
-        static StompConnectionHandler Handler(HttpContext context) => context.RequestServices.GetRequiredService<StompConnectionHandler>();
+        // Resolved from the root provider on first use (not per request: a request scope would live as long as the socket).
+        var handler = new Lazy<StompConnectionHandler>(() => app.Services.GetRequiredService<StompConnectionHandler>());
+        StompConnectionHandler Handler(HttpContext context) => handler.Value;
         app.Map("/ws", (HttpContext context) => Handler(context).HandleStompAsync(context));
         app.Map("/ws/topic/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/topic/", path));
         app.Map("/ws/queue/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/queue/", path));

@@ -45,12 +45,18 @@ public sealed partial class StompConnection : BrokerConnection
 
     protected override async Task ReadLoopAsync()
     {
-        // No pause threshold: this loop is the pipe's only reader and writer, and the parser bounds what stays buffered.
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, minimumSegmentSize: 2048, useSynchronizationContext: false));
+        // Bytes of text and binary messages alike go into a pipe; the parser reads frames from it, so frames may span
+        // messages and a message may carry several. The pipe is borrowed from a pool while bytes are in flight and given
+        // back when everything read has been consumed: an idle connection holds neither a pipe nor a buffer.
+        Pipe? pipe = null;
         try
         {
             while (!IsClosing)
             {
+                // Zero-byte read first: wait for data without holding a receive buffer.
+                var probe = await Socket.ReceiveAsync(Memory<byte>.Empty, Aborted);
+                if (probe.MessageType == WebSocketMessageType.Close) return;
+                pipe ??= PipePool.Rent();
                 var memory = pipe.Writer.GetMemory(1);
                 var received = await Socket.ReceiveAsync(memory, Aborted);
                 if (received.MessageType == WebSocketMessageType.Close) return;
@@ -88,12 +94,20 @@ public sealed partial class StompConnection : BrokerConnection
                     // consumed = start of the unfinished frame; examined = all of it.
                     pipe.Reader.AdvanceTo(buffer.Start, buffer.End);
                 }
+                if (buffer.IsEmpty)
+                {
+                    PipePool.Return(pipe);                         // nothing half-read: give the pipe and its memory back
+                    pipe = null;
+                }
             }
         }
         finally
         {
-            await pipe.Reader.CompleteAsync();
-            await pipe.Writer.CompleteAsync();
+            if (pipe is not null)
+            {
+                await pipe.Reader.CompleteAsync();
+                await pipe.Writer.CompleteAsync();
+            }
         }
     }
 

@@ -16,6 +16,17 @@ public static class OperationsEndpoints
         app.MapGet("/healthz", () => Results.Ok(new { status = "alive" }));
         app.MapGet("/readyz", ReadyAsync);
         app.MapGet("/metrics", Metrics);
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Options.BrokerOptions>>().Value.DiagnosticsEndpoints)
+        {
+            app.MapPost("/debug/gc", () =>
+            {
+                var before = GC.GetTotalMemory(forceFullCollection: false);
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+                GC.WaitForPendingFinalizers();
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+                return Results.Ok(new { heapBefore = before, heapAfter = GC.GetTotalMemory(false), workingSet = Environment.WorkingSet });
+            });
+        }
         // Commit latency and queue depth come from the store; hook them once the stores are open.
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -50,6 +61,10 @@ public static class OperationsEndpoints
             text.Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
         var all = sessions.All.ToList();
+        Metric("process_resident_memory_bytes", "gauge", "Resident memory of the broker process.");
+        Value("process_resident_memory_bytes", Environment.WorkingSet);
+        Metric("dotnet_gc_heap_bytes", "gauge", "Managed heap size at the last garbage collection.");
+        Value("dotnet_gc_heap_bytes", GC.GetGCMemoryInfo().HeapSizeBytes);
         Metric("wsbroker_connections", "gauge", "Open WebSocket connections.");
         Value("wsbroker_connections", all.Count);
         Metric("wsbroker_sessions", "gauge", "Authenticated sessions by protocol.");

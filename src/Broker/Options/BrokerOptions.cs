@@ -32,6 +32,10 @@ public sealed class BrokerOptions
     public int ShutdownTimeoutMs { get; set; } = 5_000;
     /// <summary>Most open connections (0 = unlimited); beyond it upgrades get 503.</summary>
     public int MaxConnections { get; set; }
+    /// <summary>Serve <c>POST /debug/gc</c> (forces a full garbage collection and reports the managed heap): for memory
+    /// measurements only, never in production.</summary>
+    public bool DiagnosticsEndpoints { get; set; }
+
     public string ServerName { get; set; } = "WsBroker/" + (typeof(BrokerOptions).Assembly.GetName().Version?.ToString(3) ?? "1.0.0");
 
     internal StompLimits ToLimits() => new()
