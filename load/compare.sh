@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Side-by-side: WsBroker and RabbitMQ Web-STOMP, same tool, same parameters, same session, loopback only.
+# Usage: load/compare.sh [out-folder]   (default docs/perf). Needs root for scripts/webstomp-up.sh on a fresh machine.
+# Writes <out>/report.md (one row per run), <out>/*.json and PNG plots; prints the JSON lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs/perf}
+mkdir -p "$out"
+rm -f "$out/report.md"
+scripts/webstomp-up.sh
+dotnet build -c Release -nologo -clp:ErrorsOnly src/Broker >/dev/null
+dotnet build -c Release -nologo -clp:ErrorsOnly load >/dev/null
+data=$(mktemp -d)
+dotnet src/Broker/bin/Release/net10.0/WsBroker.Broker.dll --urls http://127.0.0.1:8090 --Logging:LogLevel:Default=Warning \
+  --Broker:DiagnosticsEndpoints=true "--ConnectionStrings:Sqlite=Data Source=$data/wsbroker.db" >"$data/broker.log" 2>&1 &
+broker=$!
+trap 'kill $broker 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 1 60); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && break; sleep 0.5; done
+beam=$(pgrep -f 'beam.smp.*rabbit' | head -n 1)
+load="dotnet load/bin/Release/net10.0/WsBroker.Load.dll"
+ws=(--url ws://127.0.0.1:8090/ws --dev-tokens --label WsBroker --out "$out" --no-progress)
+rmq=(--url ws://127.0.0.1:15674/ws --login guest --passcode guest --label RabbitMQ --out "$out" --no-progress)
+run() { echo "+ $*" >&2; "$@"; sleep 2; }
+for target in ws rmq; do
+  declare -n args=$target
+  pid=$([ "$target" = ws ] && echo "$broker" || echo "$beam")
+  run $load pairs --pairs 20 --inflight 10 --size 128 --warmup 2s --duration 10s "${args[@]}"
+  run $load rate --pairs 10 --rate 5000 --size 128 --warmup 2s --duration 10s "${args[@]}"
+  run $load fanout --subscribers 1000 --rate 50 --size 128 --warmup 1s --duration 5s "${args[@]}"
+  if [ "$target" = ws ]; then
+    run $load idle --connections 1000 --duration 5s --pid "$pid" --gc-url http://127.0.0.1:8090/debug/gc "${args[@]}"
+    run $load chat --pairs 3 --inflight 50 --size 128 --warmup 2s --duration 10s "${args[@]}"
+  else
+    run $load idle --connections 1000 --duration 5s --pid "$pid" "${args[@]}"
+  fi
+done
