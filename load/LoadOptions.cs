@@ -48,6 +48,7 @@ public sealed record LoadOptions
           pairs    P pairs of connections chatting in a closed loop, W messages in flight each way: throughput, latency
           fanout   one publisher at --rate, S subscribers on one topic: deliveries/s, latency, loss per subscriber
           rate     a fixed offered --rate across P pairs: latency percentiles corrected for coordinated omission
+                   (fanout and rate pace from one thread, SCHED_FIFO when allowed; send_lag_* is the tool's own lateness)
           idle     C idle connections with one subscription each, held for --duration: how many held, memory per connection (--pid)
           chat     WsBroker chat: customers send to /topic/private-chat/admin1/clientN with receipts (stored): stored/s, receipt latency
 
@@ -71,7 +72,7 @@ public sealed record LoadOptions
           --pid <pid>             broker process id: report its resident memory (idle: per connection)
           --gc-url <url>          idle: POST here before and after connecting to force a full GC in the broker and report its
                                   live managed heap per connection (WsBroker: /debug/gc with Broker:DiagnosticsEndpoints=true)
-          --out <folder>          write report.md (appended), <scenario>.json and PNG plots there
+          --out <folder>          write report.md (appended), <label>-<scenario>.json and PNG plots there
           --label <text>          name of the broker in the report (default: the URL)
           --allow-remote          allow a non-loopback broker URL (refused by default)
           --no-progress           no live progress display (also off when stderr is not a terminal)

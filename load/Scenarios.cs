@@ -175,7 +175,7 @@ public static class Scenarios
             }
             stats.Start(TimeSpan.Zero);                                // every message counts for loss; warm-up is not used here
             var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            await PaceAsync(total, o.Rate, async (k, intended) =>
+            var lag = await Pacer.RunAsync(total, o.Rate, async (k, intended) =>
             {
                 await publisher.SendAsync(destination, intended, o.Size, null, stop.Token);
                 stats.CountSent();
@@ -191,6 +191,7 @@ public static class Scenarios
                 ["min_received"] = counts.Min(),
                 ["max_received"] = counts.Max(),
                 ["subscribers_with_loss"] = counts.Count(c => c < stats.Sent),
+                ["send_lag_p99_ms"] = lag.GetValueAtPercentile(99) / 1000.0,
             };
             return Result(o, stats, connections.Count, lost, extra);
         }
@@ -227,9 +228,7 @@ public static class Scenarios
             }
             stats.Start(o.Warmup);
             var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            // The timestamp is the time the message SHOULD have left: a sender that falls behind shows up as latency,
-            // not as a quietly lower rate (coordinated omission).
-            await PaceAsync(total, o.Rate, async (k, intended) =>
+            var lag = await Pacer.RunAsync(total, o.Rate, async (k, intended) =>
             {
                 var (conn, to) = senders[(int)(k % senders.Count)];
                 await conn.SendAsync(to, intended, o.Size, null, stop.Token);
@@ -238,28 +237,13 @@ public static class Scenarios
             await Task.Delay(1000, cancellationToken);
             stop.Cancel();
             return Result(o, stats, connections.Count, lost: Math.Max(0, stats.Sent - stats.DeliveredAll),
-                new Dictionary<string, double> { ["offered_rate"] = o.Rate });
+                new Dictionary<string, double> { ["offered_rate"] = o.Rate, ["send_lag_p99_ms"] = lag.GetValueAtPercentile(99) / 1000.0,
+                    ["send_lag_max_ms"] = lag.GetMaxValue() / 1000.0 });
         }
         finally
         {
             stop.Cancel();
             await DisposeAllAsync(connections);
-        }
-    }
-
-    /// <summary>Calls <paramref name="send"/> for k = 0..total-1 at start + k/rate, passing that intended time (Stopwatch ticks).</summary>
-    private static async Task PaceAsync(long total, int rate, Func<long, long, ValueTask> send, CancellationToken cancellationToken)
-    {
-        var start = Stopwatch.GetTimestamp();
-        var ticksPerMessage = (double)Stopwatch.Frequency / rate;
-        for (long k = 0; k < total && !cancellationToken.IsCancellationRequested; k++)
-        {
-            var intended = start + (long)(k * ticksPerMessage);
-            var wait = intended - Stopwatch.GetTimestamp();
-            if (wait > Stopwatch.Frequency / 500) await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), cancellationToken);
-            else while (Stopwatch.GetTimestamp() < intended) Thread.SpinWait(20);
-            try { await send(k, intended); }
-            catch (Exception ex) when (ex is OperationCanceledException or System.Net.WebSockets.WebSocketException) { return; }
         }
     }
 

@@ -14,6 +14,12 @@ wsb_rabbitmq_start() {
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODENAME=rabbit@localhost
   grep -q '^NODENAME=' /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null \
     || printf 'NODENAME=rabbit@localhost\nNODE_IP_ADDRESS=127.0.0.1\n' >> /etc/rabbitmq/rabbitmq-env.conf
+  # RabbitMQ needs a file descriptor per connection. Started through `su rabbitmq` (as the package's wrapper does), it gets
+  # pam_limits' soft limit of 1024, sets its "file descriptor limit alarm" and refuses new connections near 1,000 clients.
+  # The systemd unit would give it LimitNOFILE=65536; without systemd, rabbitmq-env.conf (sourced by the start script as
+  # the rabbitmq user) raises the soft limit to the hard one.
+  grep -q '^ulimit' /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null \
+    || printf 'ulimit -S -n "$(ulimit -H -n)" 2>/dev/null || true\n' >> /etc/rabbitmq/rabbitmq-env.conf
   setsid rabbitmq-server >>/tmp/wsbroker-rabbitmq.log 2>&1 < /dev/null &
   for _ in $(seq 1 90); do
     if timeout 20 rabbitmqctl -q await_startup >/dev/null 2>&1; then return 0; fi
