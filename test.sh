@@ -60,7 +60,7 @@ for proj in tests/*.Tests/*.Tests.csproj; do
   name=$(basename "$proj" .csproj)
   echo "== $name"
   dotnet test "$proj" -c Release --no-build -nologo \
-    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
     --results-directory "$results" 2>&1 | grep -vE '^\s*(Passed|Skipped) ' 
   rc=${PIPESTATUS[0]}
   if [ -f "$results/$name.trx" ]; then
@@ -91,6 +91,15 @@ for dir in tests/js web-js; do
   if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then broken=$((broken + 1)); fi
 done
 
+# The failures again, by name, just above the summary (the suites' own output is long).
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -E 's/.* testName="([^"]*)".*/FAILED: \1/' || true
+done
+for tap in "$results"/*.tap; do
+  [ -f "$tap" ] || continue
+  grep -E '^\s*not ok' "$tap" | sed -E 's/^\s*/FAILED: /' || true
+done
 failed=$((failed + broken))
 echo "$passed passed, $failed failed, $skipped skipped"
 if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then exit 1; fi
