@@ -133,7 +133,8 @@ test('older history loads when scrolling up', async () => {
   await page.locator('#messages li', { hasText: 'history 45' }).waitFor();
   assert.equal(await page.locator('#messages li').count(), 30, 'first page');
   await page.locator('#messages').evaluate((list) => { list.scrollTop = 0; list.dispatchEvent(new Event('scroll')); });
-  await page.locator('#messages li', { hasText: 'history 1' }).first().waitFor({ timeout: 5000 });
+  // 'history 1' alone would also match 'history 16'..'history 19', which are on the first page already.
+  await page.locator('#messages li', { hasText: /history 1(?!\d)/ }).waitFor({ timeout: 5000 });
   assert.equal(await page.locator('#messages li').count(), 45);
   await page.context().close();
 });
