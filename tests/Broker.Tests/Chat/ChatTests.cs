@@ -276,12 +276,23 @@ public abstract class ChatTests : IAsyncLifetime
             await client.ReceiveAsync(StompCommand.Receipt);
         }
         using var http = Http("admin2");
-        var contacts = (await http.GetFromJsonAsync<JsonElement>("/api/contacts")).GetProperty("contacts").EnumerateArray().ToList();
-        var client3 = contacts.Single(c => c.GetProperty("userId").GetString() == "client3");
-        Assert.Equal(1, client3.GetProperty("unread").GetInt32());
-        Assert.Equal("anyone there?", client3.GetProperty("lastMessage").GetProperty("body").GetString());
-        Assert.Equal("client3", contacts[0].GetProperty("userId").GetString());          // the conversation with news first
-        Assert.False(client3.GetProperty("online").GetBoolean());
+        // The session's end is processed after the socket closes: wait (bounded) until client3 shows offline.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (true)
+        {
+            var contacts = (await http.GetFromJsonAsync<JsonElement>("/api/contacts")).GetProperty("contacts").EnumerateArray().ToList();
+            var client3 = contacts.Single(c => c.GetProperty("userId").GetString() == "client3");
+            if (client3.GetProperty("online").GetBoolean() && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+                continue;
+            }
+            Assert.Equal(1, client3.GetProperty("unread").GetInt32());
+            Assert.Equal("anyone there?", client3.GetProperty("lastMessage").GetProperty("body").GetString());
+            Assert.Equal("client3", contacts[0].GetProperty("userId").GetString());      // the conversation with news first
+            Assert.False(client3.GetProperty("online").GetBoolean());
+            break;
+        }
         var history = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin2/client3/messages");
         Assert.Equal("anyone there?", history.GetProperty("messages")[0].GetProperty("body").GetString());
     }

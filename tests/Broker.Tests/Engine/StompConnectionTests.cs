@@ -255,9 +255,11 @@ public class StompConnectionTests
     [Fact]
     public async Task HeartBeat_BeatingClient_StaysConnected()
     {
-        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=100", "Broker:HeartBeatReceiveMs=100");
-        await using var client = await broker.ConnectAsync("beats", heartBeat: "100,100");
-        for (var i = 0; i < 10; i++)
+        // The client promises a beat every 300 ms (silence allowed: 600 ms) and beats every ~100 ms for over a second:
+        // twice the allowed silence, with room for a loaded CI machine's scheduling.
+        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=100", "Broker:HeartBeatReceiveMs=300");
+        await using var client = await broker.ConnectAsync("beats", heartBeat: "300,100");
+        for (var i = 0; i < 12; i++)
         {
             await client.SendAsync("\n");
             await Task.Delay(100);

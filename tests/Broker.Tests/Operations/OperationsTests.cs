@@ -171,7 +171,8 @@ public class GracefulShutdownTests
             catch (Exception ex) when (ex is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException) { }
             return n;
         })).ToArray();
-        await Task.Delay(1500);
+        var flowing = DateTime.UtcNow.AddSeconds(30);
+        while (receipted.Count < 20 && DateTime.UtcNow < flowing) await Task.Delay(100);
         Assert.True(receipted.Count > 0, "traffic is flowing");
         var kill = await Repo.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]);
         Assert.Equal(0, kill.ExitCode);
