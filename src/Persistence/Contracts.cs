@@ -62,6 +62,8 @@ public enum SeenOutcome
     NotFound,
     /// <summary>The reader is not the receiver of the message.</summary>
     NotReceiver,
+    /// <summary>The message was not sent by the sender the reader named: nothing changed.</summary>
+    NotSender,
 }
 
 /// <summary>Result of a mark-seen: the outcome, the message ids marked now (ascending) and the time stored.</summary>
@@ -79,8 +81,9 @@ public interface IMessageStore
     /// Never completes successfully for a message that is not committed.</summary>
     Task AppendAsync(ChatMessage message, CancellationToken cancellationToken = default);
 
-    /// <summary>Marks one message seen, only by its receiver and only once.</summary>
-    Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default);
+    /// <summary>Marks one message seen, only by its receiver, only once, and (with <paramref name="expectedSenderId"/>) only
+    /// when that user sent it; otherwise nothing changes and the outcome says why.</summary>
+    Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, string? expectedSenderId = null, CancellationToken cancellationToken = default);
 
     /// <summary>Marks every unseen message of the conversation received by <paramref name="readerId"/> with id &lt;= <paramref name="upToId"/> seen.</summary>
     Task<SeenResult> MarkSeenUpToAsync(string adminId, string clientId, long upToId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default);

@@ -233,17 +233,19 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     // ---- reads and read receipts --------------------------------------------------------------------------------------
 
-    public async Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default)
+    public async Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, string? expectedSenderId = null, CancellationToken cancellationToken = default)
     {
         await FlushAsync(m => m.Id == messageId).ConfigureAwait(false);      // it may have been delivered before its commit
         var at = seenAt.ToUnixTimeMilliseconds();
         await using var connection = _dialect.CreateConnection();
         var changed = await connection.ExecuteAsync(new CommandDefinition(
-            "UPDATE messages SET seen = 1, seen_at = @at WHERE id = @messageId AND receiver_id = @readerId AND seen = 0",
-            new { at, messageId, readerId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            "UPDATE messages SET seen = 1, seen_at = @at WHERE id = @messageId AND receiver_id = @readerId AND seen = 0"
+            + (expectedSenderId is null ? "" : " AND sender_id = @expectedSenderId"),
+            new { at, messageId, readerId, expectedSenderId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         var message = await FindAsync(messageId, cancellationToken).ConfigureAwait(false);
         if (message is null) return new SeenResult(SeenOutcome.NotFound, [], seenAt, null);
         if (message.ReceiverId != readerId) return new SeenResult(SeenOutcome.NotReceiver, [], seenAt, message.SenderId);
+        if (expectedSenderId is not null && message.SenderId != expectedSenderId) return new SeenResult(SeenOutcome.NotSender, [], seenAt, message.SenderId);
         return changed == 1
             ? new SeenResult(SeenOutcome.Marked, [messageId], seenAt, message.SenderId)
             : new SeenResult(SeenOutcome.AlreadySeen, [], message.SeenAt ?? seenAt, message.SenderId);

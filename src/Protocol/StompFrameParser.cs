@@ -58,6 +58,14 @@ public sealed class StompFrameParser
     internal StompCommand Command => _command;
     internal int HeaderCount => _headerCount;
     internal ReadOnlySequence<byte> Body => _body;
+
+    /// <summary>
+    /// After <see cref="OperationStatus.InvalidData"/>: the <c>receipt</c> header of the rejected frame when it was read
+    /// before the error (a body or header count over a limit, a bad content-length), so the ERROR can carry
+    /// <c>receipt-id</c>; otherwise null. Allocates only in that case.
+    /// </summary>
+    public string? ReceiptOfInvalidFrame =>
+        _command == StompCommand.None && TryGetFirst("receipt"u8, out var value) ? System.Text.Encoding.UTF8.GetString(value) : null;
     internal ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots[index].NameStart, _slots[index].NameLength);
     internal ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots[index].ValueStart, _slots[index].ValueLength);
 

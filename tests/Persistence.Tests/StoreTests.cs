@@ -251,6 +251,19 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task MarkSeen_NamingTheWrongSender_ChangesNothing()
+    {
+        var m = Msg("admin1", "client1");                             // client1 → admin1
+        await Messages.AppendAsync(m);
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_123);
+        var wrong = await Messages.MarkSeenAsync(m.Id, "admin1", at, expectedSenderId: "client2");
+        Assert.Equal((SeenOutcome.NotSender, "client1"), (wrong.Outcome, wrong.SenderId));
+        Assert.False((await Messages.FindAsync(m.Id))!.Seen);
+        var right = await Messages.MarkSeenAsync(m.Id, "admin1", at, expectedSenderId: "client1");
+        Assert.Equal(SeenOutcome.Marked, right.Outcome);
+    }
+
+    [Fact]
     public async Task MarkSeenUpTo_MarksTheReadersUnseenMessagesUpToTheId()
     {
         var fromClient = Enumerable.Range(0, 4).Select(_ => Msg("admin1", "client3")).ToList();

@@ -59,6 +59,8 @@ public static class ChatApi
         if (principal is null) return error!;
         if (principal.UserId != adminId && principal.UserId != clientId)
             return Problem(403, "forbidden", "only the two parties may read a conversation");
+        if (await users.FindAsync(principal.UserId) is { IsDeleted: true })
+            return Problem(403, "user deleted", $"{principal.UserId} was deleted");
         long? beforeId = null;
         if (!string.IsNullOrEmpty(before))
         {

@@ -1,15 +1,29 @@
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Persistence;
 
 namespace WsBroker.Broker.Chat;
 
 /// <summary>The chat's access table (DESIGN.md §3) as the engine's destination policy; other destinations stay open to
-/// every authenticated user.</summary>
-public sealed class ChatPolicy : IDestinationPolicy
+/// every authenticated user. A user the user service deleted may not connect at all, even with a token still valid.</summary>
+public sealed class ChatPolicy(IUserStore users) : IDestinationPolicy
 {
     public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, string destination) =>
         ValueTask.FromResult(ChatAccess.CanSubscribe(user.UserId, ChatAccess.ParseRole(user.Role), destination));
 
     public ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination) =>
         ValueTask.FromResult(ChatAccess.CanSend(user.UserId, ChatAccess.ParseRole(user.Role), destination));
+
+    public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
+    {
+        try
+        {
+            return await users.FindAsync(user.UserId) is { IsDeleted: true } ? "user deleted" : null;
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or PersistenceUnavailableException)
+        {
+            // The database is down: let the token decide (every chat SEND checks the users again before it is stored).
+            return null;
+        }
+    }
 }

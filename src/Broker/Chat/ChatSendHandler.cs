@@ -169,7 +169,7 @@ public sealed partial class ChatSendHandler : ISendHandler
         long noticeId;
         if (long.TryParse(context.Headers["message-id"], NumberStyles.None, CultureInfo.InvariantCulture, out var messageId))
         {
-            result = await _messages.MarkSeenAsync(messageId, readerId, now);
+            result = await _messages.MarkSeenAsync(messageId, readerId, now, expectedSenderId: senderId);
             noticeId = messageId;
         }
         else if (long.TryParse(context.Headers["up-to"], NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
@@ -198,14 +198,12 @@ public sealed partial class ChatSendHandler : ISendHandler
             case SeenOutcome.NotReceiver:
                 context.Reject("could-not-send-message: only the receiver may mark a message seen");
                 return;
+            case SeenOutcome.NotSender:
+                context.Reject($"could-not-send-message: the message was not sent by {senderId}");
+                return;
             case SeenOutcome.AlreadySeen:
                 context.Receipt();                                 // stored once: a repeat changes nothing and tells no one
                 return;
-        }
-        if (result.SenderId != senderId)
-        {
-            context.Reject($"could-not-send-message: the message was not sent by {senderId}");
-            return;
         }
         var seenAt = result.SeenAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
         var ids = result.MarkedIds;

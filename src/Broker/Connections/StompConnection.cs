@@ -24,6 +24,7 @@ public sealed partial class StompConnection : BrokerConnection
     private readonly List<Subscription> _userQueue = [];
     private readonly Lock _subscriptionsGate = new();
     private Dictionary<string, List<StompFrame>>? _transactions;
+    private readonly List<Task> _unanswered = [];
     private int _nextSubscriptionNumber;
 
     public StompConnection(WebSocket socket, BrokerServices services, string sessionId, string? queryToken)
@@ -74,7 +75,7 @@ public sealed partial class StompConnection : BrokerConnection
                         if (status == OperationStatus.NeedMoreData) break;
                         if (status == OperationStatus.InvalidData)
                         {
-                            ProtocolError(error.ToMessage(), null);
+                            ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame);
                             return;
                         }
                         FramesIn++;
@@ -127,7 +128,7 @@ public sealed partial class StompConnection : BrokerConnection
             case StompCommand.Unsubscribe: Unsubscribe(frame); break;
             case StompCommand.Ack or StompCommand.Nack: AckOrNack(frame); break;
             case StompCommand.Begin or StompCommand.Commit or StompCommand.Abort: return TransactionAsync(frame);
-            case StompCommand.Disconnect: Disconnect(frame); break;
+            case StompCommand.Disconnect: return DisconnectAsync(ReceiptOf(frame));
         }
         return ValueTask.CompletedTask;
     }
@@ -158,6 +159,12 @@ public sealed partial class StompConnection : BrokerConnection
             CloseWithError("authentication failed: login does not match the token", receipt, DisconnectReason.AuthenticationFailed);
             return;
         }
+        if (await Services.Policy.CanConnectAsync(principal) is { } refused)
+        {
+            Services.Metrics.AuthenticationFailure();
+            CloseWithError(refused, receipt, DisconnectReason.AuthenticationFailed);
+            return;
+        }
         Principal = principal;
         _parser.Version = _state.Version;
         (HeartBeatSendMs, HeartBeatReceiveMs) = _state.HeartBeat;
@@ -186,7 +193,9 @@ public sealed partial class StompConnection : BrokerConnection
         if (frame.TryGetHeader("transaction"u8, out var tx))
         {
             if (!TryBuffer(Encoding.UTF8.GetString(tx), frame, receipt)) return;
-            if (receipt is not null) SendReceipt(receipt);
+            // A stored destination answers only once the message is committed to the database, i.e. after COMMIT;
+            // anything else is answered now that the broker holds it.
+            if (receipt is not null && Services.FindSendHandler(destination) is null) SendReceipt(receipt);
             return;
         }
         await SendNowAsync(destination, frame, null, receipt);
@@ -217,7 +226,9 @@ public sealed partial class StompConnection : BrokerConnection
         if (handler is not null)
         {
             var source = owned ?? frame.ToFrame();
-            await handler.HandleAsync(new SendContext(this, Services, destination, source.Headers, source.Body.ToArray(), receipt));
+            var context = new SendContext(this, Services, destination, source.Headers, source.Body.ToArray(), receipt);
+            await handler.HandleAsync(context);
+            Track(context.Answered);
             return;
         }
         var id = Services.Ids.Next();
@@ -389,17 +400,24 @@ public sealed partial class StompConnection : BrokerConnection
                 break;
             case StompCommand.Commit:
                 if (!_transactions.Remove(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
-                // STOMP: the frames of a transaction take effect at COMMIT, in order. Their receipts were answered already.
+                // STOMP: the frames of a transaction take effect at COMMIT, in order. Receipts were answered when the
+                // frames arrived, except those of stored destinations: they are answered once committed, before this
+                // COMMIT's own receipt.
                 foreach (var buffered in frames)
                 {
                     if (buffered.Command == StompCommand.Send)
-                        await SendNowAsync(buffered.Headers["destination"]!, default, buffered, null);
+                    {
+                        var destination = buffered.Headers["destination"]!;
+                        var deferred = Services.FindSendHandler(destination) is null ? null : buffered.Headers["receipt"];
+                        await SendNowAsync(destination, default, buffered, deferred);
+                    }
                     else if (!Settle(buffered.Headers, out var error))
                     {
                         ProtocolError(error!, receipt);
                         return;
                     }
                 }
+                if (receipt is not null) await AnsweredAsync();
                 break;
         }
         if (receipt is not null) SendReceipt(receipt);
@@ -407,11 +425,42 @@ public sealed partial class StompConnection : BrokerConnection
 
     // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
 
-    private void Disconnect(StompFrameView frame)
+    private async ValueTask DisconnectAsync(string? receipt)
     {
-        // STOMP 1.2: the RECEIPT for DISCONNECT comes after everything before it; then the server closes.
-        if (ReceiptOf(frame) is { } receipt) SendReceipt(receipt);
+        // STOMP 1.2: the RECEIPT for DISCONNECT comes after everything before it, including the receipts of stored
+        // messages still waiting for their commit; then the server closes.
+        if (receipt is not null)
+        {
+            await AnsweredAsync();
+            SendReceipt(receipt);
+        }
         CloseAfterFlush(DisconnectReason.ClientClosed);
+    }
+
+    // ---- SENDs answered later (stored destinations) -------------------------------------------------------------------
+
+    private void Track(Task answered)
+    {
+        if (answered.IsCompleted) return;
+        lock (_unanswered)
+        {
+            _unanswered.RemoveAll(t => t.IsCompleted);
+            _unanswered.Add(answered);
+        }
+    }
+
+    /// <summary>Waits until every SEND handed to a send handler so far was answered (bounded: a store that neither
+    /// commits nor fails within its write timeout must not hold the session forever).</summary>
+    private async Task AnsweredAsync()
+    {
+        Task[] pending;
+        lock (_unanswered) pending = [.. _unanswered.Where(t => !t.IsCompleted)];
+        if (pending.Length == 0) return;
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * Services.Options.ShutdownTimeoutMs)));
+        }
+        catch (TimeoutException) { }
     }
 
     // ---- replies ------------------------------------------------------------------------------------------------------

@@ -45,6 +45,12 @@ public sealed class StompConnectionHandler(BrokerServices services, IHostApplica
             await Problem(context, StatusCodes.Status401Unauthorized, "authentication failed", error!);
             return;
         }
+        if (await services.Policy.CanConnectAsync(principal) is { } refused)
+        {
+            services.Metrics.AuthenticationFailure();
+            await Problem(context, StatusCodes.Status403Forbidden, "forbidden", refused);
+            return;
+        }
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             KeepAliveInterval = TimeSpan.FromMilliseconds(Math.Max(1000, services.Options.HeartBeatSendMs)),

@@ -13,6 +13,10 @@ public interface IDestinationPolicy
 
     /// <summary>null when allowed; else the business rejection delivered on <c>/user/queue/errors</c> (connection kept).</summary>
     ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination);
+
+    /// <summary>Asked once per connection after the token is valid: null when the user may connect; else the message of
+    /// the ERROR that refuses it (STOMP) or of the 403 problem (raw topic URL).</summary>
+    ValueTask<string?> CanConnectAsync(BrokerPrincipal user) => ValueTask.FromResult<string?>(null);
 }
 
 /// <summary>The general rule: any authenticated user may use any destination.</summary>
@@ -41,6 +45,7 @@ public sealed class SendContext
 {
     private readonly IBrokerSession _session;
     private readonly BrokerServices _services;
+    private readonly TaskCompletionSource _answer = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _answered;
 
     internal SendContext(IBrokerSession session, BrokerServices services, string destination, StompHeaders headers, byte[] body, string? receipt)
@@ -68,17 +73,25 @@ public sealed class SendContext
         string? sender = null, string? receiver = null, long? timestamp = null) =>
         _services.Publish(SharedMessage.Create(messageId, destination, headers, new System.Buffers.ReadOnlySequence<byte>(body), sender, receiver, timestamp));
 
+    /// <summary>Completes when the SEND was answered (receipt or rejection): a DISCONNECT or COMMIT of the session waits
+    /// for it, so their own RECEIPT never overtakes the answer to an earlier SEND.</summary>
+    public Task Answered => _answer.Task;
+
     /// <summary>Answers the SEND's receipt (if it asked for one). Only the first answer counts.</summary>
     public void Receipt()
     {
-        if (Interlocked.Exchange(ref _answered, 1) == 0 && ReceiptId is not null) _session.SendReceipt(ReceiptId);
+        if (Interlocked.Exchange(ref _answered, 1) != 0) return;
+        if (ReceiptId is not null) _session.SendReceipt(ReceiptId);
+        _answer.TrySetResult();
     }
 
     /// <summary>Rejects the SEND: a MESSAGE on <c>/user/queue/errors</c> with <c>message</c> and <c>receipt-id</c>; the
     /// connection stays open. Only the first answer counts.</summary>
     public void Reject(string message)
     {
-        if (Interlocked.Exchange(ref _answered, 1) == 0) _session.SendUserError(message, ReceiptId);
+        if (Interlocked.Exchange(ref _answered, 1) != 0) return;
+        _session.SendUserError(message, ReceiptId);
+        _answer.TrySetResult();
     }
 }
 

@@ -256,6 +256,82 @@ public abstract class ChatTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_StoredSends_AnsweredAfterTheirCommit_BeforeTheCommitReceipt_RejectionsWithReceiptId()
+    {
+        await using var client = await ChatterAsync("client1");
+        await client.SendAsync("BEGIN\ntransaction:t1\n\n\0"
+            + "SEND\ndestination:/topic/private-chat/admin1/client1\ntransaction:t1\nreceipt:m1\n\nsent in a transaction\0"
+            + "SEND\ndestination:/topic/private-chat/admin2/client1\ntransaction:t1\nreceipt:m2\n\nhello\0"
+            + "SEND\ndestination:/topic/private-chat/client2/client1\ntransaction:t1\nreceipt:bad\n\nnot an admin\0");
+        // Stored destinations: no receipt while the transaction is open (nothing is stored yet). A plain SEND's receipt
+        // marks the point by which a receipt sent on buffering would have arrived.
+        await Task.Delay(200);
+        await client.SendAsync("SEND\ndestination:/topic/probe\nreceipt:probe\n\n\0");
+        Assert.Empty(await client.ReceiveUntilReceiptAsync("probe"));
+        await client.SendAsync("COMMIT\ntransaction:t1\nreceipt:c1\n\n\0");
+        var before = await client.ReceiveUntilReceiptAsync("c1");
+        Assert.Contains(before, f => f.Command == StompCommand.Receipt && f.Headers["receipt-id"] == "m1");
+        Assert.Contains(before, f => f.Command == StompCommand.Receipt && f.Headers["receipt-id"] == "m2");
+        Assert.Contains(before, f => f.Headers["destination"] == "/user/queue/errors" && f.Headers["receipt-id"] == "bad");
+        using var http = Http("client1");
+        var page = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin1/client1/messages");
+        Assert.Contains(page.GetProperty("messages").EnumerateArray(), m => m.GetProperty("body").GetString() == "sent in a transaction");
+    }
+
+    [Fact]
+    public async Task Disconnect_WithReceipt_ComesAfterTheReceiptsOfStoredMessages()
+    {
+        await using var client = await ChatterAsync("client2");
+        var wire = new StringBuilder();
+        for (var i = 0; i < 20; i++) wire.Append($"SEND\ndestination:/topic/private-chat/admin1/client2\nreceipt:m{i}\n\nbye {i}\0");
+        wire.Append("DISCONNECT\nreceipt:bye\n\n\0");
+        await client.SendAsync(wire.ToString());
+        var frames = await client.ReceiveUntilClosedAsync();
+        var receipts = frames.Where(f => f.Command == StompCommand.Receipt).Select(f => f.Headers["receipt-id"]).ToList();
+        Assert.Equal("bye", receipts[^1]);
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => $"m{i}").Order(), receipts.SkipLast(1).Order());
+    }
+
+    [Fact]
+    public async Task Seen_NamingTheWrongSender_IsRejected_AndTheRealSenderStillGetsTheNotice()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*");
+        await using var client = await ChatterAsync("client1", "/topic/seen/client1");
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:q\n\nhello?\0");
+        await client.ReceiveUntilReceiptAsync("q");
+        var id = (await admin.ReceiveAsync(StompCommand.Message)).Headers["message-id"];
+
+        await admin.SendAsync($"SEND\ndestination:/topic/seen/client2\nmessage-id:{id}\nreceipt:wrong\n\n\0");
+        var rejection = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(("/user/queue/errors", "wrong"), (rejection.Headers["destination"], rejection.Headers["receipt-id"]));
+
+        await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{id}\nreceipt:right\n\n\0");
+        await admin.ReceiveUntilReceiptAsync("right");
+        var notice = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(("/topic/seen/client1", id), (notice.Headers["destination"], notice.Headers["message-id"]));
+    }
+
+    [Fact]
+    public async Task DeletedUser_CannotConnectAgain_NorReadHistory()
+    {
+        await PublishAsync(new UserDeleted("client3", "", "client", 2, DateTimeOffset.UtcNow));
+        await WaitForUserAsync("client3", deleted: true);
+        await using var stomp = await StompTestClient.OpenAsync(Broker.WsUri);
+        await stomp.SendAsync($"CONNECT\naccept-version:1.2\nheart-beat:0,0\nreceipt:c\nAuthorization:Bearer {Broker.Token("client3")}\n\n\0");
+        var error = Assert.Single(await stomp.ReceiveUntilClosedAsync());
+        Assert.Equal((StompCommand.Error, "user deleted", "c"), (error.Command, error.Headers["message"], error.Headers["receipt-id"]));
+
+        using var raw = new System.Net.WebSockets.ClientWebSocket();
+        var refused = await Assert.ThrowsAnyAsync<System.Net.WebSockets.WebSocketException>(() => raw.ConnectAsync(
+            new Uri($"{Broker.WsUri}/topic/news?access_token={Broker.Token("client3")}"), CancellationToken.None));
+        Assert.Contains("403", refused.Message, StringComparison.Ordinal);
+
+        using var http = Http("client3");
+        using var history = await http.GetAsync("/api/conversations/admin1/client3/messages");
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, history.StatusCode);
+    }
+
+    [Fact]
     public async Task DeletedUser_SessionsClosed_AndMessagesToItRejected()
     {
         await using var admin = await ChatterAsync("admin1");

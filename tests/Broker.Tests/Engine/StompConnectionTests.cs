@@ -296,6 +296,18 @@ public class StompConnectionTests
         Assert.Equal(StompCommand.Error, frames[^1].Command);
     }
 
+    [Theory]
+    [InlineData("Broker:MaxBodyBytes=100", "SEND\ndestination:/topic/a\nreceipt:r1\ncontent-length:200\n\n", "body too large")]
+    [InlineData("Broker:MaxHeaderCount=4", "SEND\nreceipt:r1\ndestination:/topic/a\na:1\nb:2\nc:3\n\n\0", "too many headers")]
+    public async Task LimitViolation_ReceiptReadBeforeTheError_IsNamedInTheError(string setting, string wire, string message)
+    {
+        await using var broker = await TestBroker.StartAsync(setting);
+        await using var client = await broker.ConnectAsync("limits");
+        await client.SendAsync(wire + new string('x', 200) + "\0");
+        var error = (await client.ReceiveUntilClosedAsync())[^1];
+        Assert.Equal((StompCommand.Error, message, "r1"), (error.Command, error.Headers["message"], error.Headers["receipt-id"]));
+    }
+
     [Fact]
     public async Task UserQueue_ReachesOnlyTheOwnSession()
     {
