@@ -16,6 +16,9 @@ namespace WsBroker.Broker;
 /// <summary>Builds the broker host: the one factory Program.cs and the tests use.</summary>
 public static class BrokerApp
 {
+    /// <summary>Where the broker listens when nothing is configured.</summary>
+    public const string DefaultUrl = "http://localhost:8080";
+
     /// <summary>Creates the application. <paramref name="configure"/> may change configuration or services before it is built.</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
@@ -24,6 +27,12 @@ public static class BrokerApp
         builder.WebHost.UseKestrel(k => k.AddServerHeader = false);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         configure?.Invoke(builder);
+        // The default listen address, unless --urls, Urls / WSBROKER_Urls, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS
+        // (the .NET container images set it) says otherwise. Not in appsettings.json: a file value would beat
+        // ASPNETCORE_URLS, which the container image and docker-compose.yml use.
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"])
+            && string.IsNullOrEmpty(builder.Configuration["https_ports"]))
+            builder.WebHost.UseUrls(DefaultUrl);
         var mode = BrokerMode.From(builder.Configuration);
         var generatedKey = false;
         if (mode.IsEmbedded && string.IsNullOrEmpty(builder.Configuration["Auth:SigningKey"]) && string.IsNullOrEmpty(builder.Configuration["Auth:PublicKeyPath"]))

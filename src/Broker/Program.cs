@@ -27,8 +27,12 @@ catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to conv
 // Container health check without curl in the image: GET /healthz on the first local listen port.
 static async Task<int> HealthCheckAsync()
 {
-    var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? "http://localhost:8080";
-    var port = new Uri(urls.Split(';')[0].Replace("+", "localhost", StringComparison.Ordinal).Replace("*", "localhost", StringComparison.Ordinal)).Port;
+    var urls = Environment.GetEnvironmentVariable("WSBROKER_Urls") ?? Environment.GetEnvironmentVariable("Urls")
+        ?? Environment.GetEnvironmentVariable("ASPNETCORE_URLS");
+    var port = !string.IsNullOrEmpty(urls)
+        ? new Uri(urls.Split(';')[0].Replace("+", "localhost", StringComparison.Ordinal).Replace("*", "localhost", StringComparison.Ordinal)).Port
+        : int.TryParse(Environment.GetEnvironmentVariable("ASPNETCORE_HTTP_PORTS")?.Split(';', ',')[0], out var p) ? p
+        : new Uri(WsBroker.Broker.BrokerApp.DefaultUrl).Port;
     using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
     try
     {

@@ -14,7 +14,7 @@ public sealed class ChatOptions
     /// <summary>Typing notices a session may send per second (burst of the same size).</summary>
     public int TypingPerSecond { get; set; } = 5;
 
-    /// <summary>Folder with the web pages served at <c>/</c> (default: web-js next to the binary, else ../../web-js).</summary>
+    /// <summary>Folder with the web pages served at <c>/</c> (default: web-js next to the binary, else the first web-js in the working directory or above).</summary>
     public string? WebRoot { get; set; }
 
     public IEnumerable<string> Validate()

@@ -54,6 +54,10 @@ public sealed class StompConnectionHandler(BrokerServices services, IHostApplica
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
             KeepAliveInterval = TimeSpan.FromMilliseconds(Math.Max(1000, services.Options.HeartBeatSendMs)),
+            // Raw URLs have no STOMP heart-beats: a client that answers no ping within twice the receive interval is
+            // gone (half-open socket) and is closed, like a silent STOMP client.
+            KeepAliveTimeout = services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan
+                : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)),
         });
         var connection = new RawTopicConnection(socket, services, services.Sessions.NextSessionId(), destination, principal);
         await connection.RunAsync();

@@ -94,5 +94,6 @@ public sealed class AuthOptions
         if (!string.IsNullOrEmpty(PublicKeyPath) && !File.Exists(PublicKeyPath))
             yield return $"Auth:PublicKeyPath: file not found: {PublicKeyPath}";
         if (ClockSkewSeconds is < 0 or > 600) yield return "Auth:ClockSkewSeconds must be between 0 and 600";
+        if (DevTokenLifetimeMinutes is < 1 or > 7 * 24 * 60) yield return "Auth:DevTokenLifetimeMinutes must be between 1 and 10080";
     }
 }

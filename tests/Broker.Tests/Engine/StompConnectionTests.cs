@@ -422,6 +422,31 @@ public class StompConnectionTests
         Assert.Contains("401", ex.Message);
     }
 
+    [Fact]
+    public async Task RawTopicUrl_ClientThatNeverAnswersPings_IsClosed()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:HeartBeatSendMs=1000", "Broker:HeartBeatReceiveMs=1000");
+        // A hand-made WebSocket upgrade, then silence: no pong ever answers the broker's pings (a half-open client).
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(broker.BaseUri.Host, broker.BaseUri.Port);
+        var stream = tcp.GetStream();
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET /ws/topic/silent?access_token={broker.Token("silent")} HTTP/1.1\r\n"
+            + $"Host: {broker.BaseUri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+        var buffer = new byte[4096];
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        var received = new StringBuilder();
+        try
+        {
+            int read;
+            while ((read = await stream.ReadAsync(buffer, cts.Token)) > 0) received.Append(Encoding.Latin1.GetString(buffer, 0, read));
+        }
+        catch (IOException) { }                                        // the broker aborts the socket: reset by peer
+        Assert.StartsWith("HTTP/1.1 101", received.ToString(), StringComparison.Ordinal);
+        Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(14));   // closed by the broker, after the timeout
+    }
+
     private static async Task<System.Text.Json.JsonDocument> ReceiveJsonAsync(ClientWebSocket socket)
     {
         var buffer = new byte[64 * 1024];

@@ -51,6 +51,7 @@ public class ConfigurationTests
     [InlineData("--Bus:Transport=Kafka", "Bus:Transport must be InMemory or RabbitMq, not 'Kafka'")]
     [InlineData("--Bus:PrefetchCount=0", "Bus:PrefetchCount must be between 1 and 10000")]
     [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
+    [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
     public async Task Start_InvalidConfiguration_ExitsWith2AndNamesTheOption(string setting, string message)
     {
@@ -129,6 +130,55 @@ public class MetricsTests
         text.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
             .Select(l => l.Split(' '))
             .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+}
+
+public class EnvironmentConfigurationTests
+{
+    /// <summary>The container image and docker-compose.yml configure the broker through environment variables only.</summary>
+    [Fact]
+    public async Task Start_ConfiguredByEnvironmentOnly_ListensWhereAspnetcoreUrlsSays_AndHealthCheckPasses()
+    {
+        var port = FreePort();
+        var data = Path.Combine(Path.GetTempPath(), $"wsbroker-env-{Guid.NewGuid():N}.db");
+        var env = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+            ["Storage__Provider"] = "Sqlite",
+            ["ConnectionStrings__Sqlite"] = $"Data Source={data}",
+            ["Chat__DemoUsers"] = "true",
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        var info = new ProcessStartInfo("dotnet", [Repo.BrokerDll]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (k, v) in env) info.Environment[k] = v;
+        using var process = Process.Start(info)!;
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            HttpStatusCode? status = null;
+            while (status != HttpStatusCode.OK && DateTime.UtcNow < deadline && !process.HasExited)
+            {
+                try { status = (await http.GetAsync(new Uri($"http://127.0.0.1:{port}/healthz"))).StatusCode; }
+                catch (HttpRequestException) { await Task.Delay(200); }
+            }
+            Assert.Equal(HttpStatusCode.OK, status);
+            var (code, _, stderr) = await Repo.RunAsync("dotnet", [Repo.BrokerDll, "--healthcheck"], env);
+            Assert.True(code == 0, stderr);
+        }
+        finally
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+            File.Delete(data);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
 }
 
 public class GracefulShutdownTests
