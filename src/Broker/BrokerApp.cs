@@ -106,6 +106,9 @@ public static class BrokerApp
         services.AddSingleton<IValidateOptions<BrokerOptions>>(new Validator<BrokerOptions>(o => o.Validate()));
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AuthOptions>>(new Validator<AuthOptions>(o => o.Validate()));
+        services.AddOptions<AclOptions>().Bind(configuration.GetSection(AclOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AclOptions>>(new Validator<AclOptions>(o => o.Validate()));
+        services.AddSingleton<TopicAcl>();
         services.AddSingleton<TopicRouter>();
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<BrokerMetrics>();

@@ -1,18 +1,19 @@
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Routing;
 using WsBroker.Persistence;
 
 namespace WsBroker.Broker.Chat;
 
-/// <summary>The chat's access table (DESIGN.md §3) as the engine's destination policy; other destinations stay open to
-/// every authenticated user. A user the user service deleted may not connect at all, even with a token still valid.</summary>
-public sealed class ChatPolicy(IUserStore users) : IDestinationPolicy
+/// <summary>The chat's access table (DESIGN.md §3) as the engine's destination policy; other destinations are open to
+/// every authenticated user unless an <c>Acl</c> rule restricts them. A user the user service deleted may not connect at all, even with a token still valid.</summary>
+public sealed class ChatPolicy(IUserStore users, TopicAcl acl) : IDestinationPolicy
 {
     public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, string destination) =>
-        ValueTask.FromResult(ChatAccess.CanSubscribe(user.UserId, ChatAccess.ParseRole(user.Role), destination));
+        ValueTask.FromResult(ChatAccess.CanSubscribe(user.UserId, ChatAccess.ParseRole(user.Role), destination) ?? acl.CanSubscribe(user, destination));
 
     public ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination) =>
-        ValueTask.FromResult(ChatAccess.CanSend(user.UserId, ChatAccess.ParseRole(user.Role), destination));
+        ValueTask.FromResult(ChatAccess.CanSend(user.UserId, ChatAccess.ParseRole(user.Role), destination) ?? acl.CanSend(user, destination));
 
     public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
     {

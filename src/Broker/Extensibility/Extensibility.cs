@@ -19,12 +19,12 @@ public interface IDestinationPolicy
     ValueTask<string?> CanConnectAsync(BrokerPrincipal user) => ValueTask.FromResult<string?>(null);
 }
 
-/// <summary>The general rule: any authenticated user may use any destination.</summary>
-public sealed class AllowAuthenticatedPolicy : IDestinationPolicy
+/// <summary>The general rule: any authenticated user may use any destination, unless an <c>Acl</c> rule says otherwise.</summary>
+public sealed class AllowAuthenticatedPolicy(TopicAcl acl) : IDestinationPolicy
 {
-    public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, string destination) => ValueTask.FromResult<string?>(null);
+    public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, string destination) => ValueTask.FromResult(acl.CanSubscribe(user, destination));
 
-    public ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination) => ValueTask.FromResult<string?>(null);
+    public ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination) => ValueTask.FromResult(acl.CanSend(user, destination));
 }
 
 /// <summary>

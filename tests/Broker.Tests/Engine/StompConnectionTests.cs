@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using WsBroker.Broker.Connections;
+using WsBroker.Broker.Routing;
 using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Tests.Engine;
@@ -306,6 +307,50 @@ public class StompConnectionTests
         await client.SendAsync(wire + new string('x', 200) + "\0");
         var error = (await client.ReceiveUntilClosedAsync())[^1];
         Assert.Equal((StompCommand.Error, message, "r1"), (error.Command, error.Headers["message"], error.Headers["receipt-id"]));
+    }
+
+    [Fact]
+    public async Task Acl_RestrictsSendAndSubscribe_OnTheConfiguredDestinations()
+    {
+        await using var broker = await TestBroker.StartAsync(
+            "Acl:Rules:0:Destination=/topic/org/news/#", "Acl:Rules:0:Subscribe:0=*", "Acl:Rules:0:Send:0=role:admin",
+            "Acl:Rules:1:Destination=/topic/org/internal/#", "Acl:Rules:1:Subscribe:0=role:admin", "Acl:Rules:1:Send:0=user:ops");
+        await using var admin = await broker.ConnectAsync("admin1", "admin");
+        await using var client = await broker.ConnectAsync("client1");
+        await client.SendAsync("SUBSCRIBE\nid:n\ndestination:/topic/org/news/#\n\n\0SUBSCRIBE\nid:e\ndestination:/user/queue/errors\nreceipt:r\n\n\0");
+        await client.ReceiveUntilReceiptAsync("r");
+
+        // A customer may read the news but not write it; the admin may.
+        await client.SendAsync("SEND\ndestination:/topic/org/news/outage\nreceipt:c1\n\nfake\0");
+        var rejection = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(("/user/queue/errors", "c1"), (rejection.Headers["destination"], rejection.Headers["receipt-id"]));
+        Assert.Equal("could-not-send-message: access denied: may not send to /topic/org/news/#", rejection.Headers["message"]);
+        await admin.SendAsync("SEND\ndestination:/topic/org/news/outage\nreceipt:a1\n\nplanned outage at 2am\0");
+        await admin.ReceiveUntilReceiptAsync("a1");
+        Assert.Equal("planned outage at 2am", (await client.ReceiveAsync(StompCommand.Message)).BodyText);
+
+        // /topic/org/# would include /topic/org/internal/..., which only admins may read: the whole subscription is refused.
+        await client.SendAsync("SUBSCRIBE\nid:all\ndestination:/topic/org/#\nreceipt:all\n\n\0");
+        var error = (await client.ReceiveUntilClosedAsync())[^1];
+        Assert.Equal((StompCommand.Error, "access denied: may not subscribe to /topic/org/internal/#", "all"),
+            (error.Command, error.Headers["message"], error.Headers["receipt-id"]));
+        await admin.SendAsync("SUBSCRIBE\nid:all\ndestination:/topic/org/#\nreceipt:ok\n\n\0");
+        await admin.ReceiveUntilReceiptAsync("ok");
+    }
+
+    [Theory]
+    [InlineData("/topic/news/#", "/topic/news", true)]            // '#' matches zero trailing segments
+    [InlineData("/topic/news/#", "/topic/news/a/b", true)]
+    [InlineData("/topic/news/#", "/topic/newsletter", false)]
+    [InlineData("/topic/#", "/topic/internal/#", true)]
+    [InlineData("/topic/*/high", "/topic/alerts/#", true)]
+    [InlineData("/topic/*/high", "/topic/alerts/low", false)]
+    [InlineData("/topic/a/*", "/topic/a", false)]
+    [InlineData("/topic/a/*", "/topic/*/b", true)]
+    public void Acl_Overlaps_FollowsTheWildcardRules(string a, string b, bool overlap)
+    {
+        Assert.Equal(overlap, TopicAcl.Overlaps(a.Split('/'), 0, b.Split('/'), 0));
+        Assert.Equal(overlap, TopicAcl.Overlaps(b.Split('/'), 0, a.Split('/'), 0));
     }
 
     [Fact]

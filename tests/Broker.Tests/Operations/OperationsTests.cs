@@ -52,6 +52,8 @@ public class ConfigurationTests
     [InlineData("--Bus:PrefetchCount=0", "Bus:PrefetchCount must be between 1 and 10000")]
     [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
     [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
+    [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/ or /queue/")]
+    [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
     public async Task Start_InvalidConfiguration_ExitsWith2AndNamesTheOption(string setting, string message)
     {

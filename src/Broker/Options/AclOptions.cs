@@ -1,0 +1,50 @@
+namespace WsBroker.Broker.Options;
+
+/// <summary>
+/// Who may use the general (non-chat) destinations, section <c>Acl</c>. Without rules every authenticated user may
+/// subscribe and send anywhere (DESIGN.md §3). Each rule names a destination pattern (the SUBSCRIBE syntax: <c>*</c> one
+/// segment, <c>#</c> the rest) and who may subscribe and who may send there. A destination or subscription is governed
+/// by every rule it overlaps, and must be allowed by all of them: subscribing to <c>/topic/#</c> needs the rights of every
+/// rule under <c>/topic</c>.
+/// </summary>
+public sealed class AclOptions
+{
+    public const string Section = "Acl";
+
+    public List<AclRule> Rules { get; set; } = [];
+
+    public IEnumerable<string> Validate()
+    {
+        for (var i = 0; i < Rules.Count; i++)
+        {
+            var rule = Rules[i];
+            var name = $"Acl:Rules:{i}";
+            if (string.IsNullOrEmpty(rule.Destination) || !(rule.Destination.StartsWith("/topic/", StringComparison.Ordinal)
+                || rule.Destination.StartsWith("/queue/", StringComparison.Ordinal)))
+                yield return $"{name}:Destination must start with /topic/ or /queue/";
+            else if (Routing.TopicRouter.ValidatePattern(rule.Destination) is { } invalid)
+                yield return $"{name}:Destination: {invalid}";
+            foreach (var who in rule.Subscribe.Concat(rule.Send))
+            {
+                if (!AclRule.IsValidPrincipal(who))
+                    yield return $"{name}: '{who}' must be '*', 'role:<role>' or 'user:<id>'";
+            }
+        }
+    }
+}
+
+/// <summary>One ACL rule: a destination pattern and who may subscribe and send there.</summary>
+public sealed class AclRule
+{
+    /// <summary>Pattern, e.g. <c>/topic/news/#</c> or <c>/topic/alerts/*/high</c>.</summary>
+    public string Destination { get; set; } = "";
+
+    /// <summary><c>*</c> (any authenticated user), <c>role:admin</c>, <c>user:alice</c>. Empty: nobody.</summary>
+    public List<string> Subscribe { get; set; } = [];
+
+    /// <summary>Same forms as <see cref="Subscribe"/>.</summary>
+    public List<string> Send { get; set; } = [];
+
+    internal static bool IsValidPrincipal(string who) =>
+        who == "*" || (who.StartsWith("role:", StringComparison.Ordinal) && who.Length > 5) || (who.StartsWith("user:", StringComparison.Ordinal) && who.Length > 5);
+}
