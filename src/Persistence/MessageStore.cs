@@ -55,27 +55,38 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(message);
         Validate(message);
-        // Both parties must be known, live users (the lookup is served from the users cache).
-        foreach (var id in new[] { message.SenderId, message.ReceiverId })
-        {
-            var user = await _users.FindAsync(id, cancellationToken).ConfigureAwait(false);
-            if (user is null) throw new ArgumentException($"unknown user '{id}'", nameof(message));
-            if (user.IsDeleted) throw new ArgumentException($"user '{id}' is deleted", nameof(message));
-        }
-        if (message.SenderId != message.AdminId && message.SenderId != message.ClientId || message.ReceiverId != message.AdminId && message.ReceiverId != message.ClientId
-            || message.SenderId == message.ReceiverId)
-            throw new ArgumentException("sender and receiver must be the two parties of the conversation", nameof(message));
-        await EnqueueAsync(message, cancellationToken).ConfigureAwait(false);
-    }
-
-    private Task EnqueueAsync(ChatMessage message, CancellationToken cancellationToken)
-    {
+        // Registered before the first await: from here on history pages stop short of this id until it is committed or
+        // failed, so a page walk never passes over a message that commits after a newer one (see GetPageAsync).
         var pending = new Pending(message, Environment.TickCount64);
         if (!_pending.TryAdd(message.Id, pending)) throw new ArgumentException($"message {message.Id} is already queued", nameof(message));
+        try
+        {
+            // Both parties must be known, live users (served from the users cache; its last known state during an outage).
+            foreach (var id in new[] { message.SenderId, message.ReceiverId })
+            {
+                var user = await _users.FindAsync(id, cancellationToken).ConfigureAwait(false);
+                if (user is null) throw new ArgumentException($"unknown user '{id}'", nameof(message));
+                if (user.IsDeleted) throw new ArgumentException($"user '{id}' is deleted", nameof(message));
+            }
+            if (message.SenderId != message.AdminId && message.SenderId != message.ClientId || message.ReceiverId != message.AdminId && message.ReceiverId != message.ClientId
+                || message.SenderId == message.ReceiverId)
+                throw new ArgumentException("sender and receiver must be the two parties of the conversation", nameof(message));
+        }
+        catch (Exception ex)
+        {
+            Complete(pending, ex);                                   // anyone flushing this id stops waiting for it
+            throw;
+        }
+        await EnqueueAsync(pending, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task EnqueueAsync(Pending pending, CancellationToken cancellationToken)
+    {
         if (Volatile.Read(ref _disposed) != 0 || !_queue.Writer.TryWrite(pending))
         {
-            _pending.TryRemove(message.Id, out _);
-            return Task.FromException(new PersistenceUnavailableException("storage unavailable: write queue full"));
+            var full = new PersistenceUnavailableException("storage unavailable: write queue full");
+            Complete(pending, full);
+            return Task.FromException(full);
         }
         return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
     }
@@ -134,8 +145,11 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
                 if (!_dialect.IsTransient(ex) && await IsReachableAsync().ConfigureAwait(false))
                 {
                     // The database answers but refuses this batch: find the bad rows one by one, store the rest.
-                    await IsolateAsync(batch, ex).ConfigureAwait(false);
-                    return;
+                    var left = await IsolateAsync(batch, ex).ConfigureAwait(false);
+                    if (left.Count == 0) return;
+                    // The database went away while isolating: what is left is not bad input, it goes back to retrying.
+                    batch.Clear();
+                    batch.AddRange(left);
                 }
                 if (attempt == 0) Log.Unavailable(_logger, ex, batch.Count);
                 var delay = Math.Min(1000, 25 << Math.Min(attempt, 6));
@@ -157,21 +171,26 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         }
     }
 
-    private async Task IsolateAsync(List<Pending> batch, Exception batchError)
+    /// <summary>Inserts row by row, rejecting the rows the database refuses. Returns the rows not settled because the
+    /// database became unreachable on the way (empty when every row was stored or rejected).</summary>
+    private async Task<List<Pending>> IsolateAsync(List<Pending> batch, Exception batchError)
     {
-        foreach (var pending in batch)
+        for (var i = 0; i < batch.Count; i++)
         {
+            var pending = batch[i];
             try
             {
                 await InsertAsync([pending]).ConfigureAwait(false);
                 Complete(pending, null);
             }
-            catch (Exception ex) when (ex is DbException)
+            catch (DbException ex)
             {
+                if (_dialect.IsTransient(ex) || !await IsReachableAsync().ConfigureAwait(false)) return batch.GetRange(i, batch.Count - i);
                 Log.Rejected(_logger, ex, pending.Message.Id);
                 Complete(pending, new ArgumentException("message rejected by the database: " + ex.Message, batchError));
             }
         }
+        return [];
     }
 
     private async Task InsertAsync(IReadOnlyList<Pending> batch)
@@ -228,7 +247,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         {
             await Task.WhenAll(waits).ConfigureAwait(false);
         }
-        catch (PersistenceUnavailableException) { }
+        catch (Exception ex) when (ex is PersistenceUnavailableException or ArgumentException) { }
     }
 
     // ---- reads and read receipts --------------------------------------------------------------------------------------
@@ -290,11 +309,21 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 100);
+        // Ids are taken before the commit, and concurrent writers can commit a newer id first. A page therefore stops
+        // short of the oldest message of this conversation still on its way to the database: otherwise a reader could
+        // page past it and never see it.
+        long? horizon = null;
+        foreach (var p in _pending.Values)
+        {
+            if (p.Message.AdminId == adminId && p.Message.ClientId == clientId && (horizon is null || p.Message.Id < horizon))
+                horizon = p.Message.Id;
+        }
+        var before = beforeId is null ? horizon : horizon is null ? beforeId : Math.Min(beforeId.Value, horizon.Value);
         await using var connection = _dialect.CreateConnection();
         var rows = await connection.QueryAsync<MessageRow>(new CommandDefinition(
             $"SELECT {Columns} FROM messages WHERE admin_id = @adminId AND client_id = @clientId"
-            + (beforeId is null ? "" : " AND id < @beforeId") + " ORDER BY id DESC LIMIT @limit",
-            new { adminId, clientId, beforeId, limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            + (before is null ? "" : " AND id < @before") + " ORDER BY id DESC LIMIT @limit",
+            new { adminId, clientId, before, limit }, cancellationToken: cancellationToken)).ConfigureAwait(false);
         return rows.Select(r => r.ToMessage()).ToList();
     }
 

@@ -33,9 +33,26 @@ internal abstract class SqlDialect
 
     public static SqlDialect Create(PersistenceOptions options) => options.Provider switch
     {
-        StorageProvider.MySql => new MySqlDialect(options.ConnectionString),
+        StorageProvider.MySql => new MySqlDialect(WithTimeouts(options.ConnectionString, options.WriteTimeoutMs)),
         _ => new SqliteDialect(options.ConnectionString),
     };
+
+    /// <summary>
+    /// Bounds how long one attempt may hang on a server that does not answer (a network partition rather than a refused
+    /// connection): MySqlConnector's defaults (15 s to connect, 30 s per command) would keep messages queued far past
+    /// <c>Storage:WriteTimeoutMs</c>. Values given in the connection string win.
+    /// </summary>
+    internal static string WithTimeouts(string connectionString, int writeTimeoutMs)
+    {
+        var given = new DbConnectionStringBuilder { ConnectionString = connectionString };
+        var builder = new MySqlConnectionStringBuilder(connectionString);
+        string[] connectKeys = ["Connection Timeout", "Connect Timeout", "ConnectionTimeout"];
+        string[] commandKeys = ["Default Command Timeout", "DefaultCommandTimeout", "Command Timeout"];
+        var seconds = (uint)Math.Clamp(writeTimeoutMs / 1000, 1, 15);
+        if (!connectKeys.Any(given.ContainsKey)) builder.ConnectionTimeout = seconds;
+        if (!commandKeys.Any(given.ContainsKey)) builder.DefaultCommandTimeout = Math.Max(10u, 2 * seconds);
+        return builder.ConnectionString;
+    }
 }
 
 internal sealed class MySqlDialect(string connectionString) : SqlDialect(connectionString)

@@ -69,10 +69,12 @@ internal sealed class UserStore : IUserStore
                 Changed?.Invoke(new UserChange(record, deleted is not null));
                 return UserChangeOutcome.Applied;
             }
-            catch (DbException ex) when (attempt < 3 && IsDuplicateOrBusy(ex))
+            catch (DbException ex) when (attempt < 10 && IsDuplicateOrBusy(ex))
             {
-                // Two writers inserted the same new user at once: the loser retries and sees the winner's row.
+                // Writers inserted the same new user at once (duplicate key, or a deadlock on the gap lock of the missing
+                // row): the losers retry after a short random pause and see the winner's row.
                 await tx.RollbackAsync(CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(Random.Shared.Next(1, 5 << Math.Min(attempt, 5)), cancellationToken).ConfigureAwait(false);
             }
         }
     }
@@ -80,11 +82,23 @@ internal sealed class UserStore : IUserStore
     public async ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default)
     {
         if (string.IsNullOrEmpty(id) || id.Length > 64) return null;
-        if (_cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64) return entry.User;
-        await using var connection = _dialect.CreateConnection();
-        var row = await connection.QuerySingleOrDefaultAsync<UserRow>(new CommandDefinition(
-            "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE id = @id",
-            new { id }, cancellationToken: cancellationToken));
+        var cached = _cache.TryGetValue(id, out var entry);
+        if (cached && entry.ExpiresMs > Environment.TickCount64) return entry.User;
+        UserRow? row;
+        try
+        {
+            await using var connection = _dialect.CreateConnection();
+            row = await connection.QuerySingleOrDefaultAsync<UserRow>(new CommandDefinition(
+                "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE id = @id",
+                new { id }, cancellationToken: cancellationToken));
+        }
+        catch (DbException ex)
+        {
+            // The database is unreachable: a user known before keeps its last known state (stale beats failing every
+            // SEND of an outage); one never seen cannot be checked, and the caller is told storage is unavailable.
+            if (cached) return entry.User;
+            throw new PersistenceUnavailableException($"storage unavailable: cannot look up user '{id}'", ex);
+        }
         var user = row?.ToRecord();
         _cache[id] = (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
         return user;

@@ -98,13 +98,18 @@ public static class UserSyncServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>How long a user event is retried while the database is unreachable (sum ≈ 6 minutes).</summary>
+    internal static readonly int[] RetryIntervalsMs = [100, 500, 1000, 2000, 5000, 10_000, 30_000, 30_000, 60_000, 60_000, 60_000, 60_000, 60_000];
+
     private static void Configure(IReceiveEndpointConfigurator endpoint, IBusRegistrationContext context, UserSyncOptions options)
     {
         endpoint.ConcurrentMessageLimit = options.ConcurrentMessageLimit;
-        // A database hiccup is retried; an event that can never be applied goes straight to the error queue.
+        // A database outage is waited out: each event is retried for about six minutes (the message stays unacknowledged
+        // in RabbitMQ meanwhile, so a restart loses nothing) before it goes to the error queue. An event that can never be
+        // applied goes there at once.
         endpoint.UseMessageRetry(r =>
         {
-            r.Intervals(100, 500, 1000, 2000);
+            r.Intervals(RetryIntervalsMs);
             r.Ignore<InvalidUserEventException>();
         });
         endpoint.ConfigureConsumer<UserCreatedConsumer>(context);

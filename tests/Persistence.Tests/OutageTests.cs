@@ -52,6 +52,10 @@ public sealed class OutageTests
             });
             await Task.Delay(1000);
             await Script("stop");
+            // A user the store has never seen cannot be checked while the server is down: a clear "unavailable", not a
+            // driver exception.
+            await Assert.ThrowsAsync<PersistenceUnavailableException>(() => stores.Messages.AppendAsync(
+                new ChatMessage(999_999_999, "adm", "never-seen", "never-seen", "adm", "hello", DateTimeOffset.UtcNow)));
             await Task.Delay(4000);
             await Script("start");
             await traffic;

@@ -195,11 +195,12 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task GetPage_WhileWriting_NeverSkipsOrRepeats()
     {
-        // Ids grow with time, so a page taken while newer messages arrive only ever misses messages newer than the first page.
-        var writing = Task.Run(async () =>
+        // Ids grow with time, so a page taken while newer messages arrive only ever misses messages newer than the first page,
+        // even with several writers whose commits can finish out of id order.
+        var writing = Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
         {
-            for (var i = 0; i < 300; i++) await Messages.AppendAsync(Msg("admin2", "client3"));
-        });
+            for (var i = 0; i < 60; i++) await Messages.AppendAsync(Msg("admin2", "client3"));
+        })));
         await Task.Delay(50);
         var seen = new List<long>();
         long? before = null;
@@ -336,3 +337,21 @@ public sealed class SqliteStoreTests() : StoreTests(StorageProvider.Sqlite);
 
 [Trait("Category", "Integration")]
 public sealed class MySqlStoreTests() : StoreTests(StorageProvider.MySql);
+
+public class MySqlTimeoutTests
+{
+    [Fact]
+    public void WithTimeouts_NoneGiven_BoundedByTheWriteTimeout()
+    {
+        var result = new MySqlConnector.MySqlConnectionStringBuilder(SqlDialect.WithTimeouts("Server=db;User ID=u;Password=p;Database=w", 5000));
+        Assert.Equal((5u, 10u), (result.ConnectionTimeout, result.DefaultCommandTimeout));
+        Assert.Equal(("db", "w"), (result.Server, result.Database));
+    }
+
+    [Fact]
+    public void WithTimeouts_GivenInTheConnectionString_AreKept()
+    {
+        var result = new MySqlConnector.MySqlConnectionStringBuilder(SqlDialect.WithTimeouts("Server=db;connect timeout=3;Default Command Timeout=60", 5000));
+        Assert.Equal((3u, 60u), (result.ConnectionTimeout, result.DefaultCommandTimeout));
+    }
+}

@@ -135,6 +135,24 @@ public sealed class UserSyncIntegrationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task DatabaseDownForSeconds_EventsWaitAndAreApplied_NoneGoToTheErrorQueue()
+    {
+        var bus = _host.Services.GetRequiredService<IBus>();
+        await Script("mariadb-up.sh", "stop");
+        try
+        {
+            for (var i = 0; i < 5; i++) await bus.Publish(new UserCreated($"o{i}", $"Outage {i}", "client", 1, DateTimeOffset.UtcNow));
+            await Task.Delay(8000);                                    // longer than a short retry policy would wait
+        }
+        finally
+        {
+            await Script("mariadb-up.sh", "start");
+        }
+        await Eventually(async () => (await Users.ListAsync()).Count(u => u.Id.StartsWith('o')) == 5, TimeSpan.FromSeconds(60));
+        Assert.Equal(0u, await QueueDepthAsync(_queue + "_error"));
+    }
+
+    [Fact]
     public async Task RabbitMqRestartedWhilePublishing_EveryConfirmedEventIsApplied()
     {
         var confirmed = new List<string>();
@@ -166,9 +184,9 @@ public sealed class UserSyncIntegrationTests : IAsyncLifetime
                 }
             });
             await Task.Delay(700);
-            await Script("stop");
+            await Script("rabbitmq-up.sh", "stop");
             await Task.Delay(1000);
-            await Script("start");
+            await Script("rabbitmq-up.sh", "start");
             await publishing.WaitAsync(TimeSpan.FromSeconds(120));
             Assert.Equal(150, confirmed.Count);
             await Eventually(async () => (await Users.ListAsync()).Count(u => u.Id.StartsWith('r')) == 150, TimeSpan.FromSeconds(90));
@@ -209,17 +227,17 @@ public sealed class UserSyncIntegrationTests : IAsyncLifetime
         }
     }
 
-    private static async Task Script(string verb)
+    private static async Task Script(string script, string verb)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "scripts", "rabbitmq-up.sh"))) dir = dir.Parent;
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "scripts", script))) dir = dir.Parent;
         Assert.NotNull(dir);
-        using var process = Process.Start(new ProcessStartInfo("bash", [Path.Combine(dir.FullName, "scripts", "rabbitmq-up.sh"), verb])
+        using var process = Process.Start(new ProcessStartInfo("bash", [Path.Combine(dir.FullName, "scripts", script), verb])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         })!;
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
-        Assert.True(process.ExitCode == 0, $"rabbitmq-up.sh {verb}: {await process.StandardError.ReadToEndAsync()}");
+        Assert.True(process.ExitCode == 0, $"{script} {verb}: {await process.StandardError.ReadToEndAsync()}");
     }
 }

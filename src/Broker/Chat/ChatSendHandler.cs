@@ -36,15 +36,25 @@ public sealed partial class ChatSendHandler : ISendHandler
     public bool CanHandle(string destination) => ChatDestination.Parse(destination).Kind
         is ChatDestinationKind.Conversation or ChatDestinationKind.Typing or ChatDestinationKind.Seen;
 
-    public ValueTask HandleAsync(SendContext context)
+    public async ValueTask HandleAsync(SendContext context)
     {
         var chat = ChatDestination.Parse(context.Destination);
-        return chat.Kind switch
+        try
         {
-            ChatDestinationKind.Conversation => ConversationAsync(context, chat.AdminId!, chat.ClientId!),
-            ChatDestinationKind.Typing => TypingAsync(context, chat.UserId!),
-            _ => SeenAsync(context, chat.UserId!),
-        };
+            await (chat.Kind switch
+            {
+                ChatDestinationKind.Conversation => ConversationAsync(context, chat.AdminId!, chat.ClientId!),
+                ChatDestinationKind.Typing => TypingAsync(context, chat.UserId!),
+                _ => SeenAsync(context, chat.UserId!),
+            });
+        }
+        catch (Exception ex) when (ex is PersistenceUnavailableException or System.Data.Common.DbException)
+        {
+            // The database is down and the users or the read receipt could not be checked: a clear rejection, never a
+            // silent SEND and never a closed connection.
+            Log.StorageUnavailable(_logger, ex, context.Destination);
+            context.Reject("could-not-send-message: storage unavailable");
+        }
     }
 
     // ---- chat messages ------------------------------------------------------------------------------------------------
@@ -65,6 +75,8 @@ public sealed partial class ChatSendHandler : ISendHandler
         var now = DateTimeOffset.UtcNow;
         var timestamp = now.ToUnixTimeMilliseconds();
         // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
+        // The append is started first: it registers the id with the store before anyone can see a newer one.
+        var append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(context.Body), now));
         context.Deliver(id, context.Destination,
         [
             new("sender", senderId),
@@ -72,7 +84,6 @@ public sealed partial class ChatSendHandler : ISendHandler
             new("timestamp", timestamp.ToString(CultureInfo.InvariantCulture)),
             new("content-type", TextPlain),
         ], context.Body, senderId, receiverId, timestamp);
-        var append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(context.Body), now));
         _ = ReceiptAfterCommitAsync(context, append, id);
     }
 
@@ -92,6 +103,12 @@ public sealed partial class ChatSendHandler : ISendHandler
         {
             Log.NotStored(_logger, ex, id);
             context.Reject("could-not-send-message: " + ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // Anything else (a driver error that is not an outage): the sender must still hear that it was not stored.
+            Log.NotStored(_logger, ex, id);
+            context.Reject("could-not-send-message: not stored");
         }
     }
 
@@ -258,5 +275,8 @@ public sealed partial class ChatSendHandler : ISendHandler
     {
         [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "chat message {MessageId} was delivered but not stored")]
         public static partial void NotStored(ILogger logger, Exception exception, long messageId);
+
+        [LoggerMessage(EventId = 601, Level = LogLevel.Warning, Message = "SEND to {Destination} rejected: storage unavailable")]
+        public static partial void StorageUnavailable(ILogger logger, Exception exception, string destination);
     }
 }
