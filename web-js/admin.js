@@ -1,6 +1,6 @@
 // The administrator page: every customer with unread count, last message and online state, updated live;
 // several conversations open at once in tabs, each with its own typing and seen indicators.
-import { requireUser, api, connect, bindStatus, el, logout } from './app.js';
+import { requireUser, api, connect, bindStatus, el, logout, untilLoaded } from './app.js';
 import { fromFrame, formatTime, compareIds } from './chat-model.js';
 import { ChatPane } from './chat-pane.js';
 
@@ -9,7 +9,7 @@ document.getElementById('me').textContent = me.name;
 document.getElementById('logout').addEventListener('click', async () => { await client.disconnect(); logout(); });
 
 const client = connect(me.token);
-bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
+const showStatus = bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
 const customers = new Map();      // id -> { userId, name, online, unread, lastMessage }
 const panes = new Map();          // clientId -> ChatPane
 let active = null;
@@ -37,7 +37,7 @@ function renderCustomers() {
       el('span', { class: 'preview' }, c.lastMessage ? `${c.lastMessage.sender === me.userId ? 'You: ' : ''}${c.lastMessage.body}` : 'No messages yet'),
       el('span', { class: 'when' }, c.lastMessage ? formatTime(c.lastMessage.timestamp) : '')))));
   tabs.replaceChildren(...[...panes.keys()].map((id) => el('div', { class: 'tab-wrap' },
-    el('button', { type: 'button', role: 'tab', class: 'tab', id: `tab-${id}`, 'aria-selected': active === id ? 'true' : 'false', 'aria-controls': `pane-${id}`, dataset: { user: id }, onclick: () => open(id) },
+    el('button', { type: 'button', class: 'tab', id: `tab-${id}`, 'aria-current': active === id ? 'true' : null, 'aria-controls': `pane-${id}`, dataset: { user: id }, onclick: () => open(id) },
       names(id), customers.get(id)?.unread ? el('span', { class: 'badge' }, String(customers.get(id).unread)) : null,
       panes.get(id).conversation.isTyping() ? el('span', { class: 'tab-typing', 'aria-label': 'typing' }, '…') : null),
     el('button', { type: 'button', class: 'close', 'aria-label': `Close ${names(id)}`, onclick: () => close(id) }, '×'))));
@@ -56,7 +56,7 @@ async function open(clientId) {
       },
     });
     pane.root.id = `pane-${clientId}`;
-    pane.root.setAttribute('role', 'tabpanel');
+    pane.root.setAttribute('role', 'region');
     pane.root.setAttribute('aria-labelledby', `tab-${clientId}`);
     panes.set(clientId, pane);
     panesRoot.querySelector('.empty')?.remove();
@@ -128,5 +128,6 @@ client.on('state', (state) => {
 document.addEventListener('visibilitychange', () => panes.get(active)?.markSeenIfVisible());
 setInterval(renderCustomers, 2000);                    // typing marks on tabs expire
 
-await loadCustomers();
+// Connect first: the connection retries on its own, and a failed first load (broker restarting) must not stop it.
 client.connect().catch((e) => { document.getElementById('banner').textContent = `Could not connect: ${e.message}`; });
+await untilLoaded(loadCustomers, document.getElementById('banner'), showStatus);

@@ -38,7 +38,32 @@ export async function api(path, token, options = {}) {
 
 export function connect(token) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  return new StompClient({ url, token, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000 });
+  return new StompClient({ url, token, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000, timers: workerTimers() });
+}
+
+/**
+ * Heart-beat timers that keep time in a background tab. Chrome runs a hidden tab's chained timers only once a minute,
+ * which would let the broker drop an administrator's desk left in the background every 20 s; timers inside a Worker
+ * are not throttled that way. Falls back to the page's timers where Workers are unavailable.
+ */
+function workerTimers() {
+  if (typeof Worker === 'undefined' || typeof Blob === 'undefined') return undefined;
+  try {
+    const source = 'const t = new Map(); onmessage = ({ data: [op, id, ms] }) => { '
+      + "if (op === 'set') t.set(id, setInterval(() => postMessage(id), ms)); else { clearInterval(t.get(id)); t.delete(id); } };";
+    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+    const callbacks = new Map();
+    let next = 1;
+    worker.onmessage = ({ data: id }) => callbacks.get(id)?.();
+    return {
+      setTimeout: (f, ms) => setTimeout(f, ms),
+      clearTimeout: (handle) => clearTimeout(handle),
+      setInterval: (f, ms) => { const id = next++; callbacks.set(id, f); worker.postMessage(['set', id, ms]); return id; },
+      clearInterval: (id) => { callbacks.delete(id); worker.postMessage(['clear', id]); },
+    };
+  } catch {
+    return undefined;                                   // e.g. a Content-Security-Policy without blob: workers
+  }
 }
 
 /** Shows the connection state in the banner (role=status, so screen readers hear it). */
@@ -54,6 +79,24 @@ export function bindStatus(client, banner, pill) {
   client.on('state', show);
   show(client.state);
   addEventListener('offline', () => { banner.hidden = false; banner.textContent = 'You are offline — messages will be sent when the connection is back.'; });
+  addEventListener('online', () => show(client.state));
+  return () => show(client.state);
+}
+
+/** Runs load() until it succeeds, saying so in the banner between tries (back-off up to 15 s); then restore() puts
+ * the banner back to the connection state. */
+export async function untilLoaded(load, banner, restore) {
+  for (let delay = 1000, failed = false; ; delay = Math.min(delay * 2, 15000), failed = true) {
+    try {
+      const result = await load();
+      if (failed) restore();
+      return result;
+    } catch (e) {
+      banner.hidden = false;
+      banner.textContent = `Could not load the contacts (${e.message}) — trying again…`;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }
 
 export function el(tag, attrs = {}, ...children) {

@@ -54,7 +54,7 @@ export class Conversation {
       // A live echo of my own pending message replaces the local placeholder.
       if (m.sender === this.me) {
         const i = this.local.findIndex((l) => l.body === m.body && l.status !== 'failed');
-        if (i >= 0) this.local.splice(i, 1);
+        if (i >= 0) { this.local[i].echoId = m.id; this.local.splice(i, 1); }
       }
     }
     return added;

@@ -1,5 +1,5 @@
 // One conversation on screen: messages, typing line, composer, older history on scroll, read receipts.
-import { Conversation, TypingThrottle } from './chat-model.js';
+import { Conversation, TypingThrottle, compareIds } from './chat-model.js';
 import { el, renderMessages, loadHistory } from './app.js';
 
 export class ChatPane {
@@ -54,7 +54,13 @@ export class ChatPane {
   /** First page of history; also used after a reconnect to pick up what arrived meanwhile. */
   async refresh() {
     const fresh = new Conversation(this.adminId, this.clientId, this.me);
-    await loadHistory(fresh, this.token);
+    const known = this.conversation.last?.id ?? null;
+    // More than a page may have arrived while the connection was down: page back until the pages reach what is
+    // already shown (bounded), so nothing in between is missing.
+    for (let pages = 0; pages < 20; pages++) {
+      await loadHistory(fresh, this.token);
+      if (!known || !fresh.hasOlder || compareIds(fresh.oldestId, known) <= 0) break;
+    }
     this.conversation.add(...fresh.messages);
     this.conversation.hasOlder = this.conversation.hasOlder && fresh.hasOlder;
     this.render();
@@ -84,10 +90,18 @@ export class ChatPane {
   /** Tells the other side we read everything up to the newest message to us. */
   markSeenIfVisible() {
     const upTo = this.conversation.newestUnreadId;
-    if (!upTo || !this.isVisible(this) || !this.client.isConnected) return;
-    this.conversation.markSeen({ upTo, reader: this.me, seenAt: Date.now() });
-    this.client.send(`/topic/seen/${this.conversation.other}`, '', { 'up-to': upTo }, { resend: false }).catch(() => { /* retried on next view */ });
-    this.onChange?.();
+    if (!upTo || upTo === this.seenInFlight || !this.isVisible(this) || !this.client.isConnected) return;
+    // Marked seen here only once the broker has stored it: a receipt lost to a dropped connection is sent again on
+    // the next view or after the reconnect, instead of leaving the other side without its "seen".
+    this.seenInFlight = upTo;
+    this.client.send(`/topic/seen/${this.conversation.other}`, '', { 'up-to': upTo }, { resend: false })
+      .then(() => {
+        this.conversation.markSeen({ upTo, reader: this.me, seenAt: Date.now() });
+        this.render();
+        this.onChange?.();
+      })
+      .catch(() => { /* not stored: offered again on the next view or reconnect */ })
+      .finally(() => { if (this.seenInFlight === upTo) this.seenInFlight = null; });
   }
 
   async submit() {
@@ -104,13 +118,22 @@ export class ChatPane {
     } catch (e) {
       local.status = 'failed';
       local.error = e.message.replace(/^could-not-send-message: /, '');
-      if (!this.conversation.local.includes(local)) this.conversation.local.push(local);   // echoed, then not stored
+      const echoed = local.echoId ? this.conversation.byId.get(local.echoId) : null;
+      if (echoed) Object.assign(echoed, { status: 'failed', error: local.error });          // delivered, then not stored
+      else if (!this.conversation.local.includes(local)) this.conversation.local.push(local);
       this.showNotice(`Your message was not delivered: ${local.error}`);
     }
     this.render();
   }
 
-  render() { renderMessages(this.list, this.conversation, this.names); this.#renderTyping(); }
+  render() {
+    renderMessages(this.list, this.conversation, this.names);
+    this.#renderTyping();
+    // No scroll bar, no scroll event: keep loading older pages while the list does not fill its box.
+    if (this.conversation.hasOlder && this.list.clientHeight > 0 && this.list.scrollHeight <= this.list.clientHeight) {
+      queueMicrotask(() => this.loadOlder());
+    }
+  }
 
   #renderTyping() {
     const typing = this.conversation.isTyping();

@@ -1,5 +1,5 @@
 // The customer page: pick an administrator (online ones marked) and chat with it.
-import { requireUser, api, connect, bindStatus, el, logout } from './app.js';
+import { requireUser, api, connect, bindStatus, el, logout, untilLoaded } from './app.js';
 import { fromFrame } from './chat-model.js';
 import { ChatPane } from './chat-pane.js';
 
@@ -8,7 +8,7 @@ document.getElementById('me').textContent = me.name;
 document.getElementById('logout').addEventListener('click', async () => { await client.disconnect(); logout(); });
 
 const client = connect(me.token);
-bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
+const showStatus = bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
 const admins = new Map();            // id -> { userId, name, online, unread }
 const conversations = new Map();     // adminId -> messages that arrived while another admin was shown
 let pane = null;
@@ -19,7 +19,7 @@ const adminList = document.getElementById('admins');
 function renderAdmins() {
   adminList.replaceChildren(...[...admins.values()].map((a) => el('li', {},
     el('button', {
-      type: 'button', role: 'option', class: 'contact', 'aria-selected': pane?.adminId === a.userId ? 'true' : 'false',
+      type: 'button', class: 'contact', 'aria-current': pane?.adminId === a.userId ? 'true' : null,
       dataset: { user: a.userId }, onclick: () => choose(a.userId),
     },
     el('span', { class: `dot ${a.online ? 'online' : ''}`, 'aria-hidden': 'true' }),
@@ -85,7 +85,8 @@ async function loadAdmins() {
 client.on('state', (state) => { if (state === 'connected') { loadAdmins().catch(() => {}); pane?.refresh().catch(() => {}); } });
 document.addEventListener('visibilitychange', () => pane?.markSeenIfVisible());
 
-await loadAdmins();
+// Connect first: the connection retries on its own, and a failed first load (broker restarting) must not stop it.
 client.connect().catch((e) => { document.getElementById('banner').textContent = `Could not connect: ${e.message}`; });
+await untilLoaded(loadAdmins, document.getElementById('banner'), showStatus);
 const first = [...admins.values()].find((a) => a.online) ?? [...admins.values()][0];
 if (first) await choose(first.userId);

@@ -234,7 +234,11 @@ export class StompClient {
     if (expect) {
       this.lastReceived = Date.now();
       this.watchTimer = this.timers.setInterval(() => {
-        if (Date.now() - this.lastReceived > expect * 2) this.socket?.close(4000, 'heart-beat timeout');
+        if (Date.now() - this.lastReceived <= expect * 2) return;
+        // Reconnect now: on a half-open link the browser can wait a minute for the closing handshake before 'close'.
+        const dead = this.socket;
+        this.#onClose({ code: 4000, reason: 'heart-beat timeout' });   // this.socket is now null: dead's late close is ignored
+        try { dead?.close(4000, 'heart-beat timeout'); } catch { /* already closing */ }
       }, expect);
     }
     this.session = frame.headers.session;
@@ -266,6 +270,10 @@ export class StompClient {
       this.firstConnect = null;
       this.connected = null;
       return;
+    }
+    // What is not resent after the reconnect (read receipts, typing) fails now, so its sender can retry or give up.
+    for (const [id, entry] of this.pending) {
+      if (!entry.resend) { this.pending.delete(id); entry.reject(new Error('disconnected')); }
     }
     this.attempt++;
     const base = Math.min(this.maxReconnectDelay, this.reconnectDelay * 2 ** (this.attempt - 1));

@@ -111,7 +111,13 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
   await admin.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
   await admin.click('#customers button[data-user="client1"]');
   await pane(admin).locator('.messages li', { hasText: 'Are you still there?' }).waitFor({ timeout: 10_000 });
-  await carla.locator('.message.mine', { hasText: 'Are you still there?' }).locator('.status:not([data-status="sending"])').waitFor({ timeout: 10_000 });
+  const still = carla.locator('.message.mine', { hasText: 'Are you still there?' });
+  await still.locator('.status:not([data-status="sending"])').waitFor({ timeout: 10_000 });
+  assert.match(await still.locator('.status').getAttribute('data-status'), /^(sent|seen)$/, 'stored, not failed');
+  // Stored exactly once: after a reload the history shows it once.
+  await carla.reload();
+  await carla.locator('#messages li', { hasText: 'Are you still there?' }).first().waitFor({ timeout: 10_000 });
+  assert.equal(await carla.locator('#messages li', { hasText: 'Are you still there?' }).count(), 1);
 
   for (const page of [admin, carla, chris]) assert.deepEqual(page.errors ?? [], [], 'no script errors');
   await Promise.all([admin, carla, chris].map((p) => p.context().close()));

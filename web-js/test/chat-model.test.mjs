@@ -19,6 +19,7 @@ test('messages are ordered by id, deduplicated, and my echo replaces the local p
   assert.deepEqual(c.messages.map((m) => m.id), ['10', '30', '40']);
   assert.equal(c.oldestId, '10');
   assert.equal(c.last.id, '40');
+  assert.equal(local.echoId, '40', 'the placeholder remembers its echo, so a later rejection marks that message');
 });
 
 test('unread counts messages to me not seen; up-to marks only mine up to the id', () => {

@@ -152,7 +152,8 @@ test('after a lost connection it reconnects with back-off, re-subscribes and res
   socket().receive(`RECEIPT\nreceipt-id:${receipt}\n\n\0`);
   await unreceipted;
   assert.deepEqual(states, ['reconnecting', 'connected']);
-  void typing.catch(() => {});
+  // A send that is not resent fails at the drop instead of staying pending forever.
+  await assert.rejects(typing, /disconnected/);
 });
 
 test('back-off grows exponentially up to the maximum', async () => {
@@ -179,6 +180,24 @@ test('heart-beats: sends EOLs at the negotiated rate and closes when the server 
   timers.advance(2000);
   assert.equal(first.readyState, 3, 'closed for heart-beat timeout');
   assert.equal(client.state, 'reconnecting');
+});
+
+test('a heart-beat timeout reconnects at once, without waiting for the dead socket to finish closing', async () => {
+  const { client, socket, timers } = newClient({ heartbeat: [1000, 1000], reconnectDelay: 100 });
+  const done = client.connect();
+  socket().open();
+  socket().receive('CONNECTED\nversion:1.2\nheart-beat:1000,1000\n\n\0');
+  await done;
+  const dead = socket();
+  dead.close = function (code) { this.closeCalledWith = code; };   // a half-open link: 'close' never comes
+  client.lastReceived = Date.now() - 10_000;
+  timers.advance(1000);
+  assert.equal(dead.closeCalledWith, 4000);
+  assert.equal(client.state, 'reconnecting');
+  timers.advance(200);
+  assert.equal(FakeSocket.all.length, 2, 'a new socket, although the old one never reported close');
+  dead.onclose?.({ code: 1006 });                                 // a late close of the dead socket changes nothing
+  assert.equal(FakeSocket.all.length, 2);
 });
 
 test('a rejected token stops reconnecting and rejects connect()', async () => {
