@@ -213,6 +213,8 @@ public sealed class StompFrameParser
     {
         var colon = line.IndexOf(Colon);
         if (colon <= 0) return StompParseError.MalformedHeader;
+        // STOMP 1.2: a CR in a header is sent as "\r"; a raw one (other than the CRLF line end, already removed) is invalid.
+        if (crEscape && escaping && line.IndexOf(Cr) >= 0) return StompParseError.MalformedHeader;
         if (!Utf8.IsValid(line)) return StompParseError.InvalidUtf8;
         if (_text.Length < _textLength + line.Length) Array.Resize(ref _text, Math.Max(_text.Length * 2, _textLength + line.Length));
         if (_headerCount == _slots.Length) Array.Resize(ref _slots, _slots.Length * 2);

@@ -9,16 +9,19 @@ public readonly record struct StompHeartBeat(int Outgoing, int Incoming)
     /// <summary>No heart-beats either way (also what a missing header means).</summary>
     public static StompHeartBeat None => default;
 
-    /// <summary>Parses "cx,cy". Both parts are non-negative integers.</summary>
+    private static bool IsDigits(ReadOnlySpan<byte> text) => !text.IsEmpty && !text.ContainsAnyExceptInRange((byte)'0', (byte)'9');
+
+    /// <summary>Parses "cx,cy": two non-negative integers in plain digits (no sign). Spaces around them are tolerated.</summary>
     public static bool TryParse(ReadOnlySpan<byte> value, out StompHeartBeat heartBeat)
     {
         heartBeat = default;
         var comma = value.IndexOf((byte)',');
         if (comma < 0) return false;
-        if (!Utf8Parser.TryParse(value[..comma].Trim((byte)' '), out int outgoing, out var used1) || used1 != value[..comma].Trim((byte)' ').Length) return false;
+        var first = value[..comma].Trim((byte)' ');
         var rest = value[(comma + 1)..].Trim((byte)' ');
+        if (!IsDigits(first) || !IsDigits(rest)) return false;
+        if (!Utf8Parser.TryParse(first, out int outgoing, out var used1) || used1 != first.Length) return false;
         if (!Utf8Parser.TryParse(rest, out int incoming, out var used2) || used2 != rest.Length) return false;
-        if (outgoing < 0 || incoming < 0) return false;
         heartBeat = new StompHeartBeat(outgoing, incoming);
         return true;
     }

@@ -19,6 +19,8 @@ public class StompFrameParserMalformedTests
         ["NUL instead of command"] = new(StompParseError.UnknownCommand, Utf8("\0\n")),
         ["header without colon"] = new(StompParseError.MalformedHeader, Utf8("SEND\ndestination\n\n\0")),
         ["header with empty name"] = new(StompParseError.MalformedHeader, Utf8("SEND\n:value\n\n\0")),
+        ["raw CR inside a 1.2 header value"] = new(StompParseError.MalformedHeader, Utf8("SEND\ndestination:/a\rb\n\n\0")),
+        ["raw CR before a CRLF line end"] = new(StompParseError.MalformedHeader, Utf8("SEND\r\ndestination:/a\r\r\n\r\n\0")),
         ["NUL where the blank line should be"] = new(StompParseError.MalformedHeader, Utf8("DISCONNECT\nreceipt:77\n\0\n")),
         ["undefined escape \\t"] = new(StompParseError.InvalidEscape, Utf8("SEND\ndestination:/a\\tb\n\n\0")),
         ["trailing backslash"] = new(StompParseError.InvalidEscape, Utf8("SEND\ndestination:/a\\\n\n\0")),

@@ -63,6 +63,8 @@ public class StompNegotiationTests
     [InlineData("1,2,3")]
     [InlineData("1.5,2")]
     [InlineData("99999999999,1")]
+    [InlineData("+10,+10")]
+    [InlineData("-0,0")]
     public void HeartBeatTryParse_Invalid(string header) =>
         Assert.False(StompHeartBeat.TryParse(System.Text.Encoding.ASCII.GetBytes(header), out _));
 

@@ -25,6 +25,12 @@ public sealed partial class StompConnection : BrokerConnection
     private readonly Lock _subscriptionsGate = new();
     private Dictionary<string, List<StompFrame>>? _transactions;
     private readonly List<Task> _unanswered = [];
+    private long _noNulScanned;                                  // leading bytes of the unfinished frame known to hold no NUL
+    private int _partialParses;                                  // parses of the unfinished frame that needed more data
+
+    /// <summary>Parses of one unfinished frame before the connection is closed. A frame parsed again on every piece that
+    /// arrives costs time in its size per piece; a frame trickled in a byte at a time would cost its size squared.</summary>
+    private const int MaxPartialParses = 4096;
     private int _nextSubscriptionNumber;
 
     public StompConnection(WebSocket socket, BrokerServices services, string sessionId, string? queryToken)
@@ -71,8 +77,19 @@ public sealed partial class StompConnection : BrokerConnection
                 {
                     while (!IsClosing)
                     {
+                        if (!MayHoldFrame(buffer)) break;
                         var status = _parser.TryParse(ref buffer, out var error);
-                        if (status == OperationStatus.NeedMoreData) break;
+                        if (status == OperationStatus.NeedMoreData)
+                        {
+                            if (!buffer.IsEmpty && ++_partialParses > MaxPartialParses)
+                            {
+                                ProtocolError("frame sent in too many pieces", null);
+                                return;
+                            }
+                            break;
+                        }
+                        _noNulScanned = 0;
+                        _partialParses = 0;
                         if (status == OperationStatus.InvalidData)
                         {
                             ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame);
@@ -131,6 +148,21 @@ public sealed partial class StompConnection : BrokerConnection
             case StompCommand.Disconnect: return DisconnectAsync(ReceiptOf(frame));
         }
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Whether parsing <paramref name="buffer"/> can produce anything: every frame ends with a NUL, so until one has
+    /// arrived only heart-beat EOLs (to consume) or an over-limit buffer (to reject) need the parser. Only the bytes new
+    /// since the last look are searched, so a frame trickling in costs linear time, not quadratic.
+    /// </summary>
+    private bool MayHoldFrame(in ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.IsEmpty) return false;
+        if (buffer.FirstSpan[0] is (byte)'\n' or (byte)'\r' || buffer.Length > Services.Options.MaxFrameBytes) return true;
+        if (_noNulScanned > buffer.Length) _noNulScanned = 0;
+        if (buffer.Slice(_noNulScanned).PositionOf((byte)0) is not null) return true;
+        _noNulScanned = buffer.Length;
+        return false;
     }
 
     // ---- CONNECT ------------------------------------------------------------------------------------------------------

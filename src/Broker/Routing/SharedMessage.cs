@@ -139,7 +139,11 @@ public sealed class SharedMessage
             var line = headers[..lf];
             headers = headers[(lf + 1)..];
             var colon = line.IndexOf((byte)':');
-            StompFrameWriter.WriteHeader(w, Unescape(line[..colon]), Unescape(line[(colon + 1)..]), escaping);
+            var name = Unescape(line[..colon]);
+            // Without escaping (STOMP 1.0) a ':' in a name would split it: "content-length\c99" would arrive as a second
+            // content-length header. Such a header cannot be represented, so a 1.0 subscriber does not get it.
+            if (escaping == StompEscaping.None && name.AsSpan().IndexOf((byte)':') >= 0) continue;
+            StompFrameWriter.WriteHeader(w, name, Unescape(line[(colon + 1)..]), escaping);
         }
         StompFrameWriter.WriteRaw(w, _tail.AsSpan(_headerBytes));
         return w.WrittenSpan.ToArray();

@@ -354,6 +354,47 @@ public class StompConnectionTests
     }
 
     [Fact]
+    public async Task Frame_OneByteAtATime_IsParsed()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("trickle");
+        var wire = Encoding.UTF8.GetBytes("SEND\ndestination:/topic/trickle\nreceipt:t\n\n" + new string('x', 300) + "\0");
+        foreach (var b in wire) await client.SendAsync(new[] { b });
+        Assert.Equal("t", (await client.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Frame_InTooManyPieces_ErrorThenClose()
+    {
+        // A content-length body of NULs, one byte per WebSocket message: every piece could complete the frame, so each
+        // would be parsed again; past 4096 pieces the broker gives up instead of spending quadratic time.
+        await using var broker = await TestBroker.StartAsync();
+        await using var client = await broker.ConnectAsync("trickle");
+        await client.SendAsync("SEND\ndestination:/topic/trickle\ncontent-length:6000\n\n");
+        var frames = Task.Run(() => client.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(30)));
+        try
+        {
+            for (var i = 0; i < 6001; i++) await client.SendAsync(new byte[] { 0 });
+        }
+        catch (WebSocketException) { }                                  // closed by the broker meanwhile
+        Assert.Equal("frame sent in too many pieces", (await frames)[^1].Headers["message"]);
+    }
+
+    [Fact]
+    public async Task Stomp10Subscriber_HeaderNameWithColon_IsLeftOut()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        await using var old = await broker.ConnectAsync("old", subProtocol: "v10.stomp");
+        await old.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/legacy\nreceipt:s\n\n\0");
+        await old.ReceiveUntilReceiptAsync("s");
+        await using var sender = await broker.ConnectAsync("new");
+        await sender.SendAsync("SEND\ndestination:/topic/legacy\ncontent-length\\c99:x\n\nhi\0");
+        var message = await old.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("hi", message.BodyText);
+        Assert.Equal("2", message.Headers["content-length"]);
+    }
+
+    [Fact]
     public async Task UserQueue_ReachesOnlyTheOwnSession()
     {
         await using var broker = await TestBroker.StartAsync();
