@@ -124,6 +124,10 @@ public sealed record LoadOptions
         if (!o.AllowRemote && !IsLoopback(o.Url))
             throw new LoadUsageException($"--url {o.Url} is not a loopback address: load is aimed at 127.0.0.1 unless --allow-remote");
         if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
+        if (o.GcUrl is not null && !o.AllowRemote && !IsLoopback(o.GcUrl))
+            throw new LoadUsageException($"--gc-url {o.GcUrl} is not a loopback address (use --allow-remote)");
+        if (o.Scenario == "chat" && !o.DevTokens)
+            throw new LoadUsageException("chat connects as the demo customers client1..client3: it needs --dev-tokens (a single --token would be rejected on the other conversations)");
         if (o.Pid is { } pid && !File.Exists($"/proc/{pid}/status")) throw new LoadUsageException($"--pid {pid}: no such process");
         _ = tokenFile;
         return o;

@@ -108,21 +108,26 @@ public static class Scenarios
                 ends.Add((b, $"{o.Prefix}.pair{i}.a", new SemaphoreSlim(o.InFlight)));
             }
             stats.Start(o.Warmup);
+            using var sending = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+            var senders = new List<Task>();
             foreach (var (conn, to, credits) in ends)
             {
                 // A delivery to this end gives it credit to send the next message back: W messages stay in flight.
-                loops.Add(conn.ReceiveLoopAsync(frame =>
+                loops.Add(WatchAsync(conn, frame =>
                 {
                     if (frame.Command != StompCommand.Message) return;
                     stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
                     credits.Release();
-                }, stop.Token));
-                loops.Add(SendLoopAsync(conn, to, credits, o, stats, stop.Token));
+                }, stats, stop.Token));
+                senders.Add(SendLoopAsync(conn, to, credits, o, stats, sending.Token));
             }
             await WaitAsync(o, stats, stop.Token);
+            sending.Cancel();
+            await Task.WhenAll(senders.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            var lost = await DrainAsync(stats, () => stats.Sent - stats.DeliveredAll);
             stop.Cancel();
             await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
-            return Result(o, stats, connections.Count, lost: 0);
+            return Result(o, stats, connections.Count, lost);
         }
         finally
         {
@@ -159,6 +164,7 @@ public static class Scenarios
             var destination = $"{o.Prefix}.fanout";
             var subscribers = await ConnectManyAsync(o, o.Subscribers, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken);
             connections.AddRange(subscribers);
+            stop.CancelAfter(HardLimit(o) + TimeSpan.FromSeconds(10));
             await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
                 async (s, ct) => await s.c.SubscribeAsync(destination, "f" + s.i, ct));
             var publisher = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
@@ -166,23 +172,20 @@ public static class Scenarios
             for (var i = 0; i < subscribers.Count; i++)
             {
                 var index = i;
-                loops.Add(subscribers[i].ReceiveLoopAsync(frame =>
+                loops.Add(WatchAsync(subscribers[i], frame =>
                 {
                     if (frame.Command != StompCommand.Message) return;
                     Interlocked.Increment(ref counts[index]);
                     stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
-                }, stop.Token));
+                }, stats, stop.Token));
             }
             stats.Start(TimeSpan.Zero);                                // every message counts for loss; warm-up is not used here
             var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            var lag = await Pacer.RunAsync(total, o.Rate, async (k, intended) =>
-            {
-                await publisher.SendAsync(destination, intended, o.Size, null, stop.Token);
-                stats.CountSent();
-            }, stop.Token);
+            var lag = await Pacer.RunAsync(total, o.Rate, (k, intended) => CountedSendAsync(publisher, destination, intended, o, stats, stop.Token), stop.Token);
             // Stragglers: wait until everyone has everything, or 10 s.
             var deadline = Stopwatch.StartNew();
-            while (counts.Any(c => Interlocked.Read(ref c) < stats.Sent) && deadline.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50, cancellationToken);
+            while (counts.Any(c => Interlocked.Read(ref c) < stats.Sent) && deadline.Elapsed < TimeSpan.FromSeconds(10) && !stop.IsCancellationRequested)
+                await Task.Delay(50, cancellationToken);
             stop.Cancel();
             var lost = counts.Sum(c => stats.Sent - c);
             var extra = new Dictionary<string, double>
@@ -220,23 +223,23 @@ public static class Scenarios
                 connections.Add(a);
                 connections.Add(b);
                 await b.SubscribeAsync($"{o.Prefix}.rate{i}", "r", cancellationToken);
-                loops.Add(b.ReceiveLoopAsync(frame =>
+                loops.Add(WatchAsync(b, frame =>
                 {
                     if (frame.Command == StompCommand.Message) stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
-                }, stop.Token));
+                }, stats, stop.Token));
                 senders.Add((a, $"{o.Prefix}.rate{i}"));
             }
             stats.Start(o.Warmup);
+            stop.CancelAfter(HardLimit(o));
             var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            var lag = await Pacer.RunAsync(total, o.Rate, async (k, intended) =>
+            var lag = await Pacer.RunAsync(total, o.Rate, (k, intended) =>
             {
                 var (conn, to) = senders[(int)(k % senders.Count)];
-                await conn.SendAsync(to, intended, o.Size, null, stop.Token);
-                stats.CountSent();
+                return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
             }, stop.Token);
-            await Task.Delay(1000, cancellationToken);
+            var lost = await DrainAsync(stats, () => stats.Sent - stats.DeliveredAll);
             stop.Cancel();
-            return Result(o, stats, connections.Count, lost: Math.Max(0, stats.Sent - stats.DeliveredAll),
+            return Result(o, stats, connections.Count, lost,
                 new Dictionary<string, double> { ["offered_rate"] = o.Rate, ["send_lag_p99_ms"] = lag.GetValueAtPercentile(99) / 1000.0,
                     ["send_lag_max_ms"] = lag.GetMaxValue() / 1000.0 });
         }
@@ -257,8 +260,11 @@ public static class Scenarios
         var connections = new List<LoadConnection>();
         try
         {
-            connections.AddRange(await ConnectManyAsync(o, o.Connections, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken, subscribe: true));
+            connections.AddRange(await ConnectManyAsync(o, o.Connections, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken, subscribe: true, tolerate: true));
             stats.Start(TimeSpan.Zero);
+            // Read every socket, so one the broker closes (or drops) is seen as closed when counting what held.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var loops = connections.Select(c => c.ReceiveLoopAsync(_ => { }, stop.Token)).ToList();
             await Task.Delay(o.Duration, cancellationToken);
             var held = connections.Count(c => c.IsOpen);
             var extra = new Dictionary<string, double> { ["held"] = held, ["requested"] = o.Connections };
@@ -274,6 +280,8 @@ public static class Scenarios
                 extra["rss_after_mib"] = after / 1048576.0;
                 extra["bytes_per_connection"] = held == 0 ? 0 : (after - before) / (double)held;
             }
+            stop.Cancel();                                             // (cancelling a receive aborts its socket: measure first)
+            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
             return Result(o, stats, held, lost: o.Connections - held, extra);
         }
         finally
@@ -310,6 +318,9 @@ public static class Scenarios
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var loops = new List<Task>();
         long rejected = 0;
+        var outstanding = new List<ConcurrentDictionary<string, long>>();
+        using var sending = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var senders = new List<Task>();
         try
         {
             for (var i = 0; i < o.Pairs; i++)
@@ -321,7 +332,8 @@ public static class Scenarios
                 var sentAt = new ConcurrentDictionary<string, long>();
                 var credits = new SemaphoreSlim(o.InFlight);
                 var destination = $"/topic/private-chat/admin1/{user}";
-                loops.Add(conn.ReceiveLoopAsync(frame =>
+                outstanding.Add(sentAt);
+                loops.Add(WatchAsync(conn, frame =>
                 {
                     if (frame.Command == StompCommand.Receipt && sentAt.TryRemove(frame.GetHeaderString("receipt-id"u8) ?? "", out var t))
                     {
@@ -334,19 +346,20 @@ public static class Scenarios
                         stats.CountError();
                         if (frame.GetHeaderString("receipt-id"u8) is { } r && sentAt.TryRemove(r, out _)) credits.Release();
                     }
-                }, stop.Token));
+                }, stats, stop.Token));
                 var n = 0;
-                loops.Add(Task.Run(async () =>
+                senders.Add(Task.Run(async () =>
                 {
                     try
                     {
-                        while (!stop.IsCancellationRequested && stats.Sent < o.Messages)
+                        while (!sending.IsCancellationRequested && stats.Sent < o.Messages)
                         {
-                            await credits.WaitAsync(stop.Token);
+                            await credits.WaitAsync(sending.Token);
                             var receipt = "c" + n++;
                             var now = Stopwatch.GetTimestamp();
                             sentAt[receipt] = now;
-                            await conn.SendAsync(destination, now, o.Size, receipt, stop.Token);
+                            try { await conn.SendAsync(destination, now, o.Size, receipt, sending.Token); }
+                            catch (OperationCanceledException) { sentAt.TryRemove(receipt, out _); throw; }   // never left
                             stats.CountSent();
                         }
                     }
@@ -355,9 +368,13 @@ public static class Scenarios
             }
             stats.Start(o.Warmup);
             await WaitAsync(o, stats, stop.Token);
+            sending.Cancel();
+            await Task.WhenAll(senders.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            // A message with neither receipt nor rejection after the drain is lost.
+            var lost = await DrainAsync(stats, () => outstanding.Sum(d => (long)d.Count));
             stop.Cancel();
             await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
-            return Result(o, stats, connections.Count, lost: 0, new Dictionary<string, double> { ["rejected"] = rejected });
+            return Result(o, stats, connections.Count, lost, new Dictionary<string, double> { ["rejected"] = rejected });
         }
         finally
         {
@@ -368,6 +385,36 @@ public static class Scenarios
 
     // ---- shared ---------------------------------------------------------------------------------------------------------
 
+    /// <summary>A receive loop that counts an ERROR from the broker, and the connection ending before the run did, as errors.</summary>
+    private static async Task WatchAsync(LoadConnection conn, Action<StompFrameView> onMessage, RunStats stats, CancellationToken stop)
+    {
+        await conn.ReceiveLoopAsync(frame =>
+        {
+            if (frame.Command == StompCommand.Error) stats.CountError();
+            else onMessage(frame);
+        }, stop);
+        if (!stop.IsCancellationRequested) stats.CountError();
+    }
+
+    /// <summary>A send of a paced scenario: a broker that drops the sender is an error, not a quiet end of the run.</summary>
+    private static async ValueTask CountedSendAsync(LoadConnection conn, string to, long timestamp, LoadOptions o, RunStats stats, CancellationToken stop)
+    {
+        try { await conn.SendAsync(to, timestamp, o.Size, null, stop); }
+        catch (System.Net.WebSockets.WebSocketException) { stats.CountError(); throw; }
+        stats.CountSent();
+    }
+
+    /// <summary>Bounds a paced run in time even when the broker stops reading (its sends would otherwise wait for ever).</summary>
+    private static TimeSpan HardLimit(LoadOptions o) => o.Warmup + o.Duration + TimeSpan.FromSeconds(30);
+
+    /// <summary>After the senders stopped: waits (up to 5 s) until every message sent was delivered; returns how many were not.</summary>
+    private static async Task<long> DrainAsync(RunStats stats, Func<long> outstanding)
+    {
+        var clock = Stopwatch.StartNew();
+        while (outstanding() > 0 && clock.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20, CancellationToken.None);
+        return Math.Max(0, outstanding());
+    }
+
     private static async Task WaitAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
     {
         var end = Stopwatch.StartNew();
@@ -376,15 +423,35 @@ public static class Scenarios
             await Task.Delay(50, CancellationToken.None);
     }
 
-    private static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken, bool subscribe = false)
+    /// <summary>Opens <paramref name="count"/> connections, 32 at a time. With <paramref name="tolerate"/> a connection that
+    /// fails is left out (idle counts what held); without, the first failure disposes the others and fails the run.</summary>
+    private static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken,
+        bool subscribe = false, bool tolerate = false)
     {
-        var result = new LoadConnection[count];
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (i, ct) =>
+        var result = new LoadConnection?[count];
+        try
         {
-            result[i] = await LoadConnection.ConnectAsync(o, await token(i), ct);
-            if (subscribe) await result[i].SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
-        });
-        return [.. result];
+            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (i, ct) =>
+            {
+                LoadConnection? connection = null;
+                try
+                {
+                    connection = await LoadConnection.ConnectAsync(o, await token(i), ct);
+                    if (subscribe) await connection.SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
+                    result[i] = connection;
+                }
+                catch (Exception ex) when (tolerate && ex is not OperationCanceledException)
+                {
+                    if (connection is not null) await connection.DisposeAsync();
+                }
+            });
+        }
+        catch
+        {
+            await DisposeAllAsync(result.OfType<LoadConnection>());
+            throw;
+        }
+        return [.. result.OfType<LoadConnection>()];
     }
 
     private static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
@@ -392,7 +459,10 @@ public static class Scenarios
 
     private static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
     {
-        var seconds = o.Scenario is "fanout" or "idle" ? Math.Max(stats.ElapsedMeasuredSeconds, 0.001) : Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds + 1);
+        // rate: deliveries over the offered window (--duration), not the drain after it; the others: the time measured.
+        var seconds = o.Scenario == "rate" ? Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds)
+            : o.Scenario is "fanout" or "idle" ? Math.Max(stats.ElapsedMeasuredSeconds, 0.001)
+            : Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds + 1);
         var (p50, p90, p99, p999, max, mean) = stats.LatencyMs();
         return new ScenarioResult(o.Scenario, string.IsNullOrEmpty(o.Label) ? o.Url.ToString() : o.Label, o.Url.ToString(), connections,
             Math.Round(seconds, 3), stats.Sent, stats.Received, Math.Round(stats.Received / Math.Max(seconds, 0.001), 1),

@@ -23,6 +23,24 @@ catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to conv
     Console.Error.WriteLine($"wsbroker: invalid configuration: {ex.Message}");
     return 2;
 }
+catch (InvalidOperationException ex) when (ex.Message.StartsWith("Configuration value", StringComparison.Ordinal))
+{
+    // Logging:LogLevel:* with a level that does not exist, e.g. "Configuration value 'Verbose' is not supported."
+    Console.Error.WriteLine($"wsbroker: invalid configuration: Logging:LogLevel: {ex.Message} (use Trace, Debug, Information, Warning, Error, Critical or None)");
+    return 2;
+}
+catch (Exception ex) when (ex is FormatException or ArgumentException && ex.StackTrace?.Contains("BindingAddress", StringComparison.Ordinal) == true)
+{
+    // A listen address Kestrel cannot parse, e.g. a port over 65535.
+    Console.Error.WriteLine($"wsbroker: invalid configuration: Urls: {ex.Message}");
+    return 2;
+}
+catch (IOException ex)
+{
+    // e.g. the port is taken: not a configuration mistake the options could name, but still one clear line.
+    Console.Error.WriteLine($"wsbroker: cannot start: {ex.Message}");
+    return 1;
+}
 
 // Container health check without curl in the image: GET /healthz on the first local listen port.
 static async Task<int> HealthCheckAsync()

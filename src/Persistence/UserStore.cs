@@ -100,8 +100,12 @@ internal sealed class UserStore : IUserStore
             throw new PersistenceUnavailableException($"storage unavailable: cannot look up user '{id}'", ex);
         }
         var user = row?.ToRecord();
-        _cache[id] = (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
-        return user;
+        var fresh = (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
+        // Only replace what was there when the read began: an event applied meanwhile (ApplyAsync writes the cache) is
+        // newer than this read, and overwriting it with a "not found" read before the commit would hide the user for
+        // the cache's lifetime.
+        var stored = cached ? _cache.TryUpdate(id, fresh, entry) : _cache.TryAdd(id, fresh);
+        return stored || !_cache.TryGetValue(id, out var newer) ? user : newer.User;
     }
 
     public async Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default)

@@ -44,6 +44,8 @@ public class LoadOptionsTests
     [InlineData("--prefix must start with '/'", "pairs", "--prefix", "topic")]
     [InlineData("--token-file: file not found: /nope", "pairs", "--token-file", "/nope")]
     [InlineData("--pid 999999999: no such process", "idle", "--pid", "999999999")]
+    [InlineData("--gc-url http://example.com/debug/gc is not a loopback address", "idle", "--gc-url", "http://example.com/debug/gc")]
+    [InlineData("chat connects as the demo customers", "chat", "--token", "jwt")]
     public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
         Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
 

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using Microsoft.AspNetCore.Builder;
 using WsBroker.Broker;
 
@@ -30,6 +31,43 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
     {
         var options = LoadOptions.Parse([.. args, "--url", _ws.ToString(), "--dev-tokens", "--warmup", "200ms", "--no-progress"])!;
         return await Scenarios.RunAsync(options, new RunStats(), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    private async Task<string> TokenAsync(string user)
+    {
+        using var http = new HttpClient();
+        using var response = await http.PostAsJsonAsync(new Uri(_app.Urls.First() + "/api/dev/token"), new { userId = user });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("token").GetString()!;
+    }
+
+    private LoadOptions Options(params string[] args) => LoadOptions.Parse(["pairs", "--url", _ws.ToString(), "--no-progress", .. args])!;
+
+    [Fact]
+    public async Task LoadConnection_LoginAndPasscode_Connects_AndSubscribesWithItsReceipt()
+    {
+        // The RabbitMQ path: credentials in CONNECT (WsBroker takes the JWT as passcode), no token on the URL.
+        var o = Options("--login", "client1", "--passcode", await TokenAsync("client1"));
+        await using var connection = await LoadConnection.ConnectAsync(o, null, CancellationToken.None);
+        Assert.False(string.IsNullOrEmpty(connection.Session));
+        await connection.SubscribeAsync("/topic/load.probe", "p", CancellationToken.None);
+        Assert.True(connection.IsOpen);
+    }
+
+    [Fact]
+    public async Task LoadConnection_RefusedConnect_SaysWhy()
+    {
+        var o = Options("--login", "client1", "--passcode", "not-a-token");
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => LoadConnection.ConnectAsync(o, null, CancellationToken.None));
+        Assert.StartsWith("broker refused CONNECT: authentication failed", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LoadConnection_RefusedSubscribe_SaysWhy()
+    {
+        await using var connection = await LoadConnection.ConnectAsync(Options(), await TokenAsync("client1"), CancellationToken.None);
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => connection.SubscribeAsync("/topic/private-chat/admin1/client2", "x", CancellationToken.None));
+        Assert.Equal("SUBSCRIBE /topic/private-chat/admin1/client2 failed: access denied: not a party of this conversation", ex.Message);
     }
 
     [Fact]

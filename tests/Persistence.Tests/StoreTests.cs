@@ -123,6 +123,18 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Find_RacingTheUsersCreation_NeverHidesTheNewUser()
+    {
+        // A lookup that read "no such user" just before the create committed must not cache that over the new user.
+        for (var i = 0; i < 40; i++)
+        {
+            var id = $"new{i}";
+            await Task.WhenAll(Users.FindAsync(id).AsTask(), Users.UpsertAsync(id, "New", UserRole.Client, 1, DateTimeOffset.UtcNow));
+            Assert.NotNull(await Users.FindAsync(id));
+        }
+    }
+
+    [Fact]
     public async Task Upsert_ConcurrentVersionsOfOneUser_EndsAtTheHighest()
     {
         var t = DateTimeOffset.UtcNow;

@@ -269,10 +269,12 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 }
                 if (buffer.WrittenCount > 0)
                 {
+                    // Counted when handed to the socket, with the per-command counts taken while encoding: the
+                    // frames-out metrics stay consistent with each other at any moment.
+                    Services.Metrics.Sent(frames, buffer.WrittenCount);
+                    Interlocked.Add(ref _framesOut, frames);
                     await Socket.SendAsync(buffer.WrittenMemory, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _abort.Token);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
-                    Interlocked.Add(ref _framesOut, frames);
-                    Services.Metrics.Sent(frames, buffer.WrittenCount);
                 }
                 buffer.Reset();                                   // back to the pool: an idle connection holds no buffer
                 if (close) break;
@@ -304,6 +306,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 StompFrameWriter.WriteRaw(buffer, item.Bytes);
                 binary |= item.Kind == OutboundKind.BinaryFrame;
                 frames++;
+                if (CommandOf(item.Bytes!) is var command and not StompCommand.Message) Services.Metrics.FrameOut(command);
                 return false;
             case OutboundKind.HeartBeat:
                 if (frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
@@ -311,6 +314,15 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
             default:
                 return true;
         }
+    }
+
+    /// <summary>The command of a pre-serialised frame, for the frames-out metric (a raw URL's JSON receipt or error counts
+    /// as RECEIPT or ERROR). Deliveries are not looked at: MESSAGE is the total minus the others.</summary>
+    private static StompCommand CommandOf(byte[] frame)
+    {
+        if (frame.Length > 0 && frame[0] == (byte)'{') return frame.AsSpan().StartsWith("{\"receipt\""u8) ? StompCommand.Receipt : StompCommand.Error;
+        var end = frame.AsSpan().IndexOf((byte)'\n');
+        return end > 0 && StompCommands.TryParse(frame.AsSpan(0, end), out var command) ? command : StompCommand.Message;
     }
 
     /// <summary>Benchmarks: does what the writer loop does with everything queued, minus the socket.</summary>

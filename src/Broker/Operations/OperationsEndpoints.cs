@@ -77,8 +77,9 @@ public static class OperationsEndpoints
         Metric("wsbroker_frames_in_total", "counter", "Frames received, by command.");
         foreach (var command in Enum.GetValues<StompCommand>().Where(c => c.IsClientCommand()))
             Value("wsbroker_frames_in_total", m.FramesInFor(command), $"command=\"{command.ToWireString()}\"");
-        Metric("wsbroker_frames_out_total", "counter", "Frames sent.");
-        Value("wsbroker_frames_out_total", m.FramesOut);
+        Metric("wsbroker_frames_out_total", "counter", "Frames sent, by command (a raw topic URL's JSON deliveries, receipts and errors as MESSAGE, RECEIPT, ERROR).");
+        foreach (var command in new[] { StompCommand.Connected, StompCommand.Message, StompCommand.Receipt, StompCommand.Error })
+            Value("wsbroker_frames_out_total", m.FramesOutFor(command), $"command=\"{command.ToWireString()}\"");
         Metric("wsbroker_bytes_in_total", "counter", "WebSocket payload bytes received.");
         Value("wsbroker_bytes_in_total", m.BytesIn);
         Metric("wsbroker_bytes_out_total", "counter", "WebSocket payload bytes sent.");

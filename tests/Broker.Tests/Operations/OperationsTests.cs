@@ -52,6 +52,8 @@ public class ConfigurationTests
     [InlineData("--Bus:PrefetchCount=0", "Bus:PrefetchCount must be between 1 and 10000")]
     [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
     [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
+    [InlineData("--Logging:LogLevel:Default=Verbose", "Logging:LogLevel: Configuration value 'Verbose' is not supported")]
+    [InlineData("--urls=http://127.0.0.1:99999", "Urls: ")]
     [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/ or /queue/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
@@ -90,6 +92,19 @@ public class DeploymentTests
         Assert.Contains("FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime", dockerfile);
         Assert.Contains("USER app", dockerfile);
         Assert.Contains("COPY web-js/ web-js/", dockerfile);
+        // Everything it copies exists and is in the build context; host build output is not.
+        var ignored = File.ReadAllLines(Path.Combine(Repo.Root, ".dockerignore")).Where(l => l.Length > 0 && l[0] != '#').ToList();
+        Assert.Contains("**/bin/", ignored);
+        Assert.Contains("**/obj/", ignored);
+        Assert.Contains("**/node_modules/", ignored);
+        foreach (var copy in Regex.Matches(dockerfile, @"^COPY (?!--from)(.+) \S+$", RegexOptions.Multiline).Select(m => m.Groups[1].Value))
+        {
+            foreach (var source in copy.Split(' '))
+            {
+                Assert.True(File.Exists(Path.Combine(Repo.Root, source)) || Directory.Exists(Path.Combine(Repo.Root, source)), $"COPY {source}: not found");
+                Assert.DoesNotContain(ignored, i => source.StartsWith(i.TrimEnd('/'), StringComparison.Ordinal));
+            }
+        }
     }
 
     private static async Task<string> EnsureDockerComposeAsync()
@@ -121,6 +136,11 @@ public class MetricsTests
         Assert.Equal(1, after["wsbroker_sessions{protocol=\"stomp\"}"]);
         Assert.Equal(1, after["wsbroker_subscriptions"]);
         Assert.Equal(before["wsbroker_frames_in_total{command=\"SEND\"}"] + 1, after["wsbroker_frames_in_total{command=\"SEND\"}"]);
+        double Out(Dictionary<string, double> m, string command) => m[$"wsbroker_frames_out_total{{command=\"{command}\"}}"];
+        Assert.Equal(Out(before, "CONNECTED") + 1, Out(after, "CONNECTED"));
+        Assert.Equal(Out(before, "RECEIPT") + 1, Out(after, "RECEIPT"));
+        Assert.True(Out(after, "MESSAGE") > Out(before, "MESSAGE"), "the delivery of the message");
+        Assert.Equal(Out(before, "ERROR"), Out(after, "ERROR"));
         Assert.True(after["wsbroker_deliveries_total"] > before["wsbroker_deliveries_total"]);
         Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"]);
         Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"]);
