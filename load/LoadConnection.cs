@@ -33,18 +33,26 @@ public sealed class LoadConnection : IAsyncDisposable
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
         var url = options.Url;
         if (token is not null) url = new Uri(url + (url.Query.Length > 0 ? "&" : "?") + "access_token=" + Uri.EscapeDataString(token));
-        await socket.ConnectAsync(url, cancellationToken);
         var connection = new LoadConnection(socket);
-        var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\n");
-        if (options.Login is not null) connect.Append("login:").Append(options.Login).Append("\npasscode:").Append(options.Passcode).Append('\n');
-        if (token is not null) connect.Append("Authorization:Bearer ").Append(token).Append('\n');
-        connect.Append("\n\0");
-        await socket.SendAsync(Encoding.UTF8.GetBytes(connect.ToString()), WebSocketMessageType.Text, true, cancellationToken);
-        var connected = await connection.ReceiveOneAsync(cancellationToken);
-        if (connected.Command != StompCommand.Connected)
-            throw new InvalidOperationException($"broker refused CONNECT: {connected.Headers["message"] ?? connected.Command.ToWireString()}");
-        connection.Session = connected.Headers["session"];
-        return connection;
+        try
+        {
+            await socket.ConnectAsync(url, cancellationToken);
+            var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\n");
+            if (options.Login is not null) connect.Append("login:").Append(options.Login).Append("\npasscode:").Append(options.Passcode).Append('\n');
+            if (token is not null) connect.Append("Authorization:Bearer ").Append(token).Append('\n');
+            connect.Append("\n\0");
+            await socket.SendAsync(Encoding.UTF8.GetBytes(connect.ToString()), WebSocketMessageType.Text, true, cancellationToken);
+            var connected = await connection.ReceiveOneAsync(cancellationToken);
+            if (connected.Command != StompCommand.Connected)
+                throw new InvalidOperationException($"broker refused CONNECT: {connected.Headers["message"] ?? connected.Command.ToWireString()}");
+            connection.Session = connected.Headers["session"];
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();                         // a failed connect leaves no socket open on the broker
+            throw;
+        }
     }
 
     public async Task SubscribeAsync(string destination, string id, CancellationToken cancellationToken)

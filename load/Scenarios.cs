@@ -119,7 +119,7 @@ public static class Scenarios
                     stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
                     credits.Release();
                 }, stats, stop.Token));
-                senders.Add(SendLoopAsync(conn, to, credits, o, stats, sending.Token));
+                senders.Add(SendLoopAsync(conn, to, credits, o, stats, sending.Token, stop.Token));
             }
             await WaitAsync(o, stats, stop.Token);
             sending.Cancel();
@@ -136,14 +136,17 @@ public static class Scenarios
         }
     }
 
-    private static async Task SendLoopAsync(LoadConnection conn, string to, SemaphoreSlim credits, LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    /// <summary>Sends while credits allow. <paramref name="sending"/> ends the loop between sends; only <paramref name="stop"/>
+    /// cancels a send in progress (cancelling a WebSocket send aborts the socket, and what was in flight would look lost).</summary>
+    private static async Task SendLoopAsync(LoadConnection conn, string to, SemaphoreSlim credits, LoadOptions o, RunStats stats,
+        CancellationToken sending, CancellationToken stop)
     {
         try
         {
-            while (!cancellationToken.IsCancellationRequested && stats.Sent < o.Messages)
+            while (!sending.IsCancellationRequested && stats.Sent < o.Messages)
             {
-                await credits.WaitAsync(cancellationToken);
-                await conn.SendAsync(to, Stopwatch.GetTimestamp(), o.Size, null, cancellationToken);
+                await credits.WaitAsync(sending);
+                await conn.SendAsync(to, Stopwatch.GetTimestamp(), o.Size, null, stop);
                 stats.CountSent();
             }
         }
@@ -358,8 +361,8 @@ public static class Scenarios
                             var receipt = "c" + n++;
                             var now = Stopwatch.GetTimestamp();
                             sentAt[receipt] = now;
-                            try { await conn.SendAsync(destination, now, o.Size, receipt, sending.Token); }
-                            catch (OperationCanceledException) { sentAt.TryRemove(receipt, out _); throw; }   // never left
+                            try { await conn.SendAsync(destination, now, o.Size, receipt, stop.Token); }    // not `sending`: see SendLoopAsync
+                            catch (OperationCanceledException) { sentAt.TryRemove(receipt, out _); throw; }
                             stats.CountSent();
                         }
                     }
@@ -440,7 +443,7 @@ public static class Scenarios
                     if (subscribe) await connection.SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
                     result[i] = connection;
                 }
-                catch (Exception ex) when (tolerate && ex is not OperationCanceledException)
+                catch (Exception) when (tolerate && !ct.IsCancellationRequested)
                 {
                     if (connection is not null) await connection.DisposeAsync();
                 }

@@ -118,7 +118,16 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
                 await Task.Delay(_options.BatchDelayMs).ConfigureAwait(false);
                 while (batch.Count < _options.BatchSize && reader.TryRead(out var item)) batch.Add(item);
             }
-            await CommitWithRetryAsync(batch).ConfigureAwait(false);
+            try
+            {
+                await CommitWithRetryAsync(batch).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // Never let the one writer die: a message it cannot settle fails clearly instead of waiting for ever.
+                Log.WriterError(_logger, ex, batch.Count);
+                foreach (var pending in batch) Complete(pending, new PersistenceUnavailableException("storage unavailable: " + ex.Message, ex));
+            }
             batch.Clear();
         }
     }
@@ -183,7 +192,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
                 await InsertAsync([pending]).ConfigureAwait(false);
                 Complete(pending, null);
             }
-            catch (DbException ex)
+            catch (Exception ex) when (ex is DbException || _dialect.IsTransient(ex))
             {
                 if (_dialect.IsTransient(ex) || !await IsReachableAsync().ConfigureAwait(false)) return batch.GetRange(i, batch.Count - i);
                 Log.Rejected(_logger, ex, pending.Message.Id);
@@ -394,5 +403,8 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
         [LoggerMessage(EventId = 402, Level = LogLevel.Error, Message = "message {MessageId} rejected by the database")]
         public static partial void Rejected(ILogger logger, Exception exception, long messageId);
+
+        [LoggerMessage(EventId = 403, Level = LogLevel.Error, Message = "unexpected error while committing {Count} messages: they fail as unavailable")]
+        public static partial void WriterError(ILogger logger, Exception exception, int count);
     }
 }

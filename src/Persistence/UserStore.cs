@@ -96,7 +96,12 @@ internal sealed class UserStore : IUserStore
         {
             // The database is unreachable: a user known before keeps its last known state (stale beats failing every
             // SEND of an outage); one never seen cannot be checked, and the caller is told storage is unavailable.
-            if (cached) return entry.User;
+            if (cached)
+            {
+                // Keep it a little longer: during a partition every lookup would otherwise wait a connect timeout.
+                _cache.TryUpdate(id, (entry.User, Environment.TickCount64 + 5_000), entry);
+                return entry.User;
+            }
             throw new PersistenceUnavailableException($"storage unavailable: cannot look up user '{id}'", ex);
         }
         var user = row?.ToRecord();

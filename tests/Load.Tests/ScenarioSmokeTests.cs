@@ -76,6 +76,7 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
         var r = await RunAsync("pairs", "--pairs", "3", "--inflight", "5", "--duration", "1s");
         Assert.Equal(6, r.Connections);
         Assert.True(r.Received > 0);
+        Assert.Equal(0, r.Lost);                                       // after the drain, every message sent arrived
         Assert.True(r.P50Ms > 0);
         Assert.Equal(0, r.Errors);
     }
@@ -115,5 +116,6 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
         Assert.True(r.Received > 0, "receipts (stored messages)");
         Assert.Equal(0, r.Extra["rejected"]);
         Assert.Equal(0, r.Errors);
+        Assert.Equal(0, r.Lost);                                       // every message sent got its receipt
     }
 }

@@ -9,11 +9,16 @@ namespace WsBroker.Broker.Chat;
 /// every authenticated user unless an <c>Acl</c> rule restricts them. A user the user service deleted may not connect at all, even with a token still valid.</summary>
 public sealed class ChatPolicy(IUserStore users, TopicAcl acl) : IDestinationPolicy
 {
+    // The chat's own destinations follow the fixed table; the Acl rules govern the general ones only.
     public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, string destination) =>
-        ValueTask.FromResult(ChatAccess.CanSubscribe(user.UserId, ChatAccess.ParseRole(user.Role), destination) ?? acl.CanSubscribe(user, destination));
+        ValueTask.FromResult(ChatDestination.Parse(destination).Kind == ChatDestinationKind.Other
+            ? acl.CanSubscribe(user, destination)
+            : ChatAccess.CanSubscribe(user.UserId, ChatAccess.ParseRole(user.Role), destination));
 
     public ValueTask<string?> CanSendAsync(BrokerPrincipal user, string destination) =>
-        ValueTask.FromResult(ChatAccess.CanSend(user.UserId, ChatAccess.ParseRole(user.Role), destination) ?? acl.CanSend(user, destination));
+        ValueTask.FromResult(ChatDestination.Parse(destination).Kind == ChatDestinationKind.Other
+            ? acl.CanSend(user, destination)
+            : ChatAccess.CanSend(user.UserId, ChatAccess.ParseRole(user.Role), destination));
 
     public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
     {

@@ -23,6 +23,7 @@ public sealed partial class ChatSendHandler : ISendHandler
     private readonly ChatOptions _options;
     private readonly ILogger<ChatSendHandler> _logger;
     private readonly ConcurrentDictionary<string, TokenBucket> _typingBuckets = new(StringComparer.Ordinal);
+    private readonly Lock _idGate = new();
 
     public ChatSendHandler(IUserStore users, IMessageStore messages, IOptions<ChatOptions> options, SessionRegistry sessions, ILogger<ChatSendHandler> logger)
     {
@@ -71,12 +72,19 @@ public sealed partial class ChatSendHandler : ISendHandler
             context.Reject("could-not-send-message: " + problem);
             return;
         }
-        var id = context.NextMessageId();
         var now = DateTimeOffset.UtcNow;
         var timestamp = now.ToUnixTimeMilliseconds();
+        var text = Encoding.UTF8.GetString(context.Body);
         // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
-        // The append is started first: it registers the id with the store before anyone can see a newer one.
-        var append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(context.Body), now));
+        // The id is taken and registered with the store in one step (AppendAsync registers it before its first await):
+        // no newer id can be registered, committed and shown in history while an older one is not yet known to the store.
+        long id;
+        Task append;
+        lock (_idGate)
+        {
+            id = context.NextMessageId();
+            append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, text, now));
+        }
         context.Deliver(id, context.Destination,
         [
             new("sender", senderId),

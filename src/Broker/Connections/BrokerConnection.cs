@@ -262,16 +262,16 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 var close = false;
                 var binary = false;
                 var frames = 0;
+                var others = 0;
                 var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
                 while (frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && reader.TryRead(out var item))
                 {
-                    if (Encode(item, buffer, ref binary, ref frames)) { close = true; break; }
+                    if (Encode(item, buffer, ref binary, ref frames, ref others)) { close = true; break; }
                 }
                 if (buffer.WrittenCount > 0)
                 {
-                    // Counted when handed to the socket, with the per-command counts taken while encoding: the
-                    // frames-out metrics stay consistent with each other at any moment.
-                    Services.Metrics.Sent(frames, buffer.WrittenCount);
+                    // Counted when handed to the socket (MESSAGE once per flush; the rare others as they are encoded).
+                    Services.Metrics.Sent(frames, buffer.WrittenCount, messages: frames - others);
                     Interlocked.Add(ref _framesOut, frames);
                     await Socket.SendAsync(buffer.WrittenMemory, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _abort.Token);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
@@ -293,7 +293,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     }
 
     // Writes one outbox item; true for the Close marker.
-    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref bool binary, ref int frames)
+    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref bool binary, ref int frames, ref int others)
     {
         Interlocked.Add(ref _queuedBytes, -item.Size);
         switch (item.Kind)
@@ -306,7 +306,11 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 StompFrameWriter.WriteRaw(buffer, item.Bytes);
                 binary |= item.Kind == OutboundKind.BinaryFrame;
                 frames++;
-                if (CommandOf(item.Bytes!) is var command and not StompCommand.Message) Services.Metrics.FrameOut(command);
+                if (CommandOf(item.Bytes!) is var command and not StompCommand.Message)
+                {
+                    Services.Metrics.FrameOut(command);
+                    others++;
+                }
                 return false;
             case OutboundKind.HeartBeat:
                 if (frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
@@ -317,7 +321,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     }
 
     /// <summary>The command of a pre-serialised frame, for the frames-out metric (a raw URL's JSON receipt or error counts
-    /// as RECEIPT or ERROR). Deliveries are not looked at: MESSAGE is the total minus the others.</summary>
+    /// as RECEIPT or ERROR). Deliveries are not looked at: they are MESSAGE frames.</summary>
     private static StompCommand CommandOf(byte[] frame)
     {
         if (frame.Length > 0 && frame[0] == (byte)'{') return frame.AsSpan().StartsWith("{\"receipt\""u8) ? StompCommand.Receipt : StompCommand.Error;
@@ -330,7 +334,8 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     {
         var binary = false;
         var frames = 0;
-        while (_outbox.Reader.TryRead(out var item)) Encode(item, output, ref binary, ref frames);
+        var others = 0;
+        while (_outbox.Reader.TryRead(out var item)) Encode(item, output, ref binary, ref frames, ref others);
         return frames;
     }
 

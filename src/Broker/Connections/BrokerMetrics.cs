@@ -61,19 +61,18 @@ public sealed class BrokerMetrics
     public void ConnectionOpened() => Interlocked.Increment(ref _connectionsOpened);
     public void FrameIn(int bytes) { Interlocked.Increment(ref _framesIn); Interlocked.Add(ref _bytesIn, bytes); }
     public void BytesReceived(int bytes) => Interlocked.Add(ref _bytesIn, bytes);
-    public void Sent(int frames, int bytes) { Interlocked.Add(ref _framesOut, frames); Interlocked.Add(ref _bytesOut, bytes); }
+    public void Sent(int frames, int bytes, int messages)
+    {
+        Interlocked.Add(ref _framesOut, frames);
+        Interlocked.Add(ref _bytesOut, bytes);
+        if (messages > 0) Interlocked.Add(ref _framesOutByKind[(int)WsBroker.Protocol.StompCommand.Message], messages);
+    }
 
-    /// <summary>A frame other than MESSAGE was sent (MESSAGE, by far the most, is the total minus these).</summary>
+    /// <summary>A frame other than MESSAGE was sent (MESSAGE frames, by far the most, are counted per flush in <see cref="Sent"/>).</summary>
     public void FrameOut(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesOutByKind[(int)command]);
 
-    /// <summary>Frames sent with <paramref name="command"/>.</summary>
-    public long FramesOutFor(WsBroker.Protocol.StompCommand command)
-    {
-        if (command != WsBroker.Protocol.StompCommand.Message) return Volatile.Read(ref _framesOutByKind[(int)command]);
-        long others = 0;
-        for (var i = 0; i < _framesOutByKind.Length; i++) others += Volatile.Read(ref _framesOutByKind[i]);
-        return Math.Max(0, FramesOut - others);
-    }
+    /// <summary>Frames sent with <paramref name="command"/>: each a monotonic counter of its own.</summary>
+    public long FramesOutFor(WsBroker.Protocol.StompCommand command) => Volatile.Read(ref _framesOutByKind[(int)command]);
     public void Delivered(int count) { if (count > 0) Interlocked.Add(ref _deliveries, count); }
     public void SlowConsumer() => Interlocked.Increment(ref _slowConsumers);
     public void ProtocolError() => Interlocked.Increment(ref _protocolErrors);

@@ -81,6 +81,7 @@ public sealed partial class StompConnection : BrokerConnection
                         var status = _parser.TryParse(ref buffer, out var error);
                         if (status == OperationStatus.NeedMoreData)
                         {
+                            _noNulScanned = buffer.Length;               // NULs seen so far did not end it (a content-length body)
                             if (!buffer.IsEmpty && ++_partialParses > MaxPartialParses)
                             {
                                 ProtocolError("frame sent in too many pieces", null);
@@ -428,7 +429,14 @@ public sealed partial class StompConnection : BrokerConnection
                 _transactions[name] = [];
                 break;
             case StompCommand.Abort:
-                if (!_transactions.Remove(name)) { ProtocolError("unknown transaction", receipt); return; }
+                if (!_transactions.Remove(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
+                // SENDs to stored destinations were not answered when they arrived: tell their senders they were dropped.
+                foreach (var dropped in aborted)
+                {
+                    if (dropped.Command == StompCommand.Send && dropped.Headers["receipt"] is { } held
+                        && Services.FindSendHandler(dropped.Headers["destination"]!) is not null)
+                        SendUserError("could-not-send-message: transaction aborted", held);
+                }
                 break;
             case StompCommand.Commit:
                 if (!_transactions.Remove(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }

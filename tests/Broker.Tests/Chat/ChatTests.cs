@@ -279,6 +279,20 @@ public abstract class ChatTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_Aborted_StoredSendsAreToldTheyWereDropped()
+    {
+        await using var client = await ChatterAsync("client1");
+        await client.SendAsync("BEGIN\ntransaction:t3\n\n\0"
+            + "SEND\ndestination:/topic/private-chat/admin1/client1\ntransaction:t3\nreceipt:gone\n\nnever mind\0"
+            + "ABORT\ntransaction:t3\nreceipt:a3\n\n\0");
+        var dropped = Assert.Single(await client.ReceiveUntilReceiptAsync("a3"));
+        Assert.Equal(("gone", "could-not-send-message: transaction aborted"), (dropped.Headers["receipt-id"], dropped.Headers["message"]));
+        using var http = Http("client1");
+        var page = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin1/client1/messages");
+        Assert.DoesNotContain(page.GetProperty("messages").EnumerateArray(), m => m.GetProperty("body").GetString() == "never mind");
+    }
+
+    [Fact]
     public async Task Disconnect_WithReceipt_ComesAfterTheReceiptsOfStoredMessages()
     {
         await using var client = await ChatterAsync("client2");

@@ -338,6 +338,18 @@ public class StompConnectionTests
         await admin.ReceiveUntilReceiptAsync("ok");
     }
 
+    [Fact]
+    public async Task Acl_OnAllTopics_LeavesTheChatDestinationsToTheirOwnRules()
+    {
+        await using var broker = await TestBroker.StartAsync("Chat:DemoUsers=true", "Acl:Rules:0:Destination=/topic/#", "Acl:Rules:0:Subscribe:0=*", "Acl:Rules:0:Send:0=role:admin");
+        await using var client = await broker.ConnectAsync("client1");
+        await client.SendAsync("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\n\n\0"
+            + "SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:chat\n\nstill allowed\0");
+        Assert.Empty(await client.ReceiveUntilReceiptAsync("chat"));
+        await client.SendAsync("SEND\ndestination:/topic/general\nreceipt:general\n\nnot allowed\0");
+        Assert.Equal("could-not-send-message: access denied: may not send to /topic/#", (await client.ReceiveAsync(StompCommand.Message)).Headers["message"]);
+    }
+
     [Theory]
     [InlineData("/topic/news/#", "/topic/news", true)]            // '#' matches zero trailing segments
     [InlineData("/topic/news/#", "/topic/news/a/b", true)]
