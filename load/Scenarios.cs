@@ -108,6 +108,7 @@ public static class Scenarios
                 ends.Add((b, $"{o.Prefix}.pair{i}.a", new SemaphoreSlim(o.InFlight)));
             }
             stats.Start(o.Warmup);
+            stop.CancelAfter(HardLimit(o));                          // a broker that stops reading cannot hold the run
             using var sending = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var senders = new List<Task>();
             foreach (var (conn, to, credits) in ends)
@@ -370,6 +371,7 @@ public static class Scenarios
                 }, CancellationToken.None));
             }
             stats.Start(o.Warmup);
+            stop.CancelAfter(HardLimit(o));                          // a broker that stops reading cannot hold the run
             await WaitAsync(o, stats, stop.Token);
             sending.Cancel();
             await Task.WhenAll(senders.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));

@@ -35,9 +35,9 @@ catch (Exception ex) when (ex is FormatException or ArgumentException && ex.Stac
     Console.Error.WriteLine($"wsbroker: invalid configuration: Urls: {ex.Message}");
     return 2;
 }
-catch (IOException ex)
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
 {
-    // e.g. the port is taken: not a configuration mistake the options could name, but still one clear line.
+    // The port is taken: not a mistake in the options, but still one clear line.
     Console.Error.WriteLine($"wsbroker: cannot start: {ex.Message}");
     return 1;
 }

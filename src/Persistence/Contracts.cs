@@ -40,6 +40,9 @@ public interface IUserStore
     /// this store. Returns null for an unknown id.</summary>
     ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default);
 
+    /// <summary>Whether <see cref="FindAsync"/> would answer <paramref name="id"/> from memory, without the database.</summary>
+    bool IsCached(string id) => false;
+
     /// <summary>All users that are not deleted, ordered by id.</summary>
     Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default);
 

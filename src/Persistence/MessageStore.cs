@@ -61,6 +61,9 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         if (!_pending.TryAdd(message.Id, pending)) throw new ArgumentException($"message {message.Id} is already queued", nameof(message));
         try
         {
+            // Callers may hold a lock across this synchronous start (the chat handler does, to pair id and registration):
+            // a lookup that needs the database (synchronous with SQLite) runs after a yield, outside it.
+            if (!_users.IsCached(message.SenderId) || !_users.IsCached(message.ReceiverId)) await Task.Yield();
             // Both parties must be known, live users (served from the users cache; its last known state during an outage).
             foreach (var id in new[] { message.SenderId, message.ReceiverId })
             {

@@ -79,6 +79,8 @@ internal sealed class UserStore : IUserStore
         }
     }
 
+    public bool IsCached(string id) => _cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64;
+
     public async ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default)
     {
         if (string.IsNullOrEmpty(id) || id.Length > 64) return null;

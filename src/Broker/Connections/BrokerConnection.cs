@@ -270,11 +270,11 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 }
                 if (buffer.WrittenCount > 0)
                 {
-                    // Counted when handed to the socket (MESSAGE once per flush; the rare others as they are encoded).
-                    Services.Metrics.Sent(frames, buffer.WrittenCount, messages: frames - others);
-                    Interlocked.Add(ref _framesOut, frames);
                     await Socket.SendAsync(buffer.WrittenMemory, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _abort.Token);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+                    // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
+                    Services.Metrics.Sent(frames, buffer.WrittenCount, messages: frames - others);
+                    Interlocked.Add(ref _framesOut, frames);
                 }
                 buffer.Reset();                                   // back to the pool: an idle connection holds no buffer
                 if (close) break;
@@ -282,7 +282,12 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
             if (Volatile.Read(ref _slow) != 0)
             {
                 var error = BuildError("slow consumer", null, "the client did not read its messages fast enough");
-                if (error is not null) await Socket.SendAsync(error, WebSocketMessageType.Text, true, _abort.Token);
+                if (error is not null)
+                {
+                    await Socket.SendAsync(error, WebSocketMessageType.Text, true, _abort.Token);
+                    Services.Metrics.Sent(1, error.Length, messages: 0);
+                    Services.Metrics.FrameOut(StompCommand.Error);
+                }
             }
             await CloseSocketAsync();
         }

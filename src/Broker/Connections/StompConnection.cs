@@ -28,8 +28,9 @@ public sealed partial class StompConnection : BrokerConnection
     private long _noNulScanned;                                  // leading bytes of the unfinished frame known to hold no NUL
     private int _partialParses;                                  // parses of the unfinished frame that needed more data
 
-    /// <summary>Parses of one unfinished frame before the connection is closed. A frame parsed again on every piece that
-    /// arrives costs time in its size per piece; a frame trickled in a byte at a time would cost its size squared.</summary>
+    /// <summary>Parses of one unfinished frame before the connection is closed (plus one per 512 bytes of the frame limit, so
+    /// a large binary body read in 2 KiB pieces is never refused). A frame parsed again on every piece that arrives costs
+    /// its header size per piece; a frame trickled in a byte at a time would cost its size squared.</summary>
     private const int MaxPartialParses = 4096;
     private int _nextSubscriptionNumber;
 
@@ -82,7 +83,8 @@ public sealed partial class StompConnection : BrokerConnection
                         if (status == OperationStatus.NeedMoreData)
                         {
                             _noNulScanned = buffer.Length;               // NULs seen so far did not end it (a content-length body)
-                            if (!buffer.IsEmpty && ++_partialParses > MaxPartialParses)
+                            if (buffer.IsEmpty) _partialParses = 0;
+                            else if (++_partialParses > MaxPartialParses + Services.Options.MaxFrameBytes / 512)
                             {
                                 ProtocolError("frame sent in too many pieces", null);
                                 return;
@@ -430,13 +432,7 @@ public sealed partial class StompConnection : BrokerConnection
                 break;
             case StompCommand.Abort:
                 if (!_transactions.Remove(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
-                // SENDs to stored destinations were not answered when they arrived: tell their senders they were dropped.
-                foreach (var dropped in aborted)
-                {
-                    if (dropped.Command == StompCommand.Send && dropped.Headers["receipt"] is { } held
-                        && Services.FindSendHandler(dropped.Headers["destination"]!) is not null)
-                        SendUserError("could-not-send-message: transaction aborted", held);
-                }
+                AnswerDropped(aborted);
                 break;
             case StompCommand.Commit:
                 if (!_transactions.Remove(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
@@ -463,6 +459,18 @@ public sealed partial class StompConnection : BrokerConnection
         if (receipt is not null) SendReceipt(receipt);
     }
 
+    /// <summary>SENDs to stored destinations in a transaction that will never commit were not answered when they arrived:
+    /// each is told it was dropped (with its receipt-id).</summary>
+    private void AnswerDropped(List<StompFrame> frames)
+    {
+        foreach (var dropped in frames)
+        {
+            if (dropped.Command == StompCommand.Send && dropped.Headers["receipt"] is { } held
+                && Services.FindSendHandler(dropped.Headers["destination"]!) is not null)
+                SendUserError("could-not-send-message: transaction aborted", held);
+        }
+    }
+
     // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
 
     private async ValueTask DisconnectAsync(string? receipt)
@@ -471,6 +479,12 @@ public sealed partial class StompConnection : BrokerConnection
         // messages still waiting for their commit; then the server closes.
         if (receipt is not null)
         {
+            // Open transactions end unfinished (STOMP: they are aborted): their held stored SENDs are answered first.
+            if (_transactions is not null)
+            {
+                foreach (var open in _transactions.Values) AnswerDropped(open);
+                _transactions.Clear();
+            }
             await AnsweredAsync();
             SendReceipt(receipt);
         }

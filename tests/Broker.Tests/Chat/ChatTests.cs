@@ -293,6 +293,18 @@ public abstract class ChatTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Disconnect_WithAnOpenTransaction_ItsStoredSendsAreToldTheyWereDropped()
+    {
+        await using var client = await ChatterAsync("client1");
+        await client.SendAsync("BEGIN\ntransaction:t4\n\n\0"
+            + "SEND\ndestination:/topic/private-chat/admin1/client1\ntransaction:t4\nreceipt:open\n\nleft open\0"
+            + "DISCONNECT\nreceipt:bye\n\n\0");
+        var frames = await client.ReceiveUntilClosedAsync();
+        Assert.Equal(("open", "could-not-send-message: transaction aborted"), (frames[0].Headers["receipt-id"], frames[0].Headers["message"]));
+        Assert.Equal((StompCommand.Receipt, "bye"), (frames[^1].Command, frames[^1].Headers["receipt-id"]));
+    }
+
+    [Fact]
     public async Task Disconnect_WithReceipt_ComesAfterTheReceiptsOfStoredMessages()
     {
         await using var client = await ChatterAsync("client2");
