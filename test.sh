@@ -63,13 +63,18 @@ for proj in tests/*.Tests/*.Tests.csproj; do
     --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
     --results-directory "$results" 2>&1 | grep -vE '^\s*(Passed|Skipped) ' 
   rc=${PIPESTATUS[0]}
+  failed_before=$failed
   if [ -f "$results/$name.trx" ]; then
     count_trx "$results/$name.trx" || { echo "test.sh: $name: unreadable TRX" >&2; broken=$((broken + 1)); }
+    # A crashed test host still writes a TRX, with zero counters: a non-zero exit with no failed test is a failure.
+    if [ "$rc" != 0 ] && [ "$failed" = "$failed_before" ]; then
+      echo "test.sh: $name exited $rc without a failed test (test host crashed or run aborted)" >&2
+      broken=$((broken + 1))
+    fi
   elif grep -qE '\[(Fact|Theory)' -r "$(dirname "$proj")" --include='*.cs'; then
     echo "test.sh: $name has tests but produced no results (exit $rc)" >&2
     broken=$((broken + 1))
   fi
-  if [ "$rc" != 0 ] && [ ! -f "$results/$name.trx" ]; then broken=$((broken + 1)); fi
 done
 
 # Node suites: any folder with a package.json whose "test" script runs node --test.
@@ -78,7 +83,8 @@ for dir in tests/js web-js; do
   echo "== node: $dir"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { broken=$((broken + 1)); continue; }
   out="$results/$(tr / - <<<"$dir").tap"
-  (cd "$dir" && npm test --silent -- --test-reporter=tap) >"$out" 2>&1
+  # Bounded: a test that leaves a socket or timer behind must not hold the whole run (node waits for them).
+  (cd "$dir" && timeout --kill-after=10 900 npm test --silent -- --test-reporter=tap) >"$out" 2>&1
   rc=$?
   grep -E '^# (tests|pass|fail|skipped|todo|cancelled)' "$out" || true
   grep -E '^not ok' "$out" || true
@@ -88,7 +94,7 @@ for dir in tests/js web-js; do
   s=$(grep -E '^# skipped ' "$out" | tail -n 1 | awk '{print $3}')
   if [ -z "$p" ]; then echo "test.sh: $dir printed no summary (exit $rc)" >&2; tail -n 30 "$out"; broken=$((broken + 1)); continue; fi
   passed=$((passed + p)); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0}))
-  if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ]; then broken=$((broken + 1)); fi
+  if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ] && [ "${c:-0}" = 0 ]; then broken=$((broken + 1)); fi
 done
 
 # The failures again, by name, just above the summary (the suites' own output is long).

@@ -41,10 +41,16 @@ wsb_mariadb_up() {
   if [ ! -x /usr/sbin/mariadbd ]; then
     echo "mariadb-up: installing mariadb-server from Debian packages"
     export DEBIAN_FRONTEND=noninteractive
+    # The package's post-install would start the server with Debian's defaults (and then ours would never apply, the
+    # server being up already): service starts are denied while it installs; we start it ourselves below.
+    local created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1; fi
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq mariadb-server >/tmp/wsbroker-apt-mariadb.log 2>&1 \
       || { apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 \
-           && apt-get -o DPkg::Lock::Timeout=600 install -y -qq mariadb-server >/tmp/wsbroker-apt-mariadb.log 2>&1; } \
-      || { echo "mariadb-up: apt-get install mariadb-server failed (see /tmp/wsbroker-apt-mariadb.log)" >&2; return 1; }
+           && apt-get -o DPkg::Lock::Timeout=600 install -y -qq mariadb-server >/tmp/wsbroker-apt-mariadb.log 2>&1; }
+    local rc=$?
+    [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+    [ "$rc" = 0 ] || { echo "mariadb-up: apt-get install mariadb-server failed (see /tmp/wsbroker-apt-mariadb.log)" >&2; return 1; }
   fi
   wsb_mariadb_start || return 1
   mariadb --protocol=socket -uroot <<'SQL' || { echo "mariadb-up: could not create the test database and user" >&2; return 1; }

@@ -8,7 +8,14 @@
 wsb_rabbitmq_running() { timeout 20 rabbitmqctl -q status >/dev/null 2>&1; }
 
 wsb_rabbitmq_start() {
-  wsb_rabbitmq_running && return 0
+  # Running may mean still booting (the Erlang node answers before the broker app is up): wait for the app either way.
+  if wsb_rabbitmq_running; then
+    timeout 60 rabbitmqctl -q await_startup >/dev/null 2>&1 && return 0
+    # The node is up but its app is stopped (e.g. after `rabbitmqctl stop_app`): start the app, not a second node.
+    timeout 60 rabbitmqctl -q start_app >/dev/null 2>&1 && timeout 60 rabbitmqctl -q await_startup >/dev/null 2>&1 && return 0
+    echo "rabbitmq-up: the RabbitMQ node runs but its broker did not start (see /var/log/rabbitmq)" >&2
+    return 1
+  fi
   mkdir -p /var/lib/rabbitmq /var/log/rabbitmq && chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
   # Loopback only; the node name is fixed so rabbitmqctl finds it whatever the host name is.
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODENAME=rabbit@localhost

@@ -65,7 +65,11 @@ internal sealed class UserStore : IUserStore
                 await connection.ExecuteAsync(new CommandDefinition(sql, row, tx, cancellationToken: cancellationToken));
                 await tx.CommitAsync(cancellationToken);
                 var record = row.ToRecord();
-                _cache[id] = (record, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
+                // Written after the commit, outside the row lock: a concurrent newer version may have been cached
+                // already, and must not be replaced by this older one.
+                var expires = Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds;
+                _cache.AddOrUpdate(id, (record, expires),
+                    (_, current) => current.User is { } cached && cached.Version > record.Version ? current : (record, expires));
                 Changed?.Invoke(new UserChange(record, deleted is not null));
                 return UserChangeOutcome.Applied;
             }

@@ -66,20 +66,33 @@ internal static class PublisherCommand
             await stderr.WriteLineAsync("wsbroker-usersync: nothing to publish");
             return 2;
         }
-        var bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
-            cfg.Host(request.Bus.Host, (ushort)request.Bus.Port, request.Bus.VirtualHost, h =>
-            {
-                h.Username(request.Bus.Username);
-                h.Password(request.Bus.Password);
-                h.RequestedConnectionTimeout(TimeSpan.FromSeconds(5));
-            }));
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(10));
+        IBusControl bus;
         try
         {
-            await bus.StartAsync(cts.Token);
+            bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
+                cfg.Host(request.Bus.Host, (ushort)request.Bus.Port, request.Bus.VirtualHost, h =>
+                {
+                    h.Username(request.Bus.Username);
+                    h.Password(request.Bus.Password);
+                    h.RequestedConnectionTimeout(TimeSpan.FromSeconds(5));
+                }));
+        }
+        catch (Exception ex) when (ex is UriFormatException or ArgumentException or ConfigurationException)
+        {
+            await stderr.WriteLineAsync($"wsbroker-usersync: --host/--vhost: {ex.Message}");
+            return 2;
+        }
+        // Each step has its own time limit (start, then every confirmed publish): a long import is not cut off halfway
+        // by one budget for the whole file.
+        var step = timeout ?? TimeSpan.FromSeconds(10);
+        var published = 0;
+        try
+        {
+            using (var start = new CancellationTokenSource(step)) await bus.StartAsync(start.Token);
             var now = DateTimeOffset.UtcNow;
             foreach (var user in request.Users)
             {
+                using var cts = new CancellationTokenSource(step);
                 // Publisher confirms: each Publish completes when RabbitMQ has taken the message.
                 Task publish = request.Kind switch
                 {
@@ -88,19 +101,23 @@ internal static class PublisherCommand
                     _ => bus.Publish(new UserDeleted(user.Id, user.Name, user.Role, user.Version, now), cts.Token),
                 };
                 await publish;
+                published++;
             }
             await stdout.WriteLineAsync($"published {request.Users.Count} user {request.Kind} event(s) to {request.Bus.Host}:{request.Bus.Port}");
             return 0;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or MassTransitException or RabbitMqConnectionException)
+        catch (Exception ex) when (ex is OperationCanceledException or MassTransitException or RabbitMqConnectionException
+            or RabbitMQ.Client.Exceptions.RabbitMQClientException or RabbitMQ.Client.Exceptions.OperationInterruptedException or IOException)
         {
-            await stderr.WriteLineAsync($"wsbroker-usersync: could not publish to RabbitMQ at {request.Bus.Host}:{request.Bus.Port}: {(ex is OperationCanceledException ? "no answer in time" : ex.Message)}");
+            await stderr.WriteLineAsync($"wsbroker-usersync: could not publish to RabbitMQ at {request.Bus.Host}:{request.Bus.Port}: "
+                + $"{(ex is OperationCanceledException ? "no answer in time" : ex.Message)}; {published} of {request.Users.Count} event(s) were published"
+                + (published > 0 ? " (publishing them again is harmless: the version decides)" : ""));
             return 1;
         }
         finally
         {
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            try { await bus.StopAsync(stop.Token); } catch (OperationCanceledException) { }
+            try { await bus.StopAsync(stop.Token); } catch (Exception ex) when (ex is OperationCanceledException or MassTransitException) { }
         }
     }
 
@@ -194,9 +211,20 @@ internal static class PublisherCommand
 
     internal static List<UserRow> ReadCsv(string file, bool skipBad, TextWriter? warnings)
     {
-        var lines = File.ReadAllLines(file, Encoding.UTF8);
+        string[] lines;
+        try
+        {
+            // Strict UTF-8: a cp1252 export would otherwise turn "José" into "Jos\uFFFD" silently.
+            lines = File.ReadAllLines(file, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true));
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new UsageException($"{file}: not UTF-8 text (save the CSV as UTF-8)");
+        }
         if (lines.Length == 0) throw new UsageException($"{file}: empty file");
-        var header = SplitCsv(lines[0], 1).Select(h => h.Trim().ToLowerInvariant()).ToArray();
+        string[] header;
+        try { header = SplitCsv(lines[0], 1).Select(h => h.Trim().ToLowerInvariant()).ToArray(); }
+        catch (UsageException ex) { throw new UsageException($"{file}: line 1: {ex.Message}"); }
         if (!(header is ["id", "name", "role"] or ["id", "name", "role", "version"]))
             throw new UsageException($"{file}: line 1: header must be id,name,role or id,name,role,version");
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -211,7 +239,7 @@ internal static class PublisherCommand
             {
                 var f = SplitCsv(lines[n], n + 1);
                 if (f.Count != header.Length) throw new UsageException($"{where}expected {header.Length} fields, found {f.Count}");
-                var row = Check(new UserRow(f[0].Trim(), f[1], f[2].Trim(), f.Count > 3 ? ParseVersion(f[3].Trim(), where.TrimEnd(' ', ':')) : now), where);
+                var row = Check(new UserRow(f[0].Trim(), f[1].Trim(), f[2].Trim(), f.Count > 3 ? ParseVersion(f[3].Trim(), where.TrimEnd(' ', ':')) : now), where);
                 if (!seen.Add(row.Id)) throw new UsageException($"{where}id '{row.Id}' appears twice");
                 rows.Add(row);
             }
@@ -240,11 +268,11 @@ internal static class PublisherCommand
                 else if (c == '"') quoted = false;
                 else field.Append(c);
             }
-            else if (c == '"' && field.Length == 0) quoted = true;
+            else if (c == '"' && string.IsNullOrWhiteSpace(field.ToString())) { field.Clear(); quoted = true; }   // `, "Smith, J"` too
             else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
             else field.Append(c);
         }
-        if (quoted) throw new UsageException($"line {lineNumber}: unterminated quote");
+        if (quoted) throw new UsageException("unterminated quote");
         fields.Add(field.ToString());
         return fields;
     }

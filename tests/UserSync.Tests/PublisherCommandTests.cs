@@ -99,6 +99,30 @@ public class PublisherCommandTests
     }
 
     [Fact]
+    public async Task Run_UnusableHost_ExitsWith2()
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(2, await PublisherCommand.RunAsync(["publish", "deleted", "--id", "x", "--host", "a b"], TextWriter.Null, stderr, TimeSpan.FromSeconds(3)));
+        Assert.Contains("wsbroker-usersync: --host/--vhost:", stderr.ToString());
+    }
+
+    [Fact]
+    public void ReadCsv_SpacesAroundQuotedFieldsAndNames_AreTrimmed()
+    {
+        var rows = PublisherCommand.ReadCsv(Csv("id, name ,role\nc1, \"Smith, J\" ,client\nc2,  Bo  ,client\n"), skipBad: false, null);
+        Assert.Equal(["Smith, J", "Bo"], rows.Select(r => r.Name));
+    }
+
+    [Fact]
+    public void ReadCsv_NotUtf8_IsRejectedNotMangled()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"users-{Guid.NewGuid():N}.csv");
+        File.WriteAllBytes(file, [.. System.Text.Encoding.ASCII.GetBytes("id,name,role\nc1,Jos"), 0xE9, .. System.Text.Encoding.ASCII.GetBytes(",client\n")]);   // cp1252 é
+        var ex = Assert.Throws<UsageException>(() => PublisherCommand.ReadCsv(file, false, null));
+        Assert.Contains("not UTF-8 text", ex.Message);
+    }
+
+    [Fact]
     public void ReadCsv_WrongHeader_IsRejected()
     {
         var ex = Assert.Throws<UsageException>(() => PublisherCommand.ReadCsv(Csv("user,name\nx,y\n"), false, null));

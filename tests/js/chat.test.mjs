@@ -97,10 +97,15 @@ test('a message to an unknown user is rejected on /user/queue/errors with the re
   const admin = await chatter('admin1');
   try {
     const errors = [];
+    let receipted = false;
     admin.subscribe('/user/queue/errors', (m) => errors.push(m));
+    admin.watchForReceipt('lost-1', () => { receipted = true; });
     admin.publish({ destination: '/topic/private-chat/admin1/nobody', body: 'hello?', headers: { receipt: 'lost-1' } });
     await until(() => errors.length === 1, 5000, 'rejection');
     assert.equal(errors[0].headers.message, 'could-not-send-message: receiver unknown');
     assert.equal(errors[0].headers['receipt-id'], 'lost-1');
+    // A rejection replaces the receipt: a later frame proves nothing else came for lost-1.
+    await admin.receipt((id) => admin.publish({ destination: '/topic/after', body: '', headers: { receipt: id } }));
+    assert.equal(receipted, false, 'no RECEIPT for a rejected SEND');
   } finally { await admin.deactivate(); }
 });
