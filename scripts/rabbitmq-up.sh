@@ -5,6 +5,9 @@
 #   source scripts/rabbitmq-up.sh       # as test.sh does (keeps the export)
 #   scripts/rabbitmq-up.sh [up|start|stop|status]
 
+# Every Erlang tool this script starts (rabbitmqctl may start epmd) keeps epmd on loopback.
+export ERL_EPMD_ADDRESS=127.0.0.1
+
 wsb_rabbitmq_running() { timeout 20 rabbitmqctl -q status >/dev/null 2>&1; }
 
 wsb_rabbitmq_start() {
@@ -27,6 +30,10 @@ wsb_rabbitmq_start() {
   # the rabbitmq user) raises the soft limit to the hard one.
   grep -q '^ulimit' /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null \
     || printf 'ulimit -S -n "$(ulimit -H -n)" 2>/dev/null || true\n' >> /etc/rabbitmq/rabbitmq-env.conf
+  # Loopback for the Erlang distribution too (port 25672 and epmd's 4369), not only for AMQP.
+  grep -q '^SERVER_ADDITIONAL_ERL_ARGS' /etc/rabbitmq/rabbitmq-env.conf 2>/dev/null \
+    || printf 'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"\nexport ERL_EPMD_ADDRESS=127.0.0.1\n' >> /etc/rabbitmq/rabbitmq-env.conf
+  export ERL_EPMD_ADDRESS=127.0.0.1
   setsid rabbitmq-server >>/tmp/wsbroker-rabbitmq.log 2>&1 < /dev/null &
   for _ in $(seq 1 90); do
     if timeout 20 rabbitmqctl -q await_startup >/dev/null 2>&1; then return 0; fi

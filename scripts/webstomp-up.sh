@@ -12,6 +12,11 @@ wsb_webstomp_up() {
     printf 'web_stomp.tcp.ip = 127.0.0.1\nweb_stomp.tcp.port = 15674\n' >> "$conf"
     restart=1
   fi
+  # Web-STOMP pulls in the plain STOMP plugin, which would listen on every interface (port 61613): loopback too.
+  if ! grep -q '^stomp.listeners.tcp' "$conf" 2>/dev/null; then
+    printf 'stomp.listeners.tcp.1 = 127.0.0.1:61613\n' >> "$conf"
+    restart=1
+  fi
   rabbitmq-plugins -q enable rabbitmq_web_stomp >/dev/null || { echo "webstomp-up: could not enable rabbitmq_web_stomp" >&2; return 1; }
   if [ "$restart" = 1 ]; then
     wsb_rabbitmq_stop && wsb_rabbitmq_start || return 1
