@@ -105,8 +105,11 @@ internal sealed class MySqlDialect(string connectionString) : SqlDialect(connect
 
     public override bool IsTransient(Exception exception) => exception switch
     {
+        // Besides lost connections and lock timeouts: the server refusing every write for a while (read-only, disk or
+        // table full, storage engine write error) is an outage to wait out, not a bad message to reject.
         MySqlException my => my.IsTransient || my.ErrorCode is MySqlErrorCode.UnableToConnectToHost or MySqlErrorCode.ConnectionCountError
-            or MySqlErrorCode.CommandTimeoutExpired || my.Number is 1213 or 1205 or 2006 or 2013 or 1927 or 1053,
+            or MySqlErrorCode.CommandTimeoutExpired || my.Number is 1213 or 1205 or 2006 or 2013 or 1927 or 1053
+            or 1290 or 1836 or 1114 or 1021 or 3 or 1030,
         System.Net.Sockets.SocketException or IOException or TimeoutException or EndOfStreamException => true,
         InvalidOperationException ioe => ioe.InnerException is not null && IsTransient(ioe.InnerException),
         _ => false,
@@ -168,7 +171,7 @@ internal sealed class SqliteDialect : SqlDialect
     }
 
     public override bool IsTransient(Exception exception) =>
-        exception is SqliteException { SqliteErrorCode: 5 or 6 or 10 or 14 } or IOException;   // BUSY, LOCKED, IOERR, CANTOPEN
+        exception is SqliteException { SqliteErrorCode: 5 or 6 or 8 or 10 or 13 or 14 } or IOException;   // BUSY, LOCKED, READONLY, IOERR, FULL, CANTOPEN
 
     private static string Normalize(string connectionString)
     {

@@ -87,6 +87,43 @@ public sealed class OutageTests
         }
     }
 
+    [Fact]
+    public async Task Append_ServerReadOnlyForAWhile_IsRetried_NotRejectedAsBadInput()
+    {
+        var (options, drop) = await TestDatabases.CreateAsync(StorageProvider.MySql, o => o.WriteTimeoutMs = 10_000);
+        var stores = await StoreFactory.CreateAsync(options);
+        try
+        {
+            var t = DateTimeOffset.UtcNow;
+            await stores.Users.UpsertAsync("adm", "A", UserRole.Admin, 1, t);
+            await stores.Users.UpsertAsync("cli", "C", UserRole.Client, 1, t);
+            await RootSql("SET GLOBAL read_only = 1");                   // the server refuses writes (error 1290) for a while
+            var append = stores.Messages.AppendAsync(new ChatMessage(77, "adm", "cli", "cli", "adm", "while read-only", DateTimeOffset.UtcNow));
+            await Task.Delay(1500);
+            Assert.False(append.IsCompleted, "the append waits while the server refuses writes");
+            await RootSql("SET GLOBAL read_only = 0");
+            await append.WaitAsync(TimeSpan.FromSeconds(15));
+            Assert.Equal("while read-only", (await stores.Messages.FindAsync(77))!.Body);
+        }
+        finally
+        {
+            await RootSql("SET GLOBAL read_only = 0");
+            await stores.DisposeAsync();
+            await drop();
+        }
+    }
+
+    private static async Task RootSql(string sql)
+    {
+        using var process = Process.Start(new ProcessStartInfo("mariadb", ["--protocol=socket", "-uroot", "-e", sql])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(process.ExitCode == 0, $"mariadb -e {sql}: {await process.StandardError.ReadToEndAsync()}");
+    }
+
     private static async Task Script(string verb)
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
