@@ -18,13 +18,9 @@ public sealed class OutageTests
     [Fact]
     public async Task Append_DatabaseStoppedAndRestarted_AcknowledgedStoredOnce_FailedReported_WritingResumes()
     {
-        var (options, drop) = await TestDatabases.CreateAsync(StorageProvider.MySql, o => o.WriteTimeoutMs = 2500);
-        var stores = await StoreFactory.CreateAsync(options);
+        var (options, stores, drop) = await StoresWithUsersAsync(2500);
         try
         {
-            var t = DateTimeOffset.UtcNow;
-            await stores.Users.UpsertAsync("adm", "A", UserRole.Admin, 1, t);
-            await stores.Users.UpsertAsync("cli", "C", UserRole.Client, 1, t);
             var acknowledged = new ConcurrentBag<long>();
             var failed = new ConcurrentBag<long>();
             var other = new ConcurrentBag<Exception>();
@@ -90,13 +86,9 @@ public sealed class OutageTests
     [Fact]
     public async Task Append_ServerReadOnlyForAWhile_IsRetried_NotRejectedAsBadInput()
     {
-        var (options, drop) = await TestDatabases.CreateAsync(StorageProvider.MySql, o => o.WriteTimeoutMs = 10_000);
-        var stores = await StoreFactory.CreateAsync(options);
+        var (_, stores, drop) = await StoresWithUsersAsync(10_000);
         try
         {
-            var t = DateTimeOffset.UtcNow;
-            await stores.Users.UpsertAsync("adm", "A", UserRole.Admin, 1, t);
-            await stores.Users.UpsertAsync("cli", "C", UserRole.Client, 1, t);
             await RootSql("SET GLOBAL read_only = 1");                   // the server refuses writes (error 1290) for a while
             var append = stores.Messages.AppendAsync(new ChatMessage(77, "adm", "cli", "cli", "adm", "while read-only", DateTimeOffset.UtcNow));
             await Task.Delay(1500);
@@ -111,6 +103,17 @@ public sealed class OutageTests
             await stores.DisposeAsync();
             await drop();
         }
+    }
+
+    /// <summary>A fresh MariaDB database with the stores open and the two users "adm" and "cli".</summary>
+    private static async Task<(PersistenceOptions Options, PersistenceStores Stores, Func<Task> Drop)> StoresWithUsersAsync(int writeTimeoutMs)
+    {
+        var (options, drop) = await TestDatabases.CreateAsync(StorageProvider.MySql, o => o.WriteTimeoutMs = writeTimeoutMs);
+        var stores = await StoreFactory.CreateAsync(options);
+        var t = DateTimeOffset.UtcNow;
+        await stores.Users.UpsertAsync("adm", "A", UserRole.Admin, 1, t);
+        await stores.Users.UpsertAsync("cli", "C", UserRole.Client, 1, t);
+        return (options, stores, drop);
     }
 
     private static async Task RootSql(string sql)
