@@ -123,11 +123,7 @@ public static class Scenarios
                 senders.Add(SendLoopAsync(conn, to, credits, o, stats, sending.Token, stop.Token));
             }
             await WaitAsync(o, stats, stop.Token);
-            sending.Cancel();
-            await Task.WhenAll(senders.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
-            var lost = await DrainAsync(stats, () => stats.Sent - stats.DeliveredAll);
-            stop.Cancel();
-            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            var lost = await EndClosedLoopAsync(sending, senders, stop, loops, () => stats.Sent - stats.DeliveredAll);
             return Result(o, stats, connections.Count, lost);
         }
         finally
@@ -241,7 +237,7 @@ public static class Scenarios
                 var (conn, to) = senders[(int)(k % senders.Count)];
                 return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
             }, stop.Token);
-            var lost = await DrainAsync(stats, () => stats.Sent - stats.DeliveredAll);
+            var lost = await DrainAsync(() => stats.Sent - stats.DeliveredAll);
             stop.Cancel();
             return Result(o, stats, connections.Count, lost,
                 new Dictionary<string, double> { ["offered_rate"] = o.Rate, ["send_lag_p99_ms"] = lag.GetValueAtPercentile(99) / 1000.0,
@@ -285,7 +281,7 @@ public static class Scenarios
                 extra["bytes_per_connection"] = held == 0 ? 0 : (after - before) / (double)held;
             }
             stop.Cancel();                                             // (cancelling a receive aborts its socket: measure first)
-            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            await SettledAsync(loops);
             return Result(o, stats, held, lost: o.Connections - held, extra);
         }
         finally
@@ -373,12 +369,8 @@ public static class Scenarios
             stats.Start(o.Warmup);
             stop.CancelAfter(HardLimit(o));                          // a broker that stops reading cannot hold the run
             await WaitAsync(o, stats, stop.Token);
-            sending.Cancel();
-            await Task.WhenAll(senders.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
             // A message with neither receipt nor rejection after the drain is lost.
-            var lost = await DrainAsync(stats, () => outstanding.Sum(d => (long)d.Count));
-            stop.Cancel();
-            await Task.WhenAll(loops.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+            var lost = await EndClosedLoopAsync(sending, senders, stop, loops, () => outstanding.Sum(d => (long)d.Count));
             return Result(o, stats, connections.Count, lost, new Dictionary<string, double> { ["rejected"] = rejected });
         }
         finally
@@ -412,8 +404,24 @@ public static class Scenarios
     /// <summary>Bounds a paced run in time even when the broker stops reading (its sends would otherwise wait for ever).</summary>
     private static TimeSpan HardLimit(LoadOptions o) => o.Warmup + o.Duration + TimeSpan.FromSeconds(30);
 
+    /// <summary>Ends a closed-loop run (pairs, chat): stops the senders between sends, waits for them, drains what is in
+    /// flight, then stops the receive loops. Returns how many messages were not delivered (or receipted).</summary>
+    private static async Task<long> EndClosedLoopAsync(CancellationTokenSource sending, List<Task> senders, CancellationTokenSource stop,
+        List<Task> loops, Func<long> outstanding)
+    {
+        sending.Cancel();
+        await SettledAsync(senders);
+        var lost = await DrainAsync(outstanding);
+        stop.Cancel();
+        await SettledAsync(loops);
+        return lost;
+    }
+
+    /// <summary>Waits until every task has ended, however it ended.</summary>
+    private static Task SettledAsync(IEnumerable<Task> tasks) => Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+
     /// <summary>After the senders stopped: waits (up to 5 s) until every message sent was delivered; returns how many were not.</summary>
-    private static async Task<long> DrainAsync(RunStats stats, Func<long> outstanding)
+    private static async Task<long> DrainAsync(Func<long> outstanding)
     {
         var clock = Stopwatch.StartNew();
         while (outstanding() > 0 && clock.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20, CancellationToken.None);
