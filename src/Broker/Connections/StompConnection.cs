@@ -230,7 +230,7 @@ public sealed partial class StompConnection : BrokerConnection
             if (!TryBuffer(Encoding.UTF8.GetString(tx), frame, receipt)) return;
             // A stored destination answers only once the message is committed to the database, i.e. after COMMIT;
             // anything else is answered now that the broker holds it.
-            if (receipt is not null && Services.FindSendHandler(destination) is null) SendReceipt(receipt);
+            if (receipt is not null && !IsStored(destination)) SendReceipt(receipt);
             return;
         }
         await SendNowAsync(destination, frame, null, receipt);
@@ -442,11 +442,7 @@ public sealed partial class StompConnection : BrokerConnection
                 foreach (var buffered in frames)
                 {
                     if (buffered.Command == StompCommand.Send)
-                    {
-                        var destination = buffered.Headers["destination"]!;
-                        var deferred = Services.FindSendHandler(destination) is null ? null : buffered.Headers["receipt"];
-                        await SendNowAsync(destination, default, buffered, deferred);
-                    }
+                        await SendNowAsync(buffered.Headers["destination"]!, default, buffered, HeldReceipt(buffered));
                     else if (!Settle(buffered.Headers, out var error))
                     {
                         ProtocolError(error!, receipt);
@@ -465,11 +461,18 @@ public sealed partial class StompConnection : BrokerConnection
     {
         foreach (var dropped in frames)
         {
-            if (dropped.Command == StompCommand.Send && dropped.Headers["receipt"] is { } held
-                && Services.FindSendHandler(dropped.Headers["destination"]!) is not null)
-                SendUserError("could-not-send-message: transaction aborted", held);
+            if (HeldReceipt(dropped) is { } held) SendUserError("could-not-send-message: transaction aborted", held);
         }
     }
+
+    /// <summary>Whether SENDs to <paramref name="destination"/> are stored (a send handler takes them), so their receipt
+    /// waits for the commit.</summary>
+    private bool IsStored(string destination) => Services.FindSendHandler(destination) is not null;
+
+    /// <summary>The receipt a SEND buffered in a transaction still owes: that of a stored destination, not answered when
+    /// the frame arrived (see <see cref="SendAsync"/>); null otherwise.</summary>
+    private string? HeldReceipt(StompFrame buffered) =>
+        buffered.Command == StompCommand.Send && IsStored(buffered.Headers["destination"]!) ? buffered.Headers["receipt"] : null;
 
     // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
 
