@@ -67,9 +67,8 @@ internal sealed class UserStore : IUserStore
                 var record = row.ToRecord();
                 // Written after the commit, outside the row lock: a concurrent newer version may have been cached
                 // already, and must not be replaced by this older one.
-                var expires = Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds;
-                _cache.AddOrUpdate(id, (record, expires),
-                    (_, current) => current.User is { } cached && cached.Version > record.Version ? current : (record, expires));
+                var entry = Fresh(record);
+                _cache.AddOrUpdate(id, entry, (_, current) => current.User is { } cached && cached.Version > record.Version ? current : entry);
                 Changed?.Invoke(new UserChange(record, deleted is not null));
                 return UserChangeOutcome.Applied;
             }
@@ -82,6 +81,9 @@ internal sealed class UserStore : IUserStore
             }
         }
     }
+
+    /// <summary>A cache entry for <paramref name="user"/> that lives <see cref="s_cacheLifetime"/> from now.</summary>
+    private static (UserRecord? User, long ExpiresMs) Fresh(UserRecord? user) => (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
 
     public bool IsCached(string id) => _cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64;
 
@@ -111,7 +113,7 @@ internal sealed class UserStore : IUserStore
             throw new PersistenceUnavailableException($"storage unavailable: cannot look up user '{id}'", ex);
         }
         var user = row?.ToRecord();
-        var fresh = (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
+        var fresh = Fresh(user);
         // Only replace what was there when the read began: an event applied meanwhile (ApplyAsync writes the cache) is
         // newer than this read, and overwriting it with a "not found" read before the commit would hide the user for
         // the cache's lifetime.
