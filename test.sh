@@ -33,6 +33,9 @@ if [ "$start_services" = 1 ]; then
   fi
 fi
 
+# chromium and docker-compose for the browser and deployment tests, before any test's clock starts.
+[ "$start_services" = 1 ] && scripts/test-tools-up.sh
+
 passed=0; failed=0; skipped=0; broken=0
 
 echo "== build"
