@@ -1,13 +1,17 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.FileProviders;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using WsBroker.Broker.Access;
 using WsBroker.Broker.Api;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Chat;
-using WsBroker.Broker.Connections;
+using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Hosting;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Sessions;
 using WsBroker.Persistence;
 using WsBroker.UserSync;
 
@@ -62,7 +66,7 @@ public static class BrokerApp
         services.AddSingleton<IValidateOptions<ChatOptions>>(new Validator<ChatOptions>(o => o.Validate()));
         services.AddWsBrokerPersistence(configuration);
         services.AddWsBrokerUserSync(configuration);
-        services.AddSingleton<IDestinationPolicy, ChatPolicy>();
+        services.AddSingleton<IAccessPolicy, ChatAccessPolicy>();
         services.AddSingleton<ISendHandler, ChatSendHandler>();
         services.AddHostedService<ChatLifecycle>();
         return services;
@@ -110,13 +114,16 @@ public static class BrokerApp
         services.AddSingleton<IValidateOptions<AclOptions>>(new Validator<AclOptions>(o => o.Validate()));
         services.AddSingleton<TopicAcl>();
         services.AddSingleton<TopicRouter>();
+        services.AddSingleton<LocalDelivery>();
+        services.AddSingleton<IBackplane, InProcessBackplane>();
+        services.AddSingleton(sp => new MessageIdGenerator(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.NodeId));
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<BrokerMetrics>();
         services.AddSingleton<JwtValidator>();
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
-        services.AddSingleton<StompConnectionHandler>();
-        services.AddSingleton<IDestinationPolicy, AllowAuthenticatedPolicy>();
+        services.AddSingleton<WebSocketEndpoint>();
+        services.TryAddSingleton<IAccessPolicy, AclPolicy>();
         services.AddHostedService<HeartBeatScanner>();
         services.AddHostedService<ShutdownCoordinator>();
         return services;
@@ -126,11 +133,9 @@ public static class BrokerApp
     public static void MapBroker(WebApplication app)
     {
         // Resolved from the root provider on first use (not per request: a request scope would live as long as the socket).
-        var handler = new Lazy<StompConnectionHandler>(() => app.Services.GetRequiredService<StompConnectionHandler>());
-        StompConnectionHandler Handler(HttpContext context) => handler.Value;
-        app.Map("/ws", (HttpContext context) => Handler(context).HandleStompAsync(context));
-        app.Map("/ws/topic/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/topic/", path));
-        app.Map("/ws/queue/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/queue/", path));
+        var endpoint = new Lazy<WebSocketEndpoint>(() => app.Services.GetRequiredService<WebSocketEndpoint>());
+        app.Map("/ws", (HttpContext context) => endpoint.Value.HandleStompAsync(context));
+        app.Map("/ws/topic/{**path}", (HttpContext context, string path) => endpoint.Value.HandleRawAsync(context, path));
         Operations.OperationsEndpoints.Map(app);
     }
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Chat;
-using WsBroker.Broker.Connections;
+using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Options;
 using WsBroker.Persistence;
 

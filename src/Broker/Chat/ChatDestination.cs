@@ -1,3 +1,5 @@
+using WsBroker.Broker.Destinations;
+
 namespace WsBroker.Broker.Chat;
 
 /// <summary>What a destination means to the support chat (DESIGN.md §3 "Destinations").</summary>
@@ -21,79 +23,96 @@ public enum ChatDestinationKind
     WildcardOverChat,
 }
 
-/// <summary>A destination parsed against the chat's fixed shapes. <see cref="UserId"/> is the admin id for conversations.</summary>
-internal readonly record struct ChatDestination(ChatDestinationKind Kind, string? UserId = null, string? ClientId = null)
+/// <summary>A destination read against the chat's fixed shapes, once per distinct destination (it is the chat policy's
+/// <see cref="Destination.Classification"/>). <see cref="UserId"/> is the admin id for conversations.</summary>
+public sealed record ChatDestination(ChatDestinationKind Kind, string? UserId = null, string? ClientId = null)
 {
     public const string ConversationPrefix = "/topic/private-chat/";
     public const string TypingPrefix = "/topic/typing/";
     public const string SeenPrefix = "/topic/seen/";
     public const string Presence = "/topic/presence";
 
+    private static readonly ChatDestination s_other = new(ChatDestinationKind.Other);
+
     /// <summary>The admin id of a conversation destination.</summary>
     public string? AdminId => UserId;
 
     public static string ConversationOf(string adminId, string clientId) => ConversationPrefix + adminId + "/" + clientId;
 
-    /// <summary>Classifies a destination (for SUBSCRIBE it may contain the wildcards <c>*</c> and <c>#</c>).</summary>
-    public static ChatDestination Parse(string destination)
+    /// <summary>The chat's reading of <paramref name="destination"/>: its classification when the chat policy made one.</summary>
+    public static ChatDestination Of(Destination destination) => destination.Classification as ChatDestination ?? Parse(destination);
+
+    /// <summary>Classifies a parsed destination (for SUBSCRIBE it may be a pattern).</summary>
+    public static ChatDestination Parse(Destination destination)
     {
-        ArgumentNullException.ThrowIfNull(destination);
-        if (destination == Presence) return new(ChatDestinationKind.Presence);
-        if (destination.StartsWith(ConversationPrefix, StringComparison.Ordinal))
+        var s = destination.Segments;
+        if (destination.Kind != DestinationKind.Topic) return s_other;
+        if (s.Count == 2 && s[1] == "presence") return new(ChatDestinationKind.Presence);
+        switch (s[1])
         {
-            var rest = destination.AsSpan(ConversationPrefix.Length);
-            var slash = rest.IndexOf('/');
-            if (slash <= 0) return new(IsPattern(rest) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
-            var admin = rest[..slash];
-            var client = rest[(slash + 1)..];
-            if (!IsId(admin)) return new(IsPattern(admin) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
-            if (client is "*" or "#") return new(ChatDestinationKind.AdminConversations, admin.ToString());
-            if (!IsId(client)) return new(IsPattern(client) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
-            return new(ChatDestinationKind.Conversation, admin.ToString(), client.ToString());
+            case "private-chat":
+                if (s.Count == 3) return new(IsPattern(s[2]) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
+                if (IsPattern(s[2])) return new(ChatDestinationKind.WildcardOverChat);
+                if (s.Count > 4) return new(AnyPattern(s, 3) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
+                if (!IsId(s[2])) return new(ChatDestinationKind.Malformed);
+                if (IsPattern(s[3])) return new(ChatDestinationKind.AdminConversations, s[2]);
+                return IsId(s[3]) ? new(ChatDestinationKind.Conversation, s[2], s[3]) : new(ChatDestinationKind.Malformed);
+            case "typing":
+                return Single(s, ChatDestinationKind.Typing);
+            case "seen":
+                return Single(s, ChatDestinationKind.Seen);
         }
-        if (destination.StartsWith(TypingPrefix, StringComparison.Ordinal)) return Single(destination.AsSpan(TypingPrefix.Length), ChatDestinationKind.Typing);
-        if (destination.StartsWith(SeenPrefix, StringComparison.Ordinal)) return Single(destination.AsSpan(SeenPrefix.Length), ChatDestinationKind.Seen);
-        return CouldMatchChat(destination) ? new(ChatDestinationKind.WildcardOverChat) : new(ChatDestinationKind.Other);
+        return CouldMatchChat(s) ? new(ChatDestinationKind.WildcardOverChat) : s_other;
     }
 
-    private static ChatDestination Single(ReadOnlySpan<char> id, ChatDestinationKind kind) =>
-        IsId(id) ? new(kind, id.ToString()) : new(IsPattern(id) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed);
+    private static ChatDestination Single(IReadOnlyList<string> s, ChatDestinationKind kind) =>
+        s.Count != 3 ? new(AnyPattern(s, 2) ? ChatDestinationKind.WildcardOverChat : ChatDestinationKind.Malformed)
+        : IsPattern(s[2]) ? new(ChatDestinationKind.WildcardOverChat)
+        : IsId(s[2]) ? new(kind, s[2]) : new(ChatDestinationKind.Malformed);
 
-    /// <summary>A user id segment: non-empty, no '/', no wildcard.</summary>
-    private static bool IsId(ReadOnlySpan<char> segment) =>
-        !segment.IsEmpty && segment.Length <= 64 && segment.IndexOfAny('/', '*', '#') < 0;
+    /// <summary>A user id segment: at most 64 characters (the parser has already refused empty segments).</summary>
+    private static bool IsId(string segment) => segment.Length <= 64;
 
-    private static bool IsPattern(ReadOnlySpan<char> segment) => segment.IndexOfAny('*', '#') >= 0;
+    private static bool IsPattern(string segment) => segment is "*" or "#";
 
-    // Chat destinations with null for the id segments: a pattern that could match one of them could read other users' chat.
-    private static readonly string?[][] s_chatShapes =
-    [
-        ["", "topic", "private-chat", null, null],
-        ["", "topic", "typing", null],
-        ["", "topic", "seen", null],
-    ];
-
-    /// <summary>True when a pattern such as <c>/topic/#</c> or <c>/topic/*/u1</c> could match a chat destination.</summary>
-    private static bool CouldMatchChat(string pattern)
+    private static bool AnyPattern(IReadOnlyList<string> segments, int from)
     {
-        if (pattern.AsSpan().IndexOfAny('*', '#') < 0) return false;
-        var segments = pattern.Split('/');
-        foreach (var shape in s_chatShapes)
+        for (var i = from; i < segments.Count; i++)
         {
-            if (Matches(segments, shape)) return true;
+            if (IsPattern(segments[i])) return true;
         }
         return false;
     }
 
-    private static bool Matches(string[] pattern, string?[] shape)
+    // Chat destinations with null for the id segments: a pattern that could match one of them could read other users' chat.
+    private static readonly string?[][] s_chatShapes =
+    [
+        ["topic", "private-chat", null, null],
+        ["topic", "typing", null],
+        ["topic", "seen", null],
+    ];
+
+    /// <summary>True when a pattern such as <c>/topic/#</c> or <c>/topic/*/u1</c> could match a chat destination.</summary>
+    private static bool CouldMatchChat(IReadOnlyList<string> pattern)
     {
-        for (var i = 0; i < pattern.Length; i++)
+        foreach (var shape in s_chatShapes)
+        {
+            if (Matches(pattern, shape)) return true;
+        }
+        return false;
+    }
+
+    private static bool Matches(IReadOnlyList<string> pattern, string?[] shape)
+    {
+        var wildcard = false;
+        for (var i = 0; i < pattern.Count; i++)
         {
             if (pattern[i] == "#") return true;                      // zero or more trailing segments
             if (i >= shape.Length) return false;
-            if (pattern[i] == "*" || shape[i] is null) continue;     // one segment, or any concrete id
+            if (pattern[i] == "*") { wildcard = true; continue; }    // one segment
+            if (shape[i] is null) continue;                          // any concrete id
             if (pattern[i] != shape[i]) return false;
         }
-        return pattern.Length == shape.Length;
+        return wildcard && pattern.Count == shape.Length;
     }
 }

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using Microsoft.Extensions.Options;
-using WsBroker.Broker.Connections;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
 using WsBroker.Persistence;
 using WsBroker.UserSync;
 using WsBroker.UserSync.Contracts;
@@ -41,8 +42,8 @@ public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents u
     private void Presence(string userId, bool online)
     {
         var body = JsonSerializer.SerializeToUtf8Bytes(new { userId, online });
-        services.Publish(SharedMessage.Create(services.Ids.Next(), ChatDestination.Presence,
-            [new("content-type", "application/json"), new("user", userId)], new System.Buffers.ReadOnlySequence<byte>(body), userId));
+        services.Backplane.Publish(SharedMessage.Create(services.Ids.Next(), ChatDestination.Presence,
+            [new("content-type", "application/json"), new("user", userId)], body, userId));
     }
 
     private async Task SeedDemoUsersAsync(CancellationToken cancellationToken)

@@ -1,19 +1,22 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Unicode;
 using Microsoft.Extensions.Options;
-using WsBroker.Broker.Connections;
+using WsBroker.Broker.Destinations;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Sessions;
 using WsBroker.Persistence;
 
 namespace WsBroker.Broker.Chat;
 
 /// <summary>
-/// The support chat's SENDs: conversation messages (checked against the synced users, delivered at once to both parties,
-/// stored write-behind, receipted after the commit), read receipts (stored once, told to the original sender) and typing
-/// notices (never stored, rate-limited per session). Rejections go to the sender's <c>/user/queue/errors</c>.
+/// The support chat's SENDs, once <see cref="ChatAccessPolicy"/> has allowed them: conversation messages (delivered at
+/// once to both parties, stored write-behind, receipted after the commit), read receipts (stored once, told to the
+/// original sender) and typing notices (never stored, rate-limited per session). Rejections go to the sender's
+/// <c>/user/queue/errors</c>.
 /// </summary>
 public sealed partial class ChatSendHandler : ISendHandler
 {
@@ -34,12 +37,12 @@ public sealed partial class ChatSendHandler : ISendHandler
         sessions.SessionEnded += s => _typingBuckets.TryRemove(s.SessionId, out _);
     }
 
-    public bool CanHandle(string destination) => ChatDestination.Parse(destination).Kind
+    public bool Handles(Destination destination) => ChatDestination.Of(destination).Kind
         is ChatDestinationKind.Conversation or ChatDestinationKind.Typing or ChatDestinationKind.Seen;
 
     public async ValueTask HandleAsync(SendContext context)
     {
-        var chat = ChatDestination.Parse(context.Destination);
+        var chat = ChatDestination.Of(context.Destination);
         try
         {
             await (chat.Kind switch
@@ -51,30 +54,28 @@ public sealed partial class ChatSendHandler : ISendHandler
         }
         catch (Exception ex) when (ex is PersistenceUnavailableException or System.Data.Common.DbException)
         {
-            // The database is down and the users or the read receipt could not be checked: a clear rejection, never a
-            // silent SEND and never a closed connection.
-            Log.StorageUnavailable(_logger, ex, context.Destination);
+            // The database is down and the read receipt could not be stored: a clear rejection, never a silent SEND and
+            // never a closed connection.
+            Log.StorageUnavailable(_logger, ex, context.Destination.Text);
             context.Reject("could-not-send-message: storage unavailable");
         }
     }
 
     // ---- chat messages ------------------------------------------------------------------------------------------------
 
-    private async ValueTask ConversationAsync(SendContext context, string adminId, string clientId)
+    private ValueTask ConversationAsync(SendContext context, string adminId, string clientId)
     {
         var senderId = context.User.UserId;
         var receiverId = senderId == adminId ? clientId : adminId;
-        var problem = await CheckPartiesAsync(adminId, clientId, senderId, receiverId);
-        if (problem is null && context.Body.Length == 0) problem = "empty message";
-        if (problem is null && !Utf8.IsValid(context.Body)) problem = "body is not UTF-8 text";
+        var problem = context.Body.IsEmpty ? "empty message" : !IsUtf8(context.Body) ? "body is not UTF-8 text" : null;
         if (problem is not null)
         {
             context.Reject("could-not-send-message: " + problem);
-            return;
+            return ValueTask.CompletedTask;
         }
         var now = DateTimeOffset.UtcNow;
         var timestamp = now.ToUnixTimeMilliseconds();
-        var text = Encoding.UTF8.GetString(context.Body);
+        var body = context.CopyBody();                             // the one copy: shared by the delivery and the store
         // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
         // The id is taken and registered with the store in one step (AppendAsync registers it before its first await):
         // no newer id can be registered, committed and shown in history while an older one is not yet known to the store.
@@ -83,17 +84,20 @@ public sealed partial class ChatSendHandler : ISendHandler
         lock (_idGate)
         {
             id = context.NextMessageId();
-            append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, text, now));
+            append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(body.Span), now));
         }
-        context.Deliver(id, context.Destination,
+        context.Deliver(id, context.Destination.Text,
         [
             new("sender", senderId),
             new("receiver", receiverId),
             new("timestamp", timestamp.ToString(CultureInfo.InvariantCulture)),
             new("content-type", TextPlain),
-        ], context.Body, senderId, receiverId, timestamp);
+        ], body, senderId, receiverId, timestamp);
         _ = ReceiptAfterCommitAsync(context, append, id);
+        return ValueTask.CompletedTask;
     }
+
+    private static bool IsUtf8(in ReadOnlySequence<byte> body) => body.IsSingleSegment ? Utf8.IsValid(body.FirstSpan) : Utf8.IsValid(body.ToArray());
 
     private async Task ReceiptAfterCommitAsync(SendContext context, Task append, long id)
     {
@@ -120,22 +124,6 @@ public sealed partial class ChatSendHandler : ISendHandler
         }
     }
 
-    /// <summary>null when both users exist, are live and sit in the right slots of the conversation; else the reason.</summary>
-    private async ValueTask<string?> CheckPartiesAsync(string adminId, string clientId, string senderId, string receiverId)
-    {
-        var sender = await _users.FindAsync(senderId);
-        if (sender is null) return "sender unknown";
-        if (sender.IsDeleted) return "sender deleted";
-        var receiver = await _users.FindAsync(receiverId);
-        if (receiver is null) return "receiver unknown";
-        if (receiver.IsDeleted) return "receiver deleted";
-        var admin = senderId == adminId ? sender : receiver;
-        var client = senderId == adminId ? receiver : sender;
-        if (admin.Role != UserRole.Admin) return $"{adminId} is not an administrator";
-        if (client.Role != UserRole.Client) return $"{clientId} is not a customer";
-        return null;
-    }
-
     // ---- typing -------------------------------------------------------------------------------------------------------
 
     private async ValueTask TypingAsync(SendContext context, string otherId)
@@ -147,17 +135,14 @@ public sealed partial class ChatSendHandler : ISendHandler
             context.Reject("could-not-send-message: rate limit");
             return;
         }
+        // The policy has checked both users; only the conversation they share is needed here.
         var sender = await _users.FindAsync(senderId);
         var other = await _users.FindAsync(otherId);
-        var problem = sender is null ? "sender unknown" : sender.IsDeleted ? "sender deleted"
-            : other is null ? "receiver unknown" : other.IsDeleted ? "receiver deleted"
-            : ChatAccess.ConversationBetween(sender, other) is null ? "typing only between a customer and an administrator" : null;
-        if (problem is not null)
+        if (sender is null || other is null || ChatAccessPolicy.ConversationBetween(sender, other) is not var (adminId, clientId))
         {
-            context.Reject("could-not-send-message: " + problem);
+            context.Reject("could-not-send-message: typing only between a customer and an administrator");
             return;
         }
-        var (adminId, clientId) = ChatAccess.ConversationBetween(sender!, other!)!.Value;
         var typing = ParseTyping(context.Body);
         var body = Json(w =>
         {
@@ -165,12 +150,12 @@ public sealed partial class ChatSendHandler : ISendHandler
             w.WriteString("from", senderId);
             w.WriteBoolean("typing", typing);
         });
-        context.Deliver(context.NextMessageId(), context.Destination,
+        context.Deliver(context.NextMessageId(), context.Destination.Text,
             [new("sender", senderId), new("receiver", otherId), new("content-type", "application/json")], body, senderId, otherId);
         context.Receipt();
     }
 
-    private static bool ParseTyping(byte[] body)
+    private static bool ParseTyping(in ReadOnlySequence<byte> body)
     {
         if (body.Length is 0 or > 1024) return true;
         try
@@ -192,16 +177,16 @@ public sealed partial class ChatSendHandler : ISendHandler
         var now = DateTimeOffset.UtcNow;
         SeenResult result;
         long noticeId;
-        if (long.TryParse(context.Headers["message-id"], NumberStyles.None, CultureInfo.InvariantCulture, out var messageId))
+        if (long.TryParse(context.Header("message-id"), NumberStyles.None, CultureInfo.InvariantCulture, out var messageId))
         {
             result = await _messages.MarkSeenAsync(messageId, readerId, now, expectedSenderId: senderId);
             noticeId = messageId;
         }
-        else if (long.TryParse(context.Headers["up-to"], NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
+        else if (long.TryParse(context.Header("up-to"), NumberStyles.None, CultureInfo.InvariantCulture, out var upTo))
         {
             var reader = await _users.FindAsync(readerId);
             var sender = await _users.FindAsync(senderId);
-            var pair = reader is null || sender is null ? null : ChatAccess.ConversationBetween(reader, sender);
+            var pair = reader is null || sender is null ? null : ChatAccessPolicy.ConversationBetween(reader, sender);
             if (pair is null)
             {
                 context.Reject("could-not-send-message: no conversation with " + senderId);
@@ -241,7 +226,7 @@ public sealed partial class ChatSendHandler : ISendHandler
             w.WriteEndArray();
         });
         var headers = new List<KeyValuePair<string, string>> { new("reader", readerId), new("seen-at", seenAt), new("content-type", "application/json") };
-        if (context.Headers["up-to"] is { } upToText && context.Headers["message-id"] is null) headers.Add(new("up-to", upToText));
+        if (context.Header("up-to") is { } upToText && context.Header("message-id") is null) headers.Add(new("up-to", upToText));
         context.Deliver(noticeId, ChatDestination.SeenPrefix + senderId, headers, body, readerId, senderId);
         context.Receipt();
     }

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text;
 using MassTransit;
-using WsBroker.Broker.Connections;
+using WsBroker.Broker.Diagnostics;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
 using WsBroker.Broker.Routing;
 using WsBroker.Persistence;
 using WsBroker.Protocol;
@@ -31,7 +33,7 @@ public static class OperationsEndpoints
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var metrics = app.Services.GetRequiredService<BrokerMetrics>();
-            app.Services.GetRequiredService<PersistenceStores>().Committed += metrics.Commit;
+            app.Services.GetRequiredService<PersistenceStores>().Committed += metrics.CommitObserved;
         });
     }
 

@@ -1,3 +1,5 @@
+using WsBroker.Broker.Destinations;
+
 namespace WsBroker.Broker.Options;
 
 /// <summary>
@@ -19,11 +21,10 @@ public sealed class AclOptions
         {
             var rule = Rules[i];
             var name = $"Acl:Rules:{i}";
-            if (string.IsNullOrEmpty(rule.Destination) || !(rule.Destination.StartsWith("/topic/", StringComparison.Ordinal)
-                || rule.Destination.StartsWith("/queue/", StringComparison.Ordinal)))
-                yield return $"{name}:Destination must start with /topic/ or /queue/";
-            else if (Routing.TopicRouter.ValidatePattern(rule.Destination) is { } invalid)
-                yield return $"{name}:Destination: {invalid}";
+            if (string.IsNullOrEmpty(rule.Destination) || !rule.Destination.StartsWith(Destination.TopicPrefix, StringComparison.Ordinal))
+                yield return $"{name}:Destination must start with /topic/";
+            else if (Destination.Parse(rule.Destination, out var error) is null)
+                yield return $"{name}:Destination: {error.ToMessage()}";
             foreach (var who in rule.Subscribe.Concat(rule.Send))
             {
                 if (!AclRule.IsValidPrincipal(who))

@@ -28,6 +28,9 @@ public sealed class BrokerOptions
     public int HeartBeatReceiveMs { get; set; } = 10_000;
     /// <summary>How long a client may take from upgrade to CONNECT.</summary>
     public int ConnectTimeoutMs { get; set; } = 10_000;
+    /// <summary>Longest a frame may stay half-sent (its first bytes arrived, its end not) before the connection is closed,
+    /// whatever the heart-beats: a client that announces a content-length and goes silent holds nothing for long.</summary>
+    public int PartialFrameTimeoutMs { get; set; } = 30_000;
     /// <summary>How long shutdown waits for connections to flush and close.</summary>
     public int ShutdownTimeoutMs { get; set; } = 5_000;
     /// <summary>Most open connections (0 = unlimited); beyond it upgrades get 503.</summary>
@@ -63,6 +66,7 @@ public sealed class BrokerOptions
         if (HeartBeatSendMs < 0) yield return "Broker:HeartBeatSendMs must not be negative";
         if (HeartBeatReceiveMs < 0) yield return "Broker:HeartBeatReceiveMs must not be negative";
         if (ConnectTimeoutMs < 100) yield return "Broker:ConnectTimeoutMs must be at least 100";
+        if (PartialFrameTimeoutMs < 100) yield return "Broker:PartialFrameTimeoutMs must be at least 100";
         if (ShutdownTimeoutMs < 0) yield return "Broker:ShutdownTimeoutMs must not be negative";
         if (MaxConnections < 0) yield return "Broker:MaxConnections must not be negative";
     }

@@ -1,22 +1,7 @@
-using System.Text;
+using WsBroker.Broker.Destinations;
 using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Routing;
-
-/// <summary>How deliveries on a subscription are acknowledged (STOMP 1.2 SUBSCRIBE <c>ack</c> header).</summary>
-public enum AckMode : byte
-{
-    Auto,
-    Client,
-    ClientIndividual,
-}
-
-/// <summary>Something that takes deliveries: a connection's bounded outbox.</summary>
-public interface IMessageSink
-{
-    /// <summary>Queues a delivery without blocking; false when the sink is closed or overloaded (it then drops itself).</summary>
-    bool TryDeliver(Subscription subscription, SharedMessage message);
-}
 
 /// <summary>One SUBSCRIBE of one session.</summary>
 public sealed class Subscription
@@ -24,7 +9,7 @@ public sealed class Subscription
     private readonly Lock _gate = new();
     private readonly List<long> _unacked = [];
 
-    public Subscription(IMessageSink sink, string id, string destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
+    public Subscription(IMessageSink sink, string id, Destination destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
     {
         Sink = sink;
         Id = id;
@@ -35,13 +20,11 @@ public sealed class Subscription
         var writer = new System.Buffers.ArrayBufferWriter<byte>();
         StompFrameWriter.WriteHeader(writer, "subscription", id, StompFrameWriter.EscapeMode(StompCommand.Message, version));
         HeaderLine = writer.WrittenSpan.ToArray();
-        IdUtf8 = Encoding.UTF8.GetBytes(id);
     }
 
     public IMessageSink Sink { get; }
     public string Id { get; }
-    public byte[] IdUtf8 { get; }
-    public string Destination { get; }
+    public Destination Destination { get; }
     public AckMode Ack { get; }
 
     /// <summary>Per-session number, part of the <c>ack</c> ids of this subscription.</summary>
@@ -49,9 +32,6 @@ public sealed class Subscription
 
     /// <summary>"subscription:&lt;id&gt;\n", escaped for the session's version.</summary>
     public byte[] HeaderLine { get; }
-
-    /// <summary>Messages delivered and not acknowledged yet (client ack modes).</summary>
-    public int UnackedCount { get { lock (_gate) return _unacked.Count; } }
 
     /// <summary>Records a delivery that needs an ACK; false when <paramref name="max"/> are already outstanding.</summary>
     public bool TrackDelivery(long messageId, int max)

@@ -1,12 +1,13 @@
 using System.Collections.Concurrent;
+using WsBroker.Broker.Destinations;
 
 namespace WsBroker.Broker.Routing;
 
 /// <summary>
 /// Maps destinations to subscriptions. Exact destinations and wildcard patterns (<c>*</c> = one segment, <c>#</c> = zero or
-/// more trailing segments; segments are separated by '/') live in one segment trie. Publishing looks the destination up in a
-/// cache of match results, so a steady stream to known destinations neither locks nor allocates; subscription changes
-/// invalidate only what they can affect.
+/// more trailing segments) live in one segment trie. Publishing looks the destination up in a cache of match results, so a
+/// steady stream to known destinations neither locks nor allocates. A subscription change invalidates only the cached
+/// destinations it can affect: its own for an exact destination, the cached ones its pattern matches for a wildcard.
 /// </summary>
 public sealed class TopicRouter
 {
@@ -14,50 +15,40 @@ public sealed class TopicRouter
     private readonly Node _root = new();
     private readonly ConcurrentDictionary<string, Subscription[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Subscription[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
+    private readonly Dictionary<string, int> _patterns = new(StringComparer.Ordinal);
     private int _count;
     private const int MaxCachedDestinations = 100_000;
 
     public TopicRouter() => _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
 
+    /// <summary>Raised (under the router's lock: handlers must be quick) when the first subscription to a destination or
+    /// pattern is added (true) or its last one removed (false): what a backplane binds for this node.</summary>
+    public event Action<Destination, bool>? InterestChanged;
+
     /// <summary>Number of subscriptions.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>Why a pattern is not valid, or null.</summary>
-    public static string? ValidatePattern(string pattern)
+    /// <summary>The destinations and patterns this node has subscribers for.</summary>
+    public IReadOnlyCollection<string> Patterns
     {
-        if (string.IsNullOrEmpty(pattern) || pattern[0] != '/') return "destination must start with '/'";
-        var segments = pattern.Split('/');
-        for (var i = 1; i < segments.Length; i++)
-        {
-            var s = segments[i];
-            if (s.Length == 0) return "destination has an empty segment";
-            if (s == "#" && i != segments.Length - 1) return "'#' is only allowed as the last segment";
-            if (s.Length > 1 && s.AsSpan().IndexOfAny('*', '#') >= 0) return "'*' and '#' must be whole segments";
-        }
-        return null;
+        get { lock (_gate) return [.. _patterns.Keys]; }
     }
 
     public void Add(Subscription subscription)
     {
-        var segments = subscription.Destination.Split('/');
+        var destination = subscription.Destination;
+        var segments = destination.Segments;
         lock (_gate)
         {
             var node = _root;
-            var wildcard = false;
-            for (var i = 1; i < segments.Length; i++)
+            foreach (var s in segments)
             {
-                var s = segments[i];
                 if (s == "#")
                 {
                     node.Hash = [.. node.Hash, subscription];
-                    wildcard = true;
                     goto added;
                 }
-                if (s == "*")
-                {
-                    node = node.Star ??= new Node();
-                    wildcard = true;
-                }
+                if (s == "*") node = node.Star ??= new Node();
                 else
                 {
                     node.Children ??= new Dictionary<string, Node>(StringComparer.Ordinal);
@@ -68,30 +59,29 @@ public sealed class TopicRouter
             node.Here = [.. node.Here, subscription];
         added:
             _count++;
-            Invalidate(subscription.Destination, wildcard);
+            Invalidate(destination);
+            _patterns[destination.Text] = _patterns.GetValueOrDefault(destination.Text) + 1;
+            if (_patterns[destination.Text] == 1) InterestChanged?.Invoke(destination, true);
         }
     }
 
     public bool Remove(Subscription subscription)
     {
-        var segments = subscription.Destination.Split('/');
+        var destination = subscription.Destination;
         lock (_gate)
         {
-            var path = new List<(Node Parent, string Key)>(segments.Length);
+            var path = new List<(Node Parent, string Key)>(destination.Segments.Count);
             var node = _root;
-            var wildcard = false;
-            var removed = false;
-            for (var i = 1; i < segments.Length; i++)
+            bool removed;
+            foreach (var s in destination.Segments)
             {
-                var s = segments[i];
                 if (s == "#")
                 {
                     removed = TryRemove(ref node.Hash, subscription);
-                    wildcard = true;
                     goto done;
                 }
                 Node? next;
-                if (s == "*") { next = node.Star; wildcard = true; }
+                if (s == "*") next = node.Star;
                 else if (node.Children is null || !node.Children.TryGetValue(s, out next)) next = null;
                 if (next is null) return false;
                 path.Add((node, s));
@@ -102,7 +92,12 @@ public sealed class TopicRouter
             if (!removed) return false;
             _count--;
             Prune(path, node);
-            Invalidate(subscription.Destination, wildcard);
+            Invalidate(destination);
+            if (--_patterns[destination.Text] == 0)
+            {
+                _patterns.Remove(destination.Text);
+                InterestChanged?.Invoke(destination, false);
+            }
             return true;
         }
     }
@@ -124,8 +119,7 @@ public sealed class TopicRouter
         {
             if (_cache.TryGetValue(destination, out var cached)) return cached;
             var result = new List<Subscription>();
-            var segments = destination.Split('/');
-            Collect(_root, segments, 1, result);
+            Collect(_root, destination.Split('/'), 1, result);
             var array = result.Count == 0 ? [] : result.ToArray();
             if (_cache.Count >= MaxCachedDestinations) _cache.Clear();
             _cache[destination] = array;
@@ -153,10 +147,37 @@ public sealed class TopicRouter
         return result.Count;
     }
 
-    private void Invalidate(string destination, bool wildcard)
+    /// <summary>Whether the concrete <paramref name="destination"/> matches <paramref name="pattern"/>'s segments.</summary>
+    public static bool Matches(IReadOnlyList<string> pattern, ReadOnlySpan<char> destination)
     {
-        if (wildcard) _cache.Clear();
-        else _cache.TryRemove(destination, out _);
+        if (destination.IsEmpty || destination[0] != '/') return false;
+        var position = 1;
+        var done = false;
+        foreach (var p in pattern)
+        {
+            if (p == "#") return true;                            // zero or more trailing segments
+            if (done) return false;
+            var rest = destination[position..];
+            var slash = rest.IndexOf('/');
+            var segment = slash < 0 ? rest : rest[..slash];
+            if (p == "*" ? segment.IsEmpty : !segment.SequenceEqual(p)) return false;
+            if (slash < 0) done = true;
+            else position += slash + 1;
+        }
+        return done;
+    }
+
+    private void Invalidate(Destination destination)
+    {
+        if (!destination.IsPattern)
+        {
+            _cache.TryRemove(destination.Text, out _);
+            return;
+        }
+        foreach (var key in _cache.Keys)
+        {
+            if (Matches(destination.Segments, key)) _cache.TryRemove(key, out _);
+        }
     }
 
     private static bool TryRemove(ref Subscription[] array, Subscription subscription)

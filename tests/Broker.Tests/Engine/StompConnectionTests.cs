@@ -4,7 +4,9 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
-using WsBroker.Broker.Connections;
+using WsBroker.Broker.Access;
+using WsBroker.Broker.Diagnostics;
+using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Routing;
 using WsBroker.Protocol;
 
@@ -258,7 +260,7 @@ public class StompConnectionTests
         { "Broker:NodeId=1", "FLY\n\n\0", "unknown command" },
         { "Broker:NodeId=1", "SEND\ndestination:/topic/a\nbad:\\t\n\n\0", "invalid header escape sequence" },
         { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/topic/a/#/b\n\n\0", "invalid destination: '#' is only allowed as the last segment" },
-        { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/elsewhere\n\n\0", "unknown destination: use /topic/..., /queue/... or /user/queue/..." },
+        { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/elsewhere\n\n\0", "unknown destination: use /topic/... or /user/queue/..." },
         { "Broker:NodeId=1", "SUBSCRIBE\nid:1\ndestination:/topic/a\n\n\0SUBSCRIBE\nid:1\ndestination:/topic/b\n\n\0", "duplicate subscription id" },
         { "Broker:NodeId=1", "UNSUBSCRIBE\nid:nope\n\n\0", "unknown subscription id" },
         { "Broker:NodeId=1", "CONNECT\naccept-version:1.2\n\n\0", "already connected" },

@@ -54,7 +54,7 @@ public class ConfigurationTests
     [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
     [InlineData("--Logging:LogLevel:Default=Verbose", "Logging:LogLevel: Configuration value 'Verbose' is not supported")]
     [InlineData("--urls=http://127.0.0.1:99999", "Urls: ")]
-    [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/ or /queue/")]
+    [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
     public async Task Start_InvalidConfiguration_ExitsWith2AndNamesTheOption(string setting, string message)

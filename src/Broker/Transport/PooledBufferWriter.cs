@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace WsBroker.Broker.Connections;
+namespace WsBroker.Broker.Transport;
 
 /// <summary>An <see cref="IBufferWriter{T}"/> over arrays rented from the shared pool and returned on <see cref="Reset"/>,
 /// so an idle connection holds no write buffer.</summary>

@@ -1,11 +1,12 @@
-using System.Net.WebSockets;
-using WsBroker.Broker.Routing;
-using WsBroker.Protocol;
+using WsBroker.Broker.Destinations;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
 
-namespace WsBroker.Broker.Connections;
+namespace WsBroker.Broker.Hosting;
 
-/// <summary>Called by the host for <c>/ws</c> and <c>/ws/topic/…</c>: negotiates the WebSocket upgrade and runs the connection.</summary>
-public sealed class StompConnectionHandler(BrokerServices services, IHostApplicationLifetime lifetime)
+/// <summary>Called by the host for <c>/ws</c> and <c>/ws/topic/…</c>: negotiates the WebSocket upgrade, wraps the socket in
+/// a <see cref="WebSocketTransport"/> and runs a session over it.</summary>
+public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationLifetime lifetime)
 {
     private static readonly string[] s_subProtocols = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
@@ -23,18 +24,18 @@ public sealed class StompConnectionHandler(BrokerServices services, IHostApplica
             return;
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
-        var connection = new StompConnection(socket, services, services.Sessions.NextSessionId(), context.Request.Query["access_token"].FirstOrDefault());
-        await connection.RunAsync();
+        var session = new StompSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(),
+            context.Request.Query["access_token"].FirstOrDefault());
+        await session.RunAsync();
     }
 
     /// <summary>GET /ws/topic/{**path}: a raw topic URL with JSON deliveries.</summary>
-    public async Task HandleRawAsync(HttpContext context, string prefix, string path)
+    public async Task HandleRawAsync(HttpContext context, string path)
     {
         if (!await CanAcceptAsync(context)) return;
-        var destination = prefix + path;
-        if (TopicRouter.ValidatePattern(destination) is { } invalid)
+        if (services.Destinations.Get(Destination.TopicPrefix + path, out var invalid) is not { } destination)
         {
-            await Problem(context, StatusCodes.Status400BadRequest, "invalid destination", invalid);
+            await Problem(context, StatusCodes.Status400BadRequest, "invalid destination", invalid.ToMessage());
             return;
         }
         var token = context.Request.Query["access_token"].FirstOrDefault() ?? BearerOf(context);
@@ -59,8 +60,10 @@ public sealed class StompConnectionHandler(BrokerServices services, IHostApplica
             KeepAliveTimeout = services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan
                 : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)),
         });
-        var connection = new RawTopicConnection(socket, services, services.Sessions.NextSessionId(), destination, principal);
-        await connection.RunAsync();
+        // Message mode: one read is one client message (a SEND), read whole up to the body limit.
+        var transport = new WebSocketTransport(socket, messageLimit: services.Options.MaxBodyBytes);
+        var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), destination, principal);
+        await session.RunAsync();
     }
 
     private async Task<bool> CanAcceptAsync(HttpContext context)
@@ -91,39 +94,4 @@ public sealed class StompConnectionHandler(BrokerServices services, IHostApplica
 
     internal static Task Problem(HttpContext context, int status, string title, string detail) =>
         Results.Problem(title: title, detail: detail, statusCode: status).ExecuteAsync(context);
-}
-
-/// <summary>One timer for all connections: sends due heart-beats and closes silent or never-connected connections.</summary>
-public sealed class HeartBeatScanner(BrokerServices services) : BackgroundService
-{
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        var options = services.Options;
-        var smallest = new[] { options.HeartBeatSendMs, options.HeartBeatReceiveMs, options.ConnectTimeoutMs }.Where(v => v > 0).DefaultIfEmpty(1000).Min();
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(Math.Clamp(smallest / 4, 10, 1000)));
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            var now = Environment.TickCount64;
-            foreach (var connection in services.Sessions.All)
-            {
-                connection.SendHeartBeatIfDue(now);
-                connection.CheckTimeouts(now);
-            }
-        }
-    }
-}
-
-/// <summary>Graceful shutdown: runs in the "stopping" phase, before any hosted service (Kestrel included) stops: tells every
-/// client, flushes what is queued, closes; Kestrel then finds the WebSocket requests finished.</summary>
-public sealed class ShutdownCoordinator(BrokerServices services) : IHostedLifecycleService
-{
-    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task StoppingAsync(CancellationToken cancellationToken) =>
-        services.Sessions.ShutdownAsync(TimeSpan.FromMilliseconds(services.Options.ShutdownTimeoutMs));
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,13 +1,15 @@
 using System.Collections.Concurrent;
 
-namespace WsBroker.Broker.Connections;
+using WsBroker.Broker.Transport;
+
+namespace WsBroker.Broker.Sessions;
 
 /// <summary>Every open connection, and the authenticated ones by user. Raises <see cref="UserOnline"/> on a user's first
 /// session and <see cref="UserOffline"/> after its last (presence is built on these).</summary>
 public sealed class SessionRegistry
 {
-    private readonly ConcurrentDictionary<string, BrokerConnection> _all = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<BrokerConnection>> _byUser = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, BrokerSession> _all = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<BrokerSession>> _byUser = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private long _nextId;
 
@@ -15,17 +17,17 @@ public sealed class SessionRegistry
     public event Action<string>? UserOffline;
 
     /// <summary>Raised once per connection when it has ended (per-session state elsewhere can be dropped).</summary>
-    public event Action<BrokerConnection>? SessionEnded;
+    public event Action<BrokerSession>? SessionEnded;
 
     public int Count => _all.Count;
 
     public string NextSessionId() => "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    public IEnumerable<BrokerConnection> All => _all.Values;
+    public IEnumerable<BrokerSession> All => _all.Values;
 
-    internal void Add(BrokerConnection connection) => _all[connection.SessionId] = connection;
+    internal void Add(BrokerSession connection) => _all[connection.SessionId] = connection;
 
-    internal void Authenticated(BrokerConnection connection)
+    internal void Authenticated(BrokerSession connection)
     {
         var userId = connection.Principal!.UserId;
         bool first;
@@ -38,7 +40,7 @@ public sealed class SessionRegistry
         if (first) UserOnline?.Invoke(userId);
     }
 
-    internal void Remove(BrokerConnection connection)
+    internal void Remove(BrokerSession connection)
     {
         _all.TryRemove(connection.SessionId, out _);
         SessionEnded?.Invoke(connection);
@@ -60,15 +62,10 @@ public sealed class SessionRegistry
         lock (_gate) return _byUser.ContainsKey(userId);
     }
 
-    public IReadOnlyList<string> OnlineUsers()
-    {
-        lock (_gate) return [.. _byUser.Keys];
-    }
-
     /// <summary>Closes every session of a user (ERROR with <paramref name="message"/>, then close).</summary>
     public int CloseUserSessions(string userId, string message, DisconnectReason reason)
     {
-        BrokerConnection[] sessions;
+        BrokerSession[] sessions;
         lock (_gate) sessions = _byUser.TryGetValue(userId, out var list) ? [.. list] : [];
         foreach (var session in sessions) session.CloseWithError(message, null, reason);
         return sessions.Length;

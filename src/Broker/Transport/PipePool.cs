@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 
-namespace WsBroker.Broker.Connections;
+namespace WsBroker.Broker.Transport;
 
 /// <summary>Reusable pipes for the read loops: rented while a connection has bytes in flight, returned (reset, with its
 /// memory released) when the connection goes quiet. Bounded, so a burst does not pin memory forever.</summary>

@@ -1,64 +1,47 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Net.WebSockets;
-using System.Threading.Channels;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
 
-namespace WsBroker.Broker.Connections;
-
-/// <summary>Why a connection ended; logged once per connection.</summary>
-public enum DisconnectReason
-{
-    ClientClosed,
-    ProtocolError,
-    AuthenticationFailed,
-    SlowConsumer,
-    HeartbeatTimeout,
-    ConnectTimeout,
-    ServerShutdown,
-    UserDeleted,
-    TransportError,
-}
+namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// One WebSocket connection: a bounded outbox drained by one writer loop (STYLE.md "Write side"), and a read loop the
-/// subclass provides (STOMP frames, or raw topic-URL messages). Publishers only ever call <see cref="TryDeliver"/>, which
-/// never blocks: a connection that cannot keep up is closed as a slow consumer.
+/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.Input"/>
+/// to the session (<see cref="ReceiveAsync"/>), and one writer loop that drains the session's bounded
+/// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"). Publishers only ever call
+/// <see cref="TryDeliver"/>, which never blocks: a session that cannot keep up is closed as a slow consumer.
 /// </summary>
-public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
+public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
     private const int MaxFramesPerFlush = 256;
     private const int MaxBytesPerFlush = 256 * 1024;
-    private readonly Channel<Outbound> _outbox;
+    private readonly Outbox _outbox;
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly long _startedTicks = Stopwatch.GetTimestamp();
-    private long _queuedBytes;
     private int _closeRequested;
-    private int _slow;
     private int _reason = -1;
+    private int _handlersRunning;
     private long _lastReceivedMs;
     private long _lastSentMs;
     private long _framesOut;
     private Timer? _abortTimer;
 
-    protected BrokerConnection(WebSocket socket, BrokerServices services, string sessionId)
+    protected BrokerSession(IConnectionTransport transport, BrokerServices services, string sessionId)
     {
-        Socket = socket;
+        Transport = transport;
         Services = services;
         SessionId = sessionId;
-        _outbox = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(services.Options.OutboundQueueFrames)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,                // TryWrite fails when full: the slow-consumer signal
-        });
+        _outbox = new Outbox(services.Options.OutboundQueueFrames, services.Options.OutboundQueueBytes);
         _lastReceivedMs = _lastSentMs = Environment.TickCount64;
     }
 
-    protected WebSocket Socket { get; }
+    protected IConnectionTransport Transport { get; }
     protected BrokerServices Services { get; }
     public string SessionId { get; }
     public BrokerPrincipal? Principal { get; protected set; }
@@ -69,20 +52,16 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
     public long FramesIn { get; protected set; }
     public long FramesOut => Interlocked.Read(ref _framesOut);
-    public int QueuedBytes => (int)Interlocked.Read(ref _queuedBytes);
 
     /// <summary>Negotiated heart-beat: send something every <see cref="HeartBeatSendMs"/>, expect something every
     /// <see cref="HeartBeatReceiveMs"/> (0 = off).</summary>
     public int HeartBeatSendMs { get; protected set; }
     public int HeartBeatReceiveMs { get; protected set; }
 
-    /// <summary>A handler of this connection's frame is running: its silence is not the client's fault.</summary>
-    protected int HandlersRunning;
-
     public bool IsAuthenticated => Principal is not null;
     internal long StartedAtMs { get; } = Environment.TickCount64;
 
-    /// <summary>Runs the connection to its end.</summary>
+    /// <summary>Runs the session to its end.</summary>
     public async Task RunAsync()
     {
         Services.Sessions.Add(this);
@@ -104,7 +83,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         finally
         {
             // Let the writer flush what is queued (e.g. an ERROR), then close; abort when it takes too long.
-            _outbox.Writer.TryComplete();
+            _outbox.Complete();
             if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
             await writer.ConfigureAwait(false);
             OnClosed();
@@ -119,19 +98,67 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         }
     }
 
-    protected abstract Task ReadLoopAsync();
+    // ---- the read pump ------------------------------------------------------------------------------------------------
+
+    /// <summary>Called before the first read (a raw topic URL subscribes here).</summary>
+    protected virtual ValueTask StartAsync() => ValueTask.CompletedTask;
+
+    /// <summary>Consumes what it can of <paramref name="buffer"/> and returns where the unconsumed rest starts. A frame
+    /// handler that awaits makes this await: the client's heart-beats are not read meanwhile, and its silence is not its
+    /// fault (<see cref="CheckTimeouts"/> waits).</summary>
+    protected internal abstract ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer);
+
+    private async Task ReadLoopAsync()
+    {
+        await StartAsync();
+        var input = Transport.Input;
+        long carried = 0;                                         // bytes left unconsumed by the last read
+        try
+        {
+            while (!IsClosing)
+            {
+                var result = await input.ReadAsync(Aborted);
+                var buffer = result.Buffer;
+                Touch();
+                Services.Metrics.BytesReceived((int)(buffer.Length - carried));
+                var consumed = buffer.Start;
+                try
+                {
+                    var received = ReceiveAsync(buffer);
+                    if (received.IsCompletedSuccessfully) consumed = received.Result;
+                    else
+                    {
+                        Interlocked.Increment(ref _handlersRunning);
+                        try { consumed = await received; }
+                        finally { Interlocked.Decrement(ref _handlersRunning); Touch(); }
+                    }
+                }
+                finally
+                {
+                    // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
+                    carried = buffer.Slice(consumed).Length;
+                    input.AdvanceTo(consumed, buffer.End);
+                }
+                if (result.IsCompleted || result.IsCanceled) return;
+            }
+        }
+        finally
+        {
+            await input.CompleteAsync();
+        }
+    }
 
     /// <summary>Releases subscriptions and other per-session state.</summary>
     protected abstract void OnClosed();
 
-    /// <summary>Writes one delivery in this connection's wire format; returns true when it must go in a binary message.</summary>
+    /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
     protected abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, IBufferWriter<byte> output);
 
-    /// <summary>True when every delivery or frame must be its own WebSocket message (JSON documents cannot be concatenated).</summary>
+    /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected virtual bool OneDeliveryPerMessage => false;
 
-    /// <summary>Marks received bytes for the heart-beat scanner.</summary>
-    protected void Touch() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
+    /// <summary>Marks received bytes for the heart-beat check.</summary>
+    private void Touch() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
 
     // ---- outbox ---------------------------------------------------------------------------------------------------
 
@@ -143,22 +170,33 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
             SlowConsumer();
             return false;
         }
-        return TryEnqueue(new Outbound(OutboundKind.Delivery, subscription, message, null, message.Size));
+        return TryEnqueue(Outbound.Delivery(subscription, message));
     }
 
-    /// <summary>Queues a whole pre-serialised frame.</summary>
-    protected bool TryEnqueueFrame(byte[] frame, bool binary = false) =>
-        !IsClosing && TryEnqueue(new Outbound(binary ? OutboundKind.BinaryFrame : OutboundKind.Frame, null, null, frame, frame.Length));
+    /// <summary>Queues a whole pre-serialised frame (<paramref name="command"/> is what the metrics count it as).</summary>
+    protected bool TryEnqueueFrame(StompCommand command, byte[] frame, bool binary = false) =>
+        !IsClosing && TryEnqueue(Outbound.Frame(command, frame, frame.Length, pooled: false, binary));
 
-    private bool TryEnqueue(Outbound item)
+    /// <summary>Queues a frame written by <paramref name="write"/> into a pooled buffer: no allocation in steady state
+    /// (receipts, user errors). <paramref name="state"/> is passed to <paramref name="write"/> so it need not capture.</summary>
+    protected bool TryEnqueuePooled<TState>(StompCommand command, TState state, Action<IBufferWriter<byte>, TState> write)
+        where TState : allows ref struct
     {
-        if (Interlocked.Add(ref _queuedBytes, item.Size) > Services.Options.OutboundQueueBytes || !_outbox.Writer.TryWrite(item))
-        {
-            Interlocked.Add(ref _queuedBytes, -item.Size);
-            SlowConsumer();
-            return false;
-        }
-        return true;
+        if (IsClosing) return false;
+        var scratch = PooledFrames.Scratch();
+        write(scratch, state);
+        var rented = ArrayPool<byte>.Shared.Rent(scratch.WrittenCount);
+        scratch.WrittenSpan.CopyTo(rented);
+        if (TryEnqueue(Outbound.Frame(command, rented, scratch.WrittenCount, pooled: true, binary: false))) return true;
+        ArrayPool<byte>.Shared.Return(rented);
+        return false;
+    }
+
+    private bool TryEnqueue(in Outbound item)
+    {
+        if (_outbox.TryWrite(item)) return true;
+        SlowConsumer();
+        return false;
     }
 
     /// <summary>A heart-beat is due when nothing was sent for the negotiated interval (called by the scanner).</summary>
@@ -167,19 +205,23 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         if (HeartBeatSendMs > 0 && nowMs - Volatile.Read(ref _lastSentMs) >= HeartBeatSendMs && !IsClosing)
         {
             Volatile.Write(ref _lastSentMs, nowMs);              // one beat per interval even if the writer is slow
-            _outbox.Writer.TryWrite(new Outbound(OutboundKind.HeartBeat, null, null, null, 1));
+            _outbox.TryWriteControl(Outbound.HeartBeat);
         }
     }
 
-    /// <summary>Closes a connection that has been silent for more than twice the agreed interval (called by the scanner).</summary>
+    /// <summary>Closes a session that has been silent for more than twice the agreed interval, never sent CONNECT, or left
+    /// a frame half-sent for longer than <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
     internal void CheckTimeouts(long nowMs)
     {
-        if (IsClosing || Volatile.Read(ref HandlersRunning) > 0) return;
+        if (IsClosing || Volatile.Read(ref _handlersRunning) > 0) return;
         var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
+        var partialSince = Transport.PartialInputSinceMs;
         if (!IsAuthenticated && nowMs - StartedAtMs > Services.Options.ConnectTimeoutMs)
             CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout);
         else if (HeartBeatReceiveMs > 0 && silent > 2L * HeartBeatReceiveMs)
             CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout);
+        else if (partialSince > 0 && nowMs - partialSince > Services.Options.PartialFrameTimeoutMs)
+            CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError);
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------------
@@ -190,13 +232,13 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         SetReason(reason);
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
         var error = BuildError(message, receiptId, detail);
-        if (error is null || !_outbox.Writer.TryWrite(new Outbound(OutboundKind.Frame, null, null, error, error.Length))
-            || !_outbox.Writer.TryWrite(new Outbound(OutboundKind.Close, null, null, null, 0)))
+        if (error is null || !_outbox.TryWriteControl(Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false))
+            || !_outbox.TryWriteControl(Outbound.Close))
         {
             Abort(reason);
             return;
         }
-        _outbox.Writer.TryComplete();
+        _outbox.Complete();
         ArmAbortTimer();
     }
 
@@ -205,8 +247,8 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     {
         SetReason(reason);
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
-        if (!_outbox.Writer.TryWrite(new Outbound(OutboundKind.Close, null, null, null, 0))) Abort(reason);
-        _outbox.Writer.TryComplete();
+        if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
+        _outbox.Complete();
         ArmAbortTimer();
     }
 
@@ -215,36 +257,36 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     {
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Writer.TryComplete();
+        _outbox.Complete();
         try
         {
             _abort.Cancel();
         }
         catch (ObjectDisposedException) { }
-        Socket.Abort();
+        Transport.Abort();
     }
 
     private void SlowConsumer()
     {
-        if (Interlocked.Exchange(ref _slow, 1) != 0) return;
+        if (!_outbox.MarkSlow()) return;
         SetReason(DisconnectReason.SlowConsumer);
         Services.Metrics.SlowConsumer();
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Writer.TryComplete();                        // the writer discards the backlog and sends ERROR (best effort)
+        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort)
         ArmAbortTimer();
     }
 
     private void ArmAbortTimer()
     {
         // A client that does not read never lets the close handshake finish: drop it after a grace period.
-        var timer = new Timer(static state => ((BrokerConnection)state!).Abort(DisconnectReason.SlowConsumer), this,
+        var timer = new Timer(static state => ((BrokerSession)state!).Abort(DisconnectReason.SlowConsumer), this,
             Math.Max(1000, Services.Options.ShutdownTimeoutMs), Timeout.Infinite);
         if (Interlocked.CompareExchange(ref _abortTimer, timer, null) is not null) timer.Dispose();
     }
 
     private void SetReason(DisconnectReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason, -1);
 
-    /// <summary>The ERROR frame for this connection's wire format (null = none, e.g. raw URLs close with a reason).</summary>
+    /// <summary>The ERROR frame for this session's wire format (null = none).</summary>
     protected abstract byte[]? BuildError(string message, string? receiptId, string? detail);
 
     // ---- the writer loop ----------------------------------------------------------------------------------------------
@@ -253,43 +295,40 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
     {
         await Task.Yield();
         using var buffer = new PooledBufferWriter();
-        var reader = _outbox.Reader;
         try
         {
-            while (await reader.WaitToReadAsync(_abort.Token))
+            while (await _outbox.WaitToReadAsync(_abort.Token))
             {
-                if (Volatile.Read(ref _slow) != 0) break;
+                if (_outbox.IsSlow) break;
                 var close = false;
-                var binary = false;
-                var frames = 0;
-                var others = 0;
+                var batch = new Batch();
                 var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
-                while (frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && reader.TryRead(out var item))
+                while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && _outbox.TryRead(out var item))
                 {
-                    if (Encode(item, buffer, ref binary, ref frames, ref others)) { close = true; break; }
+                    if (Encode(item, buffer, ref batch)) { close = true; break; }
                 }
                 if (buffer.WrittenCount > 0)
                 {
-                    await Socket.SendAsync(buffer.WrittenMemory, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _abort.Token);
+                    await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
                     // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
-                    Services.Metrics.Sent(frames, buffer.WrittenCount, messages: frames - others);
-                    Interlocked.Add(ref _framesOut, frames);
+                    Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
+                    Interlocked.Add(ref _framesOut, batch.Frames);
                 }
-                buffer.Reset();                                   // back to the pool: an idle connection holds no buffer
+                buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close) break;
             }
-            if (Volatile.Read(ref _slow) != 0)
+            if (_outbox.IsSlow)
             {
                 var error = BuildError("slow consumer", null, "the client did not read its messages fast enough");
                 if (error is not null)
                 {
-                    await Socket.SendAsync(error, WebSocketMessageType.Text, true, _abort.Token);
-                    Services.Metrics.Sent(1, error.Length, messages: 0);
-                    Services.Metrics.FrameOut(StompCommand.Error);
+                    await Transport.SendAsync(error, binary: false, _abort.Token);
+                    Services.Metrics.FramesSent(1, error.Length, messages: 0);
+                    Services.Metrics.FrameSent(StompCommand.Error);
                 }
             }
-            await CloseSocketAsync();
+            await Transport.CloseAsync(Reason ?? DisconnectReason.ClientClosed, _abort.Token);
         }
         catch (OperationCanceledException) { }
         catch (WebSocketException) { }
@@ -297,69 +336,48 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
         catch (IOException) { }
     }
 
-    // Writes one outbox item; true for the Close marker.
-    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref bool binary, ref int frames, ref int others)
+    private struct Batch
     {
-        Interlocked.Add(ref _queuedBytes, -item.Size);
+        public int Frames;
+        public int Others;
+        public bool Binary;
+    }
+
+    // Writes one outbox item; true for the Close marker.
+    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref Batch batch)
+    {
         switch (item.Kind)
         {
             case OutboundKind.Delivery:
-                binary |= EncodeDelivery(item.Subscription!, item.Message!, buffer);
-                frames++;
+                batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, buffer);
+                batch.Frames++;
                 return false;
-            case OutboundKind.Frame or OutboundKind.BinaryFrame:
-                StompFrameWriter.WriteRaw(buffer, item.Bytes);
-                binary |= item.Kind == OutboundKind.BinaryFrame;
-                frames++;
-                if (CommandOf(item.Bytes!) is var command and not StompCommand.Message)
+            case OutboundKind.Frame:
+                StompFrameWriter.WriteRaw(buffer, item.Bytes.AsSpan(0, item.Length));
+                if (item.Pooled) ArrayPool<byte>.Shared.Return(item.Bytes!);
+                batch.Binary |= item.Binary;
+                batch.Frames++;
+                if (item.Command != StompCommand.Message)
                 {
-                    Services.Metrics.FrameOut(command);
-                    others++;
+                    Services.Metrics.FrameSent(item.Command);
+                    batch.Others++;
                 }
                 return false;
             case OutboundKind.HeartBeat:
-                if (frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
+                if (batch.Frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
                 return false;
             default:
                 return true;
         }
     }
 
-    /// <summary>The command of a pre-serialised frame, for the frames-out metric (a raw URL's JSON receipt or error counts
-    /// as RECEIPT or ERROR). Deliveries are not looked at: they are MESSAGE frames.</summary>
-    private static StompCommand CommandOf(byte[] frame)
-    {
-        if (frame.Length > 0 && frame[0] == (byte)'{') return frame.AsSpan().StartsWith("{\"receipt\""u8) ? StompCommand.Receipt : StompCommand.Error;
-        var end = frame.AsSpan().IndexOf((byte)'\n');
-        return end > 0 && StompCommands.TryParse(frame.AsSpan(0, end), out var command) ? command : StompCommand.Message;
-    }
-
-    /// <summary>Benchmarks: does what the writer loop does with everything queued, minus the socket.</summary>
+    /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
     internal int DrainOutbox(IBufferWriter<byte> output)
     {
-        var binary = false;
-        var frames = 0;
-        var others = 0;
-        while (_outbox.Reader.TryRead(out var item)) Encode(item, output, ref binary, ref frames, ref others);
-        return frames;
+        var batch = new Batch();
+        while (_outbox.TryRead(out var item)) Encode(item, output, ref batch);
+        return batch.Frames;
     }
-
-    private async Task CloseSocketAsync()
-    {
-        if (Socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
-        var status = Reason switch
-        {
-            DisconnectReason.ProtocolError or DisconnectReason.AuthenticationFailed => WebSocketCloseStatus.PolicyViolation,
-            DisconnectReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
-            DisconnectReason.SlowConsumer => WebSocketCloseStatus.PolicyViolation,
-            _ => WebSocketCloseStatus.NormalClosure,
-        };
-        await Socket.CloseOutputAsync(status, Reason?.ToString(), _abort.Token);
-    }
-
-    private enum OutboundKind : byte { Delivery, Frame, BinaryFrame, HeartBeat, Close }
-
-    private readonly record struct Outbound(OutboundKind Kind, Subscription? Subscription, SharedMessage? Message, byte[]? Bytes, int Size);
 
     // ---- IBrokerSession ----------------------------------------------------------------------------------------------
 

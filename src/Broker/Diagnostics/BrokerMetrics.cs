@@ -1,10 +1,11 @@
-namespace WsBroker.Broker.Connections;
+using WsBroker.Broker.Transport;
+
+namespace WsBroker.Broker.Diagnostics;
 
 /// <summary>Process-wide counters (read by /metrics). Lock-free increments.</summary>
 public sealed class BrokerMetrics
 {
     private long _connectionsOpened;
-    private long _framesIn;
     private long _framesOut;
     private long _bytesIn;
     private long _bytesOut;
@@ -24,12 +25,12 @@ public sealed class BrokerMetrics
     internal static readonly double[] s_commitBoundsMs = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 
     public long FramesInFor(WsBroker.Protocol.StompCommand command) => Volatile.Read(ref _framesInByCommand[(int)command]);
-    public void FrameIn(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesInByCommand[(int)command]);
+    public void FrameReceived(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesInByCommand[(int)command]);
     public void Disconnected(DisconnectReason reason) => Interlocked.Increment(ref _disconnects[(int)reason]);
     public long DisconnectsFor(DisconnectReason reason) => Volatile.Read(ref _disconnects[(int)reason]);
 
     /// <summary>Records one group commit of <paramref name="messages"/> that took <paramref name="elapsed"/>.</summary>
-    public void Commit(int messages, TimeSpan elapsed)
+    public void CommitObserved(int messages, TimeSpan elapsed)
     {
         var ms = elapsed.TotalMilliseconds;
         var bucket = Array.FindIndex(s_commitBoundsMs, b => ms <= b);
@@ -48,7 +49,6 @@ public sealed class BrokerMetrics
     }
 
     public long ConnectionsOpened => Volatile.Read(ref _connectionsOpened);
-    public long FramesIn => Volatile.Read(ref _framesIn);
     public long FramesOut => Volatile.Read(ref _framesOut);
     public long BytesIn => Volatile.Read(ref _bytesIn);
     public long BytesOut => Volatile.Read(ref _bytesOut);
@@ -59,17 +59,16 @@ public sealed class BrokerMetrics
     public long Rejections => Volatile.Read(ref _rejections);
 
     public void ConnectionOpened() => Interlocked.Increment(ref _connectionsOpened);
-    public void FrameIn(int bytes) { Interlocked.Increment(ref _framesIn); Interlocked.Add(ref _bytesIn, bytes); }
     public void BytesReceived(int bytes) => Interlocked.Add(ref _bytesIn, bytes);
-    public void Sent(int frames, int bytes, int messages)
+    public void FramesSent(int frames, int bytes, int messages)
     {
         Interlocked.Add(ref _framesOut, frames);
         Interlocked.Add(ref _bytesOut, bytes);
         if (messages > 0) Interlocked.Add(ref _framesOutByKind[(int)WsBroker.Protocol.StompCommand.Message], messages);
     }
 
-    /// <summary>A frame other than MESSAGE was sent (MESSAGE frames, by far the most, are counted per flush in <see cref="Sent"/>).</summary>
-    public void FrameOut(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesOutByKind[(int)command]);
+    /// <summary>A frame other than MESSAGE was sent (MESSAGE frames, by far the most, are counted per flush in <see cref="FramesSent"/>).</summary>
+    public void FrameSent(WsBroker.Protocol.StompCommand command) => Interlocked.Increment(ref _framesOutByKind[(int)command]);
 
     /// <summary>Frames sent with <paramref name="command"/>: each a monotonic counter of its own.</summary>
     public long FramesOutFor(WsBroker.Protocol.StompCommand command) => Volatile.Read(ref _framesOutByKind[(int)command]);

@@ -1,0 +1,88 @@
+namespace WsBroker.Broker.Destinations;
+
+/// <summary>The families of destinations the broker serves.</summary>
+public enum DestinationKind : byte
+{
+    /// <summary><c>/topic/…</c>: every subscriber gets every message; nothing is kept for absent subscribers.</summary>
+    Topic,
+    /// <summary><c>/user/queue/…</c>: written by the broker to one session only (errors); never routed.</summary>
+    UserQueue,
+}
+
+/// <summary>
+/// A destination parsed and validated once, at the edge (SEND, SUBSCRIBE, a raw topic URL), and then carried with the
+/// frame: its text, its family, whether it is a pattern, its segments, and what the access policy made of it
+/// (<see cref="Classification"/>, computed once per distinct destination). Grammar: <c>/</c>-separated non-empty
+/// segments; in patterns <c>*</c> is one whole segment and <c>#</c> the whole last segment (zero or more trailing ones).
+/// </summary>
+public sealed class Destination
+{
+    public const string TopicPrefix = "/topic/";
+    public const string UserQueuePrefix = "/user/queue/";
+
+    /// <summary>Longest destination accepted, in characters.</summary>
+    public const int MaxLength = 512;
+
+    private Destination(string text, DestinationKind kind, bool isPattern, string[] segments)
+    {
+        Text = text;
+        Kind = kind;
+        IsPattern = isPattern;
+        Segments = segments;
+    }
+
+    public string Text { get; }
+    public DestinationKind Kind { get; }
+
+    /// <summary>Contains <c>*</c> or <c>#</c>: valid for SUBSCRIBE only.</summary>
+    public bool IsPattern { get; }
+
+    /// <summary>The segments after the leading '/': <c>/topic/a/b</c> is <c>["topic", "a", "b"]</c>.</summary>
+    public IReadOnlyList<string> Segments { get; }
+
+    /// <summary>What the access policy made of this destination (e.g. the chat's reading of it), set once when the
+    /// destination is first parsed; null for a policy that classifies nothing.</summary>
+    public object? Classification { get; internal set; }
+
+    /// <summary>Parses <paramref name="text"/>; null with the reason when it is not a destination this broker serves.</summary>
+    public static Destination? Parse(string? text, out DestinationError error)
+    {
+        error = Validate(text, out var isPattern);
+        if (error != DestinationError.None) return null;
+        var kind = text!.StartsWith(TopicPrefix, StringComparison.Ordinal) ? DestinationKind.Topic : DestinationKind.UserQueue;
+        return new Destination(text, kind, isPattern, text[1..].Split('/'));
+    }
+
+    /// <summary>Parses a destination the broker itself names (a chat conversation, presence); throws when it is invalid.</summary>
+    public static Destination Of(string text) =>
+        Parse(text, out var error) ?? throw new ArgumentException($"invalid destination '{text}': {error.ToMessage()}", nameof(text));
+
+    private static DestinationError Validate(string? text, out bool isPattern)
+    {
+        isPattern = false;
+        if (string.IsNullOrEmpty(text)) return DestinationError.Missing;
+        if (text.Length > MaxLength) return DestinationError.TooLong;
+        if (text[0] != '/') return DestinationError.NotAbsolute;
+        var span = text.AsSpan(1);
+        while (true)
+        {
+            var slash = span.IndexOf('/');
+            var segment = slash < 0 ? span : span[..slash];
+            if (segment.IsEmpty) return DestinationError.EmptySegment;
+            if (segment.IndexOfAny('*', '#') >= 0)
+            {
+                if (segment.Length > 1) return DestinationError.PartialWildcard;
+                if (segment[0] == '#' && slash >= 0) return DestinationError.HashNotLast;
+                isPattern = true;
+            }
+            if (slash < 0) break;
+            span = span[(slash + 1)..];
+        }
+        // /topic/x or /user/queue/x: the family alone ("/topic") names nothing.
+        if (text.Length > TopicPrefix.Length && text.StartsWith(TopicPrefix, StringComparison.Ordinal)) return DestinationError.None;
+        if (text.Length > UserQueuePrefix.Length && text.StartsWith(UserQueuePrefix, StringComparison.Ordinal)) return DestinationError.None;
+        return DestinationError.Unknown;
+    }
+
+    public override string ToString() => Text;
+}

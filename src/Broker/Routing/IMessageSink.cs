@@ -1,0 +1,8 @@
+namespace WsBroker.Broker.Routing;
+
+/// <summary>Something that takes deliveries: a session's bounded outbox.</summary>
+public interface IMessageSink
+{
+    /// <summary>Queues a delivery without blocking; false when the sink is closed or overloaded (it then drops itself).</summary>
+    bool TryDeliver(Subscription subscription, SharedMessage message);
+}

@@ -1,0 +1,56 @@
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Access;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Destinations;
+using WsBroker.Broker.Diagnostics;
+using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Options;
+using WsBroker.Broker.Routing;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>The singletons every session uses, gathered so a session holds one reference, not ten.</summary>
+public sealed class BrokerServices
+{
+    public BrokerServices(IOptions<BrokerOptions> options, TopicRouter router, IBackplane backplane, SessionRegistry sessions, JwtValidator jwt,
+        IAccessPolicy policy, IEnumerable<ISendHandler> sendHandlers, BrokerMetrics metrics, MessageIdGenerator ids, ILoggerFactory loggerFactory)
+    {
+        Options = options.Value;
+        Limits = Options.ToLimits();
+        Router = router;
+        Backplane = backplane;
+        Sessions = sessions;
+        Jwt = jwt;
+        Policy = policy;
+        SendHandlers = [.. sendHandlers];
+        Metrics = metrics;
+        Ids = ids;
+        Destinations = new DestinationCache(policy.Classify);
+        Logger = loggerFactory.CreateLogger("WsBroker.Broker.Connection");
+        ServerHeartBeat = new StompHeartBeat(Options.HeartBeatSendMs, Options.HeartBeatReceiveMs);
+    }
+
+    public BrokerOptions Options { get; }
+    public StompLimits Limits { get; }
+    public TopicRouter Router { get; }
+    public IBackplane Backplane { get; }
+    public SessionRegistry Sessions { get; }
+    public JwtValidator Jwt { get; }
+    public IAccessPolicy Policy { get; }
+    public ISendHandler[] SendHandlers { get; }
+    public BrokerMetrics Metrics { get; }
+    public MessageIdGenerator Ids { get; }
+    public DestinationCache Destinations { get; }
+    public ILogger Logger { get; }
+    public StompHeartBeat ServerHeartBeat { get; }
+
+    public ISendHandler? FindSendHandler(Destination destination)
+    {
+        foreach (var handler in SendHandlers)
+        {
+            if (handler.Handles(destination)) return handler;
+        }
+        return null;
+    }
+}

@@ -1,0 +1,518 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
+using WsBroker.Broker.Destinations;
+using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>
+/// A STOMP session: the protocol state machine and the dispatch of each frame. Bytes come from the transport as one
+/// stream through one <see cref="StompFrameParser"/> (frames may span transport messages and one message may carry several
+/// frames); <see cref="StompStateMachine"/> judges every frame first, then the frame is routed and its replies queued. The
+/// subscriptions, open transactions and answers still owed live in their own parts.
+/// </summary>
+public sealed class StompSession : BrokerSession
+{
+    /// <summary>Parses of one unfinished frame before the session is closed (plus one per 512 bytes of the frame limit, so
+    /// a large binary body read in 2 KiB pieces is never refused). A frame parsed again on every piece that arrives costs
+    /// its header size per piece; a frame trickled in a byte at a time would cost its size squared.</summary>
+    private const int MaxPartialParses = 4096;
+    private readonly StompFrameParser _parser;
+    private readonly StompStateMachine _state;
+    private readonly string? _queryToken;
+    private readonly SubscriptionTable _subscriptions;
+    private readonly TransactionBuffer _transactions;
+    private readonly ReceiptTracker _answers;
+    private long _noNulScanned;                                  // leading bytes of the unfinished frame known to hold no NUL
+    private int _partialParses;                                  // parses of the unfinished frame that needed more data
+
+    public StompSession(IConnectionTransport transport, BrokerServices services, string sessionId, string? queryToken)
+        : base(transport, services, sessionId)
+    {
+        _parser = new StompFrameParser(services.Limits);
+        _state = new StompStateMachine(services.ServerHeartBeat);
+        _queryToken = queryToken;
+        _subscriptions = new SubscriptionTable(services.Options.MaxSubscriptionsPerSession);
+        _transactions = new TransactionBuffer(services.Options.MaxTransactions, services.Options.MaxFramesPerTransaction);
+        _answers = new ReceiptTracker(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * services.Options.ShutdownTimeoutMs)));
+    }
+
+    public override string Protocol => "stomp";
+
+    public StompVersion Version => _state.Version;
+
+    public int SubscriptionCount => _subscriptions.Count;
+
+    protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer)
+    {
+        while (!IsClosing && MayHoldFrame(buffer))
+        {
+            var status = _parser.TryParse(ref buffer, out var error);
+            if (status == OperationStatus.NeedMoreData)
+            {
+                _noNulScanned = buffer.Length;                   // NULs seen so far did not end it (a content-length body)
+                if (buffer.IsEmpty) _partialParses = 0;
+                else if (++_partialParses > MaxPartialParses + Services.Options.MaxFrameBytes / 512)
+                    ProtocolError("frame sent in too many pieces", null);
+                break;
+            }
+            _noNulScanned = 0;
+            _partialParses = 0;
+            if (status == OperationStatus.InvalidData)
+            {
+                ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame);
+                break;
+            }
+            FramesIn++;
+            Services.Metrics.FrameReceived(_parser.Frame.Command);
+            var handled = HandleFrameAsync(_parser.Frame);
+            if (!handled.IsCompletedSuccessfully) await handled;
+        }
+        return buffer.Start;
+    }
+
+    /// <summary>
+    /// Whether parsing <paramref name="buffer"/> can produce anything: every frame ends with a NUL, so until one has
+    /// arrived only heart-beat EOLs (to consume) or an over-limit buffer (to reject) need the parser. Only the bytes new
+    /// since the last look are searched, so a frame trickling in costs linear time, not quadratic.
+    /// </summary>
+    private bool MayHoldFrame(in ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.IsEmpty) return false;
+        if (buffer.FirstSpan[0] is (byte)'\n' or (byte)'\r' || buffer.Length > Services.Options.MaxFrameBytes) return true;
+        if (_noNulScanned > buffer.Length) _noNulScanned = 0;
+        if (buffer.Slice(_noNulScanned).PositionOf((byte)0) is not null) return true;
+        _noNulScanned = buffer.Length;
+        return false;
+    }
+
+    private ValueTask HandleFrameAsync(StompFrameView frame)
+    {
+        var verdict = _state.Accept(frame);
+        if (!verdict.IsAccepted)
+        {
+            ProtocolError(verdict.Error!, ReceiptOf(frame));
+            return ValueTask.CompletedTask;
+        }
+        switch (frame.Command)
+        {
+            case StompCommand.Connect or StompCommand.Stomp: return ConnectAsync(frame);
+            case StompCommand.Send: return SendAsync(frame);
+            case StompCommand.Subscribe: return SubscribeAsync(frame);
+            case StompCommand.Unsubscribe: Unsubscribe(frame); break;
+            case StompCommand.Ack or StompCommand.Nack: AckOrNack(frame); break;
+            case StompCommand.Begin or StompCommand.Commit or StompCommand.Abort: return TransactionAsync(frame);
+            case StompCommand.Disconnect: return DisconnectAsync(frame);
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    // ---- CONNECT ------------------------------------------------------------------------------------------------------
+
+    private async ValueTask ConnectAsync(StompFrameView frame)
+    {
+        var receipt = ReceiptOf(frame);
+        var login = frame.GetHeaderString("login"u8);
+        string? token = null;
+        if (frame.TryGetHeader("Authorization"u8, out var authorization) || frame.TryGetHeader("authorization"u8, out authorization))
+        {
+            var text = Encoding.UTF8.GetString(authorization);
+            token = text.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? text[7..].Trim() : null;
+        }
+        token ??= frame.GetHeaderString("passcode"u8) ?? _queryToken;
+        var (principal, error) = await Services.Jwt.ValidateAsync(token);
+        if (principal is null)
+        {
+            Services.Metrics.AuthenticationFailure();
+            CloseWithError("authentication failed: " + error, receipt, DisconnectReason.AuthenticationFailed);
+            return;
+        }
+        if (!string.IsNullOrEmpty(login) && login != principal.UserId)
+        {
+            Services.Metrics.AuthenticationFailure();
+            CloseWithError("authentication failed: login does not match the token", receipt, DisconnectReason.AuthenticationFailed);
+            return;
+        }
+        if (await Services.Policy.CanConnectAsync(principal) is { } refused)
+        {
+            Services.Metrics.AuthenticationFailure();
+            CloseWithError(refused, receipt, DisconnectReason.AuthenticationFailed);
+            return;
+        }
+        Principal = principal;
+        _parser.Version = _state.Version;
+        (HeartBeatSendMs, HeartBeatReceiveMs) = _state.HeartBeat;
+        var output = new ArrayBufferWriter<byte>(256);
+        StompFrameWriter.WriteCommand(output, StompCommand.Connected);
+        StompFrameWriter.WriteHeader(output, "version", _state.Version.ToHeaderValue(), StompEscaping.None);
+        if (_state.Version != StompVersion.V1_0)
+            StompFrameWriter.WriteHeader(output, "heart-beat", Services.ServerHeartBeat.ToString(), StompEscaping.None);
+        StompFrameWriter.WriteHeader(output, "session", SessionId, StompEscaping.None);
+        StompFrameWriter.WriteHeader(output, "server", Services.Options.ServerName, StompEscaping.None);
+        StompFrameWriter.WriteHeader(output, "user-name", Sanitize(principal.UserId), StompEscaping.None);
+        if (receipt is not null) StompFrameWriter.WriteHeader(output, "receipt-id", Sanitize(receipt), StompEscaping.None);
+        StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
+        TryEnqueueFrame(StompCommand.Connected, output.WrittenSpan.ToArray());
+        Services.Sessions.Authenticated(this);
+    }
+
+    // CONNECTED headers are never escaped: keep CR, LF and ':' out of them.
+    private static string Sanitize(string value) => value.AsSpan().IndexOfAny("\r\n:") < 0 ? value : value.Replace("\r", "").Replace("\n", "").Replace(":", "");
+
+    // ---- SEND ---------------------------------------------------------------------------------------------------------
+
+    private ValueTask SendAsync(StompFrameView frame)
+    {
+        if (DestinationOf(frame) is not { } destination) return ValueTask.CompletedTask;
+        if (frame.TryGetHeader("transaction"u8, out var tx))
+        {
+            if (!Buffer(Encoding.UTF8.GetString(tx), frame)) return ValueTask.CompletedTask;
+            // A stored destination answers only once the message is committed to the database, i.e. after COMMIT;
+            // anything else is answered now that the broker holds it.
+            if (!IsStored(destination)) ReceiptIfAsked(frame);
+            return ValueTask.CompletedTask;
+        }
+        return SendNowAsync(destination, frame, null);
+    }
+
+    /// <summary>Routes a SEND, from the wire (<paramref name="frame"/>) or from a committed transaction (<paramref name="owned"/>).</summary>
+    private async ValueTask SendNowAsync(Destination destination, StompFrameView frame, StompFrame? owned)
+    {
+        var denied = await Services.Policy.CanSendAsync(Principal!, destination);
+        if (denied is not null)
+        {
+            SendUserError(denied, owned is null ? ReceiptOf(frame) : HeldReceipt(owned));
+            return;
+        }
+        if (Services.FindSendHandler(destination) is { } handler)
+        {
+            var context = owned is null
+                ? new SendContext(this, Services.Backplane, Services.Ids, destination, frame, null, frame.Body, ReceiptOf(frame))
+                : new SendContext(this, Services.Backplane, Services.Ids, destination, default, owned.Headers,
+                    new ReadOnlySequence<byte>(owned.Body), HeldReceipt(owned));
+            await handler.HandleAsync(context);
+            _answers.Track(context.Answered);
+            return;
+        }
+        if (Services.Backplane.HasSubscribers(destination.Text))
+        {
+            var id = Services.Ids.Next();
+            var message = owned is null
+                ? SharedMessage.FromSend(id, destination.Text, frame, Principal!.UserId)
+                : SharedMessage.Create(id, destination.Text, owned.Headers, owned.Body, Principal!.UserId);
+            Services.Backplane.Publish(message);
+        }
+        if (owned is null) ReceiptIfAsked(frame);
+    }
+
+    // ---- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------------------------------------
+
+    private async ValueTask SubscribeAsync(StompFrameView frame)
+    {
+        if (DestinationOf(frame) is not { } destination) return;
+        var id = frame.GetHeaderString("id"u8) ?? destination.Text;   // STOMP 1.0: id is optional
+        var ack = AckMode.Auto;
+        if (frame.TryGetHeader("ack"u8, out var ackText))
+            ack = ackText.SequenceEqual("client"u8) ? AckMode.Client : ackText.SequenceEqual("client-individual"u8) ? AckMode.ClientIndividual : AckMode.Auto;
+        var denied = await Services.Policy.CanSubscribeAsync(Principal!, destination);
+        if (denied is not null)
+        {
+            ProtocolError(denied, ReceiptOf(frame));
+            return;
+        }
+        var version = _state.Version;
+        var outcome = _subscriptions.TryAdd(id, number => new Subscription(this, id, destination, ack, number, version), out var subscription);
+        if (outcome != SubscribeOutcome.Added)
+        {
+            ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
+            return;
+        }
+        // /user/queue/... reaches only this session: it never enters the shared router.
+        if (destination.Kind != DestinationKind.UserQueue) Services.Router.Add(subscription!);
+        ReceiptIfAsked(frame);
+    }
+
+    private void Unsubscribe(StompFrameView frame)
+    {
+        var id = frame.GetHeaderString("id"u8) ?? frame.GetHeaderString("destination"u8)!;
+        if (_subscriptions.Remove(id) is not { } subscription)
+        {
+            ProtocolError("unknown subscription id", ReceiptOf(frame));
+            return;
+        }
+        Services.Router.Remove(subscription);
+        ReceiptIfAsked(frame);
+    }
+
+    // ---- ACK / NACK ---------------------------------------------------------------------------------------------------
+
+    private void AckOrNack(StompFrameView frame)
+    {
+        if (frame.TryGetHeader("transaction"u8, out var tx))
+        {
+            if (Buffer(Encoding.UTF8.GetString(tx), frame)) ReceiptIfAsked(frame);
+            return;
+        }
+        frame.TryGetHeader("id"u8, out var id);
+        frame.TryGetHeader("message-id"u8, out var messageId);
+        var hasSubscription = frame.TryGetHeader("subscription"u8, out var subscription);
+        if (!Settle(id, messageId, hasSubscription ? Encoding.UTF8.GetString(subscription) : null, out var error))
+        {
+            ProtocolError(error!, ReceiptOf(frame));
+            return;
+        }
+        ReceiptIfAsked(frame);
+    }
+
+    // Finds the delivery an ACK/NACK names: STOMP 1.2 by the `ack` id we gave ("<message-id>-<subscription number>"),
+    // 1.1 by message-id and subscription, 1.0 by message-id alone. Since deliveries are not redelivered, NACK settles too.
+    private bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
+    {
+        error = null;
+        Subscription? subscription;
+        long messageId;
+        if (_state.Version == StompVersion.V1_2)
+        {
+            var dash = ackId.LastIndexOf((byte)'-');
+            if (dash <= 0 || !Utf8Parser.TryParse(ackId[..dash], out messageId, out var used) || used != dash || messageId < 0
+                || !Utf8Parser.TryParse(ackId[(dash + 1)..], out int number, out used) || used != ackId.Length - dash - 1)
+            {
+                error = "unknown ack id";
+                return false;
+            }
+            subscription = _subscriptions.ByNumber(number);
+        }
+        else
+        {
+            if (!Utf8Parser.TryParse(messageIdText, out messageId, out var used) || used != messageIdText.Length || messageId < 0)
+            {
+                error = "unknown message-id";
+                return false;
+            }
+            subscription = subscriptionId is not null ? _subscriptions.ById(subscriptionId) : _subscriptions.Outstanding(messageId);
+        }
+        if (subscription is null || !subscription.Settle(messageId))
+        {
+            error = "unknown ack id";
+            return false;
+        }
+        return true;
+    }
+
+    // ---- transactions -------------------------------------------------------------------------------------------------
+
+    private bool Buffer(string transaction, StompFrameView frame)
+    {
+        if (_transactions.Add(transaction, frame.ToFrame()) is not { } error) return true;
+        ProtocolError(error, ReceiptOf(frame));
+        return false;
+    }
+
+    private async ValueTask TransactionAsync(StompFrameView frame)
+    {
+        var receipt = ReceiptOf(frame);
+        var name = frame.GetHeaderString("transaction"u8)!;
+        switch (frame.Command)
+        {
+            case StompCommand.Begin:
+                if (_transactions.Begin(name) is { } refused) { ProtocolError(refused, receipt); return; }
+                break;
+            case StompCommand.Abort:
+                if (!_transactions.TryEnd(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
+                AnswerDropped(aborted);
+                break;
+            case StompCommand.Commit:
+                if (!_transactions.TryEnd(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
+                // STOMP: the frames of a transaction take effect at COMMIT, in order. Receipts were answered when the
+                // frames arrived, except those of stored destinations: they are answered once committed, before this
+                // COMMIT's own receipt.
+                foreach (var buffered in frames)
+                {
+                    if (buffered.Command == StompCommand.Send)
+                    {
+                        await SendNowAsync(Services.Destinations.Get(buffered.Headers["destination"]!, out _)!, default, buffered);
+                        continue;
+                    }
+                    var headers = buffered.Headers;
+                    if (!Settle(Encoding.UTF8.GetBytes(headers["id"] ?? ""), Encoding.UTF8.GetBytes(headers["message-id"] ?? ""),
+                        headers["subscription"], out var error))
+                    {
+                        ProtocolError(error!, receipt);
+                        return;
+                    }
+                }
+                if (receipt is not null) await _answers.AllAnsweredAsync();
+                break;
+        }
+        if (receipt is not null) SendReceipt(receipt);
+    }
+
+    /// <summary>SENDs to stored destinations in a transaction that will never commit were not answered when they arrived:
+    /// each is told it was dropped (with its receipt-id).</summary>
+    private void AnswerDropped(List<StompFrame> frames)
+    {
+        foreach (var dropped in frames)
+        {
+            if (HeldReceipt(dropped) is { } held) SendUserError("could-not-send-message: transaction aborted", held);
+        }
+    }
+
+    /// <summary>Whether SENDs to <paramref name="destination"/> are stored (a send handler takes them), so their receipt
+    /// waits for the commit.</summary>
+    private bool IsStored(Destination destination) => Services.FindSendHandler(destination) is not null;
+
+    /// <summary>The receipt a SEND buffered in a transaction still owes: that of a stored destination, not answered when
+    /// the frame arrived (see <see cref="SendAsync"/>); null otherwise.</summary>
+    private string? HeldReceipt(StompFrame buffered) =>
+        buffered.Command == StompCommand.Send && Services.Destinations.Get(buffered.Headers["destination"]!, out _) is { } destination
+            && IsStored(destination) ? buffered.Headers["receipt"] : null;
+
+    // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
+
+    private async ValueTask DisconnectAsync(StompFrameView frame)
+    {
+        // STOMP 1.2: the RECEIPT for DISCONNECT comes after everything before it, including the receipts of stored
+        // messages still waiting for their commit; then the server closes.
+        if (ReceiptOf(frame) is { } receipt)
+        {
+            // Open transactions end unfinished (STOMP: they are aborted): their held stored SENDs are answered first.
+            foreach (var open in _transactions.EndAll()) AnswerDropped(open);
+            await _answers.AllAnsweredAsync();
+            SendReceipt(receipt);
+        }
+        CloseAfterFlush(DisconnectReason.ClientClosed);
+    }
+
+    // ---- replies ------------------------------------------------------------------------------------------------------
+
+    /// <summary>Answers the frame's <c>receipt</c> header, if it has one, without allocating.</summary>
+    private void ReceiptIfAsked(StompFrameView frame)
+    {
+        if (frame.TryGetHeader("receipt"u8, out var receipt)) SendReceipt(receipt);
+    }
+
+    private void SendReceipt(ReadOnlySpan<byte> receiptId)
+    {
+        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
+        TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, escape), static (output, receipt) =>
+        {
+            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
+            StompFrameWriter.WriteHeader(output, "receipt-id"u8, receipt.Id, receipt.Escape);
+            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
+        });
+    }
+
+    private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompEscaping escape)
+    {
+        public ReadOnlySpan<byte> Id { get; } = id;
+        public StompEscaping Escape { get; } = escape;
+    }
+
+    public override void SendReceipt(string receiptId)
+    {
+        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
+        TryEnqueuePooled(StompCommand.Receipt, (receiptId, escape), static (output, receipt) =>
+        {
+            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
+            StompFrameWriter.WriteHeader(output, "receipt-id", receipt.receiptId, receipt.escape);
+            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
+        });
+    }
+
+    /// <summary>A business rejection: a MESSAGE on each of the session's <c>/user/queue/errors</c> subscriptions, written
+    /// straight into pooled buffers (no allocation in steady state). Nobody listening: nothing is sent.</summary>
+    public override void SendUserError(string message, string? receiptId)
+    {
+        Services.Metrics.Rejection();
+        var error = new UserError(this, message, receiptId, Services.Ids.Next());
+        _subscriptions.ForEachUserQueue(UserErrorsDestination, error, static (subscription, e) =>
+            e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) => s.e.Write(output, s.subscription)));
+    }
+
+    private const string UserErrorsDestination = "/user/queue/errors";
+
+    private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id)
+    {
+        public void Write(IBufferWriter<byte> output, Subscription subscription)
+        {
+            var escape = StompFrameWriter.EscapeMode(StompCommand.Message, Session._state.Version);
+            StompFrameWriter.WriteCommand(output, StompCommand.Message);
+            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
+            StompFrameWriter.WriteHeader(output, "destination", UserErrorsDestination, escape);
+            StompFrameWriter.WriteHeader(output, "message-id"u8, Id);
+            StompFrameWriter.WriteHeader(output, "message", Message, escape);
+            StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
+            if (ReceiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", ReceiptId, escape);
+            var length = Encoding.UTF8.GetByteCount(Message);
+            StompFrameWriter.WriteHeader(output, "content-length"u8, length);
+            var span = output.GetSpan(length + 2);
+            span[0] = (byte)'\n';
+            Encoding.UTF8.GetBytes(Message, span[1..]);
+            span[length + 1] = 0;
+            output.Advance(length + 2);
+        }
+    }
+
+    private void ProtocolError(string message, string? receiptId)
+    {
+        Services.Metrics.ProtocolError();
+        CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
+    }
+
+    protected override byte[] BuildError(string message, string? receiptId, string? detail)
+    {
+        var output = new ArrayBufferWriter<byte>(128);
+        var escape = StompFrameWriter.EscapeMode(StompCommand.Error, _state.Version);
+        StompFrameWriter.WriteCommand(output, StompCommand.Error);
+        StompFrameWriter.WriteHeader(output, "message", message, escape);
+        if (receiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", receiptId, escape);
+        if (_state.State == StompState.AwaitingConnect) StompFrameWriter.WriteHeader(output, "version", StompVersions.Supported, escape);
+        StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
+        StompFrameWriter.WriteBodyAndEnd(output, Encoding.UTF8.GetBytes(detail ?? message));
+        return output.WrittenSpan.ToArray();
+    }
+
+    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, IBufferWriter<byte> output)
+    {
+        StompFrameWriter.WriteCommand(output, StompCommand.Message);
+        StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
+        if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2)
+        {
+            // ack:<message-id>-<subscription number>: unique per session even when two subscriptions match one message.
+            var span = output.GetSpan(48);
+            "ack:"u8.CopyTo(span);
+            Utf8Formatter.TryFormat(message.Id, span[4..], out var n);
+            span[4 + n] = (byte)'-';
+            Utf8Formatter.TryFormat(subscription.Number, span[(5 + n)..], out var m);
+            span[5 + n + m] = (byte)'\n';
+            output.Advance(6 + n + m);
+        }
+        message.WriteTail(output, _state.Version);
+        return !message.BodyIsUtf8;
+    }
+
+    protected override void OnClosed()
+    {
+        foreach (var subscription in _subscriptions.Clear())
+        {
+            if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
+        }
+        _transactions.EndAll();
+    }
+
+    private static string? ReceiptOf(StompFrameView frame) => frame.GetHeaderString("receipt"u8);
+
+    /// <summary>The frame's destination, parsed once per distinct destination; a missing, malformed or unknown one is a
+    /// protocol error for SEND and SUBSCRIBE alike.</summary>
+    private Destination? DestinationOf(StompFrameView frame)
+    {
+        frame.TryGetHeader("destination"u8, out var bytes);
+        var destination = Services.Destinations.Get(bytes, out var error);
+        if (destination is null) ProtocolError(error.ToMessage(), ReceiptOf(frame));
+        return destination;
+    }
+}

@@ -1,0 +1,111 @@
+using WsBroker.Broker.Destinations;
+using WsBroker.Broker.Routing;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>How a SUBSCRIBE fared in a <see cref="SubscriptionTable"/>.</summary>
+internal enum SubscribeOutcome : byte { Added, DuplicateId, TooMany }
+
+/// <summary>
+/// One session's subscriptions: by the client's id, by the per-session number in <c>ack</c> ids, and the
+/// <c>/user/queue/…</c> ones that never enter the shared router. Thread-safe (deliveries and the read loop meet here);
+/// lookups do not allocate.
+/// </summary>
+internal sealed class SubscriptionTable(int max)
+{
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, Subscription> _byId = new(StringComparer.Ordinal);
+    private readonly List<Subscription> _userQueue = [];
+    private int _nextNumber;
+
+    public int Count
+    {
+        get { lock (_gate) return _byId.Count; }
+    }
+
+    /// <summary>Adds the subscription <paramref name="create"/> makes from the next number, unless the id is taken or the
+    /// table is full.</summary>
+    public SubscribeOutcome TryAdd(string id, Func<int, Subscription> create, out Subscription? added)
+    {
+        added = null;
+        lock (_gate)
+        {
+            if (_byId.ContainsKey(id)) return SubscribeOutcome.DuplicateId;
+            if (_byId.Count >= max) return SubscribeOutcome.TooMany;
+            added = create(++_nextNumber);
+            _byId[id] = added;
+            if (added.Destination.Kind == DestinationKind.UserQueue) _userQueue.Add(added);
+            return SubscribeOutcome.Added;
+        }
+    }
+
+    public Subscription? Remove(string id)
+    {
+        lock (_gate)
+        {
+            if (!_byId.Remove(id, out var subscription)) return null;
+            if (subscription.Destination.Kind == DestinationKind.UserQueue) _userQueue.Remove(subscription);
+            return subscription;
+        }
+    }
+
+    public Subscription? ById(string id)
+    {
+        lock (_gate) return _byId.GetValueOrDefault(id);
+    }
+
+    /// <summary>The subscription with per-session <paramref name="number"/> (STOMP 1.2 <c>ack</c> ids).</summary>
+    public Subscription? ByNumber(int number)
+    {
+        lock (_gate)
+        {
+            foreach (var subscription in _byId.Values)
+            {
+                if (subscription.Number == number) return subscription;
+            }
+            return null;
+        }
+    }
+
+    /// <summary>The subscription that has <paramref name="messageId"/> outstanding (STOMP 1.0 ACK by message-id alone).</summary>
+    public Subscription? Outstanding(long messageId)
+    {
+        lock (_gate)
+        {
+            foreach (var subscription in _byId.Values)
+            {
+                if (subscription.IsOutstanding(messageId)) return subscription;
+            }
+            return null;
+        }
+    }
+
+    /// <summary>Calls <paramref name="action"/> for each subscription to the user queue <paramref name="destination"/>;
+    /// returns how many there were.</summary>
+    public int ForEachUserQueue<TState>(string destination, TState state, Action<Subscription, TState> action)
+    {
+        var count = 0;
+        lock (_gate)
+        {
+            foreach (var subscription in _userQueue)
+            {
+                if (subscription.Destination.Text != destination) continue;
+                action(subscription, state);
+                count++;
+            }
+        }
+        return count;
+    }
+
+    /// <summary>Empties the table; returns what it held.</summary>
+    public Subscription[] Clear()
+    {
+        lock (_gate)
+        {
+            Subscription[] all = [.. _byId.Values];
+            _byId.Clear();
+            _userQueue.Clear();
+            return all;
+        }
+    }
+}

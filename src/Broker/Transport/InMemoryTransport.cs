@@ -1,0 +1,62 @@
+using System.IO.Pipelines;
+using System.Threading.Channels;
+
+namespace WsBroker.Broker.Transport;
+
+/// <summary>
+/// A transport with no socket, for tests and benchmarks: the test writes the client's bytes to <see cref="Client"/> and
+/// reads what the session sent from <see cref="Sent"/> (one entry per message). Input is a byte stream (STOMP).
+/// </summary>
+public sealed class InMemoryTransport : IConnectionTransport
+{
+    private readonly Pipe _input = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
+    private readonly Channel<SentMessage> _sent = Channel.CreateUnbounded<SentMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private int _closed;
+
+    /// <summary>Where the test writes what the client sends.</summary>
+    public PipeWriter Client => _input.Writer;
+
+    /// <summary>Every message the session sent, in order; completed when the session closed or aborted.</summary>
+    public ChannelReader<SentMessage> Sent => _sent.Reader;
+
+    /// <summary>How the session ended the connection: a close with a reason, or null (open, or aborted).</summary>
+    public DisconnectReason? ClosedWith { get; private set; }
+
+    public bool Aborted { get; private set; }
+
+    /// <summary>When true, <see cref="SendAsync"/> drops what it is given (benchmarks: the socket write is not measured).</summary>
+    public bool Discard { get; init; }
+
+    public PipeReader Input => _input.Reader;
+
+    public long PartialInputSinceMs => 0;
+
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
+    {
+        if (!Discard) _sent.Writer.TryWrite(new SentMessage(message.ToArray(), binary));
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) == 0)
+        {
+            ClosedWith = reason;
+            _sent.Writer.TryComplete();
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public void Abort()
+    {
+        Aborted = true;
+        _input.Writer.Complete();
+        if (Interlocked.Exchange(ref _closed, 1) == 0) _sent.Writer.TryComplete();
+    }
+}
+
+/// <summary>One message a session sent through an <see cref="InMemoryTransport"/>.</summary>
+public readonly record struct SentMessage(byte[] Payload, bool Binary)
+{
+    public string Text => System.Text.Encoding.UTF8.GetString(Payload);
+}

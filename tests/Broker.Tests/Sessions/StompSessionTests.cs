@@ -1,0 +1,161 @@
+using System.Buffers;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Access;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Destinations;
+using WsBroker.Broker.Diagnostics;
+using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Options;
+using WsBroker.Broker.Routing;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Sessions;
+
+/// <summary>A STOMP session driven through an in-memory transport: the session core without a socket or a host.</summary>
+public sealed class StompSessionTests : IAsyncDisposable
+{
+    private const string Key = "session-tests-signing-key-0123456789abcdef";
+    private readonly InMemoryTransport _transport = new();
+    private readonly HeldHandler _handler = new();
+    private readonly BrokerServices _services;
+    private readonly StompSession _session;
+    private readonly Task _run;
+    private readonly List<StompFrame> _received = [];
+    private ReadOnlySequence<byte> _pending = ReadOnlySequence<byte>.Empty;
+
+    public StompSessionTests()
+    {
+        var options = Microsoft.Extensions.Options.Options.Create(new BrokerOptions());
+        var router = new TopicRouter();
+        var metrics = new BrokerMetrics();
+        _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
+            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
+            new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [_handler], metrics,
+            new MessageIdGenerator(0), NullLoggerFactory.Instance);
+        _session = new StompSession(_transport, _services, "s1", null);
+        _run = _session.RunAsync();
+    }
+
+    private async Task SendAsync(string wire)
+    {
+        await _transport.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
+    }
+
+    private async Task<StompFrame> ReceiveAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            var buffer = _pending;
+            if (StompFrameParser.TryParse(ref buffer, StompLimits.Default, out var frame, out _) == OperationStatus.Done)
+            {
+                _pending = new ReadOnlySequence<byte>(buffer.ToArray());
+                _received.Add(frame!);
+                return frame!;
+            }
+            var message = await _transport.Sent.ReadAsync(timeout.Token);
+            _pending = new ReadOnlySequence<byte>([.. _pending.ToArray(), .. message.Payload]);
+        }
+    }
+
+    private async Task ConnectAsync()
+    {
+        var token = new JwtIssuer(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })).Issue("u1", "client", "U", TimeSpan.FromHours(1));
+        await SendAsync($"CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0");
+        Assert.Equal(StompCommand.Connected, (await ReceiveAsync()).Command);
+    }
+
+    [Fact]
+    public async Task Disconnect_ItsReceiptWaitsForTheStoredSendBeforeIt()
+    {
+        await ConnectAsync();
+        await SendAsync("SEND\ndestination:/topic/stored/a\nreceipt:s1\n\nhello\0DISCONNECT\nreceipt:d1\n\n\0");
+        await _handler.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await Task.Delay(100);
+        Assert.False(_transport.Sent.TryPeek(out _));                   // neither answered while the commit is pending
+        _handler.Commit();
+        var first = await ReceiveAsync();
+        var second = await ReceiveAsync();
+        Assert.Equal("s1", first.Headers["receipt-id"]);
+        Assert.Equal("d1", second.Headers["receipt-id"]);
+        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(DisconnectReason.ClientClosed, _transport.ClosedWith);
+    }
+
+    [Fact]
+    public async Task Commit_StoredSendsAnsweredAfterTheirCommit_AndBeforeTheCommitReceipt()
+    {
+        await ConnectAsync();
+        await SendAsync("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/topic/plain\ntransaction:t\nreceipt:p1\n\nx\0"
+            + "SEND\ndestination:/topic/stored/a\ntransaction:t\nreceipt:s1\n\ny\0");
+        Assert.Equal("p1", (await ReceiveAsync()).Headers["receipt-id"]);  // not stored: answered on arrival
+        await SendAsync("COMMIT\ntransaction:t\nreceipt:c1\n\n\0");
+        await _handler.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        _handler.Commit();
+        Assert.Equal("s1", (await ReceiveAsync()).Headers["receipt-id"]);
+        Assert.Equal("c1", (await ReceiveAsync()).Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task Abort_StoredSendIsToldItWasDropped_WithItsReceiptId()
+    {
+        await ConnectAsync();
+        await SendAsync("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\nreceipt:sub\n\n\0");
+        Assert.Equal("sub", (await ReceiveAsync()).Headers["receipt-id"]);
+        await SendAsync("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/topic/stored/a\ntransaction:t\nreceipt:s1\n\ny\0ABORT\ntransaction:t\nreceipt:a1\n\n\0");
+        var dropped = await ReceiveAsync();
+        Assert.Equal(StompCommand.Message, dropped.Command);
+        Assert.Equal("s1", dropped.Headers["receipt-id"]);
+        Assert.Equal("could-not-send-message: transaction aborted", dropped.Headers["message"]);
+        Assert.Equal("a1", (await ReceiveAsync()).Headers["receipt-id"]);
+        Assert.False(_handler.Started.Task.IsCompleted);
+    }
+
+    [Theory]
+    [InlineData("/topic")]
+    [InlineData("/something/interesting")]
+    [InlineData("/queue/a")]
+    [InlineData("/topic//a")]
+    public async Task Send_ToAnInvalidDestination_IsAnError_LikeSubscribe(string destination)
+    {
+        await ConnectAsync();
+        await SendAsync($"SEND\ndestination:{destination}\nreceipt:r\n\nx\0");
+        var error = await ReceiveAsync();
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.Equal("r", error.Headers["receipt-id"]);
+        Assert.Equal(Destination.Parse(destination, out var reason) is null ? reason.ToMessage() : "", error.Headers["message"]);
+        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(DisconnectReason.ProtocolError, _session.Reason);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _session.Abort(DisconnectReason.ClientClosed);
+        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>Takes SENDs to /topic/stored/… and answers them only when the test says the commit happened.</summary>
+    private sealed class HeldHandler : ISendHandler
+    {
+        private readonly List<SendContext> _held = [];
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Handles(Destination destination) => destination.Text.StartsWith("/topic/stored/", StringComparison.Ordinal);
+
+        public ValueTask HandleAsync(SendContext context)
+        {
+            lock (_held) _held.Add(context);
+            Started.TrySetResult();
+            return ValueTask.CompletedTask;
+        }
+
+        public void Commit()
+        {
+            lock (_held) foreach (var context in _held) context.Receipt();
+        }
+    }
+}
