@@ -54,7 +54,7 @@ internal sealed class UserStore : IUserStore
                 {
                     Id = id,
                     Name = name ?? existing?.Name ?? "",
-                    Role = role is { } r ? RoleText(r) : existing?.Role ?? "client",
+                    Role = role is { } r ? r.ToWire() : existing?.Role ?? UserRoles.Client,
                     Version = version,
                     DeletedAt = deleted?.ToUnixTimeMilliseconds(),
                     UpdatedAt = occurredAt.ToUnixTimeMilliseconds(),
@@ -127,7 +127,7 @@ internal sealed class UserStore : IUserStore
         var rows = await connection.QueryAsync<UserRow>(new CommandDefinition(
             "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE deleted_at IS NULL"
             + (role is null ? "" : " AND role = @role") + " ORDER BY id",
-            new { role = role is { } r ? RoleText(r) : null }, cancellationToken: cancellationToken));
+            new { role = role?.ToWire() }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
@@ -144,20 +144,17 @@ internal sealed class UserStore : IUserStore
         ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.DuplicateKeyEntry or MySqlConnector.MySqlErrorCode.LockDeadlock }
         || ex is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19 or 5 };
 
-    internal static string RoleText(UserRole role) => role == UserRole.Admin ? "admin" : "client";
-
-    internal static UserRole ParseRole(string role) => role == "admin" ? UserRole.Admin : UserRole.Client;
-
     private sealed class UserRow
     {
         public string Id { get; set; } = "";
         public string Name { get; set; } = "";
-        public string Role { get; set; } = "client";
+        public string Role { get; set; } = UserRoles.Client;
         public long Version { get; set; }
         public long? DeletedAt { get; set; }
         public long UpdatedAt { get; set; }
 
-        public UserRecord ToRecord() => new(Id, Name, ParseRole(Role), Version,
+        // Only this store writes the column, always through UserRoles; anything else reads as the least privileged role.
+        public UserRecord ToRecord() => new(Id, Name, UserRoles.TryParse(Role, out var role) ? role : UserRole.Client, Version,
             DeletedAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null, DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt));
     }
 }
