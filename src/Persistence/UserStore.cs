@@ -10,9 +10,14 @@ internal sealed class UserStore : IUserStore
 {
     private static readonly TimeSpan s_cacheLifetime = TimeSpan.FromSeconds(30);
     private readonly SqlDialect _dialect;
+    private readonly StoreGate _gate;
     private readonly ConcurrentDictionary<string, (UserRecord? User, long ExpiresMs)> _cache = new(StringComparer.Ordinal);
 
-    public UserStore(SqlDialect dialect) => _dialect = dialect;
+    public UserStore(SqlDialect dialect, StoreGate gate)
+    {
+        _dialect = dialect;
+        _gate = gate;
+    }
 
     public event Action<UserChange>? Changed;
 
@@ -34,6 +39,7 @@ internal sealed class UserStore : IUserStore
         DateTimeOffset occurredAt, CancellationToken cancellationToken)
     {
         if (version <= 0) throw new ArgumentOutOfRangeException(nameof(version), "version must be positive");
+        _gate.ThrowIfClosed();
         for (var attempt = 0; ; attempt++)
         {
             await using var connection = _dialect.CreateConnection();
@@ -85,10 +91,9 @@ internal sealed class UserStore : IUserStore
     /// <summary>A cache entry for <paramref name="user"/> that lives <see cref="s_cacheLifetime"/> from now.</summary>
     private static (UserRecord? User, long ExpiresMs) Fresh(UserRecord? user) => (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
 
-    public bool IsCached(string id) => _cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64;
-
     public async ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         if (string.IsNullOrEmpty(id) || id.Length > 64) return null;
         var cached = _cache.TryGetValue(id, out var entry);
         if (cached && entry.ExpiresMs > Environment.TickCount64) return entry.User;
@@ -123,6 +128,7 @@ internal sealed class UserStore : IUserStore
 
     public async Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         await using var connection = _dialect.CreateConnection();
         var rows = await connection.QueryAsync<UserRow>(new CommandDefinition(
             "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE deleted_at IS NULL"
@@ -130,9 +136,6 @@ internal sealed class UserStore : IUserStore
             new { role = role?.ToWire() }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord()).ToList();
     }
-
-    /// <summary>Drops the cached entry (another node changed the row).</summary>
-    public void Invalidate(string id) => _cache.TryRemove(id, out _);
 
     private static void Validate(string id)
     {
