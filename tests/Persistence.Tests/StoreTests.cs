@@ -446,6 +446,17 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Append_IdAlreadyStored_IsSkipped_NotStoredTwiceNorFailed()
+    {
+        // What a retried batch meets when its first commit went through but the answer was lost in the outage.
+        var first = await StoreAsync(Draft("admin2", "client2", body: "first"));
+        var again = Messages.Append(Draft("admin2", "client2", body: "again"), () => first.Id);
+        await again.Committed.WaitAsync(s_timeout);
+        Assert.Equal([first.Id], await CommittedIdsAsync("admin2", "client2"));
+        Assert.Equal("first", (await Messages.FindAsync(first.Id))!.Body);
+    }
+
+    [Fact]
     public async Task Append_RowTheDatabaseRefuses_FailsWithAFixedText_TheRestOfTheBatchIsStored()
     {
         // No foreign keys reach the users table (a message naming an unknown user is stored); a row can still be refused
