@@ -62,16 +62,16 @@ internal static class AppendCommand
                 WriteTimeoutMs = 60_000,
             };
             await using var stores = await StoreFactory.CreateAsync(options);
-            await stores.Users.UpsertAsync("admin1", "A", UserRole.Admin, 1, DateTimeOffset.UtcNow);
-            await stores.Users.UpsertAsync("client1", "C", UserRole.Client, 1, DateTimeOffset.UtcNow);
-            var body = new string('x', 120);
+            var body = new byte[120];
+            body.AsSpan().Fill((byte)'x');
             using var gate = new SemaphoreSlim(inflight);
             var tasks = new List<Task>(count);
             var clock = Stopwatch.StartNew();
+            var nextId = 0L;
             for (var i = 1; i <= count; i++)
             {
                 await gate.WaitAsync();
-                var append = stores.Messages.AppendAsync(new ChatMessage(i, "admin1", "client1", "client1", "admin1", body, DateTimeOffset.UtcNow));
+                var append = stores.Messages.Append(new ChatMessageDraft("admin1", "client1", "client1", "admin1", body, DateTimeOffset.UtcNow), () => ++nextId).Committed;
                 tasks.Add(append.ContinueWith(_ => gate.Release(), TaskScheduler.Default));
                 tasks.Add(append);
             }

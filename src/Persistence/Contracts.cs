@@ -40,9 +40,6 @@ public interface IUserStore
     /// this store. Returns null for an unknown id.</summary>
     ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default);
 
-    /// <summary>Whether <see cref="FindAsync"/> would answer <paramref name="id"/> from memory, without the database.</summary>
-    bool IsCached(string id) => false;
-
     /// <summary>All users that are not deleted, ordered by id.</summary>
     Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default);
 
@@ -78,11 +75,20 @@ public sealed record ConversationSummary(string AdminId, string ClientId, ChatMe
 /// <summary>Chat messages: write-behind appends with group commit, read receipts, history, summaries.</summary>
 public interface IMessageStore
 {
-    /// <summary>Queues the message for the next group commit and returns a task that completes when it is committed.
-    /// Fails with <see cref="PersistenceUnavailableException"/> when the queue is full or the database stayed
-    /// unreachable longer than the write timeout, and with <see cref="ArgumentException"/> for a body over the limit.
-    /// Never completes successfully for a message that is not committed.</summary>
-    Task AppendAsync(ChatMessage message, CancellationToken cancellationToken = default);
+    /// <summary>Gives the message its id and queues it for the next group commit, in one synchronous step that never waits
+    /// on the database: under one lock of the store it calls <paramref name="allocateId"/> once, registers the id (history
+    /// pages stop short of it until it is committed or failed) and queues the message. Ids are therefore registered in the
+    /// order they are taken, and no newer id is committed while an older one is unknown to the store.
+    /// <paramref name="allocateId"/> runs under that lock: it must be quick and must not call the store.
+    /// <para>Throws <see cref="MessageRejectedException"/> at once, before any id is taken, for a draft the store would
+    /// never store (ids not 1..64 characters: <see cref="MessageRejection.InvalidParty"/>; body over
+    /// <c>Storage:MaxBodyBytes</c> or not UTF-8), and after taking it for an id that is not positive or already queued.
+    /// Whether the parties exist and may talk is not checked here: that is the caller's rule.</para>
+    /// <para>Everything else arrives through <see cref="PendingAppend.Committed"/>: a queue that is full or a store that is
+    /// shutting down fail it at once with <see cref="PersistenceUnavailableException"/>, as does a database unreachable
+    /// for longer than the write timeout; a row the database refuses fails it with <see cref="MessageRejectedException"/>
+    /// (<see cref="MessageRejection.RefusedByDatabase"/>).</para></summary>
+    PendingAppend Append(ChatMessageDraft draft, Func<long> allocateId);
 
     /// <summary>Marks one message seen, only by its receiver, only once, and (with <paramref name="expectedSenderId"/>) only
     /// when that user sent it; otherwise nothing changes and the outcome says why.</summary>
@@ -106,7 +112,8 @@ public interface IMessageStore
     int QueueDepth { get; }
 }
 
-/// <summary>The database could not take the write in time; nothing was committed for this message.</summary>
+/// <summary>The database could not take the write in time; nothing was committed for this message. Messages are fixed
+/// texts, never a driver's; the driver's exception, if any, is the inner exception (for logs).</summary>
 public sealed class PersistenceUnavailableException : Exception
 {
     public PersistenceUnavailableException() : base("storage unavailable") { }

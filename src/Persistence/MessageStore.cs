@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text;
+using System.Text.Unicode;
 using System.Threading.Channels;
 using Dapper;
 using Microsoft.Extensions.Logging;
@@ -8,31 +9,36 @@ using Microsoft.Extensions.Logging;
 namespace WsBroker.Persistence;
 
 /// <summary>
-/// Chat messages with write-behind and group commit: <see cref="AppendAsync"/> queues the message (bounded) and returns a
-/// task; one writer turns everything ready (up to <c>BatchSize</c> messages, waiting at most <c>BatchDelayMs</c> for more)
-/// into one multi-row INSERT in one transaction, then completes each task. While the database is unreachable the writer
-/// retries with back-off; a message that waited longer than <c>WriteTimeoutMs</c>, or finds the queue full, fails with
-/// <see cref="PersistenceUnavailableException"/>. Retried batches skip ids already stored, so nothing is stored twice.
+/// Chat messages with write-behind and group commit: <see cref="Append"/> gives the message its id, registers it and
+/// queues it (bounded) in one step under one lock, and returns the id with a task; one writer turns everything ready (up
+/// to <c>BatchSize</c> messages, waiting at most <c>BatchDelayMs</c> for more) into one multi-row INSERT in one
+/// transaction, then completes each task. The queue is in the order the ids were taken and the one writer commits in
+/// queue order, so (ids taken in increasing order) no id becomes visible before an older one of this store. While the
+/// database is unreachable the writer retries with back-off; a message that waited longer than <c>WriteTimeoutMs</c>, or
+/// finds the queue full, fails with <see cref="PersistenceUnavailableException"/>. Retried batches skip ids already
+/// stored, so nothing is stored twice.
+/// The store checks only the shape of a message (ids, body size and encoding); who may write to whom is the caller's rule.
 /// </summary>
 internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 {
     private const string Columns = "id AS Id, admin_id AS AdminId, client_id AS ClientId, sender_id AS SenderId, receiver_id AS ReceiverId, body AS Body, sent_at AS SentAt, seen AS Seen, seen_at AS SeenAt";
     private readonly SqlDialect _dialect;
     private readonly PersistenceOptions _options;
+    private readonly StoreGate _gate;
     private readonly ILogger _logger;
     private readonly Channel<Pending> _queue;
     private readonly ConcurrentDictionary<long, Pending> _pending = new();
+    private readonly Lock _appendLock = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _writer;
     private readonly ConcurrentDictionary<int, string> _insertSql = new();
+    private int _disposed;
 
-    private readonly IUserStore _users;
-
-    public MessageStore(SqlDialect dialect, PersistenceOptions options, IUserStore users, ILogger logger)
+    public MessageStore(SqlDialect dialect, PersistenceOptions options, StoreGate gate, ILogger logger)
     {
         _dialect = dialect;
-        _users = users;
         _options = options;
+        _gate = gate;
         _logger = logger;
         _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(options.QueueCapacity)
         {
@@ -44,66 +50,41 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     public int QueueDepth => _pending.Count;
 
-    /// <summary>Batches committed and how long the last one took (for metrics).</summary>
-    public long BatchesCommitted => Interlocked.Read(ref _batches);
-    private long _batches;
-
     /// <summary>Raised after every commit with the batch size and the commit duration.</summary>
     public event Action<int, TimeSpan>? Committed;
 
-    public async Task AppendAsync(ChatMessage message, CancellationToken cancellationToken = default)
+    public PendingAppend Append(ChatMessageDraft draft, Func<long> allocateId)
     {
-        ArgumentNullException.ThrowIfNull(message);
-        Validate(message);
-        // Registered before the first await: from here on history pages stop short of this id until it is committed or
-        // failed, so a page walk never passes over a message that commits after a newer one (see GetPageAsync).
-        var pending = new Pending(message, Environment.TickCount64);
-        if (!_pending.TryAdd(message.Id, pending)) throw new ArgumentException($"message {message.Id} is already queued", nameof(message));
-        try
+        ArgumentNullException.ThrowIfNull(draft);
+        ArgumentNullException.ThrowIfNull(allocateId);
+        _gate.ThrowIfClosed();
+        if (Check(draft, _options.MaxBodyBytes) is { } rejection) throw new MessageRejectedException(rejection);
+        Pending pending;
+        // One lock from the id to the queue: ids are registered (history pages stop short of them, see GetPageAsync) and
+        // queued in the order they are taken, so a newer id is never committed while an older one is unknown here.
+        lock (_appendLock)
         {
-            // Callers may hold a lock across this synchronous start (the chat handler does, to pair id and registration):
-            // a lookup that needs the database (synchronous with SQLite) runs after a yield, outside it.
-            if (!_users.IsCached(message.SenderId) || !_users.IsCached(message.ReceiverId)) await Task.Yield();
-            // Both parties must be known, live users (served from the users cache; its last known state during an outage).
-            foreach (var id in new[] { message.SenderId, message.ReceiverId })
-            {
-                var user = await _users.FindAsync(id, cancellationToken).ConfigureAwait(false);
-                if (user is null) throw new ArgumentException($"unknown user '{id}'", nameof(message));
-                if (user.IsDeleted) throw new ArgumentException($"user '{id}' is deleted", nameof(message));
-            }
-            if (message.SenderId != message.AdminId && message.SenderId != message.ClientId || message.ReceiverId != message.AdminId && message.ReceiverId != message.ClientId
-                || message.SenderId == message.ReceiverId)
-                throw new ArgumentException("sender and receiver must be the two parties of the conversation", nameof(message));
+            var id = allocateId();
+            if (id <= 0) throw new MessageRejectedException(MessageRejection.InvalidId);
+            pending = new Pending(id, draft, Environment.TickCount64);
+            if (!_pending.TryAdd(id, pending)) throw new MessageRejectedException(MessageRejection.DuplicateId);
+            if (Volatile.Read(ref _disposed) != 0)
+                Complete(pending, new PersistenceUnavailableException("storage unavailable: store is shutting down"));
+            else if (!_queue.Writer.TryWrite(pending))              // FullMode.Wait: TryWrite fails when full
+                Complete(pending, new PersistenceUnavailableException("storage unavailable: write queue full"));
         }
-        catch (Exception ex)
-        {
-            Complete(pending, ex);                                   // anyone flushing this id stops waiting for it
-            throw;
-        }
-        await EnqueueAsync(pending, cancellationToken).ConfigureAwait(false);
+        return new PendingAppend(pending.Id, pending.Task);
     }
 
-    private Task EnqueueAsync(Pending pending, CancellationToken cancellationToken)
+    /// <summary>Why the store would refuse <paramref name="draft"/> whatever its id, or null.</summary>
+    private static MessageRejection? Check(ChatMessageDraft draft, int maxBodyBytes)
     {
-        if (Volatile.Read(ref _disposed) != 0 || !_queue.Writer.TryWrite(pending))
-        {
-            var full = new PersistenceUnavailableException("storage unavailable: write queue full");
-            Complete(pending, full);
-            return Task.FromException(full);
-        }
-        return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
-    }
+        if (!IsId(draft.AdminId) || !IsId(draft.ClientId) || !IsId(draft.SenderId) || !IsId(draft.ReceiverId)) return MessageRejection.InvalidParty;
+        if (draft.Body.Length > maxBodyBytes) return MessageRejection.BodyTooLarge;
+        if (!Utf8.IsValid(draft.Body.Span)) return MessageRejection.BodyNotUtf8;   // stored as text: it must decode losslessly
+        return null;
 
-    private void Validate(ChatMessage message)
-    {
-        foreach (var (value, name) in new[] { (message.AdminId, "AdminId"), (message.ClientId, "ClientId"), (message.SenderId, "SenderId"), (message.ReceiverId, "ReceiverId") })
-        {
-            if (string.IsNullOrEmpty(value) || value.Length > 64) throw new ArgumentException($"{name} must be 1..64 characters", nameof(message));
-        }
-        ArgumentNullException.ThrowIfNull(message.Body);
-        if (Encoding.UTF8.GetByteCount(message.Body) > _options.MaxBodyBytes)
-            throw new ArgumentException($"body is larger than {_options.MaxBodyBytes} bytes", nameof(message));
-        if (message.Id <= 0) throw new ArgumentException("message id must be positive", nameof(message));
+        static bool IsId(string? value) => !string.IsNullOrEmpty(value) && value.Length <= 64;
     }
 
     // ---- the writer ---------------------------------------------------------------------------------------------------
@@ -129,7 +110,8 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
             {
                 // Never let the one writer die: a message it cannot settle fails clearly instead of waiting for ever.
                 Log.WriterError(_logger, ex, batch.Count);
-                foreach (var pending in batch) Complete(pending, new PersistenceUnavailableException("storage unavailable: " + ex.Message, ex));
+                // A fixed text: the exception's own message (driver detail) is for the log above, never for a client.
+                foreach (var pending in batch) Complete(pending, new PersistenceUnavailableException("storage unavailable: not stored after an unexpected error", ex));
             }
             batch.Clear();
         }
@@ -146,7 +128,6 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
             {
                 await InsertAsync(batch).ConfigureAwait(false);
                 var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
-                Interlocked.Increment(ref _batches);
                 foreach (var pending in batch) Complete(pending, null);
                 Committed?.Invoke(batch.Count, elapsed);
                 if (attempt > 0) Log.Resumed(_logger, batch.Count, attempt);
@@ -157,7 +138,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
                 if (!_dialect.IsTransient(ex) && await IsReachableAsync().ConfigureAwait(false))
                 {
                     // The database answers but refuses this batch: find the bad rows one by one, store the rest.
-                    var left = await IsolateAsync(batch, ex).ConfigureAwait(false);
+                    var left = await IsolateAsync(batch).ConfigureAwait(false);
                     if (left.Count == 0) return;
                     // The database went away while isolating: what is left is not bad input, it goes back to retrying.
                     batch.Clear();
@@ -185,7 +166,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     /// <summary>Inserts row by row, rejecting the rows the database refuses. Returns the rows not settled because the
     /// database became unreachable on the way (empty when every row was stored or rejected).</summary>
-    private async Task<List<Pending>> IsolateAsync(List<Pending> batch, Exception batchError)
+    private async Task<List<Pending>> IsolateAsync(List<Pending> batch)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -198,8 +179,8 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
             catch (Exception ex) when (ex is DbException || _dialect.IsTransient(ex))
             {
                 if (_dialect.IsTransient(ex) || !await IsReachableAsync().ConfigureAwait(false)) return batch.GetRange(i, batch.Count - i);
-                Log.Rejected(_logger, ex, pending.Message.Id);
-                Complete(pending, new ArgumentException("message rejected by the database: " + ex.Message, batchError));
+                Log.Rejected(_logger, ex, pending.Id);
+                Complete(pending, new MessageRejectedException(MessageRejection.RefusedByDatabase, ex));
             }
         }
         return [];
@@ -212,13 +193,14 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         var parameters = new DynamicParameters();
         for (var i = 0; i < batch.Count; i++)
         {
-            var m = batch[i].Message;
-            parameters.Add("i" + i, m.Id);
+            var pending = batch[i];
+            var m = pending.Draft;
+            parameters.Add("i" + i, pending.Id);
             parameters.Add("a" + i, m.AdminId);
             parameters.Add("c" + i, m.ClientId);
             parameters.Add("s" + i, m.SenderId);
             parameters.Add("r" + i, m.ReceiverId);
-            parameters.Add("b" + i, m.Body);
+            parameters.Add("b" + i, pending.BodyText);
             parameters.Add("t" + i, m.SentAt.ToUnixTimeMilliseconds());
         }
         await using var connection = _dialect.CreateConnection();
@@ -245,28 +227,29 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     private void Complete(Pending pending, Exception? error)
     {
-        _pending.TryRemove(pending.Message.Id, out _);
+        _pending.TryRemove(pending.Id, out _);
         if (error is null) pending.Source.TrySetResult();
         else pending.Source.TrySetException(error);
     }
 
     /// <summary>Waits until the queued messages of a conversation with id &lt;= <paramref name="upToId"/> are committed or failed.</summary>
-    private async Task FlushAsync(Func<ChatMessage, bool> which)
+    private async Task FlushAsync(Func<Pending, bool> which)
     {
-        var waits = _pending.Values.Where(p => which(p.Message)).Select(p => p.Task).ToArray();
+        var waits = _pending.Values.Where(which).Select(p => p.Task).ToArray();
         if (waits.Length == 0) return;
         try
         {
             await Task.WhenAll(waits).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is PersistenceUnavailableException or ArgumentException) { }
+        catch (Exception ex) when (ex is PersistenceUnavailableException or MessageRejectedException) { }
     }
 
     // ---- reads and read receipts --------------------------------------------------------------------------------------
 
     public async Task<SeenResult> MarkSeenAsync(long messageId, string readerId, DateTimeOffset seenAt, string? expectedSenderId = null, CancellationToken cancellationToken = default)
     {
-        await FlushAsync(m => m.Id == messageId).ConfigureAwait(false);      // it may have been delivered before its commit
+        _gate.ThrowIfClosed();
+        await FlushAsync(p => p.Id == messageId).ConfigureAwait(false);      // it may have been delivered before its commit
         var at = seenAt.ToUnixTimeMilliseconds();
         await using var connection = _dialect.CreateConnection();
         var changed = await connection.ExecuteAsync(new CommandDefinition(
@@ -284,9 +267,10 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     public async Task<SeenResult> MarkSeenUpToAsync(string adminId, string clientId, long upToId, string readerId, DateTimeOffset seenAt, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         if (readerId != adminId && readerId != clientId) return new SeenResult(SeenOutcome.NotReceiver, [], seenAt, null);
         var sender = readerId == adminId ? clientId : adminId;
-        await FlushAsync(m => m.AdminId == adminId && m.ClientId == clientId && m.Id <= upToId).ConfigureAwait(false);
+        await FlushAsync(p => p.Draft.AdminId == adminId && p.Draft.ClientId == clientId && p.Id <= upToId).ConfigureAwait(false);
         var at = seenAt.ToUnixTimeMilliseconds();
         var args = new { adminId, clientId, upToId, readerId, at };
         await using var connection = _dialect.CreateConnection();
@@ -311,6 +295,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     public async Task<ChatMessage?> FindAsync(long messageId, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         await using var connection = _dialect.CreateConnection();
         var row = await connection.QuerySingleOrDefaultAsync<MessageRow>(new CommandDefinition(
             $"SELECT {Columns} FROM messages WHERE id = @messageId", new { messageId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
@@ -321,14 +306,16 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, 100);
-        // Ids are taken before the commit, and concurrent writers can commit a newer id first. A page therefore stops
-        // short of the oldest message of this conversation still on its way to the database: otherwise a reader could
-        // page past it and never see it.
+        _gate.ThrowIfClosed();
+        // Ids are taken before the commit and delivered at once. A page stops short of the oldest message of this
+        // conversation still on its way to the database, so a reader never pages past a message that is committed later.
+        // Append registers each id before a newer one can exist, so no newer id is committed while an older one is
+        // unknown here.
         long? horizon = null;
         foreach (var p in _pending.Values)
         {
-            if (p.Message.AdminId == adminId && p.Message.ClientId == clientId && (horizon is null || p.Message.Id < horizon))
-                horizon = p.Message.Id;
+            if (p.Draft.AdminId == adminId && p.Draft.ClientId == clientId && (horizon is null || p.Id < horizon))
+                horizon = p.Id;
         }
         var before = beforeId is null ? horizon : horizon is null ? beforeId : Math.Min(beforeId.Value, horizon.Value);
         await using var connection = _dialect.CreateConnection();
@@ -341,6 +328,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     public async Task<IReadOnlyList<ConversationSummary>> GetConversationsAsync(string userId, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         await using var connection = _dialect.CreateConnection();
         var rows = await connection.QueryAsync<SummaryRow>(new CommandDefinition(
             $"""
@@ -365,14 +353,18 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         foreach (var pending in _pending.Values) Complete(pending, new PersistenceUnavailableException("storage unavailable: store is shutting down"));
     }
 
-    private int _disposed;
-
-    private sealed class Pending(ChatMessage message, long enqueuedMs)
+    private sealed class Pending(long id, ChatMessageDraft draft, long enqueuedMs)
     {
-        public ChatMessage Message { get; } = message;
+        private string? _bodyText;
+
+        public long Id { get; } = id;
+        public ChatMessageDraft Draft { get; } = draft;
         public long EnqueuedMs { get; } = enqueuedMs;
         public TaskCompletionSource Source { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public Task Task => Source.Task;
+
+        /// <summary>The body as the SQL parameter: decoded once, at the first insert attempt (a retry reuses it).</summary>
+        public string BodyText => _bodyText ??= Encoding.UTF8.GetString(Draft.Body.Span);
     }
 
     private class MessageRow

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using Dapper;
 
 namespace WsBroker.Persistence;
@@ -26,9 +25,6 @@ internal static class Migrator
         }
         return applied;
     }
-
-    public static async Task<int> CurrentVersionAsync(DbConnection connection) =>
-        await connection.ExecuteScalarAsync<int?>("SELECT MAX(version) FROM schema_version") ?? 0;
 
     private static IEnumerable<string> Split(string script) =>
         script.Split(";\n", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(s => s.Length > 0);

@@ -8,17 +8,20 @@ using Microsoft.Extensions.Options;
 
 namespace WsBroker.Persistence;
 
-/// <summary>The stores of one database, migrated and ready. Disposing commits what is queued and stops the writer.</summary>
+/// <summary>The stores of one database. Usable once opened (the schema migrated): by <see cref="StoreFactory.CreateAsync"/>,
+/// or in a host by the persistence hosted service before the application takes traffic; before that every store call
+/// throws <see cref="InvalidOperationException"/>. Disposing commits what is queued and stops the writer.</summary>
 public sealed class PersistenceStores : IAsyncDisposable
 {
     private readonly SqlDialect _dialect;
+    private readonly StoreGate _gate = new();
     private readonly MessageStore _messages;
 
-    internal PersistenceStores(SqlDialect dialect, UserStore users, MessageStore messages)
+    internal PersistenceStores(PersistenceOptions options, ILoggerFactory loggerFactory)
     {
-        _dialect = dialect;
-        Users = users;
-        _messages = messages;
+        _dialect = SqlDialect.Create(options);
+        Users = new UserStore(_dialect, _gate);
+        _messages = new MessageStore(_dialect, options, _gate, loggerFactory.CreateLogger("WsBroker.Persistence"));
     }
 
     public IUserStore Users { get; }
@@ -32,9 +35,17 @@ public sealed class PersistenceStores : IAsyncDisposable
         remove => _messages.Committed -= value;
     }
 
-    /// <summary>Readiness: true when a trivial query answers.</summary>
+    /// <summary>Applies the migrations, then lets the stores work.</summary>
+    internal async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        await Migrator.MigrateAsync(_dialect, cancellationToken);
+        _gate.Open();
+    }
+
+    /// <summary>Readiness: true when the stores are open and a trivial query answers.</summary>
     public async Task<bool> PingAsync(CancellationToken cancellationToken = default)
     {
+        if (!_gate.IsOpen) return false;
         try
         {
             await using var connection = _dialect.CreateConnection();
@@ -58,11 +69,17 @@ public static class StoreFactory
         ArgumentNullException.ThrowIfNull(options);
         var problems = PersistenceOptionsValidator.Problems(options).ToList();
         if (problems.Count > 0) throw new OptionsValidationException("Storage", typeof(PersistenceOptions), problems);
-        var dialect = SqlDialect.Create(options);
-        await Migrator.MigrateAsync(dialect, cancellationToken);
-        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("WsBroker.Persistence");
-        var users = new UserStore(dialect);
-        return new PersistenceStores(dialect, users, new MessageStore(dialect, options, users, logger));
+        var stores = new PersistenceStores(options, loggerFactory ?? NullLoggerFactory.Instance);
+        try
+        {
+            await stores.OpenAsync(cancellationToken);
+            return stores;
+        }
+        catch
+        {
+            await stores.DisposeAsync();
+            throw;
+        }
     }
 }
 
@@ -87,7 +104,8 @@ internal sealed class PersistenceOptionsValidator : IValidateOptions<Persistence
     }
 }
 
-/// <summary>DI registration: binds <c>Storage</c> and <c>ConnectionStrings</c>, migrates at start-up.</summary>
+/// <summary>DI registration: binds <c>Storage</c> and <c>ConnectionStrings</c>; the stores are singletons that a hosted
+/// service opens (migrates) when the host starts, before any other hosted service starts (Kestrel, the bus).</summary>
 public static class PersistenceServiceCollectionExtensions
 {
     public static IServiceCollection AddWsBrokerPersistence(this IServiceCollection services, IConfiguration configuration)
@@ -106,9 +124,9 @@ public static class PersistenceServiceCollectionExtensions
             })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<PersistenceOptions>, PersistenceOptionsValidator>();
-        // Opened (and migrated) on first use: every component that needs a store gets it migrated and ready.
-        services.AddSingleton(sp => StoreFactory.CreateAsync(sp.GetRequiredService<IOptions<PersistenceOptions>>().Value,
-            sp.GetRequiredService<ILoggerFactory>()).GetAwaiter().GetResult());
+        // Built without I/O; PersistenceHost opens them asynchronously at start-up.
+        services.AddSingleton(sp => new PersistenceStores(sp.GetRequiredService<IOptions<PersistenceOptions>>().Value,
+            sp.GetRequiredService<ILoggerFactory>()));
         services.AddHostedService<PersistenceHost>();
         services.AddSingleton(sp => sp.GetRequiredService<PersistenceStores>().Users);
         services.AddSingleton(sp => sp.GetRequiredService<PersistenceStores>().Messages);
@@ -116,20 +134,17 @@ public static class PersistenceServiceCollectionExtensions
     }
 }
 
-/// <summary>Opens the stores when the host starts (before Kestrel listens) and flushes the write-behind queue when it has stopped.</summary>
-internal sealed class PersistenceHost(IServiceProvider services) : IHostedLifecycleService
+/// <summary>Opens the stores (runs the migrations) while the host is starting, before any hosted service's
+/// <c>StartAsync</c> (so before Kestrel listens and before the bus consumes), and flushes the write-behind queue when the
+/// host has stopped.</summary>
+internal sealed class PersistenceHost(PersistenceStores stores) : IHostedLifecycleService
 {
-    public Task StartingAsync(CancellationToken cancellationToken)
-    {
-        _ = services.GetRequiredService<PersistenceStores>();
-        return Task.CompletedTask;
-    }
+    public Task StartingAsync(CancellationToken cancellationToken) => stores.OpenAsync(cancellationToken);
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public async Task StoppedAsync(CancellationToken cancellationToken) =>
-        await services.GetRequiredService<PersistenceStores>().DisposeAsync();
+    public async Task StoppedAsync(CancellationToken cancellationToken) => await stores.DisposeAsync();
 }

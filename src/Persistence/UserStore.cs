@@ -10,9 +10,14 @@ internal sealed class UserStore : IUserStore
 {
     private static readonly TimeSpan s_cacheLifetime = TimeSpan.FromSeconds(30);
     private readonly SqlDialect _dialect;
+    private readonly StoreGate _gate;
     private readonly ConcurrentDictionary<string, (UserRecord? User, long ExpiresMs)> _cache = new(StringComparer.Ordinal);
 
-    public UserStore(SqlDialect dialect) => _dialect = dialect;
+    public UserStore(SqlDialect dialect, StoreGate gate)
+    {
+        _dialect = dialect;
+        _gate = gate;
+    }
 
     public event Action<UserChange>? Changed;
 
@@ -34,6 +39,7 @@ internal sealed class UserStore : IUserStore
         DateTimeOffset occurredAt, CancellationToken cancellationToken)
     {
         if (version <= 0) throw new ArgumentOutOfRangeException(nameof(version), "version must be positive");
+        _gate.ThrowIfClosed();
         for (var attempt = 0; ; attempt++)
         {
             await using var connection = _dialect.CreateConnection();
@@ -54,7 +60,7 @@ internal sealed class UserStore : IUserStore
                 {
                     Id = id,
                     Name = name ?? existing?.Name ?? "",
-                    Role = role is { } r ? RoleText(r) : existing?.Role ?? "client",
+                    Role = role is { } r ? r.ToWire() : existing?.Role ?? UserRoles.Client,
                     Version = version,
                     DeletedAt = deleted?.ToUnixTimeMilliseconds(),
                     UpdatedAt = occurredAt.ToUnixTimeMilliseconds(),
@@ -85,10 +91,9 @@ internal sealed class UserStore : IUserStore
     /// <summary>A cache entry for <paramref name="user"/> that lives <see cref="s_cacheLifetime"/> from now.</summary>
     private static (UserRecord? User, long ExpiresMs) Fresh(UserRecord? user) => (user, Environment.TickCount64 + (long)s_cacheLifetime.TotalMilliseconds);
 
-    public bool IsCached(string id) => _cache.TryGetValue(id, out var entry) && entry.ExpiresMs > Environment.TickCount64;
-
     public async ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         if (string.IsNullOrEmpty(id) || id.Length > 64) return null;
         var cached = _cache.TryGetValue(id, out var entry);
         if (cached && entry.ExpiresMs > Environment.TickCount64) return entry.User;
@@ -123,16 +128,14 @@ internal sealed class UserStore : IUserStore
 
     public async Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default)
     {
+        _gate.ThrowIfClosed();
         await using var connection = _dialect.CreateConnection();
         var rows = await connection.QueryAsync<UserRow>(new CommandDefinition(
             "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE deleted_at IS NULL"
             + (role is null ? "" : " AND role = @role") + " ORDER BY id",
-            new { role = role is { } r ? RoleText(r) : null }, cancellationToken: cancellationToken));
+            new { role = role?.ToWire() }, cancellationToken: cancellationToken));
         return rows.Select(r => r.ToRecord()).ToList();
     }
-
-    /// <summary>Drops the cached entry (another node changed the row).</summary>
-    public void Invalidate(string id) => _cache.TryRemove(id, out _);
 
     private static void Validate(string id)
     {
@@ -144,20 +147,17 @@ internal sealed class UserStore : IUserStore
         ex is MySqlConnector.MySqlException { ErrorCode: MySqlConnector.MySqlErrorCode.DuplicateKeyEntry or MySqlConnector.MySqlErrorCode.LockDeadlock }
         || ex is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19 or 5 };
 
-    internal static string RoleText(UserRole role) => role == UserRole.Admin ? "admin" : "client";
-
-    internal static UserRole ParseRole(string role) => role == "admin" ? UserRole.Admin : UserRole.Client;
-
     private sealed class UserRow
     {
         public string Id { get; set; } = "";
         public string Name { get; set; } = "";
-        public string Role { get; set; } = "client";
+        public string Role { get; set; } = UserRoles.Client;
         public long Version { get; set; }
         public long? DeletedAt { get; set; }
         public long UpdatedAt { get; set; }
 
-        public UserRecord ToRecord() => new(Id, Name, ParseRole(Role), Version,
+        // Only this store writes the column, always through UserRoles; anything else reads as the least privileged role.
+        public UserRecord ToRecord() => new(Id, Name, UserRoles.TryParse(Role, out var role) ? role : UserRole.Client, Version,
             DeletedAt is { } d ? DateTimeOffset.FromUnixTimeMilliseconds(d) : null, DateTimeOffset.FromUnixTimeMilliseconds(UpdatedAt));
     }
 }

@@ -27,12 +27,8 @@ internal sealed class UserEvents : IUserEvents
 
 internal static class UserEventRules
 {
-    public static UserRole Role(string? role) => role switch
-    {
-        "admin" => UserRole.Admin,
-        "client" => UserRole.Client,
-        _ => throw new InvalidUserEventException($"role must be 'admin' or 'client', not '{role}'"),
-    };
+    public static UserRole Role(string? role) => UserRoles.TryParse(role, out var parsed)
+        ? parsed : throw new InvalidUserEventException($"role must be '{UserRoles.Admin}' or '{UserRoles.Client}', not '{role}'");
 
     public static void Check(string? userId, long version)
     {

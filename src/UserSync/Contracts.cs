@@ -1,8 +1,8 @@
 namespace WsBroker.UserSync.Contracts;
 
-// The events the user service publishes (DESIGN.md §5). MassTransit names their exchanges by type:
-// "WsBroker.UserSync.Contracts:UserCreated" and so on. Role is "admin" or "client"; Version orders the events of one
-// user (a higher version wins, so redelivery and reordering are harmless).
+// The events the user service publishes (docs/design.md §5). MassTransit names their exchanges by type:
+// "WsBroker.UserSync.Contracts:UserCreated" and so on. Role is "admin" or "client" (see UserRoles); Version orders the
+// events of one user (a higher version wins, so redelivery and reordering are harmless).
 
 /// <summary>A user was created.</summary>
 public sealed record UserCreated(string UserId, string Name, string Role, long Version, DateTimeOffset OccurredAt);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using MassTransit;
+using WsBroker.Persistence;
 using WsBroker.UserSync.Contracts;
 
 namespace WsBroker.UserSync;
@@ -160,7 +161,7 @@ internal static class PublisherCommand
                     if (role is null) throw new UsageException("--role is required");
                 }
                 var version = options.TryGetValue("--version", out var v) ? ParseVersion(v, "--version") : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                return new PublishRequest(kind, [Check(new UserRow(id, name ?? "", role ?? "client", version), "")], bus);
+                return new PublishRequest(kind, [Check(new UserRow(id, name ?? "", role ?? UserRoles.Client, version), "")], bus);
             }
             case "import":
             {
@@ -204,7 +205,7 @@ internal static class PublisherCommand
     {
         if (string.IsNullOrWhiteSpace(row.Id)) throw new UsageException($"{where}id must not be empty");
         if (row.Id.Length > 64) throw new UsageException($"{where}id is longer than 64 characters");
-        if (row.Role is not ("admin" or "client")) throw new UsageException($"{where}role must be admin or client, not '{row.Role}'");
+        if (!UserRoles.TryParse(row.Role, out _)) throw new UsageException($"{where}role must be admin or client, not '{row.Role}'");
         if (row.Name.Length > 200) throw new UsageException($"{where}name is longer than 200 characters");
         return row;
     }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Text;
+using Dapper;
 
 namespace WsBroker.Persistence.Tests;
 
@@ -33,11 +35,44 @@ public abstract class StoreTests : IAsyncLifetime
         await _drop();
     }
 
-    private ChatMessage Msg(string admin, string client, bool fromClient = true, string? body = null)
+    private long NextId() => Interlocked.Increment(ref _nextId);
+
+    private static ChatMessageDraft Draft(string admin, string client, bool fromClient = true, string body = "hi ünï 💬") =>
+        new(admin, client, fromClient ? client : admin, fromClient ? admin : client, Encoding.UTF8.GetBytes(body),
+            DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123));
+
+    /// <summary>Appends through the store's allocator path and waits for the commit; returns the message as stored.</summary>
+    private async Task<ChatMessage> StoreAsync(ChatMessageDraft draft)
     {
-        var id = Interlocked.Increment(ref _nextId);
-        return new ChatMessage(id, admin, client, fromClient ? client : admin, fromClient ? admin : client, body ?? $"m{id}",
-            DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000 + id));
+        var append = Messages.Append(draft, NextId);
+        await append.Committed.WaitAsync(s_timeout);
+        return AsStored(draft, append.Id);
+    }
+
+    private Task<ChatMessage> StoreAsync(string admin, string client, bool fromClient = true) => StoreAsync(Draft(admin, client, fromClient));
+
+    private static ChatMessage AsStored(ChatMessageDraft d, long id) =>
+        new(id, d.AdminId, d.ClientId, d.SenderId, d.ReceiverId, Encoding.UTF8.GetString(d.Body.Span), d.SentAt);
+
+    /// <summary>Every id of a conversation as the database has it now, read directly (not through the store's horizon).</summary>
+    private async Task<HashSet<long>> CommittedIdsAsync(string admin, string client)
+    {
+        await using var connection = SqlDialect.Create(Options).CreateConnection();
+        return (await connection.QueryAsync<long>("SELECT id FROM messages WHERE admin_id = @admin AND client_id = @client", new { admin, client })).ToHashSet();
+    }
+
+    /// <summary>A full page walk, newest first, 7 at a time.</summary>
+    private async Task<List<long>> WalkAsync(string admin, string client, int pageSize = 7)
+    {
+        var seen = new List<long>();
+        long? before = null;
+        while (true)
+        {
+            var page = await Messages.GetPageAsync(admin, client, before, pageSize);
+            if (page.Count == 0) return seen;
+            seen.AddRange(page.Select(m => m.Id));
+            before = page[^1].Id;
+        }
     }
 
     // ---- migrations ---------------------------------------------------------------------------------------------------
@@ -160,9 +195,10 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task Append_ThenGetPage_NewestFirstWithKeysetPaging()
     {
-        var sent = new List<ChatMessage>();
-        for (var i = 0; i < 25; i++) sent.Add(Msg("admin1", "client1", fromClient: i % 2 == 0));
-        await Task.WhenAll(sent.Select(m => Messages.AppendAsync(m))).WaitAsync(s_timeout);
+        var drafts = Enumerable.Range(0, 25).Select(i => Draft("admin1", "client1", fromClient: i % 2 == 0, body: $"m{i}")).ToList();
+        var appends = drafts.Select(d => Messages.Append(d, NextId)).ToList();
+        await Task.WhenAll(appends.Select(a => a.Committed)).WaitAsync(s_timeout);
+        var sent = drafts.Zip(appends, (d, a) => AsStored(d, a.Id)).ToList();
         var page1 = await Messages.GetPageAsync("admin1", "client1", null, 10);
         var page2 = await Messages.GetPageAsync("admin1", "client1", page1[^1].Id, 10);
         var page3 = await Messages.GetPageAsync("admin1", "client1", page2[^1].Id, 10);
@@ -185,22 +221,14 @@ public abstract class StoreTests : IAsyncLifetime
         var writers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
         {
             var tasks = new List<Task>();
-            for (var i = 0; i < 150; i++) tasks.Add(Messages.AppendAsync(Msg("admin1", "client2")));
+            for (var i = 0; i < 150; i++) tasks.Add(Messages.Append(Draft("admin1", "client2"), NextId).Committed);
             await Task.WhenAll(tasks);
         }));
         await Task.WhenAll(writers).WaitAsync(s_timeout);
-        var stored = new List<ChatMessage>();
-        long? before = null;
-        while (true)
-        {
-            var page = await Messages.GetPageAsync("admin1", "client2", before, 100);
-            if (page.Count == 0) break;
-            stored.AddRange(page);
-            before = page[^1].Id;
-        }
+        var stored = await WalkAsync("admin1", "client2", pageSize: 100);
         Assert.Equal(1200, stored.Count);
-        Assert.Equal(stored.Select(m => m.Id).Distinct().Count(), stored.Count);
-        Assert.Equal(stored.Select(m => m.Id).OrderDescending(), stored.Select(m => m.Id));
+        Assert.Equal(stored.Distinct().Count(), stored.Count);
+        Assert.Equal(stored.OrderDescending(), stored);
         Assert.Equal(0, Messages.QueueDepth);
     }
 
@@ -211,18 +239,10 @@ public abstract class StoreTests : IAsyncLifetime
         // even with several writers whose commits can finish out of id order.
         var writing = Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
         {
-            for (var i = 0; i < 60; i++) await Messages.AppendAsync(Msg("admin2", "client3"));
+            for (var i = 0; i < 60; i++) await Messages.Append(Draft("admin2", "client3"), NextId).Committed;
         })));
         await Task.Delay(50);
-        var seen = new List<long>();
-        long? before = null;
-        while (true)
-        {
-            var page = await Messages.GetPageAsync("admin2", "client3", before, 7);
-            if (page.Count == 0) break;
-            seen.AddRange(page.Select(m => m.Id));
-            before = page[^1].Id;
-        }
+        var seen = await WalkAsync("admin2", "client3");
         await writing.WaitAsync(s_timeout);
         Assert.Equal(seen.Distinct().Count(), seen.Count);
         var all = (await Messages.GetPageAsync("admin2", "client3", null, 100)).Select(m => m.Id).ToList();
@@ -247,8 +267,7 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task MarkSeen_OnlyByTheReceiver_AndOnlyOnce()
     {
-        var m = Msg("admin1", "client1");                             // client1 → admin1
-        await Messages.AppendAsync(m);
+        var m = await StoreAsync("admin1", "client1");                 // client1 → admin1
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_123);
         Assert.Equal(SeenOutcome.NotReceiver, (await Messages.MarkSeenAsync(m.Id, "client1", at)).Outcome);
         var first = await Messages.MarkSeenAsync(m.Id, "admin1", at);
@@ -266,8 +285,7 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task MarkSeen_NamingTheWrongSender_ChangesNothing()
     {
-        var m = Msg("admin1", "client1");                             // client1 → admin1
-        await Messages.AppendAsync(m);
+        var m = await StoreAsync("admin1", "client1");                 // client1 → admin1
         var at = DateTimeOffset.FromUnixTimeMilliseconds(1_800_000_000_123);
         var wrong = await Messages.MarkSeenAsync(m.Id, "admin1", at, expectedSenderId: "client2");
         Assert.Equal((SeenOutcome.NotSender, "client1"), (wrong.Outcome, wrong.SenderId));
@@ -279,10 +297,10 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task MarkSeenUpTo_MarksTheReadersUnseenMessagesUpToTheId()
     {
-        var fromClient = Enumerable.Range(0, 4).Select(_ => Msg("admin1", "client3")).ToList();
-        var fromAdmin = Msg("admin1", "client3", fromClient: false);
-        var later = Msg("admin1", "client3");
-        foreach (var m in fromClient.Append(fromAdmin).Append(later)) await Messages.AppendAsync(m);
+        var fromClient = new List<ChatMessage>();
+        for (var i = 0; i < 4; i++) fromClient.Add(await StoreAsync("admin1", "client3"));
+        var fromAdmin = await StoreAsync("admin1", "client3", fromClient: false);
+        var later = await StoreAsync("admin1", "client3");
         var at = DateTimeOffset.UtcNow;
         var result = await Messages.MarkSeenUpToAsync("admin1", "client3", fromAdmin.Id, "admin1", at);
         Assert.Equal(SeenOutcome.Marked, result.Outcome);
@@ -296,12 +314,10 @@ public abstract class StoreTests : IAsyncLifetime
     [Fact]
     public async Task GetConversations_GivesLastMessageAndUnreadCountPerSide()
     {
-        await Messages.AppendAsync(Msg("admin1", "client1"));
-        await Messages.AppendAsync(Msg("admin1", "client1"));
-        var lastC1 = Msg("admin1", "client1", fromClient: false);
-        await Messages.AppendAsync(lastC1);
-        var lastC2 = Msg("admin1", "client2");
-        await Messages.AppendAsync(lastC2);
+        await StoreAsync("admin1", "client1");
+        await StoreAsync("admin1", "client1");
+        var lastC1 = await StoreAsync("admin1", "client1", fromClient: false);
+        var lastC2 = await StoreAsync("admin1", "client2");
         var admin = await Messages.GetConversationsAsync("admin1");
         Assert.Equal(["client2", "client1"], admin.Select(c => c.ClientId));   // newest conversation first
         Assert.Equal(lastC2.Id, admin[0].LastMessage!.Id);
@@ -321,26 +337,143 @@ public abstract class StoreTests : IAsyncLifetime
         var client = "c;DROP\\%_";
         await Users.UpsertAsync(admin, evil, UserRole.Admin, 1, t);
         await Users.UpsertAsync(client, evil, UserRole.Client, 1, t);
-        var m = new ChatMessage(Interlocked.Increment(ref _nextId), admin, client, client, admin, evil, DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));
-        await Messages.AppendAsync(m);
+        var m = await StoreAsync(new ChatMessageDraft(admin, client, client, admin, Encoding.UTF8.GetBytes(evil), DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000)));
         Assert.Equal(m, (await Messages.GetPageAsync(admin, client, null, 1)).Single());
         Assert.Equal(evil, (await Users.FindAsync(admin))!.Name);
         Assert.Equal(5 + 2, (await Users.ListAsync()).Count);
     }
 
     [Fact]
-    public async Task Append_BadInput_IsRejectedWithAClearError()
+    public async Task Append_ManyThreads_IdsTakenOneAtATimeInOrder_NoNewerIdCommittedBeforeAnOlderOne()
     {
-        var tooLong = Msg("admin1", "client1", body: new string('x', Options.MaxBodyBytes + 1));
-        Assert.Contains("body is larger", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(tooLong))).Message);
-        var unknown = new ChatMessage(Interlocked.Increment(ref _nextId), "admin1", "nobody", "nobody", "admin1", "hi", DateTimeOffset.UtcNow);
-        Assert.Contains("unknown user 'nobody'", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(unknown))).Message);
+        // The allocator runs under the store's lock, one call at a time, and each id is registered and queued before the
+        // next is taken: so whenever the database shows an id, every older id taken before is there too (none failed here).
+        var taken = new ConcurrentQueue<long>();
+        var inside = 0;
+        var overlapped = false;
+        long Allocate()
+        {
+            if (Interlocked.Increment(ref inside) != 1) overlapped = true;
+            var id = NextId();
+            taken.Enqueue(id);
+            Interlocked.Decrement(ref inside);
+            return id;
+        }
+        var writers = Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+        {
+            var commits = new List<Task>();
+            for (var i = 0; i < 100; i++)
+            {
+                var append = Messages.Append(Draft("admin2", "client1"), Allocate);
+                Assert.True(append.Id > 0);
+                commits.Add(append.Committed);
+                if (i % 10 == 0) await Task.Yield();
+            }
+            await Task.WhenAll(commits);
+        })));
+        var checks = 0;
+        while (!writers.IsCompleted || checks == 0)
+        {
+            var takenBefore = taken.ToArray();                        // taken (so registered) before the read below
+            var visible = await CommittedIdsAsync("admin2", "client1");
+            if (visible.Count > 0)
+            {
+                var newest = visible.Max();
+                Assert.All(takenBefore.Where(id => id < newest), id => Assert.Contains(id, visible));
+            }
+            var walk = await WalkAsync("admin2", "client1", pageSize: 50);
+            var committed = await CommittedIdsAsync("admin2", "client1");
+            if (walk.Count > 0) Assert.All(committed.Where(id => id <= walk[0]), id => Assert.Contains(id, walk));   // no skip
+            checks++;
+        }
+        await writers.WaitAsync(s_timeout);
+        Assert.False(overlapped, "the allocator was called by two appends at once");
+        Assert.Equal(taken.Order(), taken);                            // taken in increasing order
+        Assert.Equal(taken.OrderDescending(), await WalkAsync("admin2", "client1", pageSize: 100));
+        Assert.Equal(0, Messages.QueueDepth);
+    }
+
+    [Fact]
+    public async Task Append_PartiesAreNotChecked_UnknownOrDeletedUsersAreStored()
+    {
+        // Who may write to whom is the chat handler's rule (the Broker): the store only stores.
         await Users.DeleteAsync("client2", 5, DateTimeOffset.UtcNow);
-        var deleted = Msg("admin1", "client2");
-        Assert.Contains("deleted", (await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(deleted))).Message);
-        var notParty = new ChatMessage(Interlocked.Increment(ref _nextId), "admin1", "client1", "client3", "admin1", "hi", DateTimeOffset.UtcNow);
-        await Assert.ThrowsAsync<ArgumentException>(() => Messages.AppendAsync(notParty));
+        var toDeleted = await StoreAsync("admin1", "client2");
+        var unknown = await StoreAsync(Draft("admin1", "nobody"));
+        var notParty = await StoreAsync(new ChatMessageDraft("admin1", "client1", "client3", "admin1", "hi"u8.ToArray(), DateTimeOffset.UtcNow));
+        foreach (var m in new[] { toDeleted, unknown, notParty }) Assert.NotNull(await Messages.FindAsync(m.Id));
+    }
+
+    public static TheoryData<string, ChatMessageDraft, MessageRejection> BadDrafts => new()
+    {
+        { "empty admin id", new ChatMessageDraft("", "client1", "client1", "admin1", "hi"u8.ToArray(), DateTimeOffset.UtcNow), MessageRejection.InvalidParty },
+        { "65-char sender", new ChatMessageDraft("admin1", "client1", new string('s', 65), "admin1", "hi"u8.ToArray(), DateTimeOffset.UtcNow), MessageRejection.InvalidParty },
+        { "null receiver", new ChatMessageDraft("admin1", "client1", "client1", null!, "hi"u8.ToArray(), DateTimeOffset.UtcNow), MessageRejection.InvalidParty },
+        { "body over the limit", new ChatMessageDraft("admin1", "client1", "client1", "admin1", new byte[65_537], DateTimeOffset.UtcNow), MessageRejection.BodyTooLarge },
+        { "body not UTF-8", new ChatMessageDraft("admin1", "client1", "client1", "admin1", new byte[] { 0x68, 0xC3, 0x28 }, DateTimeOffset.UtcNow), MessageRejection.BodyNotUtf8 },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadDrafts))]
+    public async Task Append_BadDraft_ThrowsTypedRejectionWithAFixedText_BeforeTakingAnId(string because, ChatMessageDraft draft, MessageRejection reason)
+    {
+        var allocated = false;
+        var ex = Assert.Throws<MessageRejectedException>(() => Messages.Append(draft, () => { allocated = true; return NextId(); }));
+        Assert.Equal(reason, ex.Reason);
+        Assert.Equal(MessageRejectedException.TextOf(reason), ex.Message);
+        Assert.DoesNotContain("Parameter", ex.Message, StringComparison.Ordinal);
+        Assert.False(allocated, because);
+        Assert.Equal(0, Messages.QueueDepth);
         Assert.Empty(await Messages.GetPageAsync("admin1", "client1", null, 10));
+    }
+
+    [Fact]
+    public async Task Append_AllocatorGivesANonPositiveId_ThrowsTypedRejection_NothingQueued()
+    {
+        var zero = Assert.Throws<MessageRejectedException>(() => Messages.Append(Draft("admin1", "client1"), () => 0));
+        Assert.Equal((MessageRejection.InvalidId, "message id must be positive"), (zero.Reason, zero.Message));
+        Assert.Equal(0, Messages.QueueDepth);
+        Assert.Empty(await Messages.GetPageAsync("admin1", "client1", null, 10));
+    }
+
+    [Fact]
+    public async Task Append_PresetId_IsStoredUnderThatId()
+    {
+        var append = Messages.Append(Draft("admin1", "client1"), () => 5);
+        Assert.Equal(5, append.Id);
+        await append.Committed.WaitAsync(s_timeout);
+        Assert.Equal([5L], (await Messages.GetPageAsync("admin1", "client1", null, 10)).Select(m => m.Id));
+    }
+
+    [Fact]
+    public async Task Append_IdAlreadyStored_IsSkipped_NotStoredTwiceNorFailed()
+    {
+        // What a retried batch meets when its first commit went through but the answer was lost in the outage.
+        var first = await StoreAsync(Draft("admin2", "client2", body: "first"));
+        var again = Messages.Append(Draft("admin2", "client2", body: "again"), () => first.Id);
+        await again.Committed.WaitAsync(s_timeout);
+        Assert.Equal([first.Id], await CommittedIdsAsync("admin2", "client2"));
+        Assert.Equal("first", (await Messages.FindAsync(first.Id))!.Body);
+    }
+
+    [Fact]
+    public async Task Append_RowTheDatabaseRefuses_FailsWithAFixedText_TheRestOfTheBatchIsStored()
+    {
+        // No foreign keys reach the users table (a message naming an unknown user is stored); a row can still be refused
+        // by the database. A trigger plays that part here.
+        await using (var connection = SqlDialect.Create(Options).CreateConnection())
+        {
+            await connection.ExecuteAsync(_provider == StorageProvider.MySql
+                ? "CREATE TRIGGER refuse_marked BEFORE INSERT ON messages FOR EACH ROW BEGIN IF NEW.body = 'refuse me' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'driver detail: refused by trigger'; END IF; END"
+                : "CREATE TRIGGER refuse_marked BEFORE INSERT ON messages WHEN NEW.body = 'refuse me' BEGIN SELECT RAISE(ABORT, 'driver detail: refused by trigger'); END");
+        }
+        var good = Enumerable.Range(0, 3).Select(_ => Messages.Append(Draft("admin1", "client3"), NextId)).ToList();
+        var bad = Messages.Append(Draft("admin1", "client3", body: "refuse me"), NextId);
+        var ex = await Assert.ThrowsAsync<MessageRejectedException>(() => bad.Committed.WaitAsync(s_timeout));
+        Assert.Equal((MessageRejection.RefusedByDatabase, "message refused by storage"), (ex.Reason, ex.Message));
+        Assert.Contains("refused by trigger", ex.InnerException!.Message, StringComparison.Ordinal);   // the detail is kept for the log
+        await Task.WhenAll(good.Select(a => a.Committed)).WaitAsync(s_timeout);
+        Assert.Equal(good.Select(a => a.Id).OrderDescending(), (await Messages.GetPageAsync("admin1", "client3", null, 10)).Select(m => m.Id));
     }
 }
 

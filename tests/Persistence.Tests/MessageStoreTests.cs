@@ -1,0 +1,95 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace WsBroker.Persistence.Tests;
+
+/// <summary>The message store against a MySQL address where nothing listens: every commit fails as an outage, so an append
+/// stays pending until the write timeout.</summary>
+public sealed class MessageStoreTests : IAsyncLifetime
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
+    private MessageStore _store = null!;
+
+    public Task InitializeAsync()
+    {
+        _store = Unreachable(open: true, new PersistenceOptions());
+        return Task.CompletedTask;
+    }
+
+    private static MessageStore Unreachable(bool open, PersistenceOptions options)
+    {
+        options.Provider = StorageProvider.MySql;
+        options.ConnectionString = "Server=127.0.0.1;Port=1;User ID=nobody;Password=nothing;Database=none";
+        options.WriteTimeoutMs = 1500;
+        var gate = new StoreGate();
+        if (open) gate.Open();                                          // no migrations: the server is not there
+        return new MessageStore(SqlDialect.Create(options), options, gate, NullLogger.Instance);
+    }
+
+    public async Task DisposeAsync() => await _store.DisposeAsync();
+
+    private static ChatMessageDraft Draft() => new("admin1", "client1", "client1", "admin1", Encoding.UTF8.GetBytes("hello"), DateTimeOffset.UtcNow);
+
+    [Fact]
+    public async Task Append_DatabaseUnreachable_FailsAsUnavailable_WithAFixedTextWithoutDriverDetail()
+    {
+        var append = _store.Append(Draft(), () => 1);
+        Assert.Equal(1, append.Id);
+        var ex = await Assert.ThrowsAsync<PersistenceUnavailableException>(() => append.Committed.WaitAsync(s_timeout));
+        Assert.Equal("storage unavailable: not committed within 1500 ms", ex.Message);
+        Assert.DoesNotContain("connect", ex.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Parameter", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, _store.QueueDepth);
+    }
+
+    [Fact]
+    public async Task Append_IdStillPending_ASecondAppendWithItIsRejectedAsDuplicate_TheFirstIsUnharmed()
+    {
+        var first = _store.Append(Draft(), () => 7);
+        var twice = Assert.Throws<MessageRejectedException>(() => _store.Append(Draft(), () => 7));
+        Assert.Equal((MessageRejection.DuplicateId, "message id already in use"), (twice.Reason, twice.Message));
+        Assert.Equal(1, _store.QueueDepth);
+        Assert.False(first.Committed.IsCompleted);
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => first.Committed.WaitAsync(s_timeout));
+    }
+
+    [Fact]
+    public async Task Append_StoreShuttingDown_FailsTheCommitAtOnce_IdStillGiven()
+    {
+        await _store.DisposeAsync();
+        var late = _store.Append(Draft(), () => 9);
+        Assert.Equal(9, late.Id);
+        var ex = await Assert.ThrowsAsync<PersistenceUnavailableException>(() => late.Committed);
+        Assert.Equal("storage unavailable: store is shutting down", ex.Message);
+        Assert.Equal(0, _store.QueueDepth);
+    }
+
+    [Fact]
+    public async Task Append_QueueFull_FailsTheCommitAtOnce_IdStillGiven()
+    {
+        await using var store = Unreachable(open: true, new PersistenceOptions { QueueCapacity = 1, BatchSize = 1 });
+        var first = store.Append(Draft(), () => 1);
+        await Task.Delay(300);                                          // the writer holds the first one, retrying
+        var second = store.Append(Draft(), () => 2);                    // waits in the queue
+        var third = store.Append(Draft(), () => 3);
+        Assert.Equal(3, third.Id);
+        var ex = await Assert.ThrowsAsync<PersistenceUnavailableException>(() => third.Committed);
+        Assert.Equal("storage unavailable: write queue full", ex.Message);
+        Assert.False(second.Committed.IsCompleted);
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => Task.WhenAll(first.Committed, second.Committed).WaitAsync(s_timeout));
+    }
+
+    [Fact]
+    public async Task StoreNotOpened_EveryCallThrowsInvalidOperation_AppendBeforeTakingAnId()
+    {
+        await using var closed = Unreachable(open: false, new PersistenceOptions());
+        var allocated = false;
+        var ex = Assert.Throws<InvalidOperationException>(() => closed.Append(Draft(), () => { allocated = true; return 1; }));
+        Assert.Contains("not open yet", ex.Message, StringComparison.Ordinal);
+        Assert.False(allocated);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.GetPageAsync("admin1", "client1", null, 10));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.FindAsync(1));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.MarkSeenAsync(1, "admin1", DateTimeOffset.UtcNow));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.GetConversationsAsync("admin1"));
+    }
+}
