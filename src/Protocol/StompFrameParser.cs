@@ -447,6 +447,7 @@ public readonly struct StompFrameView
 
     internal StompFrameView(StompFrameParser parser) => _parser = parser;
 
+    /// <summary>The frame's command; <see cref="StompCommand.None"/> unless the last parse returned Done.</summary>
     public StompCommand Command => _parser.Command;
 
     /// <summary>Header entries in wire order, repeated names included.</summary>
@@ -458,7 +459,13 @@ public readonly struct StompFrameView
     /// <summary>The (unescaped) value of the entry at <paramref name="index"/>.</summary>
     public ReadOnlySpan<byte> GetHeaderValue(int index) => (uint)index < (uint)HeaderCount ? _parser.GetValue(index) : throw new ArgumentOutOfRangeException(nameof(index));
 
-    /// <summary>The first value of a header (STOMP 1.2: repeated entries after the first are ignored).</summary>
+    /// <summary>
+    /// The first value of a header (STOMP 1.2: repeated entries after the first are ignored), without allocating. Both
+    /// <paramref name="name"/> and <paramref name="value"/> are unescaped UTF-8: <c>\n</c>, <c>\c</c>, <c>\\</c> (and in 1.2
+    /// <c>\r</c>) already decoded, so the value is what the client meant and is escaped again only when written. A
+    /// CONNECT frame, and any frame of a STOMP 1.0 session, is not unescaped: its values are the octets as sent. The span
+    /// points into the parser's scratch buffer: valid until the next parse.
+    /// </summary>
     public bool TryGetHeader(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value) => _parser.TryGetFirst(name, out value);
 
     /// <summary>True when the header is present (even with an empty value).</summary>
