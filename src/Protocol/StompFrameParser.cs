@@ -97,6 +97,7 @@ public sealed class StompFrameParser
 
     /// <summary>True when <see cref="PartialFrameBytes"/> is non-zero: part of a frame has arrived, not all of it.</summary>
     public bool HasPartialFrame => _partialBytes > 0;
+
     internal ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots[index].NameStart, _slots[index].NameLength);
     internal ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots[index].ValueStart, _slots[index].ValueLength);
 
