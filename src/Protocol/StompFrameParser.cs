@@ -37,6 +37,13 @@ public sealed class StompFrameParser
     private StompCommand _command;
     private ReadOnlySequence<byte> _body;
 
+    // What TryParseNext knows about the unfinished frame it left at the start of its buffer (see ParsePhase).
+    private long _partialBytes;                                        // its length when last seen; 0 = none
+    private ParsePhase _phase;
+    private long _resumeAt;                                            // Headers: start of the unfinished line; Body: body start
+    private long _contentLength;                                       // Body: -1 when the body ends at the first NUL
+    private StompCommand _partialCommand;
+
     /// <summary>Creates a parser. <paramref name="version"/> is the negotiated version; a server starts at 1.2 for the
     /// CONNECT frame (which is never unescaped) and sets <see cref="Version"/> after negotiation.</summary>
     public StompFrameParser(StompLimits? limits = null, StompVersion version = StompVersion.V1_2)
@@ -56,6 +63,7 @@ public sealed class StompFrameParser
     public StompFrameView Frame => new(this);
 
     internal StompCommand Command => _command;
+    internal long ParseRuns { get; private set; }                     // tests: TryParseNext's work stays linear
     internal int HeaderCount => _headerCount;
     internal ReadOnlySequence<byte> Body => _body;
 
@@ -65,7 +73,31 @@ public sealed class StompFrameParser
     /// <c>receipt-id</c>; otherwise null. Allocates only in that case.
     /// </summary>
     public string? ReceiptOfInvalidFrame =>
-        _command == StompCommand.None && TryGetFirst("receipt"u8, out var value) ? System.Text.Encoding.UTF8.GetString(value) : null;
+        TryGetReceiptOfInvalidFrame(out var value) ? System.Text.Encoding.UTF8.GetString(value) : null;
+
+    /// <summary>
+    /// The allocation-free form of <see cref="ReceiptOfInvalidFrame"/>: after <see cref="OperationStatus.InvalidData"/>, the
+    /// (unescaped) value of the rejected frame's <c>receipt</c> header when it was read before the error. The span points into
+    /// the parser's scratch buffer and is valid until the next parse.
+    /// </summary>
+    public bool TryGetReceiptOfInvalidFrame(out ReadOnlySpan<byte> receiptId)
+    {
+        if (_command == StompCommand.None && TryGetFirst("receipt"u8, out receiptId)) return true;
+        receiptId = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Length of the unfinished frame that the last <see cref="TryParseNext"/> left at the start of its buffer (it returned
+    /// <see cref="OperationStatus.NeedMoreData"/> with bytes other than heart-beats left); 0 when the buffer ended at a frame
+    /// boundary. A transport that closes connections whose frame stays half-sent too long starts its clock when this becomes
+    /// non-zero and stops it when a frame completes.
+    /// </summary>
+    public long PartialFrameBytes => _partialBytes;
+
+    /// <summary>True when <see cref="PartialFrameBytes"/> is non-zero: part of a frame has arrived, not all of it.</summary>
+    public bool HasPartialFrame => _partialBytes > 0;
+
     internal ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots[index].NameStart, _slots[index].NameLength);
     internal ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots[index].ValueStart, _slots[index].ValueLength);
 
@@ -73,55 +105,142 @@ public sealed class StompFrameParser
     /// Parses one frame from the start of <paramref name="buffer"/>. On <see cref="OperationStatus.Done"/> the buffer is
     /// sliced past the frame; on <see cref="OperationStatus.NeedMoreData"/> it is sliced past any heart-beat EOLs only;
     /// on <see cref="OperationStatus.InvalidData"/> <paramref name="error"/> says why. Never throws on bad input.
+    /// Every call starts from scratch: <paramref name="buffer"/> need not continue an earlier one (see
+    /// <see cref="TryParseNext"/> for a connection's byte stream).
     /// </summary>
     public OperationStatus TryParse(ref ReadOnlySequence<byte> buffer, out StompParseError error)
     {
+        _partialBytes = 0;
+        return Parse(ref buffer, resume: false, out error);
+    }
+
+    /// <summary>
+    /// Parses the next frame of one connection's byte stream: the same answers as
+    /// <see cref="TryParse(ref ReadOnlySequence{byte}, out StompParseError)"/> on the same bytes, at a cost linear in the
+    /// bytes however they are split. After <see cref="OperationStatus.NeedMoreData"/> it remembers the unfinished frame
+    /// (<see cref="PartialFrameBytes"/>): the header lines already read, where its body starts, its content-length. The next
+    /// call then looks only at the bytes new since, and parses only when they can change the answer: a line ended (so a
+    /// bad header, or a content-length over the limit, is refused as soon as its header block is complete), a limit was
+    /// crossed, the content-length body is complete, or a NUL arrived.
+    /// Contract: after <see cref="OperationStatus.NeedMoreData"/>, pass the same unfinished frame again with what arrived
+    /// since appended (a pipe reader's <c>AdvanceTo(buffer.Start, buffer.End)</c> does exactly that). A shorter buffer
+    /// starts over; so does a call to <c>TryParse</c>.
+    /// </summary>
+    public OperationStatus TryParseNext(ref ReadOnlySequence<byte> buffer, out StompParseError error)
+    {
+        var resume = _partialBytes > 0 && buffer.Length >= _partialBytes;
+        if (resume && !MayProgress(buffer))
+        {
+            _partialBytes = buffer.Length;
+            _command = StompCommand.None;
+            _body = default;
+            error = StompParseError.None;
+            return OperationStatus.NeedMoreData;
+        }
+        // An unfinished command line is read again from the start: what looked like a frame may be a CRLF heart-beat.
+        var status = Parse(ref buffer, resume && _phase != ParsePhase.Command, out error);
+        _partialBytes = status == OperationStatus.NeedMoreData ? buffer.Length : 0;
+        return status;
+    }
+
+    /// <summary>Whether the bytes that arrived since the unfinished frame was last parsed can change the answer.</summary>
+    private bool MayProgress(in ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.Length > _limits.MaxFrameBytes) return true;
+        var arrived = buffer.Slice(_partialBytes);
+        return _phase switch
+        {
+            // A line ends only at an LF; until then only the line limit can be crossed.
+            ParsePhase.Command or ParsePhase.Headers =>
+                arrived.PositionOf(Lf) is not null || buffer.Length - _resumeAt > _limits.MaxHeaderLineBytes + 1,
+            // STOMP 1.2: with content-length, exactly that many octets and then the NUL, whatever NULs the body holds.
+            _ when _contentLength >= 0 => buffer.Length - _resumeAt > _contentLength,
+            // Otherwise the body ends at the first NUL, or is too large once it has more octets than allowed.
+            _ => arrived.PositionOf(Nul) is not null || buffer.Length - _resumeAt > MaxBody(_resumeAt),
+        };
+    }
+
+    private OperationStatus Parse(ref ReadOnlySequence<byte> buffer, bool resume, out StompParseError error)
+    {
+        ParseRuns++;
         error = StompParseError.None;
         _command = StompCommand.None;
-        _headerCount = 0;
-        _textLength = 0;
         _body = default;
 
-        var reader = new SequenceReader<byte>(buffer);
-        // Heart-beats are bare EOLs between frames: consume them even when no frame follows.
-        while (reader.IsNext(Lf, advancePast: true) || reader.IsNext("\r\n"u8, advancePast: true)) { }
-        buffer = buffer.Slice(reader.Position);
-        reader = new SequenceReader<byte>(buffer);
-
         var crlf = Version >= StompVersion.V1_2;
-        var status = ReadLine(ref reader, crlf, out var line);
-        if (status != LineStatus.Done) return NotYet(status, buffer, out error);
-        if (!StompCommands.TryParse(line, out var command)) return Invalid(StompParseError.UnknownCommand, out error);
-
-        var escaping = Version >= StompVersion.V1_1 && command.UsesHeaderEscaping();
-        var crEscape = Version >= StompVersion.V1_2;
-        while (true)
+        StompCommand command;
+        SequenceReader<byte> reader;
+        scoped ReadOnlySpan<byte> line;
+        LineStatus status;
+        if (resume)
         {
+            // TryParseNext: the command and the complete header lines of this frame were read by an earlier call.
+            command = _partialCommand;
+            reader = new SequenceReader<byte>(buffer);
+            reader.Advance(_resumeAt);
+        }
+        else
+        {
+            _headerCount = 0;
+            _textLength = 0;
+            reader = new SequenceReader<byte>(buffer);
+            // Heart-beats are bare EOLs between frames: consume them even when no frame follows.
+            while (reader.IsNext(Lf, advancePast: true) || reader.IsNext("\r\n"u8, advancePast: true)) { }
+            buffer = buffer.Slice(reader.Position);
+            reader = new SequenceReader<byte>(buffer);
+
             status = ReadLine(ref reader, crlf, out line);
-            if (status != LineStatus.Done) return NotYet(status, buffer, out error);
-            // The header block alone may not fill the frame limit (the NUL still follows): checked here, not only while
-            // buffering, so a frame that arrives whole gets the same answer as one that trickles in.
-            if (reader.Consumed >= _limits.MaxFrameBytes) return Invalid(StompParseError.FrameTooLarge, out error);
-            if (line.IsEmpty) break;                                   // a blank line ends the header block
-            if (_headerCount == _limits.MaxHeaderCount) return Invalid(StompParseError.TooManyHeaders, out error);
-            var headerError = AddHeader(line, escaping, crEscape);
-            if (headerError != StompParseError.None) return Invalid(headerError, out error);
+            if (status != LineStatus.Done) return NotYet(status, buffer, ParsePhase.Command, StompCommand.None, 0, -1, out error);
+            if (!StompCommands.TryParse(line, out command)) return Invalid(StompParseError.UnknownCommand, out error);
         }
 
-        var headerBytes = reader.Consumed;
-        var maxBody = (int)Math.Min(_limits.MaxBodyBytes, Math.Max(0, _limits.MaxFrameBytes - headerBytes - 1));
-        ReadOnlySequence<byte> body;
-        if (TryGetFirst("content-length"u8, out var lengthText))
+        long headerBytes;
+        long contentLength;
+        if (resume && _phase == ParsePhase.Body)
         {
-            // STOMP 1.2: "If a content-length header is included, this number of octets MUST be read, regardless of NUL octets".
-            if (!Utf8Parser.TryParse(lengthText, out long length, out var used) || used != lengthText.Length || length < 0
-                || lengthText.IsEmpty || lengthText[0] is (byte)'+' or (byte)'-')
-                return Invalid(StompParseError.InvalidContentLength, out error);
-            if (length > _limits.MaxBodyBytes) return Invalid(StompParseError.BodyTooLarge, out error);
-            if (length > maxBody) return Invalid(StompParseError.FrameTooLarge, out error);
-            if (reader.Remaining <= length) return NotYet(LineStatus.NeedMore, buffer, out error);
-            body = reader.UnreadSequence.Slice(0, length);
-            reader.Advance(length);
+            headerBytes = _resumeAt;
+            contentLength = _contentLength;
+        }
+        else
+        {
+            var escaping = Version >= StompVersion.V1_1 && command.UsesHeaderEscaping();
+            var crEscape = Version >= StompVersion.V1_2;
+            while (true)
+            {
+                var lineStart = reader.Consumed;
+                status = ReadLine(ref reader, crlf, out line);
+                if (status != LineStatus.Done) return NotYet(status, buffer, ParsePhase.Headers, command, lineStart, -1, out error);
+                // The header block alone may not fill the frame limit (the NUL still follows): checked here, not only while
+                // buffering, so a frame that arrives whole gets the same answer as one that trickles in.
+                if (reader.Consumed >= _limits.MaxFrameBytes) return Invalid(StompParseError.FrameTooLarge, out error);
+                if (line.IsEmpty) break;                                   // a blank line ends the header block
+                if (_headerCount == _limits.MaxHeaderCount) return Invalid(StompParseError.TooManyHeaders, out error);
+                var headerError = AddHeader(line, escaping, crEscape);
+                if (headerError != StompParseError.None) return Invalid(headerError, out error);
+            }
+            headerBytes = reader.Consumed;
+            contentLength = -1;
+            if (TryGetFirst("content-length"u8, out var lengthText))
+            {
+                // STOMP 1.2: "If a content-length header is included, this number of octets MUST be read, regardless of
+                // NUL octets". Only a plain decimal integer is a length: no sign, no spaces, nothing past long.MaxValue.
+                if (lengthText.IsEmpty || lengthText[0] is (byte)'+' or (byte)'-'
+                    || !Utf8Parser.TryParse(lengthText, out contentLength, out var used) || used != lengthText.Length)
+                    return Invalid(StompParseError.InvalidContentLength, out error);
+                // Refused as soon as the header block is complete: a body that may never fit is not waited for.
+                if (contentLength > _limits.MaxBodyBytes) return Invalid(StompParseError.BodyTooLarge, out error);
+                if (contentLength > MaxBody(headerBytes)) return Invalid(StompParseError.FrameTooLarge, out error);
+            }
+        }
+
+        var maxBody = MaxBody(headerBytes);
+        ReadOnlySequence<byte> body;
+        if (contentLength >= 0)
+        {
+            if (reader.Remaining <= contentLength)
+                return NotYet(LineStatus.NeedMore, buffer, ParsePhase.Body, command, headerBytes, contentLength, out error);
+            body = reader.UnreadSequence.Slice(0, contentLength);
+            reader.Advance(contentLength);
             if (!reader.IsNext(Nul, advancePast: true)) return Invalid(StompParseError.MissingNul, out error);
         }
         else
@@ -131,13 +250,20 @@ public sealed class StompFrameParser
             var nul = window.PositionOf(Nul);
             if (nul is null)
             {
-                if (window.Length <= maxBody) return NotYet(LineStatus.NeedMore, buffer, out error);
+                if (window.Length <= maxBody)
+                    return NotYet(LineStatus.NeedMore, buffer, ParsePhase.Body, command, headerBytes, -1, out error);
                 return Invalid(maxBody == _limits.MaxBodyBytes ? StompParseError.BodyTooLarge : StompParseError.FrameTooLarge, out error);
             }
             body = window.Slice(0, nul.Value);
             reader.Advance(body.Length + 1);
         }
-        if (!body.IsEmpty && !command.MayHaveBody()) return Invalid(StompParseError.BodyNotAllowed, out error);
+        if (!body.IsEmpty && !command.MayHaveBody())
+        {
+            // Some STOMP 1.0 clients end CONNECT with an EOL before the NUL. STOMP 1.2 allows EOLs only after the NUL, but a
+            // lone EOL carries nothing: it is read as an empty body. Any other body stays an error.
+            if (command is StompCommand.Connect or StompCommand.Stomp && IsSingleEol(body)) body = body.Slice(body.Length);
+            else return Invalid(StompParseError.BodyNotAllowed, out error);
+        }
 
         _command = command;
         _body = body;
@@ -155,14 +281,36 @@ public sealed class StompFrameParser
         return status;
     }
 
-    private OperationStatus NotYet(LineStatus status, in ReadOnlySequence<byte> buffer, out StompParseError error)
+    /// <summary>The frame is unfinished: an error if it can never become valid, otherwise NeedMoreData, remembering where
+    /// it stopped for <see cref="TryParseNext"/>.</summary>
+    private OperationStatus NotYet(LineStatus status, in ReadOnlySequence<byte> buffer, ParsePhase phase, StompCommand command,
+        long resumeAt, long contentLength, out StompParseError error)
     {
         if (status == LineStatus.TooLong) return Invalid(StompParseError.HeaderLineTooLong, out error);
         // Everything buffered belongs to one unfinished frame: past the frame limit it can never become valid.
         if (buffer.Length > _limits.MaxFrameBytes) return Invalid(StompParseError.FrameTooLarge, out error);
+        _phase = phase;
+        _partialCommand = command;
+        _resumeAt = resumeAt;
+        _contentLength = contentLength;
         error = StompParseError.None;
         return OperationStatus.NeedMoreData;
     }
+
+    /// <summary>The largest body a frame whose header block is <paramref name="headerBytes"/> long may have.</summary>
+    private int MaxBody(long headerBytes) => (int)Math.Min(_limits.MaxBodyBytes, Math.Max(0, _limits.MaxFrameBytes - headerBytes - 1));
+
+    private static bool IsSingleEol(in ReadOnlySequence<byte> body)
+    {
+        if (body.Length == 1) return body.FirstSpan[0] == Lf;
+        if (body.Length != 2) return false;
+        Span<byte> two = stackalloc byte[2];
+        body.CopyTo(two);
+        return two[0] == Cr && two[1] == Lf;
+    }
+
+    /// <summary>Where an unfinished frame stopped: in its command line, in its header lines, or in its body.</summary>
+    private enum ParsePhase : byte { Command, Headers, Body }
 
     private OperationStatus Invalid(StompParseError reason, out StompParseError error)
     {
@@ -300,6 +448,7 @@ public readonly struct StompFrameView
 
     internal StompFrameView(StompFrameParser parser) => _parser = parser;
 
+    /// <summary>The frame's command; <see cref="StompCommand.None"/> unless the last parse returned Done.</summary>
     public StompCommand Command => _parser.Command;
 
     /// <summary>Header entries in wire order, repeated names included.</summary>
@@ -311,7 +460,13 @@ public readonly struct StompFrameView
     /// <summary>The (unescaped) value of the entry at <paramref name="index"/>.</summary>
     public ReadOnlySpan<byte> GetHeaderValue(int index) => (uint)index < (uint)HeaderCount ? _parser.GetValue(index) : throw new ArgumentOutOfRangeException(nameof(index));
 
-    /// <summary>The first value of a header (STOMP 1.2: repeated entries after the first are ignored).</summary>
+    /// <summary>
+    /// The first value of a header (STOMP 1.2: repeated entries after the first are ignored), without allocating. Both
+    /// <paramref name="name"/> and <paramref name="value"/> are unescaped UTF-8: <c>\n</c>, <c>\c</c>, <c>\\</c> (and in 1.2
+    /// <c>\r</c>) already decoded, so the value is what the client meant and is escaped again only when written. A
+    /// CONNECT frame, and any frame of a STOMP 1.0 session, is not unescaped: its values are the octets as sent. The span
+    /// points into the parser's scratch buffer: valid until the next parse.
+    /// </summary>
     public bool TryGetHeader(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value) => _parser.TryGetFirst(name, out value);
 
     /// <summary>True when the header is present (even with an empty value).</summary>

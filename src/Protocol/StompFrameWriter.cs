@@ -18,6 +18,7 @@ public static class StompFrameWriter
     private static readonly SearchValues<byte> s_needsEscape = SearchValues.Create("\\\n\r:"u8);
     private static readonly SearchValues<char> s_needsEscapeChars = SearchValues.Create("\\\n\r:");
     private static readonly SearchValues<byte> s_lineBreaks = SearchValues.Create("\r\n"u8);
+    private static readonly byte[] s_supportedVersions = Encoding.ASCII.GetBytes(StompVersions.Supported);
 
     /// <summary>Writes a whole frame. Header escaping follows the command and version; SEND, MESSAGE and ERROR always get a
     /// <c>content-length</c> computed from the body (a <c>content-length</c> entry in the headers is ignored).</summary>
@@ -110,6 +111,51 @@ public static class StompFrameWriter
             output.Advance(segment.Length);
         }
         WriteByte(output, 0);
+    }
+
+    /// <summary>Writes <c>content-length</c> (when asked), the blank line, a text body encoded as UTF-8 and the NUL, without
+    /// allocating.</summary>
+    public static void WriteTextBodyAndEnd(IBufferWriter<byte> output, ReadOnlySpan<char> body, bool writeContentLength = true)
+    {
+        var length = Encoding.UTF8.GetByteCount(body);
+        if (writeContentLength) WriteHeader(output, "content-length"u8, length);
+        var span = output.GetSpan(length + 2);
+        span[0] = Lf;
+        Encoding.UTF8.GetBytes(body, span[1..]);
+        span[length + 1] = 0;
+        output.Advance(length + 2);
+    }
+
+    /// <summary>
+    /// Writes a whole RECEIPT frame without allocating. <paramref name="receiptId"/> is the value of the client frame's
+    /// <c>receipt</c> header as <see cref="StompFrameView.TryGetHeader"/> returns it: raw UTF-8, already unescaped. It is
+    /// escaped here as <paramref name="version"/> requires, so the client reads back exactly what it sent (STOMP 1.2:
+    /// "the receipt-id header whose value is the value of the receipt header in the frame which this is a receipt for").
+    /// </summary>
+    public static void WriteReceipt(IBufferWriter<byte> output, ReadOnlySpan<byte> receiptId, StompVersion version)
+    {
+        WriteCommand(output, StompCommand.Receipt);
+        WriteHeader(output, "receipt-id"u8, receiptId, EscapeMode(StompCommand.Receipt, version));
+        WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
+    }
+
+    /// <summary>
+    /// Writes a whole ERROR frame without allocating: <c>message</c> (a short client-safe text), <c>receipt-id</c> when
+    /// <paramref name="receiptId"/> is not empty (raw unescaped UTF-8, as for <see cref="WriteReceipt"/>), <c>version</c>
+    /// listing <see cref="StompVersions.Supported"/> when <paramref name="listSupportedVersions"/> (STOMP 1.2: an ERROR that
+    /// refuses the client's versions "SHOULD set the version header"), <c>content-type:text/plain</c>, and a body of
+    /// <paramref name="detail"/>, or of <paramref name="message"/> when <paramref name="detail"/> is empty.
+    /// </summary>
+    public static void WriteError(IBufferWriter<byte> output, ReadOnlySpan<char> message, ReadOnlySpan<byte> receiptId,
+        StompVersion version, ReadOnlySpan<char> detail = default, bool listSupportedVersions = false)
+    {
+        var escape = EscapeMode(StompCommand.Error, version);
+        WriteCommand(output, StompCommand.Error);
+        WriteHeader(output, "message", message, escape);
+        if (!receiptId.IsEmpty) WriteHeader(output, "receipt-id"u8, receiptId, escape);
+        if (listSupportedVersions) WriteHeader(output, "version"u8, s_supportedVersions, escape);
+        WriteHeader(output, "content-type"u8, "text/plain"u8, escape);
+        WriteTextBodyAndEnd(output, detail.IsEmpty ? message : detail);
     }
 
     /// <summary>Writes a heart-beat: one EOL.</summary>

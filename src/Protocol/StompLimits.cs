@@ -3,7 +3,7 @@ namespace WsBroker.Protocol;
 /// <summary>Bounds on what a peer may send. A frame over any of them is a parse error, never unbounded buffering.</summary>
 public sealed record StompLimits
 {
-    /// <summary>DESIGN.md defaults: frame 64 KiB, 64 headers, header line 8 KiB, body 64 KiB.</summary>
+    /// <summary>The defaults: frame 64 KiB, 64 headers, header line 8 KiB, body 64 KiB (docs/design.md, "Heart-beating and limits").</summary>
     public static StompLimits Default { get; } = new();
 
     /// <summary>Largest frame, command line to NUL inclusive.</summary>

@@ -101,6 +101,74 @@ public class StompFrameParserMalformedTests
         Assert.Fail("never reported an error");
     }
 
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void TryParseNext_MalformedFedByteByByte_ReportsItsErrorAtTheSameByteAsTryParse(string name)
+    {
+        var c = s_cases[name];
+        var streamed = new StompFrameParser(c.Limits, c.Version);
+        var start = 0;
+        for (var end = 0; end <= c.Bytes.Length; end++)
+        {
+            var expected = TestSequence.Whole(c.Bytes[start..end]);
+            var expectedStatus = new StompFrameParser(c.Limits, c.Version).TryParse(ref expected, out var expectedError);
+            var buffer = TestSequence.PerByte(c.Bytes[start..end]);
+            var status = streamed.TryParseNext(ref buffer, out var error);
+            Assert.Equal(expectedStatus, status);
+            Assert.Equal(expectedError, error);
+            if (status == OperationStatus.InvalidData)
+            {
+                Assert.Equal(c.Error, error);
+                Assert.False(streamed.HasPartialFrame);
+                return;
+            }
+            Assert.Equal(OperationStatus.NeedMoreData, status);
+            start = end - (int)buffer.Length;
+        }
+        Assert.Fail("never reported an error");
+    }
+
+    [Theory]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:65537\n\n", StompParseError.BodyTooLarge)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:9223372036854775807\n\n", StompParseError.BodyTooLarge)]
+    [InlineData("SEND\r\nreceipt:r-1\r\ncontent-length:70000\r\n\r\n", StompParseError.BodyTooLarge)]
+    [InlineData("SEND\ncontent-length:65537\nreceipt:r-1\n\nfirst body bytes", StompParseError.BodyTooLarge)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:65535\n\n", StompParseError.FrameTooLarge)]   // fits the body limit, not the frame
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:abc\n\n", StompParseError.InvalidContentLength)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:-5\n\n", StompParseError.InvalidContentLength)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:-0\n\n", StompParseError.InvalidContentLength)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:99999999999999999999\n\n", StompParseError.InvalidContentLength)]
+    [InlineData("SEND\nreceipt:r-1\ncontent-length:1e3\n\n", StompParseError.InvalidContentLength)]
+    public void TryParse_BadContentLengthWithNoBodyYet_RefusedAtTheHeaderBlockWithItsReceipt(string wire, StompParseError expected)
+    {
+        var bytes = Utf8(wire);
+        var shapes = new List<ReadOnlySequence<byte>> { TestSequence.Whole(bytes), TestSequence.PerByte(bytes) };
+        for (var at = 0; at <= bytes.Length; at++) shapes.Add(TestSequence.Split(bytes, at));
+        foreach (var shape in shapes)
+        {
+            var parser = new StompFrameParser();
+            var buffer = shape;
+            Assert.Equal(OperationStatus.InvalidData, parser.TryParse(ref buffer, out var error));
+            Assert.Equal(expected, error);
+            Assert.Equal("r-1", parser.ReceiptOfInvalidFrame);
+            Assert.True(parser.TryGetReceiptOfInvalidFrame(out var receipt));
+            Assert.Equal("r-1"u8.ToArray(), receipt.ToArray());
+        }
+    }
+
+    [Fact]
+    public void TryGetReceiptOfInvalidFrame_HeaderErrorBeforeTheReceipt_IsFalse()
+    {
+        var parser = new StompFrameParser();
+        var buffer = TestSequence.Whole(Utf8("SEND\ncontent-length:x\nreceipt:r-1\n\n\0"));
+        Assert.Equal(OperationStatus.InvalidData, parser.TryParse(ref buffer, out _));
+        Assert.Equal("r-1", parser.ReceiptOfInvalidFrame);          // the whole header block was read: its receipt counts
+        buffer = TestSequence.Whole(Utf8("SEND\nbad\nreceipt:r-1\n\n\0"));
+        Assert.Equal(OperationStatus.InvalidData, parser.TryParse(ref buffer, out _));
+        Assert.False(parser.TryGetReceiptOfInvalidFrame(out _));
+        Assert.Null(parser.ReceiptOfInvalidFrame);
+    }
+
     [Fact]
     public void Table_CoversEveryParseError()
     {

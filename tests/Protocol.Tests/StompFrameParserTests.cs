@@ -296,4 +296,64 @@ public class StompFrameParserTests
         return parser.TryParse(ref buffer, out _) == OperationStatus.Done && buffer.IsEmpty
             && parser.Frame.TryGetHeader("destination"u8, out var destination) && destination.Length > 0 ? 1 : 0;
     }
+
+    [Theory]
+    [InlineData("CONNECT\nlogin:u\n\n\n\0", StompVersion.V1_2)]
+    [InlineData("CONNECT\nlogin:u\n\n\r\n\0", StompVersion.V1_2)]
+    [InlineData("CONNECT\nlogin:u\n\n\n\0", StompVersion.V1_0)]
+    [InlineData("CONNECT\nlogin:u\n\n\r\n\0", StompVersion.V1_0)]
+    [InlineData("STOMP\naccept-version:1.2\nhost:h\n\n\r\n\0", StompVersion.V1_2)]
+    [InlineData("CONNECT\nlogin:u\ncontent-length:1\n\n\n\0", StompVersion.V1_2)]
+    public void TryParse_ConnectWithASingleEolBody_IsAcceptedWithAnEmptyBody(string wire, StompVersion version)
+    {
+        foreach (var shape in EveryShape(Utf8(wire)))
+        {
+            var frame = Assert.Single(ParseAll(shape, version));
+            Assert.True(frame.Command is StompCommand.Connect or StompCommand.Stomp);
+            Assert.True(frame.Body.IsEmpty);
+        }
+    }
+
+    [Theory]
+    [InlineData("CONNECT\nlogin:u\n\n\n\n\0")]
+    [InlineData("CONNECT\nlogin:u\n\n\r\0")]
+    [InlineData("CONNECT\nlogin:u\n\n \0")]
+    [InlineData("CONNECT\nlogin:u\n\n\n\r\n\0")]
+    [InlineData("SUBSCRIBE\nid:1\ndestination:/a\n\n\n\0")]
+    [InlineData("DISCONNECT\n\n\r\n\0")]
+    public void TryParse_OtherBodyOnAFrameWithoutBody_IsStillRefused(string wire)
+    {
+        foreach (var shape in EveryShape(Utf8(wire)))
+        {
+            var buffer = shape;
+            Assert.Equal(OperationStatus.InvalidData, new StompFrameParser().TryParse(ref buffer, out var error));
+            Assert.Equal(StompParseError.BodyNotAllowed, error);
+        }
+    }
+
+    [Fact]
+    public void FrameView_HeadersAnAckNeeds_AreReadWithoutAllocating()
+    {
+        var parser = new StompFrameParser();
+        var buffer = TestSequence.Whole(Utf8("ACK\nid:12-3\nmessage-id:12\nsubscription:sub\\c1\ntransaction:tx\nreceipt:r\\n1\ndestination:/topic/a\n\n\0"));
+        Assert.Equal(OperationStatus.Done, parser.TryParse(ref buffer, out _));
+        ReadOnlySpan<byte> id = default, messageId = default, subscription = default, transaction = default, receipt = default, destination = default;
+        for (var round = 0; round < 2; round++)                          // the first round warms up the JIT
+        {
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var frame = parser.Frame;
+            var all = frame.TryGetHeader("id"u8, out id) & frame.TryGetHeader("message-id"u8, out messageId)
+                & frame.TryGetHeader("subscription"u8, out subscription) & frame.TryGetHeader("transaction"u8, out transaction)
+                & frame.TryGetHeader("receipt"u8, out receipt) & frame.TryGetHeader("destination"u8, out destination);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(all);
+            if (round == 1) Assert.Equal(0, allocated);
+        }
+        Assert.Equal("12-3"u8.ToArray(), id.ToArray());
+        Assert.Equal("12"u8.ToArray(), messageId.ToArray());
+        Assert.Equal("sub:1"u8.ToArray(), subscription.ToArray());       // values are unescaped (STOMP 1.2 \c is ':')
+        Assert.Equal("tx"u8.ToArray(), transaction.ToArray());
+        Assert.Equal("r\n1"u8.ToArray(), receipt.ToArray());
+        Assert.Equal("/topic/a"u8.ToArray(), destination.ToArray());
+    }
 }

@@ -158,4 +158,30 @@ public class StompFrameRoundTripProperties
         Assert.Equal(answers[0], answers[1]);
         Assert.Equal(answers[0], answers[2]);
     }
+
+    [Property]
+    public void ParseNext_CorruptedFrameTrickled_AnswersAsTryParseAtEveryByte(FrameCase c, byte value, int position)
+    {
+        var bytes = Write(c);
+        bytes[(position & int.MaxValue) % bytes.Length] = value;
+        var streamed = new StompFrameParser(version: c.Version);
+        var start = 0;
+        for (var end = 0; end <= bytes.Length; end++)
+        {
+            var expected = TestSequence.Whole(bytes[start..end]);
+            var fresh = new StompFrameParser(version: c.Version);
+            var expectedStatus = fresh.TryParse(ref expected, out var expectedError);
+            var buffer = TestSequence.Split(bytes[start..end], c.Split % (end - start + 1));
+            Assert.Equal(expectedStatus, streamed.TryParseNext(ref buffer, out var error));
+            Assert.Equal(expectedError, error);
+            Assert.Equal(expected.Length, buffer.Length);
+            if (expectedStatus == OperationStatus.InvalidData) return;
+            if (expectedStatus == OperationStatus.Done)
+            {
+                Assert.Equal(fresh.Frame.ToFrame().ToString(), streamed.Frame.ToFrame().ToString());
+                end--;                                                     // parse what is left before the next byte
+            }
+            start = end + (expectedStatus == OperationStatus.Done ? 1 : 0) - (int)buffer.Length;
+        }
+    }
 }

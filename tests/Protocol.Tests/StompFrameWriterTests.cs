@@ -155,4 +155,72 @@ public class StompFrameWriterTests
         Assert.StartsWith("MESSAGE\ndestination:/topic/a\\cb\nsubscription:sub-0\nmessage-id:123456789\ncontent-length:100\n\n",
             Encoding.UTF8.GetString(output.WrittenSpan));
     }
+
+    [Theory]
+    [InlineData(StompVersion.V1_2, "RECEIPT\nreceipt-id:a\\cb\\nc\\rd\\\\e\n\n\0")]
+    [InlineData(StompVersion.V1_1, "RECEIPT\nreceipt-id:a\\cb\\nc\rd\\\\e\n\n\0")]
+    [InlineData(StompVersion.V1_0, "RECEIPT\nreceipt-id:a:b c d\\e\n\n\0")]
+    public void WriteReceipt_RawReceiptId_IsEscapedForTheVersion(StompVersion version, string expected) =>
+        Assert.Equal(expected, Written(o => StompFrameWriter.WriteReceipt(o, "a:b\nc\rd\\e"u8, version)));
+
+    [Theory]
+    [InlineData(StompVersion.V1_2, "SEND\ndestination:/a\nreceipt:r\\c1\\\\x\\n\n\n\0")]
+    [InlineData(StompVersion.V1_1, "SEND\ndestination:/a\nreceipt:r\\c1\\\\x\\n\n\n\0")]
+    [InlineData(StompVersion.V1_0, "SEND\ndestination:/a\nreceipt:r:1\\x\n\n\0")]
+    [InlineData(StompVersion.V1_2, "CONNECT\naccept-version:1.2\nreceipt:r\\c1\n\n\0")]   // CONNECT is never unescaped
+    public void WriteReceipt_ReceiptAsTheParserReturnsIt_ReadsBackAsTheClientSentIt(StompVersion version, string wire)
+    {
+        var parser = new StompFrameParser(version: version);
+        var buffer = TestSequence.Whole(Encoding.UTF8.GetBytes(wire));
+        Assert.Equal(OperationStatus.Done, parser.TryParse(ref buffer, out _));
+        Assert.True(parser.Frame.TryGetHeader("receipt"u8, out var receipt));
+        var output = new ArrayBufferWriter<byte>();
+        StompFrameWriter.WriteReceipt(output, receipt, version);
+
+        var reader = new StompFrameParser(version: version);
+        var written = new ReadOnlySequence<byte>(output.WrittenMemory);
+        Assert.Equal(OperationStatus.Done, reader.TryParse(ref written, out _));
+        Assert.Equal(StompCommand.Receipt, reader.Frame.Command);
+        Assert.True(reader.Frame.TryGetHeader("receipt-id"u8, out var receiptId));
+        Assert.Equal(receipt.ToArray(), receiptId.ToArray());
+    }
+
+    [Fact]
+    public void WriteError_AllParts_ExactBytes()
+    {
+        Assert.Equal("ERROR\nmessage:bad\\cframe\nreceipt-id:r\\c1\nversion:1.0,1.1,1.2\ncontent-type:text/plain\ncontent-length:9\n\nbad:frame\0",
+            Written(o => StompFrameWriter.WriteError(o, "bad:frame", "r:1"u8, StompVersion.V1_2, listSupportedVersions: true)));
+        Assert.Equal("ERROR\nmessage:bad frame\ncontent-type:text/plain\ncontent-length:7\n\ndétail\0",
+            Written(o => StompFrameWriter.WriteError(o, "bad frame", default, StompVersion.V1_0, "détail")));
+    }
+
+    [Fact]
+    public void WriteTextBodyAndEnd_NonAsciiText_CountsUtf8Octets()
+    {
+        Assert.Equal("content-length:7\n\nhé ✓\0", Written(o => StompFrameWriter.WriteTextBodyAndEnd(o, "hé ✓")));
+        Assert.Equal("\nx\0", Written(o => StompFrameWriter.WriteTextBodyAndEnd(o, "x", writeContentLength: false)));
+    }
+
+    [Fact]
+    public void Replies_ReceiptErrorAndUserErrorMessage_AllocateNothing()
+    {
+        var output = new ArrayBufferWriter<byte>(4096);
+        for (var round = 0; round < 2; round++)                          // the first round warms up the JIT
+        {
+            output.ResetWrittenCount();
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            StompFrameWriter.WriteReceipt(output, "r-1234"u8, StompVersion.V1_2);
+            StompFrameWriter.WriteError(output, "unknown destination", "r-1234"u8, StompVersion.V1_2, "no such topic: /x", listSupportedVersions: true);
+            StompFrameWriter.WriteCommand(output, StompCommand.Message);
+            StompFrameWriter.WriteHeader(output, "subscription"u8, "sub-0"u8);
+            StompFrameWriter.WriteHeader(output, "message-id"u8, 1234567890123L);
+            StompFrameWriter.WriteHeader(output, "destination"u8, "/user/queue/errors"u8);
+            StompFrameWriter.WriteHeader(output, "content-type"u8, "text/plain"u8);
+            StompFrameWriter.WriteHeader(output, "message", "could-not-send-message: denied");
+            StompFrameWriter.WriteHeader(output, "receipt-id"u8, "r-1234"u8);
+            StompFrameWriter.WriteTextBodyAndEnd(output, "could-not-send-message: denied");
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (round == 1) Assert.Equal(0, allocated);
+        }
+    }
 }

@@ -84,4 +84,16 @@ public class StompStateMachineTests
     public void Transaction_WithTransactionHeader_Proceeds(string command) => Accepted(Feed(Connected(), $"{command}\ntransaction:tx1\n\n\0"));
     [Theory, InlineData("BEGIN"), InlineData("COMMIT"), InlineData("ABORT")]
     public void Transaction_WithoutTransactionHeader_Rejected(string command) => Rejected(Feed(Connected(), $"{command}\n\n\0"), $"{command} frame has no transaction header");
+
+    [Theory]
+    [InlineData("CONNECT\nlogin:u\npasscode:p\n\n\n\0")]                     // STOMP 1.0: no accept-version, body "\n"
+    [InlineData("CONNECT\nlogin:u\npasscode:p\n\n\r\n\0")]
+    [InlineData("CONNECT\naccept-version:1.0\n\n\n\0")]
+    public void Connect_10WithASingleEolBody_Connects(string wire)
+    {
+        var machine = new StompStateMachine(s_server);
+        Accepted(Feed(machine, wire));
+        Assert.Equal(StompVersion.V1_0, machine.Version);
+        Assert.Equal(StompState.Connected, machine.State);
+    }
 }
