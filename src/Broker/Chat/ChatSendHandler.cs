@@ -26,7 +26,6 @@ public sealed partial class ChatSendHandler : ISendHandler
     private readonly ChatOptions _options;
     private readonly ILogger<ChatSendHandler> _logger;
     private readonly ConcurrentDictionary<string, TokenBucket> _typingBuckets = new(StringComparer.Ordinal);
-    private readonly Lock _idGate = new();
 
     public ChatSendHandler(IUserStore users, IMessageStore messages, IOptions<ChatOptions> options, SessionRegistry sessions, ILogger<ChatSendHandler> logger)
     {
@@ -67,25 +66,28 @@ public sealed partial class ChatSendHandler : ISendHandler
     {
         var senderId = context.User.UserId;
         var receiverId = senderId == adminId ? clientId : adminId;
-        var problem = context.Body.IsEmpty ? "empty message" : !IsUtf8(context.Body) ? "body is not UTF-8 text" : null;
-        if (problem is not null)
+        if (context.Body.IsEmpty)
         {
-            context.Reject("could-not-send-message: " + problem);
+            context.Reject("could-not-send-message: empty message");
             return ValueTask.CompletedTask;
         }
         var now = DateTimeOffset.UtcNow;
         var timestamp = now.ToUnixTimeMilliseconds();
         var body = context.CopyBody();                             // the one copy: shared by the delivery and the store
         // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
-        // The id is taken and registered with the store in one step (AppendAsync registers it before its first await):
-        // no newer id can be registered, committed and shown in history while an older one is not yet known to the store.
-        long id;
-        Task append;
-        lock (_idGate)
+        // The store takes the id and registers it in one step, so no newer id can be committed and shown in history while
+        // an older one is not yet known to the store.
+        PendingAppend append;
+        try
         {
-            id = context.NextMessageId();
-            append = _messages.AppendAsync(new ChatMessage(id, adminId, clientId, senderId, receiverId, Encoding.UTF8.GetString(body.Span), now));
+            append = _messages.Append(new ChatMessageDraft(adminId, clientId, senderId, receiverId, body, now), context.MessageIds);
         }
+        catch (MessageRejectedException ex)
+        {
+            context.Reject("could-not-send-message: " + ex.Message);
+            return ValueTask.CompletedTask;
+        }
+        var id = append.Id;
         context.Deliver(id, context.Destination.Text,
         [
             new("sender", senderId),
@@ -93,11 +95,9 @@ public sealed partial class ChatSendHandler : ISendHandler
             new("timestamp", timestamp.ToString(CultureInfo.InvariantCulture)),
             new("content-type", TextPlain),
         ], body, senderId, receiverId, timestamp);
-        _ = ReceiptAfterCommitAsync(context, append, id);
+        _ = ReceiptAfterCommitAsync(context, append.Committed, id);
         return ValueTask.CompletedTask;
     }
-
-    private static bool IsUtf8(in ReadOnlySequence<byte> body) => body.IsSingleSegment ? Utf8.IsValid(body.FirstSpan) : Utf8.IsValid(body.ToArray());
 
     private async Task ReceiptAfterCommitAsync(SendContext context, Task append, long id)
     {
@@ -111,7 +111,7 @@ public sealed partial class ChatSendHandler : ISendHandler
             Log.NotStored(_logger, ex, id);
             context.Reject("could-not-send-message: storage unavailable, message not stored");
         }
-        catch (ArgumentException ex)
+        catch (MessageRejectedException ex)
         {
             Log.NotStored(_logger, ex, id);
             context.Reject("could-not-send-message: " + ex.Message);
