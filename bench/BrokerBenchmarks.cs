@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Connections;
+using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
@@ -80,7 +81,7 @@ public class FanOutBenchmarks
         var options = Options.Create(new BrokerOptions { OutboundQueueFrames = 16, OutboundQueueBytes = 1 << 20 });
         var auth = Options.Create(new AuthOptions { SigningKey = "benchmark-signing-key-0123456789abcdef" });
         _services = new BrokerServices(options, new TopicRouter(), new SessionRegistry(), new JwtValidator(auth), new AllowAuthenticatedPolicy(new TopicAcl(Options.Create(new AclOptions()))),
-            [], new BrokerMetrics(), NullLoggerFactory.Instance);
+            [], new BrokerMetrics(BenchMeterFactory.Create()), NullLoggerFactory.Instance);
         _sessions = new StompConnection[Sessions];
         for (var i = 0; i < Sessions; i++)
         {

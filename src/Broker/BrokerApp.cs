@@ -1,11 +1,15 @@
 using System.Security.Cryptography;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 using WsBroker.Broker.Api;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Chat;
 using WsBroker.Broker.Connections;
+using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Operations;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
 using WsBroker.Persistence;
@@ -18,6 +22,9 @@ public static class BrokerApp
 {
     /// <summary>Where the broker listens when nothing is configured.</summary>
     public const string DefaultUrl = "http://localhost:8080";
+
+    // A readiness check that has not answered by then counts as down.
+    private static readonly TimeSpan ReadinessTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>Creates the application. <paramref name="configure"/> may change configuration or services before it is built.</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
@@ -48,14 +55,14 @@ public static class BrokerApp
         var app = builder.Build();
         if (generatedKey)
             app.Logger.LogWarning("embedded mode: no Auth:SigningKey configured, using a random key for this process (tokens die with it)");
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         UseWebPages(app);
         MapBroker(app);
         ChatApi.Map(app);
         return app;
     }
 
-    /// <summary>Registers storage, user sync and the support chat rules on top of the engine.</summary>
+    /// <summary>Registers storage, user sync and the support chat rules on top of the engine, with their readiness checks
+    /// (<c>database</c>, <c>bus</c>) and the store's metrics.</summary>
     public static IServiceCollection AddChat(IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
@@ -65,6 +72,16 @@ public static class BrokerApp
         services.AddSingleton<IDestinationPolicy, ChatPolicy>();
         services.AddSingleton<ISendHandler, ChatSendHandler>();
         services.AddHostedService<ChatLifecycle>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("database", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout)
+            .AddCheck<BusHealthCheck>("bus", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout);
+        // MassTransit registers its own "masstransit-bus" check tagged "ready"; the "bus" check above answers the same
+        // question under the name /readyz has always used.
+        services.PostConfigure<HealthCheckServiceOptions>(o =>
+        {
+            foreach (var check in o.Registrations.Where(r => r.Name == "masstransit-bus").ToList()) o.Registrations.Remove(check);
+        });
+        services.AddHostedService<PersistenceMetrics>();
         return services;
     }
 
@@ -111,7 +128,16 @@ public static class BrokerApp
         services.AddSingleton<TopicAcl>();
         services.AddSingleton<TopicRouter>();
         services.AddSingleton<SessionRegistry>();
+        services.AddMetrics();
         services.AddSingleton<BrokerMetrics>();
+        services.AddHostedService<EngineGauges>();
+        services.AddHealthChecks();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter(o =>
+        {
+            o.ScrapeResponseCacheDurationMilliseconds = 0;     // a scrape sees what happened before it
+            o.ScopeInfoEnabled = false;                        // one meter: no otel_scope_name label on every series
+            o.TargetInfoEnabled = false;
+        }));
         services.AddSingleton<JwtValidator>();
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
@@ -122,16 +148,17 @@ public static class BrokerApp
         return services;
     }
 
-    /// <summary>Maps the WebSocket endpoints and health.</summary>
+    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics.</summary>
     public static void MapBroker(WebApplication app)
     {
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         // Resolved from the root provider on first use (not per request: a request scope would live as long as the socket).
         var handler = new Lazy<StompConnectionHandler>(() => app.Services.GetRequiredService<StompConnectionHandler>());
         StompConnectionHandler Handler(HttpContext context) => handler.Value;
         app.Map("/ws", (HttpContext context) => Handler(context).HandleStompAsync(context));
         app.Map("/ws/topic/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/topic/", path));
         app.Map("/ws/queue/{**path}", (HttpContext context, string path) => Handler(context).HandleRawAsync(context, "/queue/", path));
-        Operations.OperationsEndpoints.Map(app);
+        OperationsEndpoints.Map(app);
     }
 
     private sealed class Validator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T> where T : class

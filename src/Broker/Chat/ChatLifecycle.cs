@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Connections;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
 using WsBroker.Persistence;
 using WsBroker.UserSync;
 using WsBroker.UserSync.Contracts;

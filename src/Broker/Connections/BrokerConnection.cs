@@ -5,23 +5,10 @@ using System.Threading.Channels;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Connections;
-
-/// <summary>Why a connection ended; logged once per connection.</summary>
-public enum DisconnectReason
-{
-    ClientClosed,
-    ProtocolError,
-    AuthenticationFailed,
-    SlowConsumer,
-    HeartbeatTimeout,
-    ConnectTimeout,
-    ServerShutdown,
-    UserDeleted,
-    TransportError,
-}
 
 /// <summary>
 /// One WebSocket connection: a bounded outbox drained by one writer loop (STYLE.md "Write side"), and a read loop the
@@ -273,7 +260,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                     await Socket.SendAsync(buffer.WrittenMemory, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, _abort.Token);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
                     // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
-                    Services.Metrics.Sent(frames, buffer.WrittenCount, messages: frames - others);
+                    Services.Metrics.FramesSent(frames, buffer.WrittenCount, messages: frames - others);
                     Interlocked.Add(ref _framesOut, frames);
                 }
                 buffer.Reset();                                   // back to the pool: an idle connection holds no buffer
@@ -285,8 +272,8 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 if (error is not null)
                 {
                     await Socket.SendAsync(error, WebSocketMessageType.Text, true, _abort.Token);
-                    Services.Metrics.Sent(1, error.Length, messages: 0);
-                    Services.Metrics.FrameOut(StompCommand.Error);
+                    Services.Metrics.FramesSent(1, error.Length, messages: 0);
+                    Services.Metrics.FrameSent(StompCommand.Error);
                 }
             }
             await CloseSocketAsync();
@@ -313,7 +300,7 @@ public abstract partial class BrokerConnection : IMessageSink, IBrokerSession
                 frames++;
                 if (CommandOf(item.Bytes!) is var command and not StompCommand.Message)
                 {
-                    Services.Metrics.FrameOut(command);
+                    Services.Metrics.FrameSent(command);
                     others++;
                 }
                 return false;

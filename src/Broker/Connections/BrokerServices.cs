@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Auth;
+using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;

@@ -6,6 +6,7 @@ using System.Text.Json;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
 
 namespace WsBroker.Broker.Connections;
 
@@ -72,9 +73,9 @@ public sealed class RawTopicConnection : BrokerConnection
                     CloseWithError("message too large", null, DisconnectReason.ProtocolError);
                     return;
                 }
-                Services.Metrics.FrameIn(length);
+                Services.Metrics.BytesReceived(length);
                 FramesIn++;
-                Services.Metrics.FrameIn(WsBroker.Protocol.StompCommand.Send);
+                Services.Metrics.FrameReceived(WsBroker.Protocol.StompCommand.Send);
                 await SendAsync(buffer.AsMemory(0, length).ToArray());
             }
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using WsBroker.Broker.Transport;
 
 namespace WsBroker.Broker.Connections;
 

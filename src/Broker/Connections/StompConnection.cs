@@ -6,6 +6,7 @@ using System.Net.WebSockets;
 using System.Text;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Connections;
@@ -99,7 +100,7 @@ public sealed partial class StompConnection : BrokerConnection
                             return;
                         }
                         FramesIn++;
-                        Services.Metrics.FrameIn(_parser.Frame.Command);
+                        Services.Metrics.FrameReceived(_parser.Frame.Command);
                         var handled = HandleFrameAsync(_parser.Frame);
                         if (!handled.IsCompletedSuccessfully)
                         {

@@ -456,7 +456,7 @@ public class StompConnectionTests
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (sessions.All.Any(s => s.Principal?.UserId == "slow") && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.DoesNotContain(sessions.All, s => s.Principal?.UserId == "slow");
-        Assert.True(broker.Services.GetRequiredService<BrokerMetrics>().SlowConsumerDisconnects >= 1);
+        Assert.True((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_slow_consumer_disconnects_total"] >= 1);
     }
 
     [Fact]

@@ -125,33 +125,63 @@ public class MetricsTests
     {
         await using var broker = await TestBroker.StartAsync("Chat:DemoUsers=true");
         using var http = new HttpClient { BaseAddress = broker.BaseUri };
-        var before = Parse(await http.GetStringAsync("/metrics"));
+        var before = await MetricsText.ScrapeAsync(http);
         await using var client = await broker.ConnectAsync("client1");
         await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/private-chat/admin1/client1\n\n\0SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nmetered\0");
         await client.ReceiveUntilReceiptAsync("m");
-        var response = await http.GetAsync("/metrics");
+        // The store completes the SEND (and so its RECEIPT) before it reports the commit: wait for the report.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await MetricsText.ScrapeAsync(http))["wsbroker_persistence_commit_seconds_count"] == before["wsbroker_persistence_commit_seconds_count"]
+            && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+        var response = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
-        var after = Parse(await response.Content.ReadAsStringAsync());
+        var text = await response.Content.ReadAsStringAsync();
+        var after = MetricsText.Parse(text);
+        Assert.True(after.Has("wsbroker_connections"), text);
         Assert.Equal(1, after["wsbroker_connections"]);
         Assert.Equal(1, after["wsbroker_sessions{protocol=\"stomp\"}"]);
+        Assert.Equal(0, after["wsbroker_sessions{protocol=\"raw\"}"]);
         Assert.Equal(1, after["wsbroker_subscriptions"]);
+        Assert.Equal(before["wsbroker_connections_opened_total"] + 1, after["wsbroker_connections_opened_total"]);
         Assert.Equal(before["wsbroker_frames_in_total{command=\"SEND\"}"] + 1, after["wsbroker_frames_in_total{command=\"SEND\"}"]);
-        double Out(Dictionary<string, double> m, string command) => m[$"wsbroker_frames_out_total{{command=\"{command}\"}}"];
+        Assert.Equal(before["wsbroker_frames_in_total{command=\"SUBSCRIBE\"}"] + 1, after["wsbroker_frames_in_total{command=\"SUBSCRIBE\"}"]);
+        static double Out(MetricsText m, string command) => m[$"wsbroker_frames_out_total{{command=\"{command}\"}}"];
         Assert.Equal(Out(before, "CONNECTED") + 1, Out(after, "CONNECTED"));
         Assert.Equal(Out(before, "RECEIPT") + 1, Out(after, "RECEIPT"));
         Assert.True(Out(after, "MESSAGE") > Out(before, "MESSAGE"), "the delivery of the message");
         Assert.Equal(Out(before, "ERROR"), Out(after, "ERROR"));
         Assert.True(after["wsbroker_deliveries_total"] > before["wsbroker_deliveries_total"]);
-        Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"]);
-        Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"]);
+        Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"], text);
+        Assert.True(after["wsbroker_bytes_out_total"] > before["wsbroker_bytes_out_total"], text);
+        Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"], text);
         Assert.True(after["wsbroker_persistence_commit_seconds_bucket{le=\"+Inf\"}"] >= 1);
+        Assert.True(after.Has("wsbroker_persistence_commit_seconds_bucket{le=\"0.001\"}"), "the buckets /metrics always had");
+        Assert.True(after["wsbroker_persistence_committed_messages_total"] >= 1);
         Assert.Equal(0, after["wsbroker_persistence_queue_depth"]);
+        Assert.True(after["process_resident_memory_bytes"] > 0);
+        Assert.True(after["dotnet_gc_heap_bytes"] > 0);
     }
 
-    private static Dictionary<string, double> Parse(string text) =>
-        text.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
-            .Select(l => l.Split(' '))
-            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+    [Fact]
+    public async Task Metrics_CountErrorsAndDisconnectsByKindAndReason()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var before = await MetricsText.ScrapeAsync(broker.BaseUri);
+        await using (var client = await broker.ConnectAsync("client1"))
+        {
+            await client.SendAsync("BOGUS\n\n\0");
+            await client.ReceiveUntilClosedAsync();
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        MetricsText after;
+        do after = await MetricsText.ScrapeAsync(broker.BaseUri);
+        while (after["wsbroker_disconnects_total{reason=\"ProtocolError\"}"] == before["wsbroker_disconnects_total{reason=\"ProtocolError\"}"]
+            && DateTime.UtcNow < deadline);
+        Assert.Equal(before["wsbroker_disconnects_total{reason=\"ProtocolError\"}"] + 1, after["wsbroker_disconnects_total{reason=\"ProtocolError\"}"]);
+        Assert.Equal(before["wsbroker_errors_total{kind=\"protocol\"}"] + 1, after["wsbroker_errors_total{kind=\"protocol\"}"]);
+        Assert.Equal(before["wsbroker_frames_out_total{command=\"ERROR\"}"] + 1, after["wsbroker_frames_out_total{command=\"ERROR\"}"]);
+    }
 }
 
 public class EnvironmentConfigurationTests
