@@ -118,6 +118,7 @@ public class DeploymentTests
     }
 }
 
+[Collection(MetricsCollection.Name)]
 public class MetricsTests
 {
     [Fact]
