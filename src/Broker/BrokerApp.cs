@@ -9,6 +9,7 @@ using WsBroker.Broker.Chat;
 using WsBroker.Broker.Connections;
 using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
+using WsBroker.Broker.Hosting;
 using WsBroker.Broker.Operations;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
@@ -51,6 +52,9 @@ public static class BrokerApp
         builder.Services.AddSingleton(mode);
         AddBroker(builder.Services, builder.Configuration);
         AddChat(builder.Services, builder.Configuration);
+        // Before the host is built: a mistake in the configuration is one typed error that names the setting.
+        StartupValidation.Validate(builder.Configuration, builder.Services
+            .Where(d => d.ServiceType == typeof(OptionsSection)).Select(d => (OptionsSection)d.ImplementationInstance!));
 
         var app = builder.Build();
         if (generatedKey)
@@ -65,6 +69,9 @@ public static class BrokerApp
     /// (<c>database</c>, <c>bus</c>) and the store's metrics.</summary>
     public static IServiceCollection AddChat(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddSingleton(new OptionsSection(ChatOptions.Section, typeof(ChatOptions)));
+        services.AddSingleton(new OptionsSection("Storage", typeof(PersistenceOptions)));
+        services.AddSingleton(new OptionsSection(UserSyncOptions.Section, typeof(UserSyncOptions)));
         services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ChatOptions>>(new Validator<ChatOptions>(o => o.Validate()));
         services.AddWsBrokerPersistence(configuration);
@@ -119,6 +126,9 @@ public static class BrokerApp
     /// <summary>Registers the engine: options (validated at start), router, sessions, JWT, default policy.</summary>
     public static IServiceCollection AddBroker(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddSingleton(new OptionsSection(BrokerOptions.Section, typeof(BrokerOptions)));
+        services.AddSingleton(new OptionsSection(AuthOptions.Section, typeof(AuthOptions)));
+        services.AddSingleton(new OptionsSection(AclOptions.Section, typeof(AclOptions)));
         services.AddOptions<BrokerOptions>().Bind(configuration.GetSection(BrokerOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<BrokerOptions>>(new Validator<BrokerOptions>(o => o.Validate()));
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section)).ValidateOnStart();

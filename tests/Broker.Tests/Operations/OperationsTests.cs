@@ -53,7 +53,17 @@ public class ConfigurationTests
     [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
     [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
     [InlineData("--Logging:LogLevel:Default=Verbose", "Logging:LogLevel: Configuration value 'Verbose' is not supported")]
-    [InlineData("--urls=http://127.0.0.1:99999", "Urls: ")]
+    [InlineData("--urls=http://127.0.0.1:99999", "Urls: 'http://127.0.0.1:99999': the port must be between 0 and 65535")]
+    [InlineData("--urls=127.0.0.1:8080", "Urls: '127.0.0.1:8080': ")]
+    [InlineData("--Broker:NodeIdd=3", "Broker:NodeIdd is not a known setting")]
+    [InlineData("--Broker:NodeId:Extra=3", "Broker:NodeId:Extra is not a known setting")]
+    [InlineData("--Storage:BatchSise=3", "Storage:BatchSise is not a known setting")]
+    [InlineData("--Bus:Hots=rabbit", "Bus:Hots is not a known setting")]
+    [InlineData("--Chat:DemoUser=true", "Chat:DemoUser is not a known setting")]
+    [InlineData("--Auth:SigningKy=0123456789abcdef0123456789abcdef", "Auth:SigningKy is not a known setting")]
+    [InlineData("--Acl:Rules:0:Destinaton=/topic/a/#", "Acl:Rules:0:Destinaton is not a known setting")]
+    [InlineData("--Cluster:Enabled=true", "Cluster:Enabled is not a known setting")]
+    [InlineData("--Storage:Provider=Oracle", "Storage:Provider: 'Oracle' is not one of Sqlite, MySql")]
     [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/ or /queue/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
@@ -65,6 +75,38 @@ public class ConfigurationTests
         Assert.Equal(2, code);
         Assert.Contains("wsbroker: invalid configuration:", stderr);
         Assert.Contains(message, stderr);
+    }
+}
+
+public class StartupValidationTests
+{
+    [Fact]
+    public void Build_UnknownKeys_ThrowsOneTypedErrorNamingEach()
+    {
+        var ex = Assert.Throws<WsBroker.Broker.Hosting.BrokerConfigurationException>(() =>
+            BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--cluster:enabled=true", "--BROKER:nodeid=3", "--Broker:Typo=1", "--Acl:Rules:0:Send:0=*"]));
+        Assert.Equal(["Broker:Typo is not a known setting", "Cluster:enabled is not a known setting"], ex.Failures);   // section order
+    }
+
+    [Fact]
+    public void Build_BadListenAddress_ThrowsBeforeTheHostIsBuilt()
+    {
+        var ex = Assert.Throws<WsBroker.Broker.Hosting.BrokerConfigurationException>(() =>
+            BrokerApp.Build(["--urls", "http://127.0.0.1:0;http://127.0.0.1:70000"]));
+        Assert.Equal(["Urls: 'http://127.0.0.1:70000': the port must be between 0 and 65535"], ex.Failures);
+    }
+
+    [Theory]
+    [InlineData("WSBROKER_Cluster__Enabled", "Cluster:Enabled is not a known setting")]
+    [InlineData("Broker__NodId", "Broker:NodId is not a known setting")]
+    [InlineData("WSBROKER_Acl__Rules__0__Subscrbe__0", "Acl:Rules:0:Subscrbe is not a known setting")]
+    public async Task Start_TypoInEnvironmentVariable_ExitsWith2AndNamesTheKey(string variable, string message)
+    {
+        var data = Path.Combine(Path.GetTempPath(), $"wsbroker-cfg-{Guid.NewGuid():N}.db");
+        var (code, _, stderr) = await Repo.RunAsync("dotnet", [Repo.BrokerDll, "--urls", "http://127.0.0.1:0", $"--ConnectionStrings:Sqlite=Data Source={data}"],
+            new Dictionary<string, string?> { [variable] = "1" });
+        Assert.Equal(2, code);
+        Assert.Contains("wsbroker: invalid configuration: " + message, stderr);
     }
 }
 
