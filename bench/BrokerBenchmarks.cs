@@ -68,7 +68,7 @@ internal static class BenchSessions
         var options = Options.Create(new BrokerOptions { OutboundQueueFrames = 64, OutboundQueueBytes = 1 << 20 });
         var auth = Options.Create(new AuthOptions { SigningKey = "benchmark-signing-key-0123456789abcdef" });
         var router = new TopicRouter();
-        var metrics = new BrokerMetrics();
+        var metrics = new BrokerMetrics(BenchMeterFactory.Create());
         return new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router), new SessionRegistry(),
             new JwtValidator(auth), new AclPolicy(new TopicAcl(Options.Create(new AclOptions()))), [], metrics, new MessageIdGenerator(0),
             NullLoggerFactory.Instance);

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
 using WsBroker.Broker.Access;
 using WsBroker.Broker.Api;
 using WsBroker.Broker.Auth;
@@ -9,6 +11,7 @@ using WsBroker.Broker.Chat;
 using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Hosting;
+using WsBroker.Broker.Operations;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
 using WsBroker.Broker.Sessions;
@@ -22,6 +25,9 @@ public static class BrokerApp
 {
     /// <summary>Where the broker listens when nothing is configured.</summary>
     public const string DefaultUrl = "http://localhost:8080";
+
+    // A readiness check that has not answered by then counts as down.
+    private static readonly TimeSpan ReadinessTimeout = TimeSpan.FromSeconds(3);
 
     /// <summary>Creates the application. <paramref name="configure"/> may change configuration or services before it is built.</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
@@ -48,20 +54,26 @@ public static class BrokerApp
         builder.Services.AddSingleton(mode);
         AddBroker(builder.Services, builder.Configuration);
         AddChat(builder.Services, builder.Configuration);
+        // Before the host is built: a mistake in the configuration is one typed error that names the setting.
+        StartupValidation.Validate(builder.Configuration, builder.Services
+            .Where(d => d.ServiceType == typeof(OptionsSection)).Select(d => (OptionsSection)d.ImplementationInstance!));
 
         var app = builder.Build();
         if (generatedKey)
             app.Logger.LogWarning("embedded mode: no Auth:SigningKey configured, using a random key for this process (tokens die with it)");
-        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         UseWebPages(app);
         MapBroker(app);
         ChatApi.Map(app);
         return app;
     }
 
-    /// <summary>Registers storage, user sync and the support chat rules on top of the engine.</summary>
+    /// <summary>Registers storage, user sync and the support chat rules on top of the engine, with their readiness checks
+    /// (<c>database</c>, <c>bus</c>) and the store's metrics.</summary>
     public static IServiceCollection AddChat(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddSingleton(new OptionsSection(ChatOptions.Section, typeof(ChatOptions)));
+        services.AddSingleton(new OptionsSection("Storage", typeof(PersistenceOptions)));
+        services.AddSingleton(new OptionsSection(UserSyncOptions.Section, typeof(UserSyncOptions)));
         services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ChatOptions>>(new Validator<ChatOptions>(o => o.Validate()));
         services.AddWsBrokerPersistence(configuration);
@@ -69,6 +81,16 @@ public static class BrokerApp
         services.AddSingleton<IAccessPolicy, ChatAccessPolicy>();
         services.AddSingleton<ISendHandler, ChatSendHandler>();
         services.AddHostedService<ChatLifecycle>();
+        services.AddHealthChecks()
+            .AddCheck<StorageHealthCheck>("database", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout)
+            .AddCheck<BusHealthCheck>("bus", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout);
+        // MassTransit registers its own "masstransit-bus" check tagged "ready"; the "bus" check above answers the same
+        // question under the name /readyz has always used.
+        services.PostConfigure<HealthCheckServiceOptions>(o =>
+        {
+            foreach (var check in o.Registrations.Where(r => r.Name == "masstransit-bus").ToList()) o.Registrations.Remove(check);
+        });
+        services.AddHostedService<PersistenceMetrics>();
         return services;
     }
 
@@ -106,6 +128,9 @@ public static class BrokerApp
     /// <summary>Registers the engine: options (validated at start), router, sessions, JWT, default policy.</summary>
     public static IServiceCollection AddBroker(IServiceCollection services, IConfiguration configuration)
     {
+        services.AddSingleton(new OptionsSection(BrokerOptions.Section, typeof(BrokerOptions)));
+        services.AddSingleton(new OptionsSection(AuthOptions.Section, typeof(AuthOptions)));
+        services.AddSingleton(new OptionsSection(AclOptions.Section, typeof(AclOptions)));
         services.AddOptions<BrokerOptions>().Bind(configuration.GetSection(BrokerOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<BrokerOptions>>(new Validator<BrokerOptions>(o => o.Validate()));
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section)).ValidateOnStart();
@@ -118,7 +143,16 @@ public static class BrokerApp
         services.AddSingleton<IBackplane, InProcessBackplane>();
         services.AddSingleton(sp => new MessageIdGenerator(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.NodeId));
         services.AddSingleton<SessionRegistry>();
+        services.AddMetrics();
         services.AddSingleton<BrokerMetrics>();
+        services.AddHostedService<SessionGauges>();
+        services.AddHealthChecks();
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(BrokerMetrics.MeterName).AddPrometheusExporter(o =>
+        {
+            o.ScrapeResponseCacheDurationMilliseconds = 0;     // a scrape sees what happened before it
+            o.ScopeInfoEnabled = false;                        // one meter: no otel_scope_name label on every series
+            o.TargetInfoEnabled = false;
+        }));
         services.AddSingleton<JwtValidator>();
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
@@ -129,14 +163,15 @@ public static class BrokerApp
         return services;
     }
 
-    /// <summary>Maps the WebSocket endpoints and health.</summary>
+    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics.</summary>
     public static void MapBroker(WebApplication app)
     {
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         // Resolved from the root provider on first use (not per request: a request scope would live as long as the socket).
         var endpoint = new Lazy<WebSocketEndpoint>(() => app.Services.GetRequiredService<WebSocketEndpoint>());
         app.Map("/ws", (HttpContext context) => endpoint.Value.HandleStompAsync(context));
         app.Map("/ws/topic/{**path}", (HttpContext context, string path) => endpoint.Value.HandleRawAsync(context, path));
-        Operations.OperationsEndpoints.Map(app);
+        OperationsEndpoints.Map(app);
     }
 
     private sealed class Validator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T> where T : class

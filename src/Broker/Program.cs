@@ -17,22 +17,10 @@ catch (InvalidOperationException ex) when (ex.InnerException is OptionsValidatio
     foreach (var failure in inner.Failures) Console.Error.WriteLine($"wsbroker: invalid configuration: {failure}");
     return 2;
 }
-catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+catch (WsBroker.Broker.Hosting.BrokerConfigurationException ex)
 {
-    // e.g. "Failed to convert configuration value 'Kafka' at 'Bus:Transport' to type '…BusTransport'."
-    Console.Error.WriteLine($"wsbroker: invalid configuration: {ex.Message}");
-    return 2;
-}
-catch (InvalidOperationException ex) when (ex.Message.StartsWith("Configuration value", StringComparison.Ordinal))
-{
-    // Logging:LogLevel:* with a level that does not exist, e.g. "Configuration value 'Verbose' is not supported."
-    Console.Error.WriteLine($"wsbroker: invalid configuration: Logging:LogLevel: {ex.Message} (use Trace, Debug, Information, Warning, Error, Critical or None)");
-    return 2;
-}
-catch (Exception ex) when (ex is FormatException or ArgumentException && ex.StackTrace?.Contains("BindingAddress", StringComparison.Ordinal) == true)
-{
-    // A listen address Kestrel cannot parse, e.g. a port over 65535.
-    Console.Error.WriteLine($"wsbroker: invalid configuration: Urls: {ex.Message}");
+    // Listen addresses, log levels, unknown keys under our sections and values of the wrong type: found before start.
+    foreach (var failure in ex.Failures) Console.Error.WriteLine($"wsbroker: invalid configuration: {failure}");
     return 2;
 }
 catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-
 using WsBroker.Broker.Transport;
 
 namespace WsBroker.Broker.Sessions;

@@ -17,18 +17,12 @@ namespace WsBroker.Broker.Sessions;
 /// </summary>
 public sealed class StompSession : BrokerSession
 {
-    /// <summary>Parses of one unfinished frame before the session is closed (plus one per 512 bytes of the frame limit, so
-    /// a large binary body read in 2 KiB pieces is never refused). A frame parsed again on every piece that arrives costs
-    /// its header size per piece; a frame trickled in a byte at a time would cost its size squared.</summary>
-    private const int MaxPartialParses = 4096;
     private readonly StompFrameParser _parser;
     private readonly StompStateMachine _state;
     private readonly string? _queryToken;
     private readonly SubscriptionTable _subscriptions;
     private readonly TransactionBuffer _transactions;
     private readonly ReceiptTracker _answers;
-    private long _noNulScanned;                                  // leading bytes of the unfinished frame known to hold no NUL
-    private int _partialParses;                                  // parses of the unfinished frame that needed more data
 
     public StompSession(IConnectionTransport transport, BrokerServices services, string sessionId, string? queryToken)
         : base(transport, services, sessionId)
@@ -49,19 +43,11 @@ public sealed class StompSession : BrokerSession
 
     protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer)
     {
-        while (!IsClosing && MayHoldFrame(buffer))
+        // TryParseNext remembers how far it got in an unfinished frame, so a frame trickling in costs linear time.
+        while (!IsClosing)
         {
-            var status = _parser.TryParse(ref buffer, out var error);
-            if (status == OperationStatus.NeedMoreData)
-            {
-                _noNulScanned = buffer.Length;                   // NULs seen so far did not end it (a content-length body)
-                if (buffer.IsEmpty) _partialParses = 0;
-                else if (++_partialParses > MaxPartialParses + Services.Options.MaxFrameBytes / 512)
-                    ProtocolError("frame sent in too many pieces", null);
-                break;
-            }
-            _noNulScanned = 0;
-            _partialParses = 0;
+            var status = _parser.TryParseNext(ref buffer, out var error);
+            if (status == OperationStatus.NeedMoreData) break;
             if (status == OperationStatus.InvalidData)
             {
                 ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame);
@@ -73,21 +59,6 @@ public sealed class StompSession : BrokerSession
             if (!handled.IsCompletedSuccessfully) await handled;
         }
         return buffer.Start;
-    }
-
-    /// <summary>
-    /// Whether parsing <paramref name="buffer"/> can produce anything: every frame ends with a NUL, so until one has
-    /// arrived only heart-beat EOLs (to consume) or an over-limit buffer (to reject) need the parser. Only the bytes new
-    /// since the last look are searched, so a frame trickling in costs linear time, not quadratic.
-    /// </summary>
-    private bool MayHoldFrame(in ReadOnlySequence<byte> buffer)
-    {
-        if (buffer.IsEmpty) return false;
-        if (buffer.FirstSpan[0] is (byte)'\n' or (byte)'\r' || buffer.Length > Services.Options.MaxFrameBytes) return true;
-        if (_noNulScanned > buffer.Length) _noNulScanned = 0;
-        if (buffer.Slice(_noNulScanned).PositionOf((byte)0) is not null) return true;
-        _noNulScanned = buffer.Length;
-        return false;
     }
 
     private ValueTask HandleFrameAsync(StompFrameView frame)

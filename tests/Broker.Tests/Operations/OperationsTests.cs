@@ -53,7 +53,17 @@ public class ConfigurationTests
     [InlineData("--Chat:TypingPerSecond=0", "Chat:TypingPerSecond must be between 1 and 1000")]
     [InlineData("--Auth:DevTokenLifetimeMinutes=-5", "Auth:DevTokenLifetimeMinutes must be between 1 and 10080")]
     [InlineData("--Logging:LogLevel:Default=Verbose", "Logging:LogLevel: Configuration value 'Verbose' is not supported")]
-    [InlineData("--urls=http://127.0.0.1:99999", "Urls: ")]
+    [InlineData("--urls=http://127.0.0.1:99999", "Urls: 'http://127.0.0.1:99999': the port must be between 0 and 65535")]
+    [InlineData("--urls=127.0.0.1:8080", "Urls: '127.0.0.1:8080': ")]
+    [InlineData("--Broker:NodeIdd=3", "Broker:NodeIdd is not a known setting")]
+    [InlineData("--Broker:NodeId:Extra=3", "Broker:NodeId:Extra is not a known setting")]
+    [InlineData("--Storage:BatchSise=3", "Storage:BatchSise is not a known setting")]
+    [InlineData("--Bus:Hots=rabbit", "Bus:Hots is not a known setting")]
+    [InlineData("--Chat:DemoUser=true", "Chat:DemoUser is not a known setting")]
+    [InlineData("--Auth:SigningKy=0123456789abcdef0123456789abcdef", "Auth:SigningKy is not a known setting")]
+    [InlineData("--Acl:Rules:0:Destinaton=/topic/a/#", "Acl:Rules:0:Destinaton is not a known setting")]
+    [InlineData("--Cluster:Enabled=true", "Cluster:Enabled is not a known setting")]
+    [InlineData("--Storage:Provider=Oracle", "Storage:Provider: 'Oracle' is not one of Sqlite, MySql")]
     [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]
@@ -65,6 +75,38 @@ public class ConfigurationTests
         Assert.Equal(2, code);
         Assert.Contains("wsbroker: invalid configuration:", stderr);
         Assert.Contains(message, stderr);
+    }
+}
+
+public class StartupValidationTests
+{
+    [Fact]
+    public void Build_UnknownKeys_ThrowsOneTypedErrorNamingEach()
+    {
+        var ex = Assert.Throws<WsBroker.Broker.Hosting.BrokerConfigurationException>(() =>
+            BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--cluster:enabled=true", "--BROKER:nodeid=3", "--Broker:Typo=1", "--Acl:Rules:0:Send:0=*"]));
+        Assert.Equal(["Broker:Typo is not a known setting", "Cluster:enabled is not a known setting"], ex.Failures);   // section order
+    }
+
+    [Fact]
+    public void Build_BadListenAddress_ThrowsBeforeTheHostIsBuilt()
+    {
+        var ex = Assert.Throws<WsBroker.Broker.Hosting.BrokerConfigurationException>(() =>
+            BrokerApp.Build(["--urls", "http://127.0.0.1:0;http://127.0.0.1:70000"]));
+        Assert.Equal(["Urls: 'http://127.0.0.1:70000': the port must be between 0 and 65535"], ex.Failures);
+    }
+
+    [Theory]
+    [InlineData("WSBROKER_Cluster__Enabled", "Cluster:Enabled is not a known setting")]
+    [InlineData("Broker__NodId", "Broker:NodId is not a known setting")]
+    [InlineData("WSBROKER_Acl__Rules__0__Subscrbe__0", "Acl:Rules:0:Subscrbe is not a known setting")]
+    public async Task Start_TypoInEnvironmentVariable_ExitsWith2AndNamesTheKey(string variable, string message)
+    {
+        var data = Path.Combine(Path.GetTempPath(), $"wsbroker-cfg-{Guid.NewGuid():N}.db");
+        var (code, _, stderr) = await Repo.RunAsync("dotnet", [Repo.BrokerDll, "--urls", "http://127.0.0.1:0", $"--ConnectionStrings:Sqlite=Data Source={data}"],
+            new Dictionary<string, string?> { [variable] = "1" });
+        Assert.Equal(2, code);
+        Assert.Contains("wsbroker: invalid configuration: " + message, stderr);
     }
 }
 
@@ -118,6 +160,7 @@ public class DeploymentTests
     }
 }
 
+[Collection(MetricsCollection.Name)]
 public class MetricsTests
 {
     [Fact]
@@ -125,33 +168,63 @@ public class MetricsTests
     {
         await using var broker = await TestBroker.StartAsync("Chat:DemoUsers=true");
         using var http = new HttpClient { BaseAddress = broker.BaseUri };
-        var before = Parse(await http.GetStringAsync("/metrics"));
+        var before = await MetricsText.ScrapeAsync(http);
         await using var client = await broker.ConnectAsync("client1");
         await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/private-chat/admin1/client1\n\n\0SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nmetered\0");
         await client.ReceiveUntilReceiptAsync("m");
-        var response = await http.GetAsync("/metrics");
+        // The store completes the SEND (and so its RECEIPT) before it reports the commit: wait for the report.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await MetricsText.ScrapeAsync(http))["wsbroker_persistence_commit_seconds_count"] == before["wsbroker_persistence_commit_seconds_count"]
+            && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+        var response = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
-        var after = Parse(await response.Content.ReadAsStringAsync());
+        var text = await response.Content.ReadAsStringAsync();
+        var after = MetricsText.Parse(text);
+        Assert.True(after.Has("wsbroker_connections"), text);
         Assert.Equal(1, after["wsbroker_connections"]);
         Assert.Equal(1, after["wsbroker_sessions{protocol=\"stomp\"}"]);
+        Assert.Equal(0, after["wsbroker_sessions{protocol=\"raw\"}"]);
         Assert.Equal(1, after["wsbroker_subscriptions"]);
+        Assert.Equal(before["wsbroker_connections_opened_total"] + 1, after["wsbroker_connections_opened_total"]);
         Assert.Equal(before["wsbroker_frames_in_total{command=\"SEND\"}"] + 1, after["wsbroker_frames_in_total{command=\"SEND\"}"]);
-        double Out(Dictionary<string, double> m, string command) => m[$"wsbroker_frames_out_total{{command=\"{command}\"}}"];
+        Assert.Equal(before["wsbroker_frames_in_total{command=\"SUBSCRIBE\"}"] + 1, after["wsbroker_frames_in_total{command=\"SUBSCRIBE\"}"]);
+        static double Out(MetricsText m, string command) => m[$"wsbroker_frames_out_total{{command=\"{command}\"}}"];
         Assert.Equal(Out(before, "CONNECTED") + 1, Out(after, "CONNECTED"));
         Assert.Equal(Out(before, "RECEIPT") + 1, Out(after, "RECEIPT"));
         Assert.True(Out(after, "MESSAGE") > Out(before, "MESSAGE"), "the delivery of the message");
         Assert.Equal(Out(before, "ERROR"), Out(after, "ERROR"));
         Assert.True(after["wsbroker_deliveries_total"] > before["wsbroker_deliveries_total"]);
-        Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"]);
-        Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"]);
+        Assert.True(after["wsbroker_bytes_in_total"] > before["wsbroker_bytes_in_total"], text);
+        Assert.True(after["wsbroker_bytes_out_total"] > before["wsbroker_bytes_out_total"], text);
+        Assert.True(after["wsbroker_persistence_commit_seconds_count"] > before["wsbroker_persistence_commit_seconds_count"], text);
         Assert.True(after["wsbroker_persistence_commit_seconds_bucket{le=\"+Inf\"}"] >= 1);
+        Assert.True(after.Has("wsbroker_persistence_commit_seconds_bucket{le=\"0.001\"}"), "the buckets /metrics always had");
+        Assert.True(after["wsbroker_persistence_committed_messages_total"] >= 1);
         Assert.Equal(0, after["wsbroker_persistence_queue_depth"]);
+        Assert.True(after["process_resident_memory_bytes"] > 0);
+        Assert.True(after["dotnet_gc_heap_bytes"] > 0);
     }
 
-    private static Dictionary<string, double> Parse(string text) =>
-        text.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
-            .Select(l => l.Split(' '))
-            .ToDictionary(p => p[0], p => double.Parse(p[1], CultureInfo.InvariantCulture));
+    [Fact]
+    public async Task Metrics_CountErrorsAndDisconnectsByKindAndReason()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var before = await MetricsText.ScrapeAsync(broker.BaseUri);
+        await using (var client = await broker.ConnectAsync("client1"))
+        {
+            await client.SendAsync("BOGUS\n\n\0");
+            await client.ReceiveUntilClosedAsync();
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        MetricsText after;
+        do after = await MetricsText.ScrapeAsync(broker.BaseUri);
+        while (after["wsbroker_disconnects_total{reason=\"ProtocolError\"}"] == before["wsbroker_disconnects_total{reason=\"ProtocolError\"}"]
+            && DateTime.UtcNow < deadline);
+        Assert.Equal(before["wsbroker_disconnects_total{reason=\"ProtocolError\"}"] + 1, after["wsbroker_disconnects_total{reason=\"ProtocolError\"}"]);
+        Assert.Equal(before["wsbroker_errors_total{kind=\"protocol\"}"] + 1, after["wsbroker_errors_total{kind=\"protocol\"}"]);
+        Assert.Equal(before["wsbroker_frames_out_total{command=\"ERROR\"}"] + 1, after["wsbroker_frames_out_total{command=\"ERROR\"}"]);
+    }
 }
 
 public class EnvironmentConfigurationTests

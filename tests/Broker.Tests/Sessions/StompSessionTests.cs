@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Access;
 using WsBroker.Broker.Auth;
@@ -31,7 +32,7 @@ public sealed class StompSessionTests : IAsyncDisposable
     {
         var options = Microsoft.Extensions.Options.Options.Create(new BrokerOptions());
         var router = new TopicRouter();
-        var metrics = new BrokerMetrics();
+        var metrics = new BrokerMetrics(new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
             new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
             new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [_handler], metrics,
