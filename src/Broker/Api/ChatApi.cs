@@ -8,7 +8,7 @@ using WsBroker.Persistence;
 
 namespace WsBroker.Broker.Api;
 
-/// <summary>The REST API of DESIGN.md §3: JSON, the same JWT as a Bearer header, problem bodies for every error.</summary>
+/// <summary>The REST API of docs/design.md §3: JSON, the same JWT as a Bearer header, problem bodies for every error.</summary>
 public static class ChatApi
 {
     public static void Map(WebApplication app)
@@ -44,7 +44,7 @@ public static class ChatApi
             {
                 userId = c.User.Id,
                 name = c.User.Name,
-                role = c.User.Role == UserRole.Admin ? "admin" : "client",
+                role = c.User.Role.ToWire(),
                 online = sessions.IsOnline(c.User.Id),
                 lastMessage = c.Summary?.LastMessage is { } m ? MessageJson(m) : null,
                 unread = c.Summary?.UnreadCount ?? 0,
@@ -99,7 +99,7 @@ public static class ChatApi
         if (string.IsNullOrWhiteSpace(request?.UserId)) return Problem(400, "invalid request", "userId is required");
         var user = await users.FindAsync(request.UserId);
         if (user is null || user.IsDeleted) return Problem(404, "unknown user", $"no user {request.UserId}");
-        var role = user.Role == UserRole.Admin ? "admin" : "client";
+        var role = user.Role.ToWire();
         var token = issuer.Issue(user.Id, role, user.Name, TimeSpan.FromMinutes(auth.Value.DevTokenLifetimeMinutes));
         return Results.Ok(new { token, userId = user.Id, role, name = user.Name });
     }

@@ -6,7 +6,7 @@ using WsBroker.Persistence;
 namespace WsBroker.Broker.Chat;
 
 /// <summary>
-/// The one access policy when the chat runs (DESIGN.md §3 "Destinations"): the chat's fixed table for its own
+/// The one access policy when the chat runs (docs/design.md §3 "Destinations"): the chat's fixed table for its own
 /// destinations, the <c>Acl</c> rules for the general ones. A chat SEND is allowed only between two live users of the
 /// users table who sit in the right slots of the conversation (an administrator and a customer); a user the user service
 /// deleted may not connect at all, even with a token still valid.
@@ -118,10 +118,5 @@ public sealed class ChatAccessPolicy(IUserStore users, TopicAcl acl) : IAccessPo
         _ => null,
     };
 
-    private static UserRole? RoleOf(BrokerPrincipal user) => user.Role switch
-    {
-        "admin" => UserRole.Admin,
-        "client" => UserRole.Client,
-        _ => null,
-    };
+    private static UserRole? RoleOf(BrokerPrincipal user) => UserRoles.TryParse(user.Role, out var role) ? role : null;
 }

@@ -19,10 +19,10 @@ public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents u
 {
     internal static readonly (string Id, string Name, string Role)[] DemoUsers =
     [
-        ("admin1", "Ada Admin", "admin"),
-        ("client1", "Carla Client", "client"),
-        ("client2", "Chris Client", "client"),
-        ("client3", "Cleo Client", "client"),
+        ("admin1", "Ada Admin", UserRoles.Admin),
+        ("client1", "Carla Client", UserRoles.Client),
+        ("client2", "Chris Client", UserRoles.Client),
+        ("client3", "Cleo Client", UserRoles.Client),
     ];
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -70,14 +70,3 @@ public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents u
     }
 }
 
-/// <summary>Embedded (SQLite + in-memory bus) or production (anything else): decides the defaults of demo users and dev tokens.</summary>
-public sealed record BrokerMode(bool IsEmbedded)
-{
-    public static BrokerMode From(IConfiguration configuration)
-    {
-        var storage = configuration["Storage:Provider"];
-        var bus = configuration["Bus:Transport"];
-        return new BrokerMode((string.IsNullOrEmpty(storage) || storage.Equals("Sqlite", StringComparison.OrdinalIgnoreCase))
-            && (string.IsNullOrEmpty(bus) || bus.Equals("InMemory", StringComparison.OrdinalIgnoreCase)));
-    }
-}

@@ -1,14 +1,5 @@
 namespace WsBroker.Broker.Destinations;
 
-/// <summary>The families of destinations the broker serves.</summary>
-public enum DestinationKind : byte
-{
-    /// <summary><c>/topic/…</c>: every subscriber gets every message; nothing is kept for absent subscribers.</summary>
-    Topic,
-    /// <summary><c>/user/queue/…</c>: written by the broker to one session only (errors); never routed.</summary>
-    UserQueue,
-}
-
 /// <summary>
 /// A destination parsed and validated once, at the edge (SEND, SUBSCRIBE, a raw topic URL), and then carried with the
 /// frame: its text, its family, whether it is a pattern, its segments, and what the access policy made of it

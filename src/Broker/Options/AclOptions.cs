@@ -4,7 +4,7 @@ namespace WsBroker.Broker.Options;
 
 /// <summary>
 /// Who may use the general (non-chat) destinations, section <c>Acl</c>. Without rules every authenticated user may
-/// subscribe and send anywhere (DESIGN.md §3). Each rule names a destination pattern (the SUBSCRIBE syntax: <c>*</c> one
+/// subscribe and send anywhere (docs/design.md §3). Each rule names a destination pattern (the SUBSCRIBE syntax: <c>*</c> one
 /// segment, <c>#</c> the rest) and who may subscribe and who may send there. A destination or subscription is governed
 /// by every rule it overlaps, and must be allowed by all of them: subscribing to <c>/topic/#</c> needs the rights of every
 /// rule under <c>/topic</c>.
@@ -34,18 +34,3 @@ public sealed class AclOptions
     }
 }
 
-/// <summary>One ACL rule: a destination pattern and who may subscribe and send there.</summary>
-public sealed class AclRule
-{
-    /// <summary>Pattern, e.g. <c>/topic/news/#</c> or <c>/topic/alerts/*/high</c>.</summary>
-    public string Destination { get; set; } = "";
-
-    /// <summary><c>*</c> (any authenticated user), <c>role:admin</c>, <c>user:alice</c>. Empty: nobody.</summary>
-    public List<string> Subscribe { get; set; } = [];
-
-    /// <summary>Same forms as <see cref="Subscribe"/>.</summary>
-    public List<string> Send { get; set; } = [];
-
-    internal static bool IsValidPrincipal(string who) =>
-        who == "*" || (who.StartsWith("role:", StringComparison.Ordinal) && who.Length > 5) || (who.StartsWith("user:", StringComparison.Ordinal) && who.Length > 5);
-}

@@ -9,7 +9,7 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Routing;
 
 /// <summary>
-/// A MESSAGE serialised once for every subscriber (DESIGN.md §6): the head (everything after the per-subscriber
+/// A MESSAGE serialised once for every subscriber (docs/design.md §6): the head (everything after the per-subscriber
 /// <c>subscription</c> and <c>ack</c> headers: destination, message-id, custom headers, content-length and the blank
 /// line) in one array, and the body, which is shared, never copied again (the store keeps the same memory). Variants of the
 /// head for STOMP 1.1/1.0 escaping and the JSON of raw topic URLs are made lazily, once.

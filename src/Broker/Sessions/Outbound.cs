@@ -3,8 +3,6 @@ using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Sessions;
 
-internal enum OutboundKind : byte { Delivery, Frame, HeartBeat, Close }
-
 /// <summary>One item of an <see cref="Outbox"/>: a delivery (shared message and the subscription it is for), a whole
 /// frame (its bytes, possibly rented from the pool, and the command the metrics count it as), a heart-beat, or the close.</summary>
 internal readonly record struct Outbound(OutboundKind Kind, StompCommand Command, Subscription? Subscription, SharedMessage? Message,

@@ -11,7 +11,7 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// A raw WebSocket "topic URL" (DESIGN.md §3): the connection is subscribed to the URL's destination, each text message the
+/// A raw WebSocket "topic URL" (docs/design.md §3): the connection is subscribed to the URL's destination, each text message the
 /// client sends is a SEND to it (answered with <c>{"receipt":"n"}</c>, n counting the client's messages from 1, or
 /// <c>{"error":"…","receipt":"n"}</c>), and each delivery is one JSON text message. Same pump, router, policy, handlers and
 /// limits as STOMP; the transport hands over one whole message per read.

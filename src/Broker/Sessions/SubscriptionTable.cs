@@ -3,9 +3,6 @@ using WsBroker.Broker.Routing;
 
 namespace WsBroker.Broker.Sessions;
 
-/// <summary>How a SUBSCRIBE fared in a <see cref="SubscriptionTable"/>.</summary>
-internal enum SubscribeOutcome : byte { Added, DuplicateId, TooMany }
-
 /// <summary>
 /// One session's subscriptions: by the client's id, by the per-session number in <c>ack</c> ids, and the
 /// <c>/user/queue/…</c> ones that never enter the shared router. Thread-safe (deliveries and the read loop meet here);

@@ -1,0 +1,10 @@
+namespace WsBroker.Broker.Destinations;
+
+/// <summary>The families of destinations the broker serves.</summary>
+public enum DestinationKind : byte
+{
+    /// <summary><c>/topic/…</c>: every subscriber gets every message; nothing is kept for absent subscribers.</summary>
+    Topic,
+    /// <summary><c>/user/queue/…</c>: written by the broker to one session only (errors); never routed.</summary>
+    UserQueue,
+}

@@ -1,0 +1,3 @@
+namespace WsBroker.Broker.Sessions;
+
+internal enum OutboundKind : byte { Delivery, Frame, HeartBeat, Close }
