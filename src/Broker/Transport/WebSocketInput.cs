@@ -60,8 +60,11 @@ internal sealed class WebSocketInput(WebSocket socket, int messageLimit) : PipeR
             Volatile.Write(ref _pendingSinceMs, 0);
             return;
         }
+        // A frame left unfinished: its clock starts when it began, i.e. now unless the reader made no progress at all
+        // (then the same frame is still waiting since the last read).
+        if (Volatile.Read(ref _pendingSinceMs) == 0 || !consumed.Equals(_last.Start))
+            Volatile.Write(ref _pendingSinceMs, Environment.TickCount64);
         _pipe.Reader.AdvanceTo(consumed, examined);
-        if (Volatile.Read(ref _pendingSinceMs) == 0) Volatile.Write(ref _pendingSinceMs, Environment.TickCount64);
     }
 
     public override bool TryRead(out ReadResult result)
@@ -70,6 +73,7 @@ internal sealed class WebSocketInput(WebSocket socket, int messageLimit) : PipeR
         return false;                                 // every read waits for new bytes from the socket
     }
 
+    // Nothing in the broker cancels a read without ending the connection: aborting the socket ends the pending read.
     public override void CancelPendingRead() => socket.Abort();
 
     public override void Complete(Exception? exception = null)
