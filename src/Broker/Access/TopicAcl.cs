@@ -8,10 +8,10 @@ namespace WsBroker.Broker.Access;
 /// <summary>The configured <see cref="AclOptions"/> rules, applied to SUBSCRIBE patterns and SEND destinations.</summary>
 public sealed class TopicAcl
 {
-    private readonly (IReadOnlyList<string> Segments, AclRule Rule)[] _rules;
+    private readonly (string[] Segments, AclRule Rule)[] _rules;
 
     public TopicAcl(IOptions<AclOptions> options) =>
-        _rules = [.. options.Value.Rules.Select(r => (Destination.Of(r.Destination).Segments, r))];
+        _rules = [.. options.Value.Rules.Select(r => (Destination.Of(r.Destination).SplitSegments(), r))];
 
     /// <summary>null when <paramref name="user"/> may subscribe to <paramref name="pattern"/>; else the ERROR message.</summary>
     public string? CanSubscribe(BrokerPrincipal user, Destination pattern) => Check(user, pattern, send: false);
@@ -26,9 +26,10 @@ public sealed class TopicAcl
     private string? Check(BrokerPrincipal user, Destination destination, bool send)
     {
         if (_rules.Length == 0) return null;                      // no rules: nothing to check, nothing to allocate
+        var segments = destination.SplitSegments();
         foreach (var (pattern, rule) in _rules)
         {
-            if (Overlaps(destination.Segments, 0, pattern, 0) && !AllowsAny(send ? rule.Send : rule.Subscribe, user))
+            if (Overlaps(segments, 0, pattern, 0) && !AllowsAny(send ? rule.Send : rule.Subscribe, user))
                 return $"access denied: may not {(send ? "send to" : "subscribe to")} {rule.Destination}";
         }
         return null;

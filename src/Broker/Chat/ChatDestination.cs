@@ -24,7 +24,7 @@ public sealed record ChatDestination(ChatDestinationKind Kind, string? UserId = 
     /// <summary>Classifies a parsed destination (for SUBSCRIBE it may be a pattern).</summary>
     public static ChatDestination Parse(Destination destination)
     {
-        var s = destination.Segments;
+        IReadOnlyList<string> s = destination.SplitSegments();
         if (destination.Kind != DestinationKind.Topic) return s_other;
         if (s.Count == 2 && s[1] == "presence") return new(ChatDestinationKind.Presence);
         switch (s[1])

@@ -2,7 +2,7 @@ namespace WsBroker.Broker.Destinations;
 
 /// <summary>
 /// A destination parsed and validated once, at the edge (SEND, SUBSCRIBE, a raw topic URL), and then carried with the
-/// frame: its text, its family, whether it is a pattern, its segments, and what the access policy made of it
+/// frame: its text, its family, whether it is a pattern, and what the access policy made of it
 /// (<see cref="Classification"/>, computed once per distinct destination). Grammar: <c>/</c>-separated non-empty
 /// segments; in patterns <c>*</c> is one whole segment and <c>#</c> the whole last segment (zero or more trailing ones).
 /// </summary>
@@ -14,12 +14,11 @@ public sealed class Destination
     /// <summary>Longest destination accepted, in characters.</summary>
     public const int MaxLength = 512;
 
-    private Destination(string text, DestinationKind kind, bool isPattern, string[] segments)
+    private Destination(string text, DestinationKind kind, bool isPattern)
     {
         Text = text;
         Kind = kind;
         IsPattern = isPattern;
-        Segments = segments;
     }
 
     public string Text { get; }
@@ -28,8 +27,10 @@ public sealed class Destination
     /// <summary>Contains <c>*</c> or <c>#</c>: valid for SUBSCRIBE only.</summary>
     public bool IsPattern { get; }
 
-    /// <summary>The segments after the leading '/': <c>/topic/a/b</c> is <c>["topic", "a", "b"]</c>.</summary>
-    public IReadOnlyList<string> Segments { get; }
+    /// <summary>The segments after the leading '/': <c>/topic/a/b</c> is <c>["topic", "a", "b"]</c>. A new array each call:
+    /// a destination is kept for as long as it is in use (one per subscription and per cached destination), so it does not
+    /// carry its segments around; the router and the policies split it when they add, remove or classify.</summary>
+    public string[] SplitSegments() => Text[1..].Split('/');
 
     /// <summary>What the access policy made of this destination (e.g. the chat's reading of it), set once when the
     /// destination is first parsed; null for a policy that classifies nothing.</summary>
@@ -41,7 +42,7 @@ public sealed class Destination
         error = Validate(text, out var isPattern);
         if (error != DestinationError.None) return null;
         var kind = text!.StartsWith(TopicPrefix, StringComparison.Ordinal) ? DestinationKind.Topic : DestinationKind.UserQueue;
-        return new Destination(text, kind, isPattern, text[1..].Split('/'));
+        return new Destination(text, kind, isPattern);
     }
 
     /// <summary>Parses a destination the broker itself names (a chat conversation, presence); throws when it is invalid.</summary>

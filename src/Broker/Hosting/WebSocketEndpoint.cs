@@ -60,9 +60,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
             KeepAliveTimeout = services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan
                 : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)),
         });
-        // Message mode: one read is one client message (a SEND), read whole up to the body limit.
-        var transport = new WebSocketTransport(socket, messageLimit: services.Options.MaxBodyBytes);
-        var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), destination, principal);
+        var session = new RawTopicSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(), destination, principal);
         await session.RunAsync();
     }
 

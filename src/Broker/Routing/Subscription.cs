@@ -6,8 +6,9 @@ namespace WsBroker.Broker.Routing;
 /// <summary>One SUBSCRIBE of one session.</summary>
 public sealed class Subscription
 {
-    private readonly Lock _gate = new();
-    private readonly List<long> _unacked = [];
+    // Deliveries awaiting an ACK (client ack modes only: an ack:auto subscription, the common case, carries no list and no
+    // lock). The list is its own lock.
+    private readonly List<long>? _unacked;
 
     public Subscription(IMessageSink sink, string id, Destination destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
     {
@@ -16,6 +17,7 @@ public sealed class Subscription
         Destination = destination;
         Ack = ack;
         Number = number;
+        if (ack != AckMode.Auto) _unacked = [];
         // The subscription header is the only per-subscriber part of a MESSAGE: escape it once, for the session's version.
         var writer = new System.Buffers.ArrayBufferWriter<byte>();
         StompFrameWriter.WriteHeader(writer, "subscription", id, StompFrameWriter.EscapeMode(StompCommand.Message, version));
@@ -36,8 +38,8 @@ public sealed class Subscription
     /// <summary>Records a delivery that needs an ACK; false when <paramref name="max"/> are already outstanding.</summary>
     public bool TrackDelivery(long messageId, int max)
     {
-        if (Ack == AckMode.Auto) return true;
-        lock (_gate)
+        if (_unacked is null) return true;
+        lock (_unacked)
         {
             if (_unacked.Count >= max) return false;
             _unacked.Add(messageId);
@@ -49,7 +51,8 @@ public sealed class Subscription
     /// False when the id is not outstanding.</summary>
     public bool Settle(long messageId)
     {
-        lock (_gate)
+        if (_unacked is null) return false;
+        lock (_unacked)
         {
             var index = _unacked.IndexOf(messageId);
             if (index < 0) return false;
@@ -61,6 +64,7 @@ public sealed class Subscription
 
     public bool IsOutstanding(long messageId)
     {
-        lock (_gate) return _unacked.Contains(messageId);
+        if (_unacked is null) return false;
+        lock (_unacked) return _unacked.Contains(messageId);
     }
 }

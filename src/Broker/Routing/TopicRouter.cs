@@ -15,7 +15,6 @@ public sealed class TopicRouter
     private readonly Node _root = new();
     private readonly ConcurrentDictionary<string, Subscription[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Subscription[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
-    private readonly Dictionary<string, int> _patterns = new(StringComparer.Ordinal);
     private int _count;
     private const int MaxCachedDestinations = 100_000;
 
@@ -28,23 +27,39 @@ public sealed class TopicRouter
     /// <summary>Number of subscriptions.</summary>
     public int Count => Volatile.Read(ref _count);
 
-    /// <summary>The destinations and patterns this node has subscribers for.</summary>
+    /// <summary>The destinations and patterns this node has subscribers for (walks the trie: not for hot paths).</summary>
     public IReadOnlyCollection<string> Patterns
     {
-        get { lock (_gate) return [.. _patterns.Keys]; }
+        get
+        {
+            var patterns = new List<string>();
+            lock (_gate) CollectPatterns(_root, patterns);
+            return patterns;
+        }
+    }
+
+    private static void CollectPatterns(Node node, List<string> patterns)
+    {
+        if (node.Here.Length > 0) patterns.Add(node.Here[0].Destination.Text);
+        if (node.Hash.Length > 0) patterns.Add(node.Hash[0].Destination.Text);
+        if (node.Star is not null) CollectPatterns(node.Star, patterns);
+        if (node.Children is null) return;
+        foreach (var child in node.Children.Values) CollectPatterns(child, patterns);
     }
 
     public void Add(Subscription subscription)
     {
         var destination = subscription.Destination;
-        var segments = destination.Segments;
+        var segments = destination.SplitSegments();
         lock (_gate)
         {
             var node = _root;
+            bool first;
             foreach (var s in segments)
             {
                 if (s == "#")
                 {
+                    first = node.Hash.Length == 0;
                     node.Hash = [.. node.Hash, subscription];
                     goto added;
                 }
@@ -56,28 +71,31 @@ public sealed class TopicRouter
                     node = child;
                 }
             }
+            first = node.Here.Length == 0;
             node.Here = [.. node.Here, subscription];
         added:
             _count++;
             Invalidate(destination);
-            _patterns[destination.Text] = _patterns.GetValueOrDefault(destination.Text) + 1;
-            if (_patterns[destination.Text] == 1) InterestChanged?.Invoke(destination, true);
+            // One trie slot holds the subscriptions of exactly one destination or pattern: the first one in it is new interest.
+            if (first) InterestChanged?.Invoke(destination, true);
         }
     }
 
     public bool Remove(Subscription subscription)
     {
         var destination = subscription.Destination;
+        var segments = destination.SplitSegments();
         lock (_gate)
         {
-            var path = new List<(Node Parent, string Key)>(destination.Segments.Count);
+            var path = new List<(Node Parent, string Key)>(segments.Length);
             var node = _root;
-            bool removed;
-            foreach (var s in destination.Segments)
+            bool removed, last;
+            foreach (var s in segments)
             {
                 if (s == "#")
                 {
                     removed = TryRemove(ref node.Hash, subscription);
+                    last = node.Hash.Length == 0;
                     goto done;
                 }
                 Node? next;
@@ -88,16 +106,13 @@ public sealed class TopicRouter
                 node = next;
             }
             removed = TryRemove(ref node.Here, subscription);
+            last = node.Here.Length == 0;
         done:
             if (!removed) return false;
             _count--;
             Prune(path, node);
             Invalidate(destination);
-            if (--_patterns[destination.Text] == 0)
-            {
-                _patterns.Remove(destination.Text);
-                InterestChanged?.Invoke(destination, false);
-            }
+            if (last) InterestChanged?.Invoke(destination, false);
             return true;
         }
     }
@@ -174,9 +189,10 @@ public sealed class TopicRouter
             _cache.TryRemove(destination.Text, out _);
             return;
         }
+        var pattern = destination.SplitSegments();
         foreach (var key in _cache.Keys)
         {
-            if (Matches(destination.Segments, key)) _cache.TryRemove(key, out _);
+            if (Matches(pattern, key)) _cache.TryRemove(key, out _);
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.WebSockets;
 using WsBroker.Broker.Auth;
@@ -20,13 +19,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
     private const int MaxFramesPerFlush = 256;
     private const int MaxBytesPerFlush = 256 * 1024;
-    private readonly Outbox _outbox;
+    private Outbox _outbox;                                        // a struct: used in place, never copied
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly long _startedTicks = Stopwatch.GetTimestamp();
     private int _closeRequested;
     private int _reason = -1;
     private int _handlersRunning;
+    private long _partialSinceMs;                                 // since when a frame has been half-sent (0: none)
     private long _lastReceivedMs;
     private long _lastSentMs;
     private long _framesOut;
@@ -90,9 +89,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             Services.Sessions.Remove(this);
             _abortTimer?.Dispose();
             Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
-            var elapsed = Stopwatch.GetElapsedTime(_startedTicks);
             Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
-                (long)elapsed.TotalMilliseconds, FramesIn, FramesOut);
+                Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
             _abort.Dispose();
             _completion.TrySetResult();
         }
@@ -104,47 +102,82 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected virtual ValueTask StartAsync() => ValueTask.CompletedTask;
 
     /// <summary>Consumes what it can of <paramref name="buffer"/> and returns where the unconsumed rest starts. A frame
-    /// handler that awaits makes this await: the client's heart-beats are not read meanwhile, and its silence is not its
-    /// fault (<see cref="CheckTimeouts"/> waits).</summary>
+    /// handler that awaits makes this await: the read loop waits for it (inbound back-pressure for this client only).</summary>
     protected internal abstract ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer);
+
+    /// <summary>0: the client's messages are one byte stream (STOMP: frames may span messages, one message may carry
+    /// several frames). Else each message is handed over whole, up to this many bytes (raw topic URLs: one message is one
+    /// SEND); a larger one is handed over once it is past the limit, and the session refuses it.</summary>
+    protected virtual int MessageLimit => 0;
 
     private async Task ReadLoopAsync()
     {
         await StartAsync();
-        var input = Transport.Input;
-        long carried = 0;                                         // bytes left unconsumed by the last read
+        // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
+        // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
+        Pipe? pipe = null;
+        long messageBytes = 0;
         try
         {
             while (!IsClosing)
             {
-                var result = await input.ReadAsync(Aborted);
-                var buffer = result.Buffer;
+                if (pipe is null)
+                {
+                    var probe = await Transport.ReceiveAsync(Memory<byte>.Empty, Aborted);
+                    if (probe.MessageType == WebSocketMessageType.Close) return;
+                    pipe = PipePool.Rent();
+                }
+                var received = await Transport.ReceiveAsync(pipe.Writer.GetMemory(1), Aborted);
+                if (received.MessageType == WebSocketMessageType.Close) return;
+                pipe.Writer.Advance(received.Count);
                 Touch();
-                Services.Metrics.BytesReceived((int)(buffer.Length - carried));
+                Services.Metrics.BytesReceived(received.Count);
+                messageBytes += received.Count;
+                if (MessageLimit > 0 && !received.EndOfMessage && messageBytes <= MessageLimit) continue;
+                messageBytes = 0;
+                await pipe.Writer.FlushAsync(Aborted);                    // no pause threshold: completes at once
+                pipe.Reader.TryRead(out var read);
+                var buffer = read.Buffer;
                 var consumed = buffer.Start;
                 try
                 {
-                    var received = ReceiveAsync(buffer);
-                    if (received.IsCompletedSuccessfully) consumed = received.Result;
+                    var handled = ReceiveAsync(buffer);
+                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
                     else
                     {
+                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
+                        // its silence is not its fault (CheckTimeouts waits).
                         Interlocked.Increment(ref _handlersRunning);
-                        try { consumed = await received; }
+                        try { consumed = await handled; }
                         finally { Interlocked.Decrement(ref _handlersRunning); Touch(); }
                     }
                 }
                 finally
                 {
                     // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
-                    carried = buffer.Slice(consumed).Length;
-                    input.AdvanceTo(consumed, buffer.End);
+                    pipe.Reader.AdvanceTo(consumed, buffer.End);
                 }
-                if (result.IsCompleted || result.IsCanceled) return;
+                if (consumed.Equals(buffer.End))
+                {
+                    PipePool.Return(pipe);                                // nothing half-read: give the pipe back
+                    pipe = null;
+                    Volatile.Write(ref _partialSinceMs, 0);
+                }
+                else if (Volatile.Read(ref _partialSinceMs) == 0 || !consumed.Equals(buffer.Start))
+                {
+                    // A frame left unfinished: its clock starts when it began, i.e. now unless nothing was consumed (then
+                    // the same frame has been waiting since an earlier read).
+                    Volatile.Write(ref _partialSinceMs, Environment.TickCount64);
+                }
             }
         }
         finally
         {
-            await input.CompleteAsync();
+            if (pipe is not null)
+            {
+                await pipe.Reader.CompleteAsync();                        // a half-read pipe is not reused
+                await pipe.Writer.CompleteAsync();
+            }
         }
     }
 
@@ -215,7 +248,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         if (IsClosing || Volatile.Read(ref _handlersRunning) > 0) return;
         var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
-        var partialSince = Transport.PartialInputSinceMs;
+        var partialSince = Volatile.Read(ref _partialSinceMs);
         if (!IsAuthenticated && nowMs - StartedAtMs > Services.Options.ConnectTimeoutMs)
             CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout);
         else if (HeartBeatReceiveMs > 0 && silent > 2L * HeartBeatReceiveMs)

@@ -32,6 +32,8 @@ public sealed class RawTopicSession : BrokerSession
 
     public override string Protocol => "raw";
 
+    protected override int MessageLimit => Services.Options.MaxBodyBytes;
+
     protected override async ValueTask StartAsync()
     {
         Services.Sessions.Authenticated(this);

@@ -19,10 +19,10 @@ public sealed class StompSession : BrokerSession
 {
     private readonly StompFrameParser _parser;
     private readonly StompStateMachine _state;
-    private readonly string? _queryToken;
+    private string? _queryToken;                                 // the upgrade's ?access_token=, dropped once CONNECT used it
     private readonly SubscriptionTable _subscriptions;
-    private readonly TransactionBuffer _transactions;
-    private readonly ReceiptTracker _answers;
+    private TransactionBuffer? _transactions;                    // made on the first BEGIN: most sessions never use one
+    private ReceiptTracker? _answers;                            // made on the first SEND to a stored destination
 
     public StompSession(IConnectionTransport transport, BrokerServices services, string sessionId, string? queryToken)
         : base(transport, services, sessionId)
@@ -31,8 +31,6 @@ public sealed class StompSession : BrokerSession
         _state = new StompStateMachine(services.ServerHeartBeat);
         _queryToken = queryToken;
         _subscriptions = new SubscriptionTable(services.Options.MaxSubscriptionsPerSession);
-        _transactions = new TransactionBuffer(services.Options.MaxTransactions, services.Options.MaxFramesPerTransaction);
-        _answers = new ReceiptTracker(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * services.Options.ShutdownTimeoutMs)));
     }
 
     public override string Protocol => "stomp";
@@ -95,6 +93,7 @@ public sealed class StompSession : BrokerSession
             token = text.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? text[7..].Trim() : null;
         }
         token ??= frame.GetHeaderString("passcode"u8) ?? _queryToken;
+        _queryToken = null;
         var (principal, error) = await Services.Jwt.ValidateAsync(token);
         if (principal is null)
         {
@@ -166,7 +165,8 @@ public sealed class StompSession : BrokerSession
                 : new SendContext(this, Services.Backplane, Services.Ids, destination, default, owned.Headers,
                     new ReadOnlySequence<byte>(owned.Body), HeldReceipt(owned));
             await handler.HandleAsync(context);
-            _answers.Track(context.Answered);
+            if (!context.Answered.IsCompleted)
+                (_answers ??= new ReceiptTracker(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * Services.Options.ShutdownTimeoutMs)))).Track(context.Answered);
             return;
         }
         if (Services.Backplane.HasSubscribers(destination.Text))
@@ -278,8 +278,9 @@ public sealed class StompSession : BrokerSession
 
     private bool Buffer(string transaction, StompFrameView frame)
     {
-        if (_transactions.Add(transaction, frame.ToFrame()) is not { } error) return true;
-        ProtocolError(error, ReceiptOf(frame));
+        if (_transactions is null) ProtocolError("unknown transaction", ReceiptOf(frame));
+        else if (_transactions.Add(transaction, frame.ToFrame()) is { } error) ProtocolError(error, ReceiptOf(frame));
+        else return true;
         return false;
     }
 
@@ -290,14 +291,15 @@ public sealed class StompSession : BrokerSession
         switch (frame.Command)
         {
             case StompCommand.Begin:
+                _transactions ??= new TransactionBuffer(Services.Options.MaxTransactions, Services.Options.MaxFramesPerTransaction);
                 if (_transactions.Begin(name) is { } refused) { ProtocolError(refused, receipt); return; }
                 break;
             case StompCommand.Abort:
-                if (!_transactions.TryEnd(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
+                if (_transactions is null || !_transactions.TryEnd(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
                 AnswerDropped(aborted);
                 break;
             case StompCommand.Commit:
-                if (!_transactions.TryEnd(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
+                if (_transactions is null || !_transactions.TryEnd(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
                 // STOMP: the frames of a transaction take effect at COMMIT, in order. Receipts were answered when the
                 // frames arrived, except those of stored destinations: they are answered once committed, before this
                 // COMMIT's own receipt.
@@ -316,7 +318,7 @@ public sealed class StompSession : BrokerSession
                         return;
                     }
                 }
-                if (receipt is not null) await _answers.AllAnsweredAsync();
+                if (receipt is not null && _answers is not null) await _answers.AllAnsweredAsync();
                 break;
         }
         if (receipt is not null) SendReceipt(receipt);
@@ -351,8 +353,8 @@ public sealed class StompSession : BrokerSession
         if (ReceiptOf(frame) is { } receipt)
         {
             // Open transactions end unfinished (STOMP: they are aborted): their held stored SENDs are answered first.
-            foreach (var open in _transactions.EndAll()) AnswerDropped(open);
-            await _answers.AllAnsweredAsync();
+            foreach (var open in _transactions?.EndAll() ?? []) AnswerDropped(open);
+            if (_answers is not null) await _answers.AllAnsweredAsync();
             SendReceipt(receipt);
         }
         CloseAfterFlush(DisconnectReason.ClientClosed);
@@ -472,7 +474,7 @@ public sealed class StompSession : BrokerSession
         {
             if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
         }
-        _transactions.EndAll();
+        _transactions?.EndAll();
     }
 
     private static string? ReceiptOf(StompFrameView frame) => frame.GetHeaderString("receipt"u8);

@@ -1,22 +1,19 @@
-using System.IO.Pipelines;
+using System.Net.WebSockets;
 
 namespace WsBroker.Broker.Transport;
 
 /// <summary>
-/// What a session sees of its connection (cf. SignalR's <c>IDuplexPipe</c>, MQTTnet's channel adapter): bytes in through
-/// <see cref="Input"/>, whole messages out through <see cref="SendAsync"/>, and the close. The WebSocket is one
-/// implementation (<see cref="WebSocketTransport"/>); tests and benchmarks use <see cref="InMemoryTransport"/>. Sessions
-/// never touch sockets.
+/// What a session sees of its connection (cf. MQTTnet's channel adapter): receives of message bytes, whole messages
+/// out, and the close. The WebSocket is one implementation (<see cref="WebSocketTransport"/>); tests and benchmarks use
+/// <see cref="InMemoryTransport"/>. Sessions never touch sockets; the session's pump (<c>BrokerSession</c>) owns the
+/// buffers, so an idle connection holds none and its one pending receive is awaited directly, with no extra state.
 /// </summary>
 public interface IConnectionTransport
 {
-    /// <summary>Bytes from the client. An idle connection holds no buffer: memory is taken when bytes arrive and given
-    /// back once everything read has been consumed.</summary>
-    PipeReader Input { get; }
-
-    /// <summary>When the transport has held bytes the session has not consumed yet (a frame left half-sent) since
-    /// (<see cref="Environment.TickCount64"/>), or 0 when it holds none.</summary>
-    long PartialInputSinceMs { get; }
+    /// <summary>Receives bytes of the client's messages into <paramref name="buffer"/>: the count, whether that ended a
+    /// message, and <see cref="WebSocketMessageType.Close"/> when the client has gone. An empty buffer waits until bytes
+    /// are available without taking any (how an idle connection waits without a buffer).</summary>
+    ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken);
 
     /// <summary>Sends one message (one WebSocket message). Called by the session's one writer loop only.</summary>
     ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken);

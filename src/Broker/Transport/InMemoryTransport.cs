@@ -1,11 +1,14 @@
+using System.Buffers;
 using System.IO.Pipelines;
+using System.Net.WebSockets;
 using System.Threading.Channels;
 
 namespace WsBroker.Broker.Transport;
 
 /// <summary>
-/// A transport with no socket, for tests and benchmarks: the test writes the client's bytes to <see cref="Client"/> and
-/// reads what the session sent from <see cref="Sent"/> (one entry per message). Input is a byte stream (STOMP).
+/// A transport with no socket, for tests and benchmarks: the test writes the client's bytes to <see cref="Client"/> (a
+/// byte stream: each receive returns what is there as one message) and reads what the session sent from
+/// <see cref="Sent"/> (one entry per message). Completing <see cref="Client"/> is the client closing.
 /// </summary>
 public sealed class InMemoryTransport : IConnectionTransport
 {
@@ -27,9 +30,16 @@ public sealed class InMemoryTransport : IConnectionTransport
     /// <summary>When true, <see cref="SendAsync"/> drops what it is given (benchmarks: the socket write is not measured).</summary>
     public bool Discard { get; init; }
 
-    public PipeReader Input => _input.Reader;
-
-    public long PartialInputSinceMs => 0;
+    public async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var read = await _input.Reader.ReadAsync(cancellationToken);
+        if (read.Buffer.IsEmpty && read.IsCompleted) return new ValueWebSocketReceiveResult(0, WebSocketMessageType.Close, true);
+        var count = (int)Math.Min(buffer.Length, read.Buffer.Length);
+        var taken = read.Buffer.Slice(0, count);
+        taken.CopyTo(buffer.Span);
+        _input.Reader.AdvanceTo(taken.End);
+        return new ValueWebSocketReceiveResult(count, WebSocketMessageType.Binary, endOfMessage: count == read.Buffer.Length);
+    }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
     {
@@ -54,4 +64,3 @@ public sealed class InMemoryTransport : IConnectionTransport
         if (Interlocked.Exchange(ref _closed, 1) == 0) _sent.Writer.TryComplete();
     }
 }
-

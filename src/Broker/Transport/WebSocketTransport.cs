@@ -2,18 +2,12 @@ using System.Net.WebSockets;
 
 namespace WsBroker.Broker.Transport;
 
-/// <summary>
-/// A session's transport over an ASP.NET Core <see cref="WebSocket"/>. Text and binary messages alike are read into
-/// <see cref="Input"/>: as one byte stream for STOMP (frames may span messages, one message may carry several frames), or
-/// one whole message per read for raw topic URLs (<paramref name="messageLimit"/> &gt; 0).
-/// </summary>
-public sealed class WebSocketTransport(WebSocket socket, int messageLimit = 0) : IConnectionTransport
+/// <summary>A session's transport over an ASP.NET Core <see cref="WebSocket"/>: its receives are the socket's own, so a
+/// pending one costs nothing beyond what the socket already holds.</summary>
+public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport
 {
-    private readonly WebSocketInput _input = new(socket, messageLimit);
-
-    public System.IO.Pipelines.PipeReader Input => _input;
-
-    public long PartialInputSinceMs => _input.PendingSinceMs;
+    public ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
+        socket.ReceiveAsync(buffer, cancellationToken);
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken) =>
         socket.SendAsync(message, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);

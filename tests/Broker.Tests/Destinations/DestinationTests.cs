@@ -20,7 +20,7 @@ public class DestinationTests
         Assert.Equal(text, destination.Text);
         Assert.Equal(kind, destination.Kind);
         Assert.Equal(pattern, destination.IsPattern);
-        Assert.Equal(segments, destination.Segments);
+        Assert.Equal(segments, destination.SplitSegments());
     }
 
     [Theory]
