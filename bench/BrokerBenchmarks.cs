@@ -56,7 +56,7 @@ public class RouterBenchmarks
 
     private sealed class NullSink : IMessageSink
     {
-        public bool TryDeliver(Subscription subscription, SharedMessage message) => true;
+        public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false) => true;
     }
 }
 

@@ -7,6 +7,8 @@ public interface IBrokerSession
 {
     string SessionId { get; }
     BrokerPrincipal? Principal { get; }
-    void SendReceipt(string receiptId);
+    /// <summary>Answers a frame's receipt; <paramref name="messageId"/> (a stored message's id) goes in its
+    /// <c>message-id</c> header.</summary>
+    void SendReceipt(string receiptId, long? messageId = null);
     void SendUserError(string message, string? receiptId);
 }

@@ -73,11 +73,12 @@ public sealed class SendContext
     /// for it, so their own RECEIPT never overtakes the answer to an earlier SEND.</summary>
     public Task Answered => _answer.Task;
 
-    /// <summary>Answers the SEND's receipt (if it asked for one). Only the first answer counts.</summary>
-    public void Receipt()
+    /// <summary>Answers the SEND's receipt (if it asked for one), with the stored message's id when there is one. Only
+    /// the first answer counts.</summary>
+    public void Receipt(long? messageId = null)
     {
         if (Interlocked.Exchange(ref _answered, 1) != 0) return;
-        if (ReceiptId is not null) _session.SendReceipt(ReceiptId);
+        if (ReceiptId is not null) _session.SendReceipt(ReceiptId, messageId);
         _answer.TrySetResult();
     }
 

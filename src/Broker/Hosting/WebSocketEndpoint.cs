@@ -38,6 +38,21 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
             await Problem(context, StatusCodes.Status400BadRequest, "invalid destination", invalid.ToMessage());
             return;
         }
+        long? since = null;
+        if (context.Request.Query["since"].FirstOrDefault() is { } sinceText)
+        {
+            if (!long.TryParse(sinceText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value))
+            {
+                await Problem(context, StatusCodes.Status400BadRequest, "invalid since", "since must be a message id (0 for everything)");
+                return;
+            }
+            if (services.FindReplaySource(destination) is null)
+            {
+                await Problem(context, StatusCodes.Status400BadRequest, "invalid since", "since is only for stored destinations (chat conversations)");
+                return;
+            }
+            since = value;
+        }
         var token = context.Request.Query["access_token"].FirstOrDefault() ?? BearerOf(context);
         var (principal, error) = await services.Jwt.ValidateAsync(token);
         if (principal is null)
@@ -60,7 +75,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
             KeepAliveTimeout = services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan
                 : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)),
         });
-        var session = new RawTopicSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(), destination, principal);
+        var session = new RawTopicSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(), destination, principal, since);
         await session.RunAsync();
     }
 

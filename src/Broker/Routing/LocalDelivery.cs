@@ -16,7 +16,7 @@ public sealed class LocalDelivery(TopicRouter router, BrokerMetrics metrics, IOp
         var delivered = 0;
         foreach (var subscription in router.Match(message.Destination))
         {
-            if (subscription.Sink.TryDeliver(subscription, message)) delivered++;
+            if (subscription.Deliver(message)) delivered++;
         }
         metrics.Delivered(delivered);
         return delivered;

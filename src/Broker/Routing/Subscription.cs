@@ -9,6 +9,8 @@ public sealed class Subscription
     // Deliveries awaiting an ACK (client ack modes only: an ack:auto subscription, the common case, carries no list and no
     // lock). The list is its own lock.
     private readonly List<long>? _unacked;
+    // Live deliveries held back while a `since` replay runs (null: live). The list is its own lock.
+    private List<SharedMessage>? _held;
 
     public Subscription(IMessageSink sink, string id, Destination destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
     {
@@ -34,6 +36,44 @@ public sealed class Subscription
 
     /// <summary>"subscription:&lt;id&gt;\n", escaped for the session's version.</summary>
     public byte[] HeaderLine { get; }
+
+    /// <summary>Hands a published message to this subscription's sink, or holds it back while a replay runs.</summary>
+    public bool Deliver(SharedMessage message)
+    {
+        var held = Volatile.Read(ref _held);
+        if (held is not null)
+        {
+            lock (held)
+            {
+                if (ReferenceEquals(_held, held))
+                {
+                    held.Add(message);
+                    return true;
+                }
+            }
+        }
+        return Sink.TryDeliver(this, message);
+    }
+
+    /// <summary>From now on live deliveries are held back until <see cref="EndReplay"/> (a SUBSCRIBE with <c>since</c>: the
+    /// subscription is in the router before the replay is read, so nothing committed meanwhile can fall in between).</summary>
+    public void BeginReplay() => Volatile.Write(ref _held, []);
+
+    /// <summary>Ends the replay: the live messages held back meanwhile go to the sink in arrival order, except those the
+    /// replay already gave (id up to <paramref name="lastReplayedId"/>); then delivery is live.</summary>
+    public void EndReplay(long lastReplayedId)
+    {
+        var held = Volatile.Read(ref _held);
+        if (held is null) return;
+        lock (held)
+        {
+            foreach (var message in held)
+            {
+                if (message.Id > lastReplayedId) Sink.TryDeliver(this, message);
+            }
+            Volatile.Write(ref _held, null);
+        }
+    }
 
     /// <summary>Records a delivery that needs an ACK; false when <paramref name="max"/> are already outstanding.</summary>
     public bool TrackDelivery(long messageId, int max)

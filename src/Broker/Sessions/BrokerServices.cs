@@ -14,7 +14,8 @@ namespace WsBroker.Broker.Sessions;
 public sealed class BrokerServices
 {
     public BrokerServices(IOptions<BrokerOptions> options, TopicRouter router, IBackplane backplane, SessionRegistry sessions, JwtValidator jwt,
-        IAccessPolicy policy, IEnumerable<ISendHandler> sendHandlers, BrokerMetrics metrics, MessageIdGenerator ids, ILoggerFactory loggerFactory)
+        IAccessPolicy policy, IEnumerable<ISendHandler> sendHandlers, BrokerMetrics metrics, MessageIdGenerator ids, ILoggerFactory loggerFactory,
+        IEnumerable<IReplaySource>? replaySources = null)
     {
         Options = options.Value;
         Limits = Options.ToLimits();
@@ -24,6 +25,7 @@ public sealed class BrokerServices
         Jwt = jwt;
         Policy = policy;
         SendHandlers = [.. sendHandlers];
+        ReplaySources = [.. replaySources ?? []];
         Metrics = metrics;
         Ids = ids;
         Destinations = new DestinationCache(policy.Classify);
@@ -39,11 +41,21 @@ public sealed class BrokerServices
     public JwtValidator Jwt { get; }
     public IAccessPolicy Policy { get; }
     public ISendHandler[] SendHandlers { get; }
+    public IReplaySource[] ReplaySources { get; }
     public BrokerMetrics Metrics { get; }
     public MessageIdGenerator Ids { get; }
     public DestinationCache Destinations { get; }
     public ILogger Logger { get; }
     public StompHeartBeat ServerHeartBeat { get; }
+
+    public IReplaySource? FindReplaySource(Destination destination)
+    {
+        foreach (var source in ReplaySources)
+        {
+            if (source.CanReplay(destination)) return source;
+        }
+        return null;
+    }
 
     public ISendHandler? FindSendHandler(Destination destination)
     {

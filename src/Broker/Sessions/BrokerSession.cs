@@ -25,6 +25,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private int _closeRequested;
     private int _reason = -1;
     private int _handlersRunning;
+    private int _stopping;
     private long _partialSinceMs;                                 // since when a frame has been half-sent (0: none)
     private long _lastReceivedMs;
     private long _lastSentMs;
@@ -185,7 +186,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected abstract void OnClosed();
 
     /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
-    protected abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, IBufferWriter<byte> output);
+    protected abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected virtual bool OneDeliveryPerMessage => false;
@@ -193,9 +194,42 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>Marks received bytes for the heart-beat check.</summary>
     private void Touch() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
 
+    // ---- resuming with since -----------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// A SUBSCRIBE with <c>since</c>: the subscription enters the router first with live deliveries held back, then the
+    /// stored messages after <paramref name="since"/> are read and queued (each with <c>replay:true</c>), then the held
+    /// ones not already replayed: no gap and no duplicate at the hand-off, even while messages commit meanwhile. Past the
+    /// source's maximum a MESSAGE with <c>replay:truncated</c> and <c>replay-next</c> says where the client pages history.
+    /// </summary>
+    protected async ValueTask<bool> ResumeAsync(Subscription subscription, IReplaySource replay, long since, string? receipt)
+    {
+        subscription.BeginReplay();
+        Services.Router.Add(subscription);
+        var page = await replay.ReplayAsync(subscription.Destination, since, Aborted);
+        if (page.Error is not null)
+        {
+            subscription.EndReplay(long.MaxValue);
+            CloseWithError("replay unavailable: " + page.Error, receipt, DisconnectReason.ProtocolError);
+            return false;
+        }
+        var last = since;
+        foreach (var message in page.Messages)
+        {
+            TryDeliver(subscription, message, replay: true);
+            last = message.Id;
+        }
+        if (page.NextId is { } next) ReplayTruncated(subscription, next);
+        subscription.EndReplay(last);
+        return true;
+    }
+
+    /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts.</summary>
+    protected abstract void ReplayTruncated(Subscription subscription, long next);
+
     // ---- outbox ---------------------------------------------------------------------------------------------------
 
-    public bool TryDeliver(Subscription subscription, SharedMessage message)
+    public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
     {
         if (IsClosing) return false;
         if (!subscription.TrackDelivery(message.Id, Services.Options.MaxUnacked))
@@ -203,7 +237,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             SlowConsumer();
             return false;
         }
-        return TryEnqueue(Outbound.Delivery(subscription, message));
+        return TryEnqueue(Outbound.Delivery(subscription, message, replay));
     }
 
     /// <summary>Queues a whole pre-serialised frame (<paramref name="command"/> is what the metrics count it as).</summary>
@@ -258,6 +292,26 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------------
+
+    /// <summary>The server is going away: stop taking frames, answer what is owed (bounded by <paramref name="timeout"/>),
+    /// then ERROR <c>server shutting down</c> and close.</summary>
+    public async Task ShutdownAsync(TimeSpan timeout)
+    {
+        Volatile.Write(ref _stopping, 1);
+        try
+        {
+            await AnswersOwedAsync().WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException) { }
+        CloseWithError("server shutting down", null, DisconnectReason.ServerShutdown);
+    }
+
+    /// <summary>Completes when every answer this session owes (receipts of stored messages awaiting their commit) is given.</summary>
+    protected virtual Task AnswersOwedAsync() => Task.CompletedTask;
+
+    /// <summary>The server is shutting down: frames that arrive now are not handled (their senders get no answer and
+    /// resend elsewhere; nothing they sent is stored).</summary>
+    protected bool IsStopping => Volatile.Read(ref _stopping) != 0;
 
     /// <summary>Sends ERROR (after what is already queued), then closes. The first reason given is the one logged.</summary>
     public void CloseWithError(string message, string? receiptId, DisconnectReason reason, string? detail = null)
@@ -382,7 +436,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         switch (item.Kind)
         {
             case OutboundKind.Delivery:
-                batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, buffer);
+                batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, item.Replay, buffer);
                 batch.Frames++;
                 return false;
             case OutboundKind.Frame:
@@ -414,7 +468,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     // ---- IBrokerSession ----------------------------------------------------------------------------------------------
 
-    public abstract void SendReceipt(string receiptId);
+    public abstract void SendReceipt(string receiptId, long? messageId = null);
 
     public abstract void SendUserError(string message, string? receiptId);
 

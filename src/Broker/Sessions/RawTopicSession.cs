@@ -20,13 +20,18 @@ public sealed class RawTopicSession : BrokerSession
 {
     private static readonly StompHeaders s_headers = new StompHeaders().Add("content-type", "text/plain;charset=utf-8");
     private readonly Destination _destination;
+    private readonly long? _since;
     private Subscription? _subscription;
     private long _sent;
 
-    public RawTopicSession(IConnectionTransport transport, BrokerServices services, string sessionId, Destination destination, BrokerPrincipal principal)
+    /// <param name="since">The URL's <c>?since=</c>: stored messages after that id are replayed first (each JSON with
+    /// <c>"replay":true</c>); the endpoint has checked that the destination has a replay source.</param>
+    public RawTopicSession(IConnectionTransport transport, BrokerServices services, string sessionId, Destination destination, BrokerPrincipal principal,
+        long? since = null)
         : base(transport, services, sessionId)
     {
         _destination = destination;
+        _since = since;
         Principal = principal;
     }
 
@@ -43,7 +48,8 @@ public sealed class RawTopicSession : BrokerSession
             return;
         }
         _subscription = new Subscription(this, "raw", _destination, AckMode.Auto, 1);
-        Services.Router.Add(_subscription);
+        if (_since is { } since && Services.FindReplaySource(_destination) is { } replay) await ResumeAsync(_subscription, replay, since, null);
+        else Services.Router.Add(_subscription);
     }
 
     protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> message)
@@ -77,7 +83,11 @@ public sealed class RawTopicSession : BrokerSession
         SendReceipt(receipt);
     }
 
-    public override void SendReceipt(string receiptId) => TryEnqueueFrame(StompCommand.Receipt, Json(w => w.WriteString("receipt", receiptId)));
+    public override void SendReceipt(string receiptId, long? messageId = null) => TryEnqueueFrame(StompCommand.Receipt, Json(w =>
+    {
+        w.WriteString("receipt", receiptId);
+        if (messageId is { } id) w.WriteString("id", id.ToString(CultureInfo.InvariantCulture));
+    }));
 
     public override void SendUserError(string message, string? receiptId)
     {
@@ -91,14 +101,28 @@ public sealed class RawTopicSession : BrokerSession
 
     protected override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, IBufferWriter<byte> output)
+    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
-        // One JSON document per WebSocket message: a batch would glue documents together, so only one per flush.
-        StompFrameWriter.WriteRaw(output, message.Json);
+        // One JSON document per WebSocket message: a batch would glue documents together, so only one per flush. A replayed
+        // one says so: the shared document with ,"replay":true before its closing brace.
+        var json = message.Json;
+        if (!replay) StompFrameWriter.WriteRaw(output, json);
+        else
+        {
+            StompFrameWriter.WriteRaw(output, json[..^1]);
+            StompFrameWriter.WriteRaw(output, ",\"replay\":true}"u8);
+        }
         return false;
     }
 
     protected override bool OneDeliveryPerMessage => true;
+
+    protected override void ReplayTruncated(Subscription subscription, long next) =>
+        TryEnqueueFrame(StompCommand.Message, Json(w =>
+        {
+            w.WriteString("replay", "truncated");
+            w.WriteString("next", next.ToString(CultureInfo.InvariantCulture));
+        }));
 
     protected override void OnClosed()
     {

@@ -70,11 +70,13 @@ public sealed class SessionRegistry
         return sessions.Length;
     }
 
-    /// <summary>Tells every connection the server is going away and waits (bounded) until they have closed.</summary>
+    /// <summary>Tells every connection the server is going away (after the answers it still owes) and waits (bounded)
+    /// until they have closed.</summary>
     public async Task ShutdownAsync(TimeSpan timeout)
     {
         var connections = _all.Values.ToArray();
-        foreach (var connection in connections) connection.CloseWithError("server shutting down", null, DisconnectReason.ServerShutdown);
+        // Each session first stops taking frames and sends the receipts of what was committed meanwhile, then the ERROR.
+        await Task.WhenAll(connections.Select(c => c.ShutdownAsync(timeout))).WaitAsync(timeout).ConfigureAwait(false);
         var all = Task.WhenAll(connections.Select(c => c.Completion));
         if (await Task.WhenAny(all, Task.Delay(timeout)) != all)
         {

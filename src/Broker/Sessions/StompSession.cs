@@ -42,7 +42,7 @@ public sealed class StompSession : BrokerSession
     protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer)
     {
         // TryParseNext remembers how far it got in an unfinished frame, so a frame trickling in costs linear time.
-        while (!IsClosing)
+        while (!IsClosing && !IsStopping)
         {
             var status = _parser.TryParseNext(ref buffer, out var error);
             if (status == OperationStatus.NeedMoreData) break;
@@ -189,6 +189,21 @@ public sealed class StompSession : BrokerSession
         var ack = AckMode.Auto;
         if (frame.TryGetHeader("ack"u8, out var ackText))
             ack = ackText.SequenceEqual("client"u8) ? AckMode.Client : ackText.SequenceEqual("client-individual"u8) ? AckMode.ClientIndividual : AckMode.Auto;
+        IReplaySource? replay = null;
+        long since = 0;
+        if (frame.TryGetHeader("since"u8, out var sinceText))
+        {
+            if (!Utf8Parser.TryParse(sinceText, out since, out var used) || used != sinceText.Length || since < 0)
+            {
+                ProtocolError("invalid since header: a message id (0 for everything)", ReceiptOf(frame));
+                return;
+            }
+            if ((replay = Services.FindReplaySource(destination)) is null)
+            {
+                ProtocolError("since is only for stored destinations (chat conversations)", ReceiptOf(frame));
+                return;
+            }
+        }
         var denied = await Services.Policy.CanSubscribeAsync(Principal!, destination);
         if (denied is not null)
         {
@@ -202,9 +217,38 @@ public sealed class StompSession : BrokerSession
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
             return;
         }
+        if (replay is not null && !await ResumeAsync(subscription!, replay, since, ReceiptOf(frame)))
+        {
+            Services.Metrics.ProtocolError();
+            return;
+        }
         // /user/queue/... reaches only this session: it never enters the shared router.
-        if (destination.Kind != DestinationKind.UserQueue) Services.Router.Add(subscription!);
+        if (replay is null && destination.Kind != DestinationKind.UserQueue) Services.Router.Add(subscription!);
         ReceiptIfAsked(frame);
+    }
+
+    // The replay stopped at the source's maximum: the client pages REST history from `next` on (it is not a message:
+    // message-id names the notice, and it needs no ACK).
+    protected override void ReplayTruncated(Subscription subscription, long next)
+    {
+        var escape = StompFrameWriter.EscapeMode(StompCommand.Message, _state.Version);
+        TryEnqueueFrame(StompCommand.Message, Frame(output =>
+        {
+            StompFrameWriter.WriteCommand(output, StompCommand.Message);
+            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
+            StompFrameWriter.WriteHeader(output, "destination", subscription.Destination.Text, escape);
+            StompFrameWriter.WriteHeader(output, "message-id", "replay-truncated-" + next.ToString(System.Globalization.CultureInfo.InvariantCulture), escape);
+            StompFrameWriter.WriteHeader(output, "replay", "truncated", escape);
+            StompFrameWriter.WriteHeader(output, "replay-next"u8, next);
+            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty);
+        }));
+    }
+
+    private static byte[] Frame(Action<ArrayBufferWriter<byte>> write)
+    {
+        var output = new ArrayBufferWriter<byte>(256);
+        write(output);
+        return output.WrittenSpan.ToArray();
     }
 
     private void Unsubscribe(StompFrameView frame)
@@ -385,25 +429,29 @@ public sealed class StompSession : BrokerSession
         public StompEscaping Escape { get; } = escape;
     }
 
-    public override void SendReceipt(string receiptId)
+    public override void SendReceipt(string receiptId, long? messageId = null)
     {
         var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
-        TryEnqueuePooled(StompCommand.Receipt, (receiptId, escape), static (output, receipt) =>
+        TryEnqueuePooled(StompCommand.Receipt, (receiptId, messageId, escape), static (output, receipt) =>
         {
             StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
             StompFrameWriter.WriteHeader(output, "receipt-id", receipt.receiptId, receipt.escape);
+            if (receipt.messageId is { } id) StompFrameWriter.WriteHeader(output, "message-id"u8, id);
             StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
         });
     }
 
     /// <summary>A business rejection: a MESSAGE on each of the session's <c>/user/queue/errors</c> subscriptions, written
-    /// straight into pooled buffers (no allocation in steady state). Nobody listening: nothing is sent.</summary>
+    /// straight into pooled buffers (no allocation in steady state). Never silent: a frame that asked for a receipt, from a
+    /// session that listens to no <c>/user/queue/errors</c>, gets an ERROR with its <c>receipt-id</c> and the reason, and
+    /// the connection closes (STOMP: a receipt is either answered or the connection ends with an ERROR).</summary>
     public override void SendUserError(string message, string? receiptId)
     {
         Services.Metrics.Rejection();
         var error = new UserError(this, message, receiptId, Services.Ids.Next());
-        _subscriptions.ForEachUserQueue(UserErrorsDestination, error, static (subscription, e) =>
+        var told = _subscriptions.ForEachUserQueue(UserErrorsDestination, error, static (subscription, e) =>
             e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) => s.e.Write(output, s.subscription)));
+        if (told == 0 && receiptId is not null) CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
     private const string UserErrorsDestination = "/user/queue/errors";
@@ -449,10 +497,11 @@ public sealed class StompSession : BrokerSession
         return output.WrittenSpan.ToArray();
     }
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, IBufferWriter<byte> output)
+    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         StompFrameWriter.WriteCommand(output, StompCommand.Message);
         StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
+        if (replay) StompFrameWriter.WriteRaw(output, "replay:true\n"u8);
         if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2)
         {
             // ack:<message-id>-<subscription number>: unique per session even when two subscriptions match one message.
@@ -467,6 +516,8 @@ public sealed class StompSession : BrokerSession
         message.WriteTail(output, _state.Version);
         return !message.BodyIsUtf8;
     }
+
+    protected override Task AnswersOwedAsync() => _answers?.AllAnsweredAsync() ?? Task.CompletedTask;
 
     protected override void OnClosed()
     {

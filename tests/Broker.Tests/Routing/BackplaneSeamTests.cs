@@ -126,7 +126,7 @@ public class BackplaneSeamTests
     {
         public int Count;
 
-        public bool TryDeliver(Subscription subscription, SharedMessage message)
+        public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
         {
             Count++;
             return true;

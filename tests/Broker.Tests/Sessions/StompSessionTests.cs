@@ -22,6 +22,7 @@ public sealed class StompSessionTests : IAsyncDisposable
     private const string Key = "session-tests-signing-key-0123456789abcdef";
     private readonly InMemoryTransport _transport = new();
     private readonly HeldHandler _handler = new();
+    private readonly ScriptedReplay _replay = new();
     private readonly BrokerServices _services;
     private readonly StompSession _session;
     private readonly Task _run;
@@ -36,7 +37,7 @@ public sealed class StompSessionTests : IAsyncDisposable
         _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
             new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
             new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [_handler], metrics,
-            new MessageIdGenerator(0), NullLoggerFactory.Instance);
+            new MessageIdGenerator(0), NullLoggerFactory.Instance, [_replay]);
         _session = new StompSession(_transport, _services, "s1", null);
         _run = _session.RunAsync();
     }
@@ -133,10 +134,109 @@ public sealed class StompSessionTests : IAsyncDisposable
         Assert.Equal(DisconnectReason.ProtocolError, _session.Reason);
     }
 
+    [Fact]
+    public async Task SubscribeSince_ReplaysThenGoesLive_NoGapNoDuplicateAtTheHandOff()
+    {
+        await ConnectAsync();
+        // Stored: 1, 2, 3. While the replay is being read, 3 (already in it) and 4 (new) are published live.
+        _replay.Stored = [Message(1), Message(2), Message(3)];
+        _replay.DuringReplay = () =>
+        {
+            _services.Backplane.Publish(Message(3));
+            _services.Backplane.Publish(Message(4));
+        };
+        await SendAsync("SUBSCRIBE\nid:s\ndestination:/topic/stored/a\nsince:0\nreceipt:r\n\n\0");
+        var frames = new List<StompFrame>();
+        for (var i = 0; i < 5; i++) frames.Add(await ReceiveAsync());
+        Assert.Equal(["1", "2", "3", "4"], frames.Take(4).Select(f => f.Headers["message-id"]));
+        Assert.Equal(["true", "true", "true", null], frames.Take(4).Select(f => f.Headers["replay"]));
+        Assert.Equal("r", frames[4].Headers["receipt-id"]);
+        _services.Backplane.Publish(Message(5));
+        var live = await ReceiveAsync();
+        Assert.Equal("5", live.Headers["message-id"]);
+        Assert.Null(live.Headers["replay"]);
+    }
+
+    [Fact]
+    public async Task SubscribeSince_OverTheMaximum_SaysWhereTheRestStarts()
+    {
+        await ConnectAsync();
+        _replay.Stored = [Message(1), Message(2), Message(3)];
+        _replay.Max = 2;
+        await SendAsync("SUBSCRIBE\nid:s\ndestination:/topic/stored/a\nsince:0\n\n\0");
+        Assert.Equal("1", (await ReceiveAsync()).Headers["message-id"]);
+        Assert.Equal("2", (await ReceiveAsync()).Headers["message-id"]);
+        var notice = await ReceiveAsync();
+        Assert.Equal("truncated", notice.Headers["replay"]);
+        Assert.Equal("3", notice.Headers["replay-next"]);
+    }
+
+    [Theory]
+    [InlineData("/topic/plain", "since:0", "since is only for stored destinations (chat conversations)")]
+    [InlineData("/topic/stored/a", "since:-1", "invalid since header: a message id (0 for everything)")]
+    [InlineData("/topic/stored/a", "since:x", "invalid since header: a message id (0 for everything)")]
+    public async Task SubscribeSince_Refused(string destination, string since, string message)
+    {
+        await ConnectAsync();
+        await SendAsync($"SUBSCRIBE\nid:s\ndestination:{destination}\n{since}\nreceipt:r\n\n\0");
+        var error = await ReceiveAsync();
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.Equal(message, error.Headers["message"]);
+        Assert.Equal("r", error.Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task RejectedSendWithReceipt_NoErrorsSubscription_IsAnErrorNotSilence()
+    {
+        await ConnectAsync();
+        await SendAsync("SEND\ndestination:/topic/a/*\nreceipt:w\n\nx\0");
+        var error = await ReceiveAsync();
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.Equal("w", error.Headers["receipt-id"]);
+        Assert.Equal("could-not-send-message: cannot send to a wildcard destination", error.Headers["message"]);
+        await _run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Shutdown_ReceiptsOfWhatCommitsMeanwhile_ComeBeforeTheShutdownError()
+    {
+        await ConnectAsync();
+        await SendAsync("SEND\ndestination:/topic/stored/a\nreceipt:s1\n\nhello\0");
+        await _handler.Started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var shutdown = _session.ShutdownAsync(TimeSpan.FromSeconds(10));
+        await Task.Delay(100);
+        Assert.False(shutdown.IsCompleted);                                // waits for the commit
+        _handler.Commit();
+        await shutdown.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("s1", (await ReceiveAsync()).Headers["receipt-id"]);
+        var error = await ReceiveAsync();
+        Assert.Equal(StompCommand.Error, error.Command);
+        Assert.Equal("server shutting down", error.Headers["message"]);
+    }
+
+    private static SharedMessage Message(long id) => SharedMessage.Create(id, "/topic/stored/a", [], Encoding.UTF8.GetBytes("m" + id));
+
     public async ValueTask DisposeAsync()
     {
         _session.Abort(DisconnectReason.ClientClosed);
         await _run.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>Replays what the test stored, and runs what the test wants while "reading" it.</summary>
+    private sealed class ScriptedReplay : IReplaySource
+    {
+        public SharedMessage[] Stored { get; set; } = [];
+        public int Max { get; set; } = 100;
+        public Action? DuringReplay { get; set; }
+
+        public bool CanReplay(Destination destination) => destination.Text.StartsWith("/topic/stored/", StringComparison.Ordinal);
+
+        public Task<ReplayPage> ReplayAsync(Destination destination, long sinceId, CancellationToken cancellationToken)
+        {
+            DuringReplay?.Invoke();
+            var after = Stored.Where(m => m.Id > sinceId).ToArray();
+            return Task.FromResult(new ReplayPage([.. after.Take(Max)], after.Length > Max ? after[Max].Id : null));
+        }
     }
 
     /// <summary>Takes SENDs to /topic/stored/… and answers them only when the test says the commit happened.</summary>
