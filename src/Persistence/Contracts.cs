@@ -47,9 +47,10 @@ public interface IUserStore
     event Action<UserChange>? Changed;
 }
 
-/// <summary>A stored chat message. <see cref="Id"/> is broker-assigned (time-ordered snowflake).</summary>
+/// <summary>A stored chat message. <see cref="Id"/> is broker-assigned (time-ordered snowflake); <see cref="ClientMsgId"/>
+/// is the sender's id for it, if it gave one; <see cref="DeliveredAt"/> is when the receiver's session first had it.</summary>
 public sealed record ChatMessage(long Id, string AdminId, string ClientId, string SenderId, string ReceiverId, string Body,
-    DateTimeOffset SentAt, bool Seen = false, DateTimeOffset? SeenAt = null);
+    DateTimeOffset SentAt, bool Seen = false, DateTimeOffset? SeenAt = null, string? ClientMsgId = null, DateTimeOffset? DeliveredAt = null);
 
 /// <summary>How a mark-seen ended.</summary>
 public enum SeenOutcome
@@ -77,18 +78,46 @@ public interface IMessageStore
 {
     /// <summary>Gives the message its id and queues it for the next group commit, in one synchronous step that never waits
     /// on the database: under one lock of the store it calls <paramref name="allocateId"/> once, registers the id (history
-    /// pages stop short of it until it is committed or failed) and queues the message. Ids are therefore registered in the
+    /// pages and replays stop short of it until it is settled) and queues the message. Ids are therefore registered in the
     /// order they are taken, and no newer id is committed while an older one is unknown to the store.
     /// <paramref name="allocateId"/> runs under that lock: it must be quick and must not call the store.
     /// <para>Throws <see cref="MessageRejectedException"/> at once, before any id is taken, for a draft the store would
     /// never store (ids not 1..64 characters: <see cref="MessageRejection.InvalidParty"/>; body over
-    /// <c>Storage:MaxBodyBytes</c> or not UTF-8), and after taking it for an id that is not positive or already queued.
+    /// <c>Storage:MaxBodyBytes</c> or not UTF-8; a malformed client-msg-id: <see cref="MessageRejection.InvalidClientMsgId"/>),
+    /// and after taking it for an id that is not positive or already queued.
     /// Whether the parties exist and may talk is not checked here: that is the caller's rule.</para>
+    /// <para>Idempotence: when a draft with the same <see cref="ChatMessageDraft.SenderId"/> and
+    /// <see cref="ChatMessageDraft.ClientMsgId"/> is still queued, that append is returned with
+    /// <see cref="PendingAppend.Duplicate"/> set: no id is taken and <paramref name="settled"/> is not called for it. One
+    /// already committed is for the caller to find first (<see cref="FindByClientMsgIdAsync"/>); one committed in between
+    /// fails this append's commit with <see cref="DuplicateMessageException"/> carrying the stored id, and the rest of its
+    /// batch is stored.</para>
     /// <para>Everything else arrives through <see cref="PendingAppend.Committed"/>: a queue that is full or a store that is
-    /// shutting down fail it at once with <see cref="PersistenceUnavailableException"/>, as does a database unreachable
+    /// shutting down fail it with <see cref="PersistenceUnavailableException"/>, as does a database unreachable
     /// for longer than the write timeout; a row the database refuses fails it with <see cref="MessageRejectedException"/>
-    /// (<see cref="MessageRejection.RefusedByDatabase"/>).</para></summary>
-    PendingAppend Append(ChatMessageDraft draft, Func<long> allocateId);
+    /// (<see cref="MessageRejection.RefusedByDatabase"/>).</para>
+    /// <para><paramref name="settled"/>, when given, is called exactly once for every append that took an id (also those
+    /// thrown or failed at once after taking it), with null once the message is committed or with the exception it failed
+    /// with, before <see cref="PendingAppend.Committed"/> completes. Calls are in the order the ids were taken, one at a
+    /// time, never on the caller's thread inside <see cref="Append"/>: by the store's writer after each batch, or (for an
+    /// append failed at once, and at shutdown) by a pool thread or the disposer under the same lock. It must be quick and
+    /// must not wait on the store; an exception it throws is logged and ignored.</para></summary>
+    PendingAppend Append(ChatMessageDraft draft, Func<long> allocateId, Action<long, Exception?>? settled = null);
+
+    /// <summary>The committed message <paramref name="senderId"/> sent with <paramref name="clientMsgId"/>, or null. Throws
+    /// <see cref="MessageRejectedException"/> (<see cref="MessageRejection.InvalidClientMsgId"/>) for a malformed id.</summary>
+    Task<ChatMessage?> FindByClientMsgIdAsync(string senderId, string clientMsgId, CancellationToken ct = default);
+
+    /// <summary>Committed messages with id &gt; <paramref name="afterId"/> of one conversation (or, with
+    /// <paramref name="clientId"/> null, of every conversation of <paramref name="adminId"/>), oldest first, at most
+    /// <paramref name="limit"/> (1..10000). Stops short of the oldest message of that scope still queued in this store, so a
+    /// reader resuming from the last id returned never skips a message committed later with a smaller id.</summary>
+    Task<IReadOnlyList<ChatMessage>> GetAfterAsync(string adminId, string? clientId, long afterId, int limit, CancellationToken ct = default);
+
+    /// <summary>Stores <c>delivered_at</c> once on the committed messages among <paramref name="messageIds"/> (at most 1000)
+    /// whose receiver is <paramref name="receiverId"/> and that have none yet; returns the ids changed now, ascending (so the
+    /// sender is told once). Unknown, foreign and already delivered ids are ignored.</summary>
+    Task<IReadOnlyList<long>> MarkDeliveredAsync(IReadOnlyList<long> messageIds, string receiverId, DateTimeOffset deliveredAt, CancellationToken ct = default);
 
     /// <summary>Marks one message seen, only by its receiver, only once, and (with <paramref name="expectedSenderId"/>) only
     /// when that user sent it; otherwise nothing changes and the outcome says why.</summary>

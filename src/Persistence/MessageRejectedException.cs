@@ -20,6 +20,7 @@ public sealed class MessageRejectedException : Exception
         MessageRejection.InvalidId => "message id must be positive",
         MessageRejection.DuplicateId => "message id already in use",
         MessageRejection.RefusedByDatabase => "message refused by storage",
+        MessageRejection.InvalidClientMsgId => "invalid client-msg-id",
         _ => "message rejected",
     };
 }

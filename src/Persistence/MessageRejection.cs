@@ -16,4 +16,6 @@ public enum MessageRejection
     DuplicateId,
     /// <summary>The database answered but refused the row (a constraint or value it does not accept).</summary>
     RefusedByDatabase,
+    /// <summary>A client-msg-id that is not 1..64 characters of <c>[A-Za-z0-9_-]</c>.</summary>
+    InvalidClientMsgId,
 }

@@ -20,8 +20,10 @@ internal abstract class SqlDialect
     /// <summary>The schema, one script per version; each statement separated by ";\n".</summary>
     public abstract IReadOnlyList<string> Migrations { get; }
 
-    /// <summary>"INSERT … VALUES" prefix that skips rows whose id exists (a retried batch must not store twice).</summary>
-    public abstract string InsertMessagesIgnoringDuplicates(string values);
+    /// <summary>The multi-row "INSERT … VALUES" of a batch. Where the engine can name the key, a row whose id exists is
+    /// skipped (a retried batch must not store twice); a row that collides on another key (a client-msg-id already stored)
+    /// always raises, and the writer settles it row by row.</summary>
+    public abstract string InsertMessages(string values);
 
     /// <summary>"FOR UPDATE" where the engine has row locks.</summary>
     public abstract string ForUpdate { get; }
@@ -87,11 +89,21 @@ internal sealed class MySqlDialect(string connectionString) : SqlDialect(connect
           INDEX ix_messages_unread (receiver_id, seen, admin_id, client_id)
         ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
         """,
+        // One ALTER: InnoDB applies it whole or not at all (MySQL DDL is not transactional, so no second statement).
+        // NULL client_msg_ids never collide in a unique index, so messages sent without one are unaffected.
+        """
+        ALTER TABLE messages
+          ADD COLUMN client_msg_id VARCHAR(64) NULL,
+          ADD COLUMN delivered_at BIGINT NULL,
+          ADD UNIQUE INDEX ux_messages_client_msg (sender_id, client_msg_id),
+          ADD INDEX ix_messages_admin (admin_id, id)
+        """,
     ];
 
-    public override string InsertMessagesIgnoringDuplicates(string values) =>
-        "INSERT INTO messages (id, admin_id, client_id, sender_id, receiver_id, body, sent_at, seen, seen_at) VALUES " + values
-        + " ON DUPLICATE KEY UPDATE id = id";
+    // No ON DUPLICATE KEY / IGNORE: both apply to every unique key, so they would also swallow a client-msg-id already
+    // stored. A duplicate id (a retry whose first commit went through) raises instead, and the writer finds it stored.
+    public override string InsertMessages(string values) =>
+        "INSERT INTO messages (id, admin_id, client_id, sender_id, receiver_id, body, sent_at, seen, seen_at, client_msg_id) VALUES " + values;
 
     public override string ForUpdate => " FOR UPDATE";
 
@@ -155,10 +167,18 @@ internal sealed class SqliteDialect : SqlDialect
         CREATE INDEX IF NOT EXISTS ix_messages_client ON messages (client_id, admin_id, id);
         CREATE INDEX IF NOT EXISTS ix_messages_unread ON messages (receiver_id, seen, admin_id, client_id)
         """,
+        // NULL client_msg_ids never collide in a unique index, so messages sent without one are unaffected.
+        """
+        ALTER TABLE messages ADD COLUMN client_msg_id TEXT NULL;
+        ALTER TABLE messages ADD COLUMN delivered_at INTEGER NULL;
+        CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_client_msg ON messages (sender_id, client_msg_id);
+        CREATE INDEX IF NOT EXISTS ix_messages_admin ON messages (admin_id, id)
+        """,
     ];
 
-    public override string InsertMessagesIgnoringDuplicates(string values) =>
-        "INSERT INTO messages (id, admin_id, client_id, sender_id, receiver_id, body, sent_at, seen, seen_at) VALUES " + values
+    // The conflict target names the primary key only: a client-msg-id already stored still raises.
+    public override string InsertMessages(string values) =>
+        "INSERT INTO messages (id, admin_id, client_id, sender_id, receiver_id, body, sent_at, seen, seen_at, client_msg_id) VALUES " + values
         + " ON CONFLICT(id) DO NOTHING";
 
     public override string ForUpdate => "";

@@ -80,6 +80,60 @@ public sealed class MessageStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Settled_QueueFullAndTimeout_EachSettledOnceInIdOrder_BeforeItsCommitFails()
+    {
+        await using var store = Unreachable(open: true, new PersistenceOptions { QueueCapacity = 1, BatchSize = 1 });
+        var settled = new System.Collections.Concurrent.ConcurrentQueue<(long Id, string? Error, bool CommitDone)>();
+        var appends = new Dictionary<long, PendingAppend>();
+        void Record(long id, Exception? error)
+        {
+            lock (appends) settled.Enqueue((id, error?.Message, appends.TryGetValue(id, out var a) && a.Committed.IsCompleted));
+        }
+        lock (appends) appends[1] = store.Append(Draft(), () => 1, Record);
+        await Task.Delay(300);                                          // the writer holds the first one, retrying
+        lock (appends) appends[2] = store.Append(Draft(), () => 2, Record);   // waits in the queue
+        lock (appends) appends[3] = store.Append(Draft(), () => 3, Record);   // queue full
+        Assert.False(appends[3].Committed.IsCompleted);                 // with a callback it waits for the older ids
+        var full = await Assert.ThrowsAsync<PersistenceUnavailableException>(() => appends[3].Committed.WaitAsync(s_timeout));
+        Assert.Equal("storage unavailable: write queue full", full.Message);
+        Assert.True(appends[1].Committed.IsFaulted && appends[2].Committed.IsFaulted);
+        Assert.Equal([
+            (1L, (string?)"storage unavailable: not committed within 1500 ms", false),
+            (2L, "storage unavailable: not committed within 1500 ms", false),
+            (3L, "storage unavailable: write queue full", false)], settled);
+        Assert.Equal(0, store.QueueDepth);
+    }
+
+    [Fact]
+    public async Task Settled_StoreShuttingDown_QueuedAndLateAppendsAreSettled()
+    {
+        var settled = new System.Collections.Concurrent.ConcurrentQueue<(long Id, Exception? Error)>();
+        var queued = _store.Append(Draft(), () => 4, (id, e) => settled.Enqueue((id, e)));
+        await _store.DisposeAsync();
+        var late = _store.Append(Draft(), () => 5, (id, e) => settled.Enqueue((id, e)));
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => queued.Committed.WaitAsync(s_timeout));
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => late.Committed.WaitAsync(s_timeout));
+        Assert.Equal([4L, 5], settled.Select(s => s.Id));
+        Assert.All(settled, s => Assert.IsType<PersistenceUnavailableException>(s.Error));
+    }
+
+    [Fact]
+    public async Task Append_SameClientMsgIdWhileQueued_SameAppend_NoSecondId_ButAnotherSendersIsItsOwn()
+    {
+        var allocations = 0;
+        var first = _store.Append(Draft() with { ClientMsgId = "abc" }, () => ++allocations);
+        var again = _store.Append(Draft() with { ClientMsgId = "abc" }, () => ++allocations);
+        var other = _store.Append(Draft() with { SenderId = "admin1", ReceiverId = "client1", ClientMsgId = "abc" }, () => ++allocations);
+        Assert.Equal((1L, false, 1L, true, 2L, false), (first.Id, first.Duplicate, again.Id, again.Duplicate, other.Id, other.Duplicate));
+        Assert.Same(first.Committed, again.Committed);
+        Assert.Equal(2, allocations);
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => first.Committed.WaitAsync(s_timeout));
+        var afterFailure = _store.Append(Draft() with { ClientMsgId = "abc" }, () => 10);   // the failed one is no longer in flight
+        Assert.Equal((10L, false), (afterFailure.Id, afterFailure.Duplicate));
+        await Assert.ThrowsAsync<PersistenceUnavailableException>(() => Task.WhenAll(other.Committed, afterFailure.Committed).WaitAsync(s_timeout));
+    }
+
+    [Fact]
     public async Task StoreNotOpened_EveryCallThrowsInvalidOperation_AppendBeforeTakingAnId()
     {
         await using var closed = Unreachable(open: false, new PersistenceOptions());
@@ -91,5 +145,8 @@ public sealed class MessageStoreTests : IAsyncLifetime
         await Assert.ThrowsAsync<InvalidOperationException>(() => closed.FindAsync(1));
         await Assert.ThrowsAsync<InvalidOperationException>(() => closed.MarkSeenAsync(1, "admin1", DateTimeOffset.UtcNow));
         await Assert.ThrowsAsync<InvalidOperationException>(() => closed.GetConversationsAsync("admin1"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.GetAfterAsync("admin1", null, 0, 10));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.FindByClientMsgIdAsync("client1", "abc"));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => closed.MarkDeliveredAsync([1], "admin1", DateTimeOffset.UtcNow));
     }
 }

@@ -117,6 +117,8 @@ public static class ChatApi
         timestamp = m.SentAt.ToUnixTimeMilliseconds(),
         seen = m.Seen,
         seenAt = m.SeenAt?.ToUnixTimeMilliseconds(),
+        clientMsgId = m.ClientMsgId,
+        deliveredAt = m.DeliveredAt?.ToUnixTimeMilliseconds(),
     };
 
     private static async Task<(BrokerPrincipal? Principal, IResult? Error)> AuthenticateAsync(HttpContext http, JwtValidator jwt)
