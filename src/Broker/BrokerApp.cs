@@ -80,6 +80,10 @@ public static class BrokerApp
         services.AddWsBrokerUserSync(configuration);
         services.AddSingleton<IAccessPolicy, ChatAccessPolicy>();
         services.AddSingleton<ISendHandler, ChatSendHandler>();
+        services.AddSingleton<IReplaySource, ChatReplaySource>();
+        services.AddSingleton<ChatDeliveryTracker>();
+        services.AddSingleton<IDeliveryObserver>(sp => sp.GetRequiredService<ChatDeliveryTracker>());
+        services.AddHostedService(sp => sp.GetRequiredService<ChatDeliveryTracker>());
         services.AddHostedService<ChatLifecycle>();
         services.AddHealthChecks()
             .AddCheck<StorageHealthCheck>("database", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout)

@@ -126,6 +126,16 @@ public sealed class StompTestClient : IAsyncDisposable
         return frame;
     }
 
+    /// <summary>Reads until a frame <paramref name="match"/> accepts; the frames before it are dropped.</summary>
+    public async Task<StompFrame> ReceiveAsync(Func<StompFrame, bool> match)
+    {
+        while (true)
+        {
+            var frame = await ReceiveAsync();
+            if (match(frame)) return frame;
+        }
+    }
+
     /// <summary>Reads until the RECEIPT for <paramref name="receiptId"/>, returning the frames that came before it.</summary>
     public async Task<List<StompFrame>> ReceiveUntilReceiptAsync(string receiptId)
     {

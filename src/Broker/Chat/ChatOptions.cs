@@ -14,12 +14,25 @@ public sealed class ChatOptions
     /// <summary>Typing notices a session may send per second (burst of the same size).</summary>
     public int TypingPerSecond { get; set; } = 5;
 
+    /// <summary>Most stored messages a SUBSCRIBE with <c>since</c> is given before live delivery; past it the client is
+    /// told where the rest starts (<c>replay:truncated</c>) and pages the REST history.</summary>
+    public int MaxReplay { get; set; } = 1000;
+
+    /// <summary>Chat messages a session may send per second, with bursts of <see cref="MessageBurst"/>; beyond it a SEND is
+    /// refused on <c>/user/queue/errors</c> (<c>could-not-send-message: rate limit</c>).</summary>
+    public int MessagesPerSecond { get; set; } = 100;
+
+    public int MessageBurst { get; set; } = 500;
+
     /// <summary>Folder with the web pages served at <c>/</c> (default: web-js next to the binary, else the first web-js in the working directory or above).</summary>
     public string? WebRoot { get; set; }
 
     public IEnumerable<string> Validate()
     {
         if (TypingPerSecond is < 1 or > 1000) yield return "Chat:TypingPerSecond must be between 1 and 1000";
+        if (MaxReplay is < 1 or > 10_000) yield return "Chat:MaxReplay must be between 1 and 10000";
+        if (MessagesPerSecond < 1) yield return "Chat:MessagesPerSecond must be at least 1";
+        if (MessageBurst < 1) yield return "Chat:MessageBurst must be at least 1";
         if (WebRoot is not null && !Directory.Exists(WebRoot)) yield return $"Chat:WebRoot: folder not found: {WebRoot}";
     }
 }

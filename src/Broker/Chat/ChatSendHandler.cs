@@ -20,20 +20,27 @@ namespace WsBroker.Broker.Chat;
 /// </summary>
 public sealed partial class ChatSendHandler : ISendHandler
 {
-    private const string TextPlain = "text/plain;charset=utf-8";
     private readonly IUserStore _users;
     private readonly IMessageStore _messages;
     private readonly ChatOptions _options;
     private readonly ILogger<ChatSendHandler> _logger;
+    private readonly ChatDeliveryTracker _delivery;
     private readonly ConcurrentDictionary<string, TokenBucket> _typingBuckets = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TokenBucket> _messageBuckets = new(StringComparer.Ordinal);
 
-    public ChatSendHandler(IUserStore users, IMessageStore messages, IOptions<ChatOptions> options, SessionRegistry sessions, ILogger<ChatSendHandler> logger)
+    public ChatSendHandler(IUserStore users, IMessageStore messages, ChatDeliveryTracker delivery, IOptions<ChatOptions> options,
+        SessionRegistry sessions, ILogger<ChatSendHandler> logger)
     {
         _users = users;
         _messages = messages;
+        _delivery = delivery;
         _options = options.Value;
         _logger = logger;
-        sessions.SessionEnded += s => _typingBuckets.TryRemove(s.SessionId, out _);
+        sessions.SessionEnded += s =>
+        {
+            _typingBuckets.TryRemove(s.SessionId, out _);
+            _messageBuckets.TryRemove(s.SessionId, out _);
+        };
     }
 
     public bool Handles(Destination destination) => ChatDestination.Of(destination).Kind
@@ -62,49 +69,78 @@ public sealed partial class ChatSendHandler : ISendHandler
 
     // ---- chat messages ------------------------------------------------------------------------------------------------
 
-    private ValueTask ConversationAsync(SendContext context, string adminId, string clientId)
+    private async ValueTask ConversationAsync(SendContext context, string adminId, string clientId)
     {
         var senderId = context.User.UserId;
         var receiverId = senderId == adminId ? clientId : adminId;
         if (context.Body.IsEmpty)
         {
             context.Reject("could-not-send-message: empty message");
-            return ValueTask.CompletedTask;
+            return;
+        }
+        if (!_messageBuckets.GetOrAdd(context.SessionId, _ => new TokenBucket(_options.MessagesPerSecond, _options.MessageBurst)).TryTake())
+        {
+            context.Reject("could-not-send-message: rate limit");
+            return;
+        }
+        var clientMsgId = context.Header("client-msg-id");
+        if (clientMsgId is not null)
+        {
+            if (!IsClientMsgId(clientMsgId))
+            {
+                context.Reject("could-not-send-message: invalid client-msg-id");
+                return;
+            }
+            // A resend of a message already stored: its original receipt and id, no second row, no second delivery.
+            if (await _messages.FindByClientMsgIdAsync(senderId, clientMsgId) is { } stored)
+            {
+                context.Receipt(stored.Id);
+                return;
+            }
         }
         var now = DateTimeOffset.UtcNow;
         var timestamp = now.ToUnixTimeMilliseconds();
         var body = context.CopyBody();                             // the one copy: shared by the delivery and the store
-        // Storage never sits on the delivery path: both parties get it now; the sender's RECEIPT waits for the commit.
-        // The store takes the id and registers it in one step, so no newer id can be committed and shown in history while
-        // an older one is not yet known to the store.
+        // Delivered after the commit, in id order: the store takes the id and registers it in one step, and calls `settled`
+        // from its one writer in id order once the batch is committed; only then do both parties get the message. What a
+        // user has seen is in history. The sender's RECEIPT (with the id) follows.
         PendingAppend append;
         try
         {
-            append = _messages.Append(new ChatMessageDraft(adminId, clientId, senderId, receiverId, body, now), context.MessageIds);
+            append = _messages.Append(new ChatMessageDraft(adminId, clientId, senderId, receiverId, body, now, clientMsgId), context.MessageIds,
+                (id, error) =>
+                {
+                    if (error is not null) return;
+                    _delivery.Sent(id, senderId);
+                    context.Publish(ChatMessages.Build(id, adminId, clientId, senderId, receiverId, body, timestamp, clientMsgId));
+                });
         }
         catch (MessageRejectedException ex)
         {
             context.Reject("could-not-send-message: " + ex.Message);
-            return ValueTask.CompletedTask;
+            return;
         }
-        var id = append.Id;
-        context.Deliver(id, context.Destination.Text,
-        [
-            new("sender", senderId),
-            new("receiver", receiverId),
-            new("timestamp", timestamp.ToString(CultureInfo.InvariantCulture)),
-            new("content-type", TextPlain),
-        ], body, senderId, receiverId, timestamp);
-        _ = ReceiptAfterCommitAsync(context, append.Committed, id);
-        return ValueTask.CompletedTask;
+        // A resend while the first is still in flight shares its commit (and its delivery): only the receipt is owed.
+        _ = ReceiptAfterCommitAsync(context, append.Committed, append.Id);
     }
+
+    /// <summary>A client-msg-id: 1..64 characters of [A-Za-z0-9_-].</summary>
+    private static bool IsClientMsgId(string id) =>
+        id.Length is >= 1 and <= 64 && !id.AsSpan().ContainsAnyExcept(s_clientMsgIdChars);
+
+    private static readonly System.Buffers.SearchValues<char> s_clientMsgIdChars =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
 
     private async Task ReceiptAfterCommitAsync(SendContext context, Task append, long id)
     {
         try
         {
             await append.ConfigureAwait(false);
-            context.Receipt();
+            context.Receipt(id);
+        }
+        catch (DuplicateMessageException ex)
+        {
+            context.Receipt(ex.OriginalId);                        // stored before under the same client-msg-id
         }
         catch (PersistenceUnavailableException ex)
         {
@@ -219,13 +255,14 @@ public sealed partial class ChatSendHandler : ISendHandler
         var ids = result.MarkedIds;
         var body = Json(w =>
         {
+            w.WriteString("status", "seen");
             w.WriteString("reader", readerId);
             w.WriteNumber("seenAt", result.SeenAt.ToUnixTimeMilliseconds());
             w.WriteStartArray("messageIds");
             foreach (var id in ids) w.WriteStringValue(id.ToString(CultureInfo.InvariantCulture));
             w.WriteEndArray();
         });
-        var headers = new List<KeyValuePair<string, string>> { new("reader", readerId), new("seen-at", seenAt), new("content-type", "application/json") };
+        var headers = new List<KeyValuePair<string, string>> { new("status", "seen"), new("reader", readerId), new("seen-at", seenAt), new("content-type", "application/json") };
         if (context.Header("up-to") is { } upToText && context.Header("message-id") is null) headers.Add(new("up-to", upToText));
         context.Deliver(noticeId, ChatDestination.SeenPrefix + senderId, headers, body, readerId, senderId);
         context.Receipt();
@@ -241,27 +278,6 @@ public sealed partial class ChatSendHandler : ISendHandler
             json.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary>A per-session token bucket: <c>rate</c> tokens per second, bursts of the same size.</summary>
-    private sealed class TokenBucket(int rate)
-    {
-        private readonly Lock _gate = new();
-        private double _tokens = rate;
-        private long _lastMs = Environment.TickCount64;
-
-        public bool TryTake()
-        {
-            lock (_gate)
-            {
-                var now = Environment.TickCount64;
-                _tokens = Math.Min(rate, _tokens + (now - _lastMs) * rate / 1000.0);
-                _lastMs = now;
-                if (_tokens < 1) return false;
-                _tokens--;
-                return true;
-            }
-        }
     }
 
     private static partial class Log

@@ -34,6 +34,9 @@ public sealed class Subscription
     /// <summary>Per-session number, part of the <c>ack</c> ids of this subscription.</summary>
     public int Number { get; }
 
+    /// <summary>Told when a message of this subscription reaches the session's user (null: nobody asks).</summary>
+    public IDeliveryObserver? Observer { get; init; }
+
     /// <summary>"subscription:&lt;id&gt;\n", escaped for the session's version.</summary>
     public byte[] HeaderLine { get; }
 

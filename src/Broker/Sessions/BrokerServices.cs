@@ -15,7 +15,7 @@ public sealed class BrokerServices
 {
     public BrokerServices(IOptions<BrokerOptions> options, TopicRouter router, IBackplane backplane, SessionRegistry sessions, JwtValidator jwt,
         IAccessPolicy policy, IEnumerable<ISendHandler> sendHandlers, BrokerMetrics metrics, MessageIdGenerator ids, ILoggerFactory loggerFactory,
-        IEnumerable<IReplaySource>? replaySources = null)
+        IEnumerable<IReplaySource>? replaySources = null, IEnumerable<IDeliveryObserver>? deliveryObservers = null)
     {
         Options = options.Value;
         Limits = Options.ToLimits();
@@ -26,6 +26,7 @@ public sealed class BrokerServices
         Policy = policy;
         SendHandlers = [.. sendHandlers];
         ReplaySources = [.. replaySources ?? []];
+        DeliveryObservers = [.. deliveryObservers ?? []];
         Metrics = metrics;
         Ids = ids;
         Destinations = new DestinationCache(policy.Classify);
@@ -42,11 +43,21 @@ public sealed class BrokerServices
     public IAccessPolicy Policy { get; }
     public ISendHandler[] SendHandlers { get; }
     public IReplaySource[] ReplaySources { get; }
+    public IDeliveryObserver[] DeliveryObservers { get; }
     public BrokerMetrics Metrics { get; }
     public MessageIdGenerator Ids { get; }
     public DestinationCache Destinations { get; }
     public ILogger Logger { get; }
     public StompHeartBeat ServerHeartBeat { get; }
+
+    public IDeliveryObserver? FindDeliveryObserver(Destination destination)
+    {
+        foreach (var observer in DeliveryObservers)
+        {
+            if (observer.Observes(destination)) return observer;
+        }
+        return null;
+    }
 
     public IReplaySource? FindReplaySource(Destination destination)
     {

@@ -401,6 +401,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                     // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
                     Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
                     Interlocked.Add(ref _framesOut, batch.Frames);
+                    if (batch.Observed is { } observed)
+                    {
+                        foreach (var (observer, messageId) in observed) observer.Delivered(messageId, Principal!.UserId);
+                    }
                 }
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close) break;
@@ -428,6 +432,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         public int Frames;
         public int Others;
         public bool Binary;
+        public List<(IDeliveryObserver Observer, long MessageId)>? Observed;   // deliveries to report once written
     }
 
     // Writes one outbox item; true for the Close marker.
@@ -438,6 +443,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             case OutboundKind.Delivery:
                 batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, item.Replay, buffer);
                 batch.Frames++;
+                // Under ack:auto a message has reached its recipient once written; the observer is told after the send.
+                if (item.Subscription!.Observer is { } observer && item.Subscription.Ack == AckMode.Auto && Principal is { } user
+                    && item.Message!.Receiver == user.UserId)
+                    (batch.Observed ??= []).Add((observer, item.Message.Id));
                 return false;
             case OutboundKind.Frame:
                 StompFrameWriter.WriteRaw(buffer, item.Bytes.AsSpan(0, item.Length));

@@ -47,7 +47,7 @@ public sealed class RawTopicSession : BrokerSession
             CloseWithError(denied, null, DisconnectReason.ProtocolError);
             return;
         }
-        _subscription = new Subscription(this, "raw", _destination, AckMode.Auto, 1);
+        _subscription = new Subscription(this, "raw", _destination, AckMode.Auto, 1) { Observer = Services.FindDeliveryObserver(_destination) };
         if (_since is { } since && Services.FindReplaySource(_destination) is { } replay) await ResumeAsync(_subscription, replay, since, null);
         else Services.Router.Add(_subscription);
     }

@@ -211,7 +211,9 @@ public sealed class StompSession : BrokerSession
             return;
         }
         var version = _state.Version;
-        var outcome = _subscriptions.TryAdd(id, number => new Subscription(this, id, destination, ack, number, version), out var subscription);
+        var observer = Services.FindDeliveryObserver(destination);
+        var outcome = _subscriptions.TryAdd(id, number => new Subscription(this, id, destination, ack, number, version) { Observer = observer },
+            out var subscription);
         if (outcome != SubscribeOutcome.Added)
         {
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
@@ -315,6 +317,7 @@ public sealed class StompSession : BrokerSession
             error = "unknown ack id";
             return false;
         }
+        subscription.Observer?.Delivered(messageId, Principal!.UserId);    // under client acks, an ACK is what delivered means
         return true;
     }
 

@@ -110,17 +110,24 @@ public abstract class ChatTests : IAsyncLifetime
         Assert.True(long.Parse(atAdmin.Headers["timestamp"]!, System.Globalization.CultureInfo.InvariantCulture) > 1_700_000_000_000);
         Assert.Equal("My meter shows 0 kWh — is that right?", atAdmin.BodyText);
         var question = atAdmin.Headers["message-id"]!;
-        var clientFrames = new[] { await client.ReceiveAsync(), await client.ReceiveAsync() };   // its own copy, and the receipt after commit
-        Assert.Contains(clientFrames, f => f.Command == StompCommand.Receipt && f.Headers["receipt-id"] == "q1");
-        Assert.Contains(clientFrames, f => f.Command == StompCommand.Message && f.Headers["message-id"] == question);
+        // Its own copy comes after the commit and before the receipt, which names the stored id; then, once the admin's
+        // session has it, the delivered notice.
+        var beforeReceipt = await client.ReceiveUntilReceiptAsync("q1");
+        Assert.Contains(beforeReceipt, f => f.Command == StompCommand.Message && f.Headers["message-id"] == question);
+        var delivered = beforeReceipt.FirstOrDefault(f => f.Headers["status"] == "delivered")
+            ?? await client.ReceiveAsync(f => f.Headers["status"] == "delivered");
+        Assert.Equal("/topic/seen/client1", delivered.Headers["destination"]);
+        Assert.Equal(question, delivered.Headers["message-id"]);
+        Assert.Equal("admin1", delivered.Headers["reader"]);
+        Assert.NotNull(delivered.Headers["delivered-at"]);
 
         await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:a1\n\nLet me check your readings.\0");
         await admin.ReceiveUntilReceiptAsync("a1");                      // stored now
-        var answer = await client.ReceiveAsync(StompCommand.Message);
+        var answer = await client.ReceiveAsync(f => f.Headers["destination"] == "/topic/private-chat/admin1/client1");
         Assert.Equal(("admin1", "client1"), (answer.Headers["sender"], answer.Headers["receiver"]));
 
         await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{question}\nreceipt:s1\n\n\0");
-        var seen = await client.ReceiveAsync(StompCommand.Message);
+        var seen = await client.ReceiveAsync(f => f.Headers["status"] == "seen");
         Assert.Equal("/topic/seen/client1", seen.Headers["destination"]);
         Assert.Equal(question, seen.Headers["message-id"]);
         Assert.Equal("admin1", seen.Headers["reader"]);
@@ -133,6 +140,115 @@ public abstract class ChatTests : IAsyncLifetime
         Assert.True(messages[1].GetProperty("seen").GetBoolean());
         Assert.False(messages[0].GetProperty("seen").GetBoolean());
         Assert.Equal(question, messages[1].GetProperty("id").GetString());
+        Assert.Equal(JsonValueKind.Number, messages[1].GetProperty("deliveredAt").ValueKind);         // the admin's session had it
+    }
+
+    [Fact]
+    public async Task ClientMsgId_Resent_IsStoredAndDeliveredOnce_AndAnsweredWithTheOriginalId()
+    {
+        await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*");
+        await using var client = await ChatterAsync("client1");
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nclient-msg-id:c-1\nreceipt:1\n\nonce\0");
+        var first = await client.ReceiveAsync(StompCommand.Receipt);
+        var id = first.Headers["message-id"];
+        Assert.NotNull(id);
+        // The same message again (the client never saw the receipt, say) and again while nothing else happens.
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nclient-msg-id:c-1\nreceipt:2\n\nonce\0"
+            + "SEND\ndestination:/topic/private-chat/admin1/client1\nclient-msg-id:c-1\nreceipt:3\n\nonce\0");
+        Assert.Equal(id, (await client.ReceiveAsync(StompCommand.Receipt)).Headers["message-id"]);
+        Assert.Equal(id, (await client.ReceiveAsync(StompCommand.Receipt)).Headers["message-id"]);
+        var atAdmin = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal(id, atAdmin.Headers["message-id"]);
+        Assert.Equal("c-1", atAdmin.Headers["client-msg-id"]);
+        await admin.AssertNoFrameAsync(TimeSpan.FromMilliseconds(300));
+        using var http = Http("client1");
+        var page = await http.GetFromJsonAsync<JsonElement>("/api/conversations/admin1/client1/messages?limit=10");
+        var stored = page.GetProperty("messages").EnumerateArray().Single();
+        Assert.Equal("c-1", stored.GetProperty("clientMsgId").GetString());
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("ünïcode")]
+    [InlineData("0123456789012345678901234567890123456789012345678901234567890123456789")]
+    public async Task ClientMsgId_Malformed_IsRejected(string clientMsgId)
+    {
+        await using var client = await ChatterAsync("client1");
+        await client.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/client1\nclient-msg-id:{clientMsgId}\nreceipt:r\n\nx\0");
+        var rejection = await client.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("could-not-send-message: invalid client-msg-id", rejection.Headers["message"]);
+        Assert.Equal("r", rejection.Headers["receipt-id"]);
+    }
+
+    [Fact]
+    public async Task SubscribeSince_ReplaysWhatWasMissed_ThenLive()
+    {
+        await using var client = await ChatterAsync("client1");
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            await client.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:{i}\n\nm{i}\0");
+            ids.Add((await client.ReceiveAsync(StompCommand.Receipt)).Headers["message-id"]!);
+        }
+        // The admin reconnects holding the first message: it gets the other three, in order, marked as replayed.
+        await using var admin = await Broker.ConnectAsync("admin1", "admin");
+        await admin.SendAsync($"SUBSCRIBE\nid:all\ndestination:/topic/private-chat/admin1/*\nsince:{ids[0]}\nreceipt:s\n\n\0");
+        var replayed = await admin.ReceiveUntilReceiptAsync("s");
+        Assert.Equal(ids[1..], replayed.Select(f => f.Headers["message-id"]));
+        Assert.All(replayed, f => Assert.Equal("true", f.Headers["replay"]));
+        Assert.Equal(["m1", "m2", "m3"], replayed.Select(f => f.BodyText));
+        await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\n\nlive\0");
+        var live = await admin.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("live", live.BodyText);
+        Assert.Null(live.Headers["replay"]);
+    }
+
+    [Fact]
+    public async Task SubscribeSince_MessagesCommittedDuringTheReplay_ArriveExactlyOnce()
+    {
+        await using var client = await ChatterAsync("client1");
+        await using var admin = await Broker.ConnectAsync("admin1", "admin");
+        // A stream of messages is being committed while the admin resumes from 0 several times: every resume must hold
+        // every message exactly once, in id order.
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < 200; i++) await client.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:r{i}\n\nm{i}\0");
+        });
+        for (var round = 0; round < 3; round++)
+        {
+            await admin.SendAsync($"SUBSCRIBE\nid:s{round}\ndestination:/topic/private-chat/admin1/client1\nsince:0\nreceipt:sub{round}\n\n\0");
+            await Task.Delay(20);
+        }
+        await sending;
+        await client.ReceiveUntilReceiptAsync("r199");
+        var bySubscription = new Dictionary<string, List<string>>();
+        while (bySubscription.Count < 3 || bySubscription.Values.Any(l => l.Count < 200))
+        {
+            var frame = await admin.ReceiveAsync();
+            if (frame.Command != StompCommand.Message) continue;
+            var list = bySubscription.TryGetValue(frame.Headers["subscription"]!, out var l) ? l : bySubscription[frame.Headers["subscription"]!] = [];
+            list.Add(frame.BodyText);
+        }
+        foreach (var list in bySubscription.Values) Assert.Equal(Enumerable.Range(0, 200).Select(i => $"m{i}"), list);
+        await admin.AssertNoFrameAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task ChatMessages_OverTheRateLimit_AreRefused_ConnectionKept()
+    {
+        await using var limited = await TestBroker.StartAsync("Chat:MessagesPerSecond=1", "Chat:MessageBurst=3",
+            $"Auth:SigningKey={TestBroker.SigningKey}");
+        await using var client = await limited.ConnectAsync("client1");
+        await client.SendAsync("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\nreceipt:e\n\n\0");
+        await client.ReceiveUntilReceiptAsync("e");
+        var wire = new StringBuilder();
+        for (var i = 0; i < 5; i++) wire.Append($"SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:{i}\n\nm{i}\0");
+        await client.SendAsync(wire.ToString());
+        var answers = new List<StompFrame>();
+        for (var i = 0; i < 5; i++) answers.Add(await client.ReceiveAsync());
+        Assert.Equal(3, answers.Count(f => f.Command == StompCommand.Receipt));
+        Assert.Equal(2, answers.Count(f => f.Headers["message"] == "could-not-send-message: rate limit"));
     }
 
     [Fact]
@@ -149,11 +265,18 @@ public abstract class ChatTests : IAsyncLifetime
             var atAdmin = new List<StompFrame>();
             for (var i = 0; i < 3; i++) atAdmin.Add(await admin.ReceiveAsync(StompCommand.Message));
             Assert.Equal(["client1", "client2", "client3"], atAdmin.Select(m => m.Headers["sender"]).Order());
+            // Each customer: its own copy and, the admin's session having it, the delivered notice (in either order).
+            for (var i = 0; i < 3; i++)
+            {
+                var c = $"client{i + 1}";
+                var two = new[] { await clients[i].ReceiveAsync(), await clients[i].ReceiveAsync() };
+                Assert.Contains(two, f => f.BodyText == $"hello from {c}");
+                Assert.Contains(two, f => f.Headers["status"] == "delivered" && f.Headers["destination"] == $"/topic/seen/{c}");
+            }
             // Each customer gets its own echo only, then the admin's answer, typing notice and seen notice for it alone.
             for (var i = 0; i < 3; i++)
             {
                 var c = $"client{i + 1}";
-                Assert.Equal($"hello from {c}", (await clients[i].ReceiveAsync(StompCommand.Message)).BodyText);
                 await admin.SendAsync($"SEND\ndestination:/topic/typing/{c}\n\n{{\"typing\":true}}\0");
                 await admin.SendAsync($"SEND\ndestination:/topic/private-chat/admin1/{c}\n\nanswer for {c}\0");
                 var theirs = atAdmin.Single(m => m.Headers["sender"] == c).Headers["message-id"];
@@ -229,13 +352,14 @@ public abstract class ChatTests : IAsyncLifetime
         await using var admin = await ChatterAsync("admin1", "/topic/private-chat/admin1/*", "/topic/seen/admin1");
         await using var client = await ChatterAsync("client1", "/topic/seen/client1");
         await client.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nhi\0");
-        await client.ReceiveAsync(StompCommand.Receipt);
+        await client.ReceiveUntilReceiptAsync("m");
         var id = (await admin.ReceiveAsync(StompCommand.Message)).Headers["message-id"];
+        await client.ReceiveAsync(f => f.Headers["status"] == "delivered");
         await client.SendAsync($"SEND\ndestination:/topic/seen/admin1\nmessage-id:{id}\nreceipt:own\n\n\0");
         Assert.Equal("could-not-send-message: only the receiver may mark a message seen", (await client.ReceiveAsync(StompCommand.Message)).Headers["message"]);
         await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{id}\nreceipt:s1\n\n\0");
         await admin.ReceiveAsync(StompCommand.Receipt);
-        Assert.Equal("admin1", (await client.ReceiveAsync(StompCommand.Message)).Headers["reader"]);
+        Assert.Equal("admin1", (await client.ReceiveAsync(f => f.Headers["status"] == "seen")).Headers["reader"]);
         await admin.SendAsync($"SEND\ndestination:/topic/seen/client1\nmessage-id:{id}\nreceipt:s2\n\n\0");
         await admin.ReceiveAsync(StompCommand.Receipt);                 // stored once: the repeat is receipted, nobody is told again
         await client.AssertNoFrameAsync(TimeSpan.FromMilliseconds(300));
