@@ -40,6 +40,8 @@ async function login(userId, viewport = { width: 1200, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on('pageerror', (e) => { page.errors ??= []; page.errors.push(e.message); });
+  page.sent = [];                                     // every STOMP frame the page sends, as text
+  page.on('websocket', (ws) => ws.on('framesent', ({ payload }) => page.sent.push(String(payload))));
   await page.goto(`${broker.url}/index.html`);
   await page.click(`button[data-user="${userId}"]`);
   await page.waitForURL(/(customer|admin)\.html/);
@@ -135,6 +137,7 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
 
   // The broker restarts mid-conversation: the pages say so, reconnect, and a message typed meanwhile is not lost.
   await broker.stop();
+  const sentBeforeRestart = carla.sent.length;
   await carla.waitForSelector('#status-pill:not([data-state="connected"])', { timeout: 10_000 });
   assert.equal(await carla.locator('#banner').isVisible(), true);
   await carla.fill('#input', 'Are you still there?');
@@ -147,6 +150,13 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
   const still = carla.locator('.message.mine', { hasText: 'Are you still there?' });
   await still.locator('.status:not([data-status="sending"])').waitFor({ timeout: 10_000 });
   assert.match(await still.locator('.status').getAttribute('data-status'), /^(sent|delivered|seen)$/, 'stored, not failed');
+  // On the wire: the customer resubscribed with since: (the last id it held) and resent with its client-msg-id.
+  const afterRestart = carla.sent.slice(sentBeforeRestart);
+  const resubscribe = afterRestart.find((f) => f.startsWith('SUBSCRIBE\n') && f.includes('destination:/topic/private-chat/admin1/client1'));
+  assert.match(resubscribe ?? '', /\nsince:[1-9]\d*\n/, 'resubscribed with since: the last message id held');
+  const resends = afterRestart.filter((f) => f.startsWith('SEND\n') && f.includes('Are you still there?'));
+  assert.ok(resends.length >= 1 && resends.every((f) => /\nclient-msg-id:[A-Za-z0-9_-]{1,64}\n/.test(f)), 'sent with a client-msg-id');
+  assert.equal(new Set(resends.map((f) => /\nclient-msg-id:(.*)\n/.exec(f)[1])).size, 1, 'every resend has the same client-msg-id');
   // The conversation goes on after the restart in both directions.
   await pane(admin).locator('textarea').fill('Yes, still here: the broker restarted.');
   await pane(admin).locator('textarea').press('Enter');
