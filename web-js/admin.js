@@ -1,7 +1,7 @@
 // The administrator page: every customer with unread count, last message and online state, updated live;
 // several conversations open at once in tabs, each with its own typing and seen indicators.
 import { requireUser, api, connect, bindStatus, el, logout, untilLoaded } from './app.js';
-import { fromFrame, formatTime, compareIds } from './chat-model.js';
+import { fromFrame, formatTime, compareIds, isTruncatedReplay, parseNotice, ResumePoint } from './chat-model.js';
 import { ChatPane } from './chat-pane.js';
 
 const me = requireUser('admin');
@@ -84,31 +84,60 @@ function close(clientId) {
   renderCustomers();
 }
 
-client.subscribe(`/topic/private-chat/${me.userId}/*`, (frame) => {
-  const clientId = frame.headers.destination.split('/').pop();
-  const message = fromFrame(frame, me.userId, clientId);
+/** A message of any of my conversations, live or replayed (each counted once: replays repeat what is known). */
+function receive(clientId, message) {
+  feed?.note(message.id);
   const pane = panes.get(clientId);
   let c = customers.get(clientId);
   if (!c) { c = { userId: clientId, name: clientId, online: true, unread: 0, lastMessage: null }; customers.set(clientId, c); }
-  c.lastMessage = message;
+  const isNew = !c.lastMessage || compareIds(message.id, c.lastMessage.id) > 0;
+  if (isNew) c.lastMessage = message;
   if (pane) pane.onMessage(message);
   // A new customer message raises the unread count even when its conversation is not open or not in front.
   if (message.sender !== me.userId && !(pane && active === clientId && document.visibilityState === 'visible')) {
-    c.unread = pane ? pane.conversation.unread : c.unread + 1;
+    c.unread = pane ? pane.conversation.unread : c.unread + (isNew ? 1 : 0);
   }
   renderCustomers();
-});
+}
+
+/** A replay cut at the broker's maximum: open conversations page the REST history back to `since`; the list reloads. */
+async function fillGap(since) {
+  await loadCustomers();
+  for (const [clientId, pane] of panes) for (const m of await pane.fillSince(since)) receive(clientId, m);
+  for (const c of customers.values()) feed.note(c.lastMessage?.id);
+}
+
+let feed = null;                  // where the subscription to all my conversations resumes
+/**
+ * Every conversation of mine in one subscription, from after the newest message the contact list named. On a
+ * reconnect it resumes with `since:` the newest message it handed over: the broker replays what was missed.
+ */
+function subscribeConversations() {
+  feed = new ResumePoint([...customers.values()].map((c) => c.lastMessage?.id).filter(Boolean).sort(compareIds).at(-1));
+  let since = feed.since;
+  client.subscribe(`/topic/private-chat/${me.userId}/*`, (frame) => {
+    if (isTruncatedReplay(frame)) { fillGap(since).catch(() => {}); return; }
+    const clientId = frame.headers.destination.split('/').pop();
+    receive(clientId, fromFrame(frame, me.userId, clientId));
+  }, () => { since = feed.since; return { since }; });
+}
+
 client.subscribe(`/topic/typing/${me.userId}`, (frame) => {
-  const notice = JSON.parse(frame.text);
+  const notice = JSON.parse(frame.body);
   panes.get(notice.from)?.onTyping(notice.typing);
   renderCustomers();
 });
 client.subscribe(`/topic/seen/${me.userId}`, (frame) => {
-  const body = JSON.parse(frame.text);
-  panes.get(body.reader)?.onSeen({ ids: body.messageIds, reader: body.reader, seenAt: body.seenAt });
+  const notice = parseNotice(frame);
+  // A delivered notice may not name the reader: it goes to the pane that holds the message.
+  const targets = notice.reader ? [panes.get(notice.reader)].filter(Boolean)
+    : [...panes.values()].filter((p) => notice.ids.some((id) => p.conversation.byId.has(id)));
+  for (const pane of targets) {
+    if (notice.status === 'delivered') pane.onDelivered(notice); else pane.onSeen(notice);
+  }
 });
 client.subscribe('/topic/presence', (frame) => {
-  const { userId, online } = JSON.parse(frame.text);
+  const { userId, online } = JSON.parse(frame.body);
   const c = customers.get(userId);
   if (c) { c.online = online; renderCustomers(); }
 });
@@ -123,7 +152,7 @@ async function loadCustomers() {
 }
 
 client.on('state', (state) => {
-  if (state === 'connected') { loadCustomers().catch(() => {}); for (const p of panes.values()) p.refresh().catch(() => {}); }
+  if (state === 'connected') { loadCustomers().catch(() => {}); panes.get(active)?.markSeenIfVisible(); }
 });
 document.addEventListener('visibilitychange', () => panes.get(active)?.markSeenIfVisible());
 setInterval(renderCustomers, 2000);                    // typing marks on tabs expire
@@ -131,3 +160,4 @@ setInterval(renderCustomers, 2000);                    // typing marks on tabs e
 // Connect first: the connection retries on its own, and a failed first load (broker restarting) must not stop it.
 client.connect().catch((e) => { document.getElementById('banner').textContent = `Could not connect: ${e.message}`; });
 await untilLoaded(loadCustomers, document.getElementById('banner'), showStatus);
+subscribeConversations();

@@ -1,7 +1,7 @@
 // Page glue shared by the customer and administrator pages: session token, REST calls, the STOMP connection,
 // the connection banner and message rendering.
-import { StompClient } from './stomp-client.js';
-import { decodeToken, formatTime } from './chat-model.js';
+import { Connection } from './connection.js';
+import { decodeToken, formatTime, fromHistory } from './chat-model.js';
 
 const TOKEN_KEY = 'wsbroker.token';
 
@@ -36,34 +36,10 @@ export async function api(path, token, options = {}) {
   return response.json();
 }
 
+/** The page's STOMP connection (@stomp/stompjs underneath: reconnects, heart-beats from a Worker in background tabs). */
 export function connect(token) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  return new StompClient({ url, token, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000, timers: workerTimers() });
-}
-
-/**
- * Heart-beat timers that keep time in a background tab. Chrome runs a hidden tab's chained timers only once a minute,
- * which would let the broker drop an administrator's desk left in the background every 20 s; timers inside a Worker
- * are not throttled that way. Falls back to the page's timers where Workers are unavailable.
- */
-function workerTimers() {
-  if (typeof Worker === 'undefined' || typeof Blob === 'undefined') return undefined;
-  try {
-    const source = 'const t = new Map(); onmessage = ({ data: [op, id, ms] }) => { '
-      + "if (op === 'set') t.set(id, setInterval(() => postMessage(id), ms)); else { clearInterval(t.get(id)); t.delete(id); } };";
-    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
-    const callbacks = new Map();
-    let next = 1;
-    worker.onmessage = ({ data: id }) => callbacks.get(id)?.();
-    return {
-      setTimeout: (f, ms) => setTimeout(f, ms),
-      clearTimeout: (handle) => clearTimeout(handle),
-      setInterval: (f, ms) => { const id = next++; callbacks.set(id, f); worker.postMessage(['set', id, ms]); return id; },
-      clearInterval: (id) => { callbacks.delete(id); worker.postMessage(['clear', id]); },
-    };
-  } catch {
-    return undefined;                                   // e.g. a Content-Security-Policy without blob: workers
-  }
+  return new Connection({ url, token, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000 });
 }
 
 /** Shows the connection state in the banner (role=status, so screen readers hear it). */
@@ -112,6 +88,15 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** The tick of one of my messages: sending, failed, sent (RECEIPT), delivered (status:delivered), seen (status:seen). */
+export function statusOf(m) {
+  if (m.status === 'sending') return { state: 'sending', text: 'Sending…' };
+  if (m.status === 'failed') return { state: 'failed', text: `Not sent: ${m.error ?? 'rejected'}` };
+  if (m.seen) return { state: 'seen', text: `✓✓ Seen ${formatTime(m.seenAt ?? m.timestamp)}` };
+  if (m.deliveredAt) return { state: 'delivered', text: '✓✓ Delivered' };
+  return { state: 'sent', text: '✓ Sent' };
+}
+
 /** Renders a conversation's messages into a list element, keeping the scroll position sensible. */
 export function renderMessages(list, conversation, names) {
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -120,16 +105,12 @@ export function renderMessages(list, conversation, names) {
   const firstBefore = list.firstElementChild?.dataset.id;
   list.replaceChildren(...conversation.messages.map((m) => {
     const mine = m.sender === conversation.me;
-    let status = '';
-    if (mine) {
-      status = m.status === 'sending' ? 'Sending…' : m.status === 'failed' ? `Not sent: ${m.error ?? 'rejected'}`
-        : m.seen ? `✓✓ Seen ${formatTime(m.seenAt ?? m.timestamp)}` : '✓ Sent';
-    }
+    const tick = mine ? statusOf(m) : null;
     return el('li', { class: `message ${mine ? 'mine' : 'theirs'}${m.status === 'failed' ? ' failed' : ''}`, dataset: { id: m.id ?? m.localId } },
       el('div', { class: 'bubble' }, m.body),
       el('div', { class: 'meta' },
         el('span', {}, `${mine ? 'You' : names(m.sender)} · ${formatTime(m.timestamp)}`),
-        mine ? el('span', { class: `status${m.seen ? ' seen' : ''}`, 'data-status': m.seen ? 'seen' : m.status }, status) : null));
+        tick ? el('span', { class: `status${tick.state === 'seen' || tick.state === 'delivered' ? ` ${tick.state}` : ''}`, 'data-status': tick.state }, tick.text) : null));
   }));
   if (firstBefore && list.firstElementChild?.dataset.id !== firstBefore && !nearBottom) {
     list.scrollTop = previousTop + (list.scrollHeight - previousHeight);      // older messages were prepended
@@ -138,13 +119,17 @@ export function renderMessages(list, conversation, names) {
   }
 }
 
-/** Loads one page of history (newest first from the API) into a conversation; returns how many arrived. */
-export async function loadHistory(conversation, token, pageSize = 30) {
-  const before = conversation.oldestId;
+/** One page of a conversation's history, newest first: { messages, nextBefore }. */
+export function historyPage(conversation, token, before = null, pageSize = 30) {
   const query = new URLSearchParams({ limit: String(pageSize) });
   if (before) query.set('before', before);
-  const page = await api(`/api/conversations/${encodeURIComponent(conversation.adminId)}/${encodeURIComponent(conversation.clientId)}/messages?${query}`, token);
-  conversation.add(...page.messages.map((m) => ({ ...m, status: 'sent' })));
+  return api(`/api/conversations/${encodeURIComponent(conversation.adminId)}/${encodeURIComponent(conversation.clientId)}/messages?${query}`, token);
+}
+
+/** Loads one page of history (newest first from the API) into a conversation; returns how many arrived. */
+export async function loadHistory(conversation, token, pageSize = 30) {
+  const page = await historyPage(conversation, token, conversation.oldestId, pageSize);
+  conversation.add(...page.messages.map(fromHistory));
   conversation.hasOlder = page.nextBefore !== null;
   return page.messages.length;
 }

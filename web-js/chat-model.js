@@ -15,17 +15,76 @@ export const conversationDestination = (adminId, clientId) => `/topic/private-ch
 /** Message ids are 64-bit decimal strings: compare them as BigInts, never as numbers. */
 export const compareIds = (a, b) => { const x = BigInt(a), y = BigInt(b); return x < y ? -1 : x > y ? 1 : 0; };
 
-/** A message from a STOMP MESSAGE frame. */
+/** A message from a STOMP MESSAGE frame (a live delivery, or a replayed one: header `replay:true`). */
 export function fromFrame(frame, adminId, clientId) {
   return {
     id: frame.headers['message-id'],
     adminId, clientId,
     sender: frame.headers.sender,
     receiver: frame.headers.receiver,
-    body: frame.text,
+    body: frame.body,
     timestamp: Number(frame.headers.timestamp ?? Date.now()),
-    seen: false, seenAt: null, status: 'sent',
+    clientMsgId: frame.headers['client-msg-id'] ?? null,
+    seen: false, seenAt: null, deliveredAt: null, status: 'sent',
   };
+}
+
+/** A message from the REST history (items carry clientMsgId, deliveredAt, seenAt where the broker stores them). */
+export function fromHistory(m) {
+  return { ...m, clientMsgId: m.clientMsgId ?? null, deliveredAt: m.deliveredAt ?? null, seen: !!m.seen, seenAt: m.seenAt ?? null, status: 'sent' };
+}
+
+/** The empty MESSAGE that ends a replay cut at the broker's maximum: the rest is paged from the REST history. */
+export const isTruncatedReplay = (frame) => frame.headers.replay === 'truncated';
+
+/**
+ * A `client-msg-id` for a chat SEND: 32 hex digits from the browser's random source (within [A-Za-z0-9_-], 1-64
+ * characters). crypto.getRandomValues rather than randomUUID: the latter is missing on plain-http pages not on localhost.
+ */
+export function newClientMsgId() {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** A notice on /topic/seen/{me}: `status:delivered` (one message reached its recipient) or `status:seen` (the default). */
+export function parseNotice(frame) {
+  const h = frame.headers;
+  let body = {};
+  try { body = frame.body ? JSON.parse(frame.body) : {}; } catch { /* headers only */ }
+  const ids = body.messageIds ?? (h['message-id'] ? [h['message-id']] : []);
+  const status = h.status ?? body.status ?? 'seen';
+  const at = (value) => (value === undefined || value === null ? Date.now() : Number(value));
+  return {
+    status,
+    ids: ids.map(String),
+    reader: h.reader ?? body.reader ?? h.receiver ?? body.receiver ?? null,
+    upTo: h['up-to'] ?? null,
+    seenAt: status === 'seen' ? at(body.seenAt ?? h['seen-at']) : null,
+    deliveredAt: status === 'delivered' ? at(h['delivered-at'] ?? body.deliveredAt) : null,
+  };
+}
+
+/** Where a subscription resumes: the newest message id it has handed over (`since:0` when none). */
+export class ResumePoint {
+  constructor(id) { this.id = id ? String(id) : '0'; }
+  note(id) { if (id && compareIds(id, this.id) > 0) this.id = String(id); }
+  get since() { return this.id; }
+}
+
+/**
+ * Pages the REST history (newest first) back to `since`: what a replay cut at the broker's maximum left out.
+ * fetchPage(before) answers { messages, nextBefore } like GET /api/conversations/{a}/{c}/messages.
+ */
+export async function historySince(fetchPage, since, maxPages = 100) {
+  const all = [];
+  let before = null;
+  for (let pages = 0; pages < maxPages; pages++) {
+    const page = await fetchPage(before);
+    const newer = page.messages.filter((m) => compareIds(m.id, since) > 0);
+    all.push(...newer);
+    if (newer.length < page.messages.length || page.nextBefore === null || page.messages.length === 0) break;
+    before = page.nextBefore;
+  }
+  return all;
 }
 
 /** One conversation as one side sees it: ordered messages, unread count, seen marks, typing. */
@@ -37,33 +96,74 @@ export class Conversation {
     this.other = me === adminId ? clientId : adminId;
     this.byId = new Map();
     this.local = [];                       // sent by me, not yet confirmed with an id: { localId, body, status }
+    this.marks = new Map();                // delivered/seen notices for messages not here yet: id -> { deliveredAt, seenAt }
     this.typingUntil = 0;
     this.hasOlder = true;
   }
 
   get destination() { return conversationDestination(this.adminId, this.clientId); }
 
-  /** Adds or updates messages (live or from history); returns true when something new arrived. */
+  /**
+   * Adds or updates messages (live, replayed or from history); returns true when something new arrived. Each message
+   * is held once, by message-id; my own message replaces its pending placeholder, found by client-msg-id (or, from a
+   * broker that does not echo client-msg-id, by text).
+   */
   add(...messages) {
     let added = false;
     for (const m of messages) {
       const existing = this.byId.get(m.id);
-      if (existing) { Object.assign(existing, { ...m, seen: existing.seen || m.seen, seenAt: existing.seenAt ?? m.seenAt }); continue; }
-      this.byId.set(m.id, { status: 'sent', ...m });
+      if (existing) {
+        Object.assign(existing, { ...m, seen: existing.seen || !!m.seen, seenAt: existing.seenAt ?? m.seenAt ?? null,
+          deliveredAt: existing.deliveredAt ?? m.deliveredAt ?? null, clientMsgId: existing.clientMsgId ?? m.clientMsgId ?? null });
+        continue;
+      }
+      const entry = { status: 'sent', deliveredAt: null, seen: false, seenAt: null, ...m };
+      const mark = this.marks.get(m.id);
+      if (mark) {
+        this.marks.delete(m.id);
+        entry.deliveredAt ??= mark.deliveredAt ?? null;
+        if (mark.seenAt && !entry.seen) { entry.seen = true; entry.seenAt = mark.seenAt; }
+      }
+      this.byId.set(m.id, entry);
       added = true;
-      // A live echo of my own pending message replaces the local placeholder.
       if (m.sender === this.me) {
-        const i = this.local.findIndex((l) => l.body === m.body && l.status !== 'failed');
+        const i = m.clientMsgId
+          ? this.local.findIndex((l) => l.clientMsgId === m.clientMsgId)
+          : this.local.findIndex((l) => l.body === m.body && l.status !== 'failed');
         if (i >= 0) { this.local[i].echoId = m.id; this.local.splice(i, 1); }
       }
     }
     return added;
   }
 
+  /** A RECEIPT for my pending message: with its message-id (stored) the placeholder becomes that message. */
+  confirm(local, messageId) {
+    local.status = 'sent';
+    if (!messageId) return;                  // no message-id in the RECEIPT: the echo replaces the placeholder
+    local.echoId = messageId;
+    const i = this.local.indexOf(local);
+    if (i >= 0) this.local.splice(i, 1);
+    if (!this.byId.has(messageId)) {
+      const { localId, echoId, error, ...message } = local;
+      this.add({ ...message, id: messageId, adminId: this.adminId, clientId: this.clientId, status: 'sent' });
+    }
+  }
+
+  /** A delivered notice: the recipient's session has these messages of mine. */
+  markDelivered({ ids = [], deliveredAt }) {
+    for (const id of ids) {
+      const m = this.byId.get(id);
+      if (m) m.deliveredAt ??= deliveredAt;
+      else this.marks.set(id, { ...this.marks.get(id), deliveredAt });
+    }
+  }
+
   /** Messages oldest first, then my not-yet-echoed local ones. */
   get messages() {
     return [...this.byId.values()].sort((a, b) => compareIds(a.id, b.id)).concat(this.local);
   }
+
+  get lastId() { return this.last?.id ?? null; }
 
   get last() { const list = [...this.byId.values()].sort((a, b) => compareIds(a.id, b.id)); return list[list.length - 1] ?? null; }
 
@@ -80,6 +180,7 @@ export class Conversation {
 
   /** Marks messages seen: by id list, or everything to `reader` up to `upTo`. */
   markSeen({ ids = [], upTo = null, reader, seenAt }) {
+    for (const id of ids) if (!this.byId.has(id)) this.marks.set(id, { ...this.marks.get(id), seenAt });
     for (const m of this.byId.values()) {
       if (m.receiver !== reader) continue;
       if (ids.includes(m.id) || (upTo !== null && compareIds(m.id, upTo) <= 0)) {
@@ -89,7 +190,8 @@ export class Conversation {
   }
 
   addLocal(body) {
-    const entry = { localId: `local-${Math.random().toString(36).slice(2)}`, sender: this.me, receiver: this.other, body, timestamp: Date.now(), status: 'sending' };
+    const clientMsgId = newClientMsgId();
+    const entry = { localId: `local-${clientMsgId}`, clientMsgId, sender: this.me, receiver: this.other, body, timestamp: Date.now(), status: 'sending' };
     this.local.push(entry);
     return entry;
   }

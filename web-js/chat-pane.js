@@ -1,11 +1,11 @@
 // One conversation on screen: messages, typing line, composer, older history on scroll, read receipts.
-import { Conversation, TypingThrottle, compareIds } from './chat-model.js';
-import { el, renderMessages, loadHistory } from './app.js';
+import { Conversation, TypingThrottle, fromHistory, historySince } from './chat-model.js';
+import { el, renderMessages, loadHistory, historyPage } from './app.js';
 
 export class ChatPane {
   /**
    * @param {object} o
-   * @param {import('./stomp-client.js').StompClient} o.client
+   * @param {import('./connection.js').Connection} o.client
    * @param {string} o.token  @param {string} o.me  @param {string} o.adminId  @param {string} o.clientId
    * @param {(id: string) => string} o.names   display names
    * @param {(pane: ChatPane) => boolean} o.isVisible  whether the user is looking at this pane now
@@ -51,20 +51,24 @@ export class ChatPane {
         el('button', { type: 'submit', class: 'primary' }, 'Send')));
   }
 
-  /** First page of history; also used after a reconnect to pick up what arrived meanwhile. */
+  /**
+   * The newest page of history, when the pane opens. After a reconnect nothing is paged here: the page's subscription
+   * resumes with `since:` and the broker replays what was missed.
+   */
   async refresh() {
     const fresh = new Conversation(this.adminId, this.clientId, this.me);
-    const known = this.conversation.last?.id ?? null;
-    // More than a page may have arrived while the connection was down: page back until the pages reach what is
-    // already shown (bounded), so nothing in between is missing.
-    for (let pages = 0; pages < 20; pages++) {
-      await loadHistory(fresh, this.token);
-      if (!known || !fresh.hasOlder || compareIds(fresh.oldestId, known) <= 0) break;
-    }
+    await loadHistory(fresh, this.token);
     this.conversation.add(...fresh.messages);
     this.conversation.hasOlder = this.conversation.hasOlder && fresh.hasOlder;
     this.render();
     this.markSeenIfVisible();
+  }
+
+  /** What a replay cut at the broker's maximum left out: pages the REST history back to `since`. */
+  async fillSince(since) {
+    const missed = (await historySince((before) => historyPage(this.conversation, this.token, before, 100), since)).map(fromHistory);
+    if (this.conversation.add(...missed)) { this.render(); this.markSeenIfVisible(); this.onChange?.(); }
+    return missed;
   }
 
   async loadOlder() {
@@ -86,6 +90,8 @@ export class ChatPane {
   onTyping(typing) { this.conversation.setTyping(typing); this.#renderTyping(); }
 
   onSeen(notice) { this.conversation.markSeen(notice); this.render(); }
+
+  onDelivered(notice) { this.conversation.markDelivered(notice); this.render(); }
 
   /** Tells the other side we read everything up to the newest message to us. */
   markSeenIfVisible() {
@@ -112,8 +118,12 @@ export class ChatPane {
     const local = this.conversation.addLocal(body);
     this.render();
     try {
-      await this.client.send(this.conversation.destination, body, { 'content-type': 'text/plain;charset=utf-8' });
-      local.status = 'sent';
+      // The same client-msg-id goes with every resend after a reconnect: the broker stores it once and answers a
+      // repeat with the original RECEIPT and message-id.
+      const receipt = await this.client.send(this.conversation.destination, body,
+        { 'content-type': 'text/plain;charset=utf-8', 'client-msg-id': local.clientMsgId });
+      this.conversation.confirm(local, receipt.headers['message-id']);
+      this.onChange?.();
       this.hideNotice();
     } catch (e) {
       local.status = 'failed';

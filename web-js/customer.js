@@ -1,6 +1,6 @@
 // The customer page: pick an administrator (online ones marked) and chat with it.
 import { requireUser, api, connect, bindStatus, el, logout, untilLoaded } from './app.js';
-import { fromFrame } from './chat-model.js';
+import { fromFrame, isTruncatedReplay, parseNotice, ResumePoint, compareIds } from './chat-model.js';
 import { ChatPane } from './chat-pane.js';
 
 const me = requireUser('client');
@@ -9,8 +9,9 @@ document.getElementById('logout').addEventListener('click', async () => { await 
 
 const client = connect(me.token);
 const showStatus = bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
-const admins = new Map();            // id -> { userId, name, online, unread }
-const conversations = new Map();     // adminId -> messages that arrived while another admin was shown
+const admins = new Map();            // id -> { userId, name, online, unread, lastId }
+const conversations = new Map();     // adminId -> Map(id -> message): what arrived while another admin was shown
+const resume = new Map();            // adminId -> ResumePoint of that conversation's subscription
 let pane = null;
 
 const names = (id) => (id === me.userId ? me.name : admins.get(id)?.name ?? id);
@@ -40,7 +41,7 @@ async function choose(adminId) {
     isVisible: (p) => p === pane && document.visibilityState === 'visible',
     onChange: () => { const a = admins.get(adminId); if (a) { a.unread = pane.conversation.unread; renderAdmins(); } },
   });
-  for (const m of conversations.get(adminId) ?? []) pane.conversation.add(m);
+  for (const m of conversations.get(adminId)?.values() ?? []) pane.conversation.add(m);
   conversations.delete(adminId);
   renderAdmins();
   await pane.refresh().catch((e) => pane.showNotice(`Could not load the conversation: ${e.message}`));
@@ -48,41 +49,69 @@ async function choose(adminId) {
 }
 
 client.subscribe(`/topic/typing/${me.userId}`, (frame) => {
-  const notice = JSON.parse(frame.text);
+  const notice = JSON.parse(frame.body);
   if (pane && notice.from === pane.adminId) pane.onTyping(notice.typing);
 });
 client.subscribe(`/topic/seen/${me.userId}`, (frame) => {
-  const body = JSON.parse(frame.text);
-  if (pane && body.reader === pane.adminId) pane.onSeen({ ids: body.messageIds, reader: body.reader, seenAt: body.seenAt });
+  const notice = parseNotice(frame);
+  if (!pane || (notice.reader && notice.reader !== pane.adminId)) return;
+  if (notice.status === 'delivered') pane.onDelivered(notice);
+  else pane.onSeen(notice);
 });
 client.subscribe('/topic/presence', (frame) => {
-  const { userId, online } = JSON.parse(frame.text);
+  const { userId, online } = JSON.parse(frame.body);
   const a = admins.get(userId);
   if (a) { a.online = online; renderAdmins(); }
 });
+
+/** A message of one conversation, live or replayed: to the pane when shown, else kept (once) for later. */
+function receive(adminId, message) {
+  resume.get(adminId).note(message.id);
+  const a = admins.get(adminId);
+  const isNew = !a.lastId || compareIds(message.id, a.lastId) > 0;
+  if (isNew) a.lastId = message.id;
+  if (pane?.adminId === adminId) { pane.onMessage(message); return; }
+  if (!conversations.has(adminId)) conversations.set(adminId, new Map());
+  conversations.get(adminId).set(message.id, message);
+  if (isNew && message.sender !== me.userId) { a.unread++; renderAdmins(); }
+}
+
+/** A replay cut at the broker's maximum: the rest comes from the REST history, back to where the replay began. */
+async function fillGap(adminId, since) {
+  if (pane?.adminId === adminId) {
+    for (const m of await pane.fillSince(since)) receive(adminId, m);
+    return;
+  }
+  // A conversation not on screen: what it kept would have a hole; drop it (the pane loads the history when chosen),
+  // resume after the newest message the contact list names, and take its unread count from the server.
+  conversations.delete(adminId);
+  await loadAdmins();
+  resume.get(adminId).note(admins.get(adminId)?.lastMessage?.id);
+}
 
 async function loadAdmins() {
   const { contacts } = await api('/api/contacts', me.token);
   for (const c of contacts) {
     const known = admins.get(c.userId);
-    admins.set(c.userId, { ...c, unread: known && pane?.adminId === c.userId ? pane.conversation.unread : c.unread });
+    admins.set(c.userId, { ...c, lastId: [known?.lastId, c.lastMessage?.id].filter(Boolean).sort(compareIds).at(-1) ?? null,
+      unread: known && pane?.adminId === c.userId ? pane.conversation.unread : c.unread });
     if (!known) {
-      // One subscription per administrator: a message from any of them arrives, even when another is shown.
+      // One subscription per administrator: a message from any of them arrives, even when another is shown. It
+      // resumes after the newest message it handed over (or the newest the contact list named): on a reconnect the
+      // broker replays what was missed, in order, instead of the page paging history backwards.
+      const point = new ResumePoint(c.lastMessage?.id);
+      resume.set(c.userId, point);
+      let since = point.since;
       client.subscribe(`/topic/private-chat/${c.userId}/${me.userId}`, (frame) => {
-        const message = fromFrame(frame, c.userId, me.userId);
-        if (pane?.adminId === c.userId) pane.onMessage(message);
-        else {
-          if (!conversations.has(c.userId)) conversations.set(c.userId, []);
-          conversations.get(c.userId).push(message);
-          if (message.sender !== me.userId) { admins.get(c.userId).unread++; renderAdmins(); }
-        }
-      });
+        if (isTruncatedReplay(frame)) { fillGap(c.userId, since).catch(() => {}); return; }
+        receive(c.userId, fromFrame(frame, c.userId, me.userId));
+      }, () => { since = point.since; return { since }; });
     }
   }
   renderAdmins();
 }
 
-client.on('state', (state) => { if (state === 'connected') { loadAdmins().catch(() => {}); pane?.refresh().catch(() => {}); } });
+client.on('state', (state) => { if (state === 'connected') { loadAdmins().catch(() => {}); pane?.markSeenIfVisible(); } });
 document.addEventListener('visibilitychange', () => pane?.markSeenIfVisible());
 
 // Connect first: the connection retries on its own, and a failed first load (broker restarting) must not stop it.

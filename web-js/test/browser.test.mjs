@@ -10,6 +10,8 @@ import { startBroker, freePort } from '../../tests/js/broker.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const screenshots = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'screenshots');
+// The pages under test (this web-js/), not the copy a possibly older build left next to the broker binary.
+const webRoot = ['--Chat:WebRoot=' + join(dirname(fileURLToPath(import.meta.url)), '..')];
 let broker, port, browser, dataDir;
 
 before(async () => {
@@ -20,7 +22,7 @@ before(async () => {
     if (install.status !== 0) throw new Error('could not install chromium (apt-get install chromium)');
   }
   port = await freePort();
-  broker = await startBroker({ port });
+  broker = await startBroker({ port, args: webRoot });
   dataDir = broker.dataDir;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -38,6 +40,8 @@ async function login(userId, viewport = { width: 1200, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on('pageerror', (e) => { page.errors ??= []; page.errors.push(e.message); });
+  page.sent = [];                                     // every STOMP frame the page sends, as text
+  page.on('websocket', (ws) => ws.on('framesent', ({ payload }) => page.sent.push(String(payload))));
   await page.goto(`${broker.url}/index.html`);
   await page.click(`button[data-user="${userId}"]`);
   await page.waitForURL(/(customer|admin)\.html/);
@@ -46,6 +50,32 @@ async function login(userId, viewport = { width: 1200, height: 800 }) {
 }
 
 const pane = (admin) => admin.locator('.pane:not([hidden])');
+
+async function tokenFor(userId) {
+  const response = await fetch(`${broker.url}/api/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId }) });
+  return (await response.json()).token;
+}
+
+/** The conversation as the database holds it (REST history, oldest first): [{ id, body }]. */
+async function stored(adminId, clientId) {
+  const response = await fetch(`${broker.url}/api/conversations/${adminId}/${clientId}/messages?limit=100`,
+    { headers: { authorization: `Bearer ${await tokenFor(adminId)}` } });
+  return (await response.json()).messages.reverse().map((m) => ({ id: m.id, body: m.body, deliveredAt: m.deliveredAt ?? null }));
+}
+
+/** What a message list shows: [{ id, body }] in screen order (a pending message has no numeric id). */
+const shown = (list) => list.locator('li').evaluateAll((items) => items.map((li) => ({ id: li.dataset.id, body: li.querySelector('.bubble').textContent })));
+
+/** Waits until the list shows exactly the database's messages, each once, in id order; then asserts it. */
+async function sameAsDatabase(list, adminId, clientId, what) {
+  let want = [], got = [];
+  for (const end = Date.now() + 15_000; Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+    want = (await stored(adminId, clientId)).map(({ id, body }) => ({ id, body }));
+    got = await shown(list);
+    if (JSON.stringify(want) === JSON.stringify(got)) break;
+  }
+  assert.deepEqual(got, want, `${what} shows the database's messages, each once, in order`);
+}
 
 test('an admin and two customers chat: typing, seen ticks, unread counts, history after reload, a broker restart', async () => {
   const admin = await login('admin1');
@@ -74,6 +104,11 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
   await chris.press('#input', 'Enter');
   await admin.locator('#customers button[data-user="client2"] .badge', { hasText: '1' }).waitFor({ timeout: 5000 });
   assert.equal(await chris.locator('.message.mine .status.seen').count(), 0, 'not seen while the admin has not opened it');
+  // Delivered, not yet seen: the admin's session has the message but the conversation is not in front.
+  // WAITS FOR THE BROKER: issue 14 "Delivered status" (`status:delivered` on /topic/seen/{sender}); asserted at the end
+  // of this test so that everything after it still runs against a broker without it.
+  const deliveredTick = await chris.locator('.message.mine .status[data-status="delivered"]', { hasText: '✓✓ Delivered' })
+    .waitFor({ timeout: 5000 }).then(() => true, () => false);
 
   // The admin answers both at once from two tabs.
   await pane(admin).locator('textarea').fill('Let me check your readings, Carla.');
@@ -102,22 +137,47 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
 
   // The broker restarts mid-conversation: the pages say so, reconnect, and a message typed meanwhile is not lost.
   await broker.stop();
+  const sentBeforeRestart = carla.sent.length;
   await carla.waitForSelector('#status-pill:not([data-state="connected"])', { timeout: 10_000 });
   assert.equal(await carla.locator('#banner').isVisible(), true);
   await carla.fill('#input', 'Are you still there?');
   await carla.press('#input', 'Enter');
-  broker = await startBroker({ port, dataDir });
+  broker = await startBroker({ port, dataDir, args: webRoot });
   await carla.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
   await admin.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
   await admin.click('#customers button[data-user="client1"]');
   await pane(admin).locator('.messages li', { hasText: 'Are you still there?' }).waitFor({ timeout: 10_000 });
   const still = carla.locator('.message.mine', { hasText: 'Are you still there?' });
   await still.locator('.status:not([data-status="sending"])').waitFor({ timeout: 10_000 });
-  assert.match(await still.locator('.status').getAttribute('data-status'), /^(sent|seen)$/, 'stored, not failed');
+  assert.match(await still.locator('.status').getAttribute('data-status'), /^(sent|delivered|seen)$/, 'stored, not failed');
+  // On the wire: the customer resubscribed with since: (the last id it held) and resent with its client-msg-id.
+  const afterRestart = carla.sent.slice(sentBeforeRestart);
+  const resubscribe = afterRestart.find((f) => f.startsWith('SUBSCRIBE\n') && f.includes('destination:/topic/private-chat/admin1/client1'));
+  assert.match(resubscribe ?? '', /\nsince:[1-9]\d*\n/, 'resubscribed with since: the last message id held');
+  const resends = afterRestart.filter((f) => f.startsWith('SEND\n') && f.includes('Are you still there?'));
+  assert.ok(resends.length >= 1 && resends.every((f) => /\nclient-msg-id:[A-Za-z0-9_-]{1,64}\n/.test(f)), 'sent with a client-msg-id');
+  assert.equal(new Set(resends.map((f) => /\nclient-msg-id:(.*)\n/.exec(f)[1])).size, 1, 'every resend has the same client-msg-id');
+  // The conversation goes on after the restart in both directions.
+  await pane(admin).locator('textarea').fill('Yes, still here: the broker restarted.');
+  await pane(admin).locator('textarea').press('Enter');
+  await carla.fill('#input', 'Good, thanks');
+  await carla.press('#input', 'Enter');
+  await carla.locator('#messages li', { hasText: 'Yes, still here' }).waitFor({ timeout: 10_000 });
+  await pane(admin).locator('.messages li', { hasText: 'Good, thanks' }).waitFor({ timeout: 10_000 });
+  // Both pages hold exactly what the database holds: no gap, no duplicate, same order.
+  await sameAsDatabase(carla.locator('#messages'), 'admin1', 'client1', 'the customer page (after the restart)');
+  await sameAsDatabase(pane(admin).locator('.messages'), 'admin1', 'client1', 'the administrator page (after the restart)');
+  await carla.locator('.message.mine', { hasText: 'Good, thanks' }).locator('.status.seen').waitFor({ timeout: 10_000 });
   // Stored exactly once: after a reload the history shows it once.
   await carla.reload();
   await carla.locator('#messages li', { hasText: 'Are you still there?' }).first().waitFor({ timeout: 10_000 });
   assert.equal(await carla.locator('#messages li', { hasText: 'Are you still there?' }).count(), 1);
+  await sameAsDatabase(carla.locator('#messages'), 'admin1', 'client1', 'the customer page (after a reload)');
+
+  // WAITS FOR THE BROKER (issue 14 "Delivered status"): the delivered tick seen above, and its time in the history.
+  assert.ok(deliveredTick, 'the customer saw "✓✓ Delivered" before the administrator opened the conversation');
+  const hello = (await stored('admin1', 'client2')).find((m) => m.body === 'Hi, I moved house last week');
+  assert.ok(hello?.deliveredAt, 'the history holds deliveredAt');
 
   for (const page of [admin, carla, chris]) assert.deepEqual(page.errors ?? [], [], 'no script errors');
   await Promise.all([admin, carla, chris].map((p) => p.context().close()));

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=i-transaction.js.map
