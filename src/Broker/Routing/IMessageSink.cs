@@ -3,6 +3,12 @@ namespace WsBroker.Broker.Routing;
 /// <summary>Something that takes deliveries: a session's bounded outbox.</summary>
 public interface IMessageSink
 {
-    /// <summary>Queues a delivery without blocking; false when the sink is closed or overloaded (it then drops itself).</summary>
-    bool TryDeliver(Subscription subscription, SharedMessage message);
+    /// <summary>Queues a delivery without blocking. <see cref="DeliveryOutcome.Refused"/> when the sink is closed or over
+    /// its hard cap (it then drops itself); <see cref="DeliveryOutcome.QueuedAboveHighWater"/> asks the publisher to wait
+    /// for <see cref="WhenDrained"/> before it reads more.</summary>
+    DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message);
+
+    /// <summary>Completes once the sink's queue is back under its low-water mark, or the sink is closing (a slow consumer
+    /// cut for making no write progress holds no publisher).</summary>
+    Task WhenDrained();
 }

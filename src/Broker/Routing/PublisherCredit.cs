@@ -1,0 +1,88 @@
+namespace WsBroker.Broker.Routing;
+
+/// <summary>
+/// Credit flow, after RabbitMQ's: what one publishing session owes the subscribers it queued into above their high-water
+/// mark. A session's read loop makes its account <see cref="Current"/> once, for its whole async flow (so a handler's
+/// continuations after an await are charged to it too), opens it around each batch of frames it hands over
+/// (<see cref="BeginHandling"/>), and before it reads its socket again waits until every creditor has drained
+/// (<see cref="PayAsync"/>). <see cref="LocalDelivery"/> charges the account it finds. A publish made outside a handler —
+/// the broker's own presence notices, a commit callback, a message from another node — charges nobody and never waits.
+/// <para>The account holds no reference to its session: an execution context that outlives the session (a task started
+/// from a handler) keeps only this small object alive, emptied by <see cref="Close"/>.</para>
+/// </summary>
+public sealed class PublisherCredit
+{
+    private static readonly AsyncLocal<PublisherCredit?> s_current = new();
+    private readonly Lock _gate = new();
+    private HashSet<IMessageSink>? _creditors;                   // made on the first debt: most publishers never owe
+    private int _handling;
+    private int _owed;
+    private bool _closed;
+
+    /// <summary>The account of the session whose read loop runs this code, or null (a broker-internal publish).</summary>
+    public static PublisherCredit? Current => s_current.Value;
+
+    /// <summary>Makes this account the ambient one for the calling async flow (once, at the start of a read loop).</summary>
+    public void MakeCurrent() => s_current.Value = this;
+
+    /// <summary>True while a creditor has not been waited for.</summary>
+    public bool InDebt => Volatile.Read(ref _owed) != 0;
+
+    /// <summary>The read loop is handing frames to its session: deliveries from here on are charged.</summary>
+    public void BeginHandling() => Volatile.Write(ref _handling, 1);
+
+    /// <summary>The handler returned: a later publish in this flow (a commit callback, say) is not the publisher's doing.</summary>
+    public void EndHandling() => Volatile.Write(ref _handling, 0);
+
+    /// <summary>Records that a delivery was queued into <paramref name="sink"/> above its high-water mark.</summary>
+    public void Owe(IMessageSink sink)
+    {
+        if (Volatile.Read(ref _handling) == 0) return;
+        lock (_gate)
+        {
+            if (_closed) return;
+            (_creditors ??= new HashSet<IMessageSink>(ReferenceEqualityComparer.Instance)).Add(sink);
+            Volatile.Write(ref _owed, 1);
+        }
+    }
+
+    /// <summary>Waits until every creditor has drained below its low-water mark or is closing; returns false when there was
+    /// nothing to wait for (all had drained already).</summary>
+    public async ValueTask<bool> PayAsync(CancellationToken cancellationToken)
+    {
+        var waited = false;
+        while (true)
+        {
+            IMessageSink[] creditors;
+            lock (_gate)
+            {
+                if (_creditors is null || _creditors.Count == 0)
+                {
+                    Volatile.Write(ref _owed, 0);
+                    return waited;
+                }
+                creditors = [.. _creditors];
+                _creditors.Clear();
+                Volatile.Write(ref _owed, 0);
+            }
+            foreach (var creditor in creditors)
+            {
+                var drained = creditor.WhenDrained();
+                if (drained.IsCompleted) continue;
+                waited = true;
+                await drained.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The session ended: forget every creditor and take no more debt.</summary>
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            _creditors = null;
+            Volatile.Write(ref _owed, 0);
+        }
+    }
+}
