@@ -249,6 +249,12 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         return drained.Task;
     }
 
+    /// <summary>Since when a socket send has been pending, 0 when none (tests).</summary>
+    internal long SendPendingSinceMsForTests => Volatile.Read(ref _sendingSinceMs);
+
+    /// <summary>Frames and deliveries waiting in the outbox (tests).</summary>
+    internal int QueuedFramesForTests => _outbox.QueuedFrames;
+
     /// <summary>Releases the publishers waiting for this outbox.</summary>
     private void ReleaseCredit() => Interlocked.Exchange(ref _drained, null)?.TrySetResult();
 
