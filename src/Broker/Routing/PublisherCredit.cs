@@ -13,11 +13,11 @@ namespace WsBroker.Broker.Routing;
 public sealed class PublisherCredit
 {
     private static readonly AsyncLocal<PublisherCredit?> s_current = new();
-    private readonly Lock _gate = new();
-    private HashSet<IMessageSink>? _creditors;                   // made on the first debt: most publishers never owe
+    // Made on the first debt (most publishers never owe), then also the lock: an account costs an idle session no more.
+    private HashSet<IMessageSink>? _creditors;
     private int _handling;
     private int _owed;
-    private bool _closed;
+    private volatile bool _closed;
 
     /// <summary>The account of the session whose read loop runs this code, or null (a broker-internal publish).</summary>
     public static PublisherCredit? Current => s_current.Value;
@@ -37,11 +37,17 @@ public sealed class PublisherCredit
     /// <summary>Records that a delivery was queued into <paramref name="sink"/> above its high-water mark.</summary>
     public void Owe(IMessageSink sink)
     {
-        if (Volatile.Read(ref _handling) == 0) return;
-        lock (_gate)
+        if (Volatile.Read(ref _handling) == 0 || _closed) return;
+        var creditors = Volatile.Read(ref _creditors);
+        if (creditors is null)
+        {
+            var fresh = new HashSet<IMessageSink>(ReferenceEqualityComparer.Instance);
+            creditors = Interlocked.CompareExchange(ref _creditors, fresh, null) ?? fresh;
+        }
+        lock (creditors)
         {
             if (_closed) return;
-            (_creditors ??= new HashSet<IMessageSink>(ReferenceEqualityComparer.Instance)).Add(sink);
+            creditors.Add(sink);
             Volatile.Write(ref _owed, 1);
         }
     }
@@ -51,19 +57,17 @@ public sealed class PublisherCredit
     public async ValueTask<bool> PayAsync(CancellationToken cancellationToken)
     {
         var waited = false;
+        var owed = Volatile.Read(ref _creditors);
+        if (owed is null) return false;
         while (true)
         {
             IMessageSink[] creditors;
-            lock (_gate)
+            lock (owed)
             {
-                if (_creditors is null || _creditors.Count == 0)
-                {
-                    Volatile.Write(ref _owed, 0);
-                    return waited;
-                }
-                creditors = [.. _creditors];
-                _creditors.Clear();
                 Volatile.Write(ref _owed, 0);
+                if (owed.Count == 0) return waited;
+                creditors = [.. owed];
+                owed.Clear();
             }
             foreach (var creditor in creditors)
             {
@@ -78,11 +82,11 @@ public sealed class PublisherCredit
     /// <summary>The session ended: forget every creditor and take no more debt.</summary>
     public void Close()
     {
-        lock (_gate)
+        _closed = true;
+        if (Volatile.Read(ref _creditors) is { } creditors)
         {
-            _closed = true;
-            _creditors = null;
-            Volatile.Write(ref _owed, 0);
+            lock (creditors) creditors.Clear();
         }
+        Volatile.Write(ref _owed, 0);
     }
 }
