@@ -223,6 +223,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         // Paused by the broker: the client's heart-beats and half-sent frames are not read meanwhile, not its fault.
         Interlocked.Increment(ref _handlersRunning);
+        var pausedAt = Environment.TickCount64;
         try
         {
             if (await _credit!.PayAsync(Aborted)) Services.Metrics.FlowControlPaused();
@@ -231,6 +232,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         {
             Interlocked.Decrement(ref _handlersRunning);
             Touch();
+            // A frame that spans several reads is not timed for the pauses between them (the read loop's own field).
+            if (Volatile.Read(ref _partialSinceMs) is var since and > 0)
+                Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAt);
         }
     }
 

@@ -94,19 +94,21 @@ public sealed class BackPressureTests(ITestOutputHelper output)
         await paused.ReceiveAsync(StompCommand.Receipt);                // and never reads again
         var pausedSession = sessions.All.Single(s => s.Principal?.UserId == "paused");
         long lastSendStarted = 0, cutAt = 0;
-        using var watching = new CancellationTokenSource();
-        var watcher = Task.Run(async () =>
+        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        // On a thread of its own: the bursts keep the pool busy, and a starved poller would misplace the moments.
+        var watcher = Task.Factory.StartNew(() =>
         {
             while (!watching.IsCancellationRequested && cutAt == 0)
             {
                 var now = Environment.TickCount64;
                 if (pausedSession.Reason is not null) cutAt = now;
                 else if (pausedSession.SendPendingSinceMsForTests is var since and > 0) lastSendStarted = since;
-                await Task.Delay(5);
+                Thread.Sleep(2);
             }
-        });
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var withPaused = await BurstAsync("/topic/with", Count, publisher, healthy1, healthy2);
         await watcher.WaitAsync(TimeSpan.FromSeconds(10));
+        await watching.CancelAsync();
         output.WriteLine($"{Count} messages to 2 healthy subscribers: {baseline.TotalMilliseconds:F0} ms alone, "
             + $"{withPaused.TotalMilliseconds:F0} ms with a paused reader (SlowConsumerMs {slowConsumerMs}); "
             + $"the paused reader was cut {cutAt - lastSendStarted} ms after its last send started");
