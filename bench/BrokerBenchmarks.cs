@@ -56,7 +56,9 @@ public class RouterBenchmarks
 
     private sealed class NullSink : IMessageSink
     {
-        public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false) => true;
+        public DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message, bool replay = false) => DeliveryOutcome.Queued;
+
+        public Task WhenDrained() => Task.CompletedTask;
     }
 }
 

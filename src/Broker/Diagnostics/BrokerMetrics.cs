@@ -31,6 +31,7 @@ public sealed class BrokerMetrics
     private readonly Counter<long> _bytesOut;
     private readonly Counter<long> _deliveries;
     private readonly Counter<long> _slowConsumers;
+    private readonly Counter<long> _flowControlPauses;
     private readonly Counter<long> _disconnects;
     private readonly Counter<long> _errors;
     private readonly Histogram<double> _commitSeconds;
@@ -55,6 +56,8 @@ public sealed class BrokerMetrics
         _deliveries = _meter.CreateCounter<long>("wsbroker_deliveries", "{message}", "Messages queued to subscribers.");
         _slowConsumers = _meter.CreateCounter<long>("wsbroker_slow_consumer_disconnects", "{connection}",
             "Connections dropped because they did not read fast enough.");
+        _flowControlPauses = _meter.CreateCounter<long>("wsbroker_flow_control_pauses", "{pause}",
+            "Times a publisher's read loop waited for the subscribers it fed to drain below their low-water mark (credit flow).");
         _disconnects = _meter.CreateCounter<long>("wsbroker_disconnects", "{connection}", "Ended connections by reason.");
         _errors = _meter.CreateCounter<long>("wsbroker_errors", "{error}", "Errors by kind.");
         _commitSeconds = _meter.CreateHistogram("wsbroker_persistence_commit", "s", "Duration of group commits.", tags: null,
@@ -119,6 +122,9 @@ public sealed class BrokerMetrics
     }
 
     public void SlowConsumer() => _slowConsumers.Add(1);
+
+    /// <summary>A publisher's read loop waited for credit (its subscribers were above their high-water mark).</summary>
+    public void FlowControlPaused() => _flowControlPauses.Add(1);
 
     public void ProtocolError() => _errors.Add(1, _protocolError);
 

@@ -14,10 +14,18 @@ public sealed class BrokerOptions
     public int MaxHeaderLineBytes { get; set; } = 8 * 1024;
     public int MaxBodyBytes { get; set; } = 64 * 1024;
     public int MaxSubscriptionsPerSession { get; set; } = 256;
-    /// <summary>Most frames waiting to be written to one connection; beyond it the connection is a slow consumer.</summary>
+    /// <summary>High-water mark of one connection's outbound queue, in frames: a publisher that queues into it above this
+    /// stops reading its own socket until the queue is back under half of it (credit flow).</summary>
     public int OutboundQueueFrames { get; set; } = 1024;
-    /// <summary>Most bytes waiting to be written to one connection; beyond it the connection is a slow consumer.</summary>
+    /// <summary>High-water mark of one connection's outbound queue, in bytes (see <see cref="OutboundQueueFrames"/>).</summary>
     public int OutboundQueueBytes { get; set; } = 1024 * 1024;
+    /// <summary>Hard cap of one connection's outbound queue, in frames: reaching it makes the connection a slow consumer.</summary>
+    public int OutboundQueueHardCapFrames { get; set; } = 16 * 1024;
+    /// <summary>Hard cap of one connection's outbound queue, in bytes: reaching it makes the connection a slow consumer.</summary>
+    public int OutboundQueueHardCapBytes { get; set; } = 16 * 1024 * 1024;
+    /// <summary>How long a connection with bytes to send may make no write progress (no socket send completes) before it is
+    /// cut as a slow consumer; a publisher waiting for its queue to drain is released then too.</summary>
+    public int SlowConsumerMs { get; set; } = 5_000;
     /// <summary>Most messages a session may hold unacknowledged (client ack modes) before it is a slow consumer.</summary>
     public int MaxUnacked { get; set; } = 1024;
     /// <summary>Most open transactions per session and frames per transaction.</summary>
@@ -60,6 +68,9 @@ public sealed class BrokerOptions
         if (MaxSubscriptionsPerSession < 1) yield return "Broker:MaxSubscriptionsPerSession must be at least 1";
         if (OutboundQueueFrames < 2) yield return "Broker:OutboundQueueFrames must be at least 2";
         if (OutboundQueueBytes < MaxFrameBytes) yield return "Broker:OutboundQueueBytes must be at least Broker:MaxFrameBytes";
+        if (OutboundQueueHardCapFrames < OutboundQueueFrames) yield return "Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames";
+        if (OutboundQueueHardCapBytes < OutboundQueueBytes) yield return "Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes";
+        if (SlowConsumerMs < 100) yield return "Broker:SlowConsumerMs must be at least 100";
         if (MaxUnacked < 1) yield return "Broker:MaxUnacked must be at least 1";
         if (MaxTransactions < 1) yield return "Broker:MaxTransactions must be at least 1";
         if (MaxFramesPerTransaction < 1) yield return "Broker:MaxFramesPerTransaction must be at least 1";

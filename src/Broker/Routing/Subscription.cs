@@ -41,7 +41,7 @@ public sealed class Subscription
     public byte[] HeaderLine { get; }
 
     /// <summary>Hands a published message to this subscription's sink, or holds it back while a replay runs.</summary>
-    public bool Deliver(SharedMessage message)
+    public DeliveryOutcome Deliver(SharedMessage message)
     {
         var held = Volatile.Read(ref _held);
         if (held is not null)
@@ -51,7 +51,7 @@ public sealed class Subscription
                 if (ReferenceEquals(_held, held))
                 {
                     held.Add(message);
-                    return true;
+                    return DeliveryOutcome.Queued;
                 }
             }
         }

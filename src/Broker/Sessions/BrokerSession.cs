@@ -13,7 +13,10 @@ namespace WsBroker.Broker.Sessions;
 /// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.Input"/>
 /// to the session (<see cref="ReceiveAsync"/>), and one writer loop that drains the session's bounded
 /// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"). Publishers only ever call
-/// <see cref="TryDeliver"/>, which never blocks: a session that cannot keep up is closed as a slow consumer.
+/// <see cref="TryDeliver"/>, which never blocks. Credit flow (docs/design.md §3): a delivery that leaves the outbox above its
+/// high-water mark is charged to the publishing session's <see cref="PublisherCredit"/>, and that session's read loop
+/// waits (<see cref="WaitForCreditAsync"/>) until the outbox is back under its low-water mark. A session is cut as a slow
+/// consumer only when its writer makes no progress for <c>Broker:SlowConsumerMs</c> or its outbox reaches the hard cap.
 /// </summary>
 public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
@@ -30,6 +33,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private long _lastReceivedMs;
     private long _lastSentMs;
     private long _framesOut;
+    private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
+    private TaskCompletionSource? _drained;                       // publishers waiting for this outbox to drain (null: none)
+    private PublisherCredit? _credit;                             // what this session owes as a publisher (made by the read loop)
     private Timer? _abortTimer;
 
     protected BrokerSession(IConnectionTransport transport, BrokerServices services, string sessionId)
@@ -37,7 +43,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         Transport = transport;
         Services = services;
         SessionId = sessionId;
-        _outbox = new Outbox(services.Options.OutboundQueueFrames, services.Options.OutboundQueueBytes);
+        var options = services.Options;
+        _outbox = new Outbox(options.OutboundQueueFrames, options.OutboundQueueBytes, options.OutboundQueueHardCapFrames, options.OutboundQueueHardCapBytes);
         _lastReceivedMs = _lastSentMs = Environment.TickCount64;
     }
 
@@ -84,6 +91,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         {
             // Let the writer flush what is queued (e.g. an ERROR), then close; abort when it takes too long.
             _outbox.Complete();
+            ReleaseCredit();
+            _credit?.Close();
             if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
             await writer.ConfigureAwait(false);
             OnClosed();
@@ -113,6 +122,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     private async Task ReadLoopAsync()
     {
+        // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
+        // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
+        var account = _credit = new PublisherCredit();
+        account.MakeCurrent();
         await StartAsync();
         // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
         // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
@@ -140,6 +153,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 pipe.Reader.TryRead(out var read);
                 var buffer = read.Buffer;
                 var consumed = buffer.Start;
+                account.BeginHandling();
                 try
                 {
                     var handled = ReceiveAsync(buffer);
@@ -155,6 +169,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 }
                 finally
                 {
+                    account.EndHandling();
                     // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
                     pipe.Reader.AdvanceTo(consumed, buffer.End);
                 }
@@ -170,6 +185,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                     // the same frame has been waiting since an earlier read).
                     Volatile.Write(ref _partialSinceMs, Environment.TickCount64);
                 }
+                // Credit flow: what this read published went into queues above high water; read nothing more until they
+                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
+                var credit = WaitForCreditAsync();
+                if (!credit.IsCompletedSuccessfully) await credit;
             }
         }
         finally
@@ -227,17 +246,74 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts.</summary>
     protected abstract void ReplayTruncated(Subscription subscription, long next);
 
+
+    // ---- credit flow ------------------------------------------------------------------------------------------------
+
+    /// <summary>As a publisher: completes when every subscriber this session queued into above its high-water mark has
+    /// drained below its low-water mark or is closing. Allocates nothing when nothing is owed (the common case). The read
+    /// loop calls it before each socket read; a session may call it between frames too.</summary>
+    protected internal ValueTask WaitForCreditAsync() => _credit is { InDebt: true } ? PayCreditAsync() : ValueTask.CompletedTask;
+
+    private async ValueTask PayCreditAsync()
+    {
+        // Paused by the broker: the client's heart-beats and half-sent frames are not read meanwhile, not its fault.
+        Interlocked.Increment(ref _handlersRunning);
+        var pausedAt = Environment.TickCount64;
+        try
+        {
+            if (await _credit!.PayAsync(Aborted)) Services.Metrics.FlowControlPaused();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _handlersRunning);
+            Touch();
+            // A frame that spans several reads is not timed for the pauses between them (the read loop's own field).
+            if (Volatile.Read(ref _partialSinceMs) is var since and > 0)
+                Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAt);
+        }
+    }
+
+    /// <summary>As a subscriber: completes once this outbox is at or under its low-water mark, or the session is closing.</summary>
+    public Task WhenDrained()
+    {
+        if (IsClosing || _outbox.IsBelowLowWater) return Task.CompletedTask;
+        var drained = Volatile.Read(ref _drained);
+        if (drained is null)
+        {
+            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
+        }
+        // The writer may have drained (or the session closed) between the check and the exchange, seeing no waiter.
+        if (IsClosing || _outbox.IsBelowLowWater) ReleaseCredit();
+        return drained.Task;
+    }
+
+    /// <summary>Since when a socket send has been pending, 0 when none (tests).</summary>
+    internal long SendPendingSinceMsForTests => Volatile.Read(ref _sendingSinceMs);
+
+    /// <summary>Frames and deliveries waiting in the outbox (tests).</summary>
+    internal int QueuedFramesForTests => _outbox.QueuedFrames;
+
+    /// <summary>Releases the publishers waiting for this outbox.</summary>
+    private void ReleaseCredit() => Interlocked.Exchange(ref _drained, null)?.TrySetResult();
+
+    private void ReleaseCreditIfDrained()
+    {
+        if (Volatile.Read(ref _drained) is not null && _outbox.IsBelowLowWater) ReleaseCredit();
+    }
+
     // ---- outbox ---------------------------------------------------------------------------------------------------
 
-    public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
+    public DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
     {
-        if (IsClosing) return false;
+        if (IsClosing) return DeliveryOutcome.Refused;
         if (!subscription.TrackDelivery(message.Id, Services.Options.MaxUnacked))
         {
             SlowConsumer();
-            return false;
+            return DeliveryOutcome.Refused;
         }
-        return TryEnqueue(Outbound.Delivery(subscription, message, replay));
+        if (!TryEnqueue(Outbound.Delivery(subscription, message, replay))) return DeliveryOutcome.Refused;
+        return _outbox.IsAboveHighWater ? DeliveryOutcome.QueuedAboveHighWater : DeliveryOutcome.Queued;
     }
 
     /// <summary>Queues a whole pre-serialised frame (<paramref name="command"/> is what the metrics count it as).</summary>
@@ -276,11 +352,22 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         }
     }
 
-    /// <summary>Closes a session that has been silent for more than twice the agreed interval, never sent CONNECT, or left
-    /// a frame half-sent for longer than <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
+    /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; closes one that has
+    /// been silent for more than twice the agreed interval, never sent CONNECT, or left a frame half-sent for longer than
+    /// <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
     internal void CheckTimeouts(long nowMs)
     {
-        if (IsClosing || Volatile.Read(ref _handlersRunning) > 0) return;
+        if (IsClosing) return;
+        var sendingSince = Volatile.Read(ref _sendingSinceMs);
+        if (sendingSince > 0 && nowMs - sendingSince > Services.Options.SlowConsumerMs)
+        {
+            // The client stopped reading: the pending send holds the writer, so no ERROR can follow it. Drop the socket now
+            // (its publishers were released by SlowConsumer).
+            SlowConsumer();
+            Abort(DisconnectReason.SlowConsumer);
+            return;
+        }
+        if (Volatile.Read(ref _handlersRunning) > 0) return;
         var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
         var partialSince = Volatile.Read(ref _partialSinceMs);
         if (!IsAuthenticated && nowMs - StartedAtMs > Services.Options.ConnectTimeoutMs)
@@ -326,6 +413,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             return;
         }
         _outbox.Complete();
+        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -336,6 +424,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
         if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
         _outbox.Complete();
+        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -345,6 +434,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
         _outbox.Complete();
+        ReleaseCredit();
         try
         {
             _abort.Cancel();
@@ -360,6 +450,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         Services.Metrics.SlowConsumer();
         Volatile.Write(ref _closeRequested, 1);
         _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort)
+        ReleaseCredit();                                      // never hold a publisher for a consumer being cut
         ArmAbortTimer();
     }
 
@@ -394,9 +485,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 {
                     if (Encode(item, buffer, ref batch)) { close = true; break; }
                 }
+                ReleaseCreditIfDrained();
                 if (buffer.WrittenCount > 0)
                 {
+                    // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
+                    Volatile.Write(ref _sendingSinceMs, Environment.TickCount64);
                     await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
+                    Volatile.Write(ref _sendingSinceMs, 0);
                     Volatile.Write(ref _lastSentMs, Environment.TickCount64);
                     // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
                     Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
@@ -472,6 +567,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         var batch = new Batch();
         while (_outbox.TryRead(out var item)) Encode(item, output, ref batch);
+        ReleaseCreditIfDrained();
         return batch.Frames;
     }
 

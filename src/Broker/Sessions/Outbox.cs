@@ -3,21 +3,26 @@ using System.Threading.Channels;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// A session's bounded queue of what is to be written: at most <c>frames</c> items and <c>bytes</c> bytes of frames and
-/// deliveries. Writing never blocks; a write that does not fit fails, and the session treats that as a slow consumer.
-/// Control items (ERROR, close, heart-beat) are not counted against the byte bound.
+/// A session's queue of what is to be written, with two marks (docs/design.md §3). Above the high-water mark
+/// (<c>Broker:OutboundQueueFrames</c> / <c>Broker:OutboundQueueBytes</c>) the session asks its publishers to wait until it
+/// is back under the low-water mark (half of high water); at the hard cap (<c>Broker:OutboundQueueHardCapFrames</c> /
+/// <c>…HardCapBytes</c>) a write fails, and the session treats that as a slow consumer. Writing never blocks. Control items
+/// (ERROR, close, heart-beat) count against neither mark nor the byte cap.
 /// <para>A struct kept in a (non-readonly) field of its session, so an idle session pays for no extra object: use it only
 /// through that field, never through a copy.</para>
 /// </summary>
-internal struct Outbox(int frames, int bytes)
+internal struct Outbox(int highFrames, int highBytes, int capFrames, int capBytes)
 {
-    private readonly Channel<Outbound> _channel = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(frames)
+    private readonly Channel<Outbound> _channel = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(capFrames)
     {
         SingleReader = true,
-        FullMode = BoundedChannelFullMode.Wait,                  // TryWrite fails when full: the slow-consumer signal
+        FullMode = BoundedChannelFullMode.Wait,                  // TryWrite fails when full: the hard cap
     });
-    private readonly int _bytes = bytes;
+    private readonly int _highFrames = highFrames;
+    private readonly int _highBytes = highBytes;
+    private readonly int _capBytes = capBytes;
     private long _queuedBytes;
+    private int _queuedFrames;
     private int _slow;
 
     public bool IsSlow => Volatile.Read(ref _slow) != 0;
@@ -25,11 +30,23 @@ internal struct Outbox(int frames, int bytes)
     /// <summary>Bytes of frames and deliveries waiting.</summary>
     public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
 
+    /// <summary>Frames and deliveries waiting (control items not counted).</summary>
+    public int QueuedFrames => Volatile.Read(ref _queuedFrames);
+
+    /// <summary>Above the high-water mark: whoever queued into it should wait for <see cref="IsBelowLowWater"/>.</summary>
+    public bool IsAboveHighWater => QueuedFrames > _highFrames || QueuedBytes > _highBytes;
+
+    /// <summary>At or under half of the high-water mark, in frames and in bytes.</summary>
+    public bool IsBelowLowWater => QueuedFrames <= _highFrames / 2 && QueuedBytes <= _highBytes / 2;
+
+    /// <summary>Queues a frame or delivery; false at the hard cap (or once completed).</summary>
     public bool TryWrite(in Outbound item)
     {
-        if (Interlocked.Add(ref _queuedBytes, item.Size) > _bytes || !_channel.Writer.TryWrite(item))
+        Interlocked.Increment(ref _queuedFrames);
+        if (Interlocked.Add(ref _queuedBytes, item.Size) > _capBytes || !_channel.Writer.TryWrite(item))
         {
             Interlocked.Add(ref _queuedBytes, -item.Size);
+            Interlocked.Decrement(ref _queuedFrames);
             return false;
         }
         return true;
@@ -40,7 +57,11 @@ internal struct Outbox(int frames, int bytes)
     public bool TryRead(out Outbound item)
     {
         if (!_channel.Reader.TryRead(out item)) return false;
-        if (item.Counted) Interlocked.Add(ref _queuedBytes, -item.Size);
+        if (item.Counted)
+        {
+            Interlocked.Add(ref _queuedBytes, -item.Size);
+            Interlocked.Decrement(ref _queuedFrames);
+        }
         return true;
     }
 

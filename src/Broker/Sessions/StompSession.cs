@@ -55,6 +55,9 @@ public sealed class StompSession : BrokerSession
             Services.Metrics.FrameReceived(_parser.Frame.Command);
             var handled = HandleFrameAsync(_parser.Frame);
             if (!handled.IsCompletedSuccessfully) await handled;
+            // Credit flow: a burst in one read stops at the first frame that left a subscriber above its high water.
+            var credit = WaitForCreditAsync();
+            if (!credit.IsCompletedSuccessfully) await credit;
         }
         return buffer.Start;
     }

@@ -223,9 +223,11 @@ public abstract class ChatTests : IAsyncLifetime
         await sending;
         await client.ReceiveUntilReceiptAsync("r199");
         var bySubscription = new Dictionary<string, List<string>>();
-        while (bySubscription.Count < 3 || bySubscription.Values.Any(l => l.Count < 200))
+        var receipts = 0;
+        while (receipts < 3 || bySubscription.Count < 3 || bySubscription.Values.Any(l => l.Count < 200))
         {
             var frame = await admin.ReceiveAsync();
+            if (frame.Command == StompCommand.Receipt) receipts++;
             if (frame.Command != StompCommand.Message) continue;
             var list = bySubscription.TryGetValue(frame.Headers["subscription"]!, out var l) ? l : bySubscription[frame.Headers["subscription"]!] = [];
             list.Add(frame.BodyText);

@@ -126,10 +126,12 @@ public class BackplaneSeamTests
     {
         public int Count;
 
-        public bool TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
+        public DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
         {
             Count++;
-            return true;
+            return DeliveryOutcome.Queued;
         }
+
+        public Task WhenDrained() => Task.CompletedTask;
     }
 }

@@ -1,0 +1,213 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using WsBroker.Broker.Access;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Diagnostics;
+using WsBroker.Broker.Options;
+using WsBroker.Broker.Routing;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Sessions;
+
+/// <summary>Credit flow between sessions over in-memory transports: a subscriber's socket send can be held, so "the client
+/// stopped reading" is exact and no timing of a real socket is involved.</summary>
+public sealed class CreditFlowTests : IAsyncDisposable
+{
+    private const string Key = "credit-tests-signing-key-0123456789abcdefgh";
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
+    private readonly BrokerServices _services;
+    private readonly List<(BrokerSession Session, Task Run)> _sessions = [];
+
+    public CreditFlowTests() : this(new BrokerOptions { OutboundQueueFrames = 4, OutboundQueueHardCapFrames = 64, SlowConsumerMs = 200 }) { }
+
+    private CreditFlowTests(BrokerOptions brokerOptions)
+    {
+        var options = Microsoft.Extensions.Options.Options.Create(brokerOptions);
+        var router = new TopicRouter();
+        var metrics = new BrokerMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
+            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
+            new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [], metrics,
+            new MessageIdGenerator(0), NullLoggerFactory.Instance);
+    }
+
+    [Fact]
+    public async Task Publisher_AboveHighWater_ItsNextFrameWaitsUntilTheSubscriberDrained()
+    {
+        var (subscriber, subscriberIo) = await ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        var (_, publisherIo) = await ConnectAsync("pub");
+        await HoldWriterAsync(subscriber, subscriberIo, publisherIo);
+        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(1, 9).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0")));
+        await WaitUntilAsync(() => subscriber.QueuedFramesForTests > 4);       // above high water (4)
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/b\nreceipt:later\n\n\0");
+        await Task.Delay(300);
+        Assert.Null(publisherIo.TryTakeFrame());                                // the publisher's read loop is paused
+        subscriberIo.ReleaseSends();
+        Assert.Equal("later", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
+        var bodies = new List<string>();
+        while (bodies.Count < 10) bodies.Add((await subscriberIo.ReceiveAsync()).BodyText);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), bodies);
+        Assert.Null(subscriber.Reason);
+    }
+
+    [Fact]
+    public async Task SubscriberWithNoWriteProgress_CutBySlowConsumerMs_AndItsPublisherReleased()
+    {
+        var (subscriber, subscriberIo) = await ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        var (publisher, publisherIo) = await ConnectAsync("pub");
+        await HoldWriterAsync(subscriber, subscriberIo, publisherIo);
+        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(1, 9).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0")));
+        await WaitUntilAsync(() => subscriber.QueuedFramesForTests > 4);
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/b\nreceipt:later\n\n\0");
+        var sendingSince = subscriber.SendPendingSinceMsForTests;
+        subscriber.CheckTimeouts(sendingSince + 150);                           // within SlowConsumerMs (200): kept
+        Assert.Null(subscriber.Reason);
+        subscriber.CheckTimeouts(sendingSince + 250);                           // past it: cut, the publisher released
+        Assert.Equal(DisconnectReason.SlowConsumer, subscriber.Reason);
+        Assert.Equal("later", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
+        Assert.Null(publisher.Reason);
+    }
+
+    [Fact]
+    public async Task PublishOutsideAReadLoop_NeverWaits_AndTheHardCapCutsAConsumerThatNeverReads()
+    {
+        var (subscriber, subscriberIo) = await ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        subscriberIo.HoldSends();
+        for (var i = 0; i < 100 && subscriber.Reason is null; i++)
+            _services.Backplane.Publish(SharedMessage.Create(_services.Ids.Next(), "/topic/a", [], Encoding.UTF8.GetBytes("x")));
+        Assert.Equal(DisconnectReason.SlowConsumer, subscriber.Reason);   // at the hard cap (64), long before SlowConsumerMs
+        Assert.True(subscriber.QueuedFramesForTests <= 64);
+    }
+
+    [Fact]
+    public async Task IdlePublisher_OwesNothing_AndASubscriberBelowHighWaterChargesNobody()
+    {
+        var (subscriber, subscriberIo) = await ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        var (publisher, publisherIo) = await ConnectAsync("pub");
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/a\n\nx\0SEND\ndestination:/topic/b\nreceipt:r\n\n\0");
+        Assert.Equal("r", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
+        Assert.Equal("x", (await subscriberIo.ReceiveAsync()).BodyText);
+        Assert.True(publisher.WaitForCreditAsync().IsCompletedSuccessfully);
+        Assert.True(subscriber.WhenDrained().IsCompletedSuccessfully);
+    }
+
+    [Fact]
+    public void Validate_HardCapsBelowHighWater_AreRefused()
+    {
+        var problems = new BrokerOptions { OutboundQueueHardCapFrames = 10, OutboundQueueHardCapBytes = 1000, SlowConsumerMs = 10 }.Validate().ToList();
+        Assert.Contains("Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames", problems);
+        Assert.Contains("Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes", problems);
+        Assert.Contains("Broker:SlowConsumerMs must be at least 100", problems);
+    }
+
+    private async Task<(StompSession Session, SessionIo Io)> ConnectAsync(string user)
+    {
+        var io = new SessionIo();
+        var session = new StompSession(io, _services, user, null);
+        _sessions.Add((session, session.RunAsync()));
+        var token = new JwtIssuer(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })).Issue(user, "client", user, TimeSpan.FromHours(1));
+        await io.WriteAsync($"CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0");
+        Assert.Equal(StompCommand.Connected, (await io.ReceiveAsync()).Command);
+        return (session, io);
+    }
+
+    // The subscriber's client stops reading: its writer is held sending message 0, so what follows stays queued.
+    private static async Task HoldWriterAsync(BrokerSession subscriber, SessionIo subscriberIo, SessionIo publisherIo)
+    {
+        subscriberIo.HoldSends();
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/a\n\n0\0");
+        await WaitUntilAsync(() => subscriber.SendPendingSinceMsForTests > 0);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + s_wait;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in time");
+            await Task.Delay(5);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var (session, run) in _sessions)
+        {
+            session.Abort(DisconnectReason.ClientClosed);
+            await run.WaitAsync(s_wait);
+        }
+    }
+
+    /// <summary>An in-memory transport whose sends can be held: a held send is a client that stopped reading.</summary>
+    private sealed class SessionIo : IConnectionTransport
+    {
+        private readonly InMemoryTransport _inner = new();
+        private readonly StompFrameParser _parser = new(StompLimits.Default);
+        private TaskCompletionSource? _held;
+        private byte[] _pending = [];
+
+        public void HoldSends() => Volatile.Write(ref _held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public void ReleaseSends() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
+
+        public async Task WriteAsync(string wire) => await _inner.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
+
+        public async Task SubscribeAsync(string destination)
+        {
+            await WriteAsync($"SUBSCRIBE\nid:1\ndestination:{destination}\nreceipt:sub\n\n\0");
+            Assert.Equal("sub", (await ReceiveAsync()).Headers["receipt-id"]);
+        }
+
+        public StompFrame? TryTakeFrame()
+        {
+            while (true)
+            {
+                var sequence = new ReadOnlySequence<byte>(_pending);
+                if (_parser.TryParse(ref sequence, out _) == OperationStatus.Done)
+                {
+                    var frame = _parser.Frame.ToFrame();
+                    _pending = sequence.ToArray();
+                    return frame;
+                }
+                if (!_inner.Sent.TryRead(out var message)) return null;
+                _pending = [.. _pending, .. message.Payload];
+            }
+        }
+
+        public async Task<StompFrame> ReceiveAsync()
+        {
+            using var timeout = new CancellationTokenSource(s_wait);
+            while (true)
+            {
+                if (TryTakeFrame() is { } frame) return frame;
+                await _inner.Sent.WaitToReadAsync(timeout.Token);
+            }
+        }
+
+        public ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
+            _inner.ReceiveAsync(buffer, cancellationToken);
+
+        public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
+        {
+            if (Volatile.Read(ref _held) is { } held) await held.Task.WaitAsync(cancellationToken);
+            await _inner.SendAsync(message, binary, cancellationToken);
+        }
+
+        public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => _inner.CloseAsync(reason, cancellationToken);
+
+        public void Abort()
+        {
+            ReleaseSends();
+            _inner.Abort();
+        }
+    }
+}
