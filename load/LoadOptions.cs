@@ -51,6 +51,7 @@ public sealed record LoadOptions
                    (fanout and rate pace from one thread, SCHED_FIFO when allowed; send_lag_* is the tool's own lateness)
           idle     C idle connections with one subscription each, held for --duration: how many held, memory per connection (--pid)
           chat     WsBroker chat: customers send to /topic/private-chat/admin1/clientN with receipts (stored): stored/s, receipt latency
+                   (start the broker with --Chat:MessagesPerSecond and --Chat:MessageBurst raised: the default limit is for people)
 
         options:
           --url <ws-url>          broker WebSocket URL (default ws://127.0.0.1:8080/ws)

@@ -32,7 +32,8 @@ for round in 1 2; do
     tree=$([ "$side" = before ] && echo "$trees/before" || echo "$after_tree")
     data=$(mktemp -d)
     dotnet "$tree/src/Broker/bin/Release/net10.0/WsBroker.Broker.dll" --urls http://127.0.0.1:8090 --Logging:LogLevel:Default=Warning \
-      --Broker:DiagnosticsEndpoints=true "--ConnectionStrings:Sqlite=Data Source=$data/wsbroker.db" >"$data/broker.log" 2>&1 &
+      --Broker:DiagnosticsEndpoints=true --Chat:MessagesPerSecond=1000000 --Chat:MessageBurst=1000000 \
+      "--ConnectionStrings:Sqlite=Data Source=$data/wsbroker.db" >"$data/broker.log" 2>&1 &
     broker=$!
     for _ in $(seq 1 60); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && break; sleep 0.5; done
     args=(--url ws://127.0.0.1:8090/ws --dev-tokens --label "$side-$round" --out "$out" --no-progress)

@@ -13,7 +13,8 @@ dotnet build -c Release -nologo -clp:ErrorsOnly src/Broker >/dev/null
 dotnet build -c Release -nologo -clp:ErrorsOnly load >/dev/null
 data=$(mktemp -d)
 dotnet src/Broker/bin/Release/net10.0/WsBroker.Broker.dll --urls http://127.0.0.1:8090 --Logging:LogLevel:Default=Warning \
-  --Broker:DiagnosticsEndpoints=true "--ConnectionStrings:Sqlite=Data Source=$data/wsbroker.db" >"$data/broker.log" 2>&1 &
+  --Broker:DiagnosticsEndpoints=true --Chat:MessagesPerSecond=1000000 --Chat:MessageBurst=1000000 \
+  "--ConnectionStrings:Sqlite=Data Source=$data/wsbroker.db" >"$data/broker.log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 60); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && break; sleep 0.5; done

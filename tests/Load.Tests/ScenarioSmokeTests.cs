@@ -14,7 +14,9 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _database = Path.Combine(Path.GetTempPath(), $"wsbroker-load-test-{Guid.NewGuid():N}.db");
-        _app = BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", $"--ConnectionStrings:Sqlite=Data Source={_database}"]);
+        // The chat scenario sends far faster than a person: the per-session chat rate limit is raised as load/compare.sh does.
+        _app = BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", $"--ConnectionStrings:Sqlite=Data Source={_database}",
+            "--Chat:MessagesPerSecond=1000000", "--Chat:MessageBurst=1000000"]);
         await _app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         _ws = new Uri(_app.Urls.First().Replace("http", "ws", StringComparison.Ordinal) + "/ws");
     }
