@@ -40,7 +40,7 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1' } });
   let output = '';
   const url = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`broker did not start within 30 s:\n${output}`)), 30_000);
+    const timer = setTimeout(() => { child.kill('SIGKILL'); fail(new Error(`broker did not start within 30 s:\n${output}`)); }, 30_000);
     const onData = (chunk) => {
       output += chunk;
       const match = /Now listening on: (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
@@ -56,6 +56,12 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
   });
+  /** Sends `signal` (e.g. SIGKILL) and resolves with the exit code/signal once the process is gone. */
+  const kill = (signal) => new Promise((ok) => {
+    if (child.exitCode !== null || child.signalCode !== null) return ok({ code: child.exitCode, signal: child.signalCode });
+    child.once('exit', (code, sig) => ok({ code, signal: sig }));
+    child.kill(signal);
+  });
   return {
     url,
     wsUrl: url.replace('http://', 'ws://') + '/ws',
@@ -63,6 +69,7 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     dataDir,
     output: () => output,
     stop,
+    kill,
     async dispose() { await stop(); if (ownData) rmSync(dataDir, { recursive: true, force: true }); },
   };
 }
