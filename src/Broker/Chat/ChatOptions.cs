@@ -30,7 +30,7 @@ public sealed class ChatOptions
     public IEnumerable<string> Validate()
     {
         if (TypingPerSecond is < 1 or > 1000) yield return "Chat:TypingPerSecond must be between 1 and 1000";
-        if (MaxReplay is < 1 or > 10_000) yield return "Chat:MaxReplay must be between 1 and 10000";
+        if (MaxReplay is < 1 or > 5_000) yield return "Chat:MaxReplay must be between 1 and 5000";
         if (MessagesPerSecond < 1) yield return "Chat:MessagesPerSecond must be at least 1";
         if (MessageBurst < 1) yield return "Chat:MessageBurst must be at least 1";
         if (WebRoot is not null && !Directory.Exists(WebRoot)) yield return $"Chat:WebRoot: folder not found: {WebRoot}";

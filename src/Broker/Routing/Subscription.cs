@@ -78,17 +78,56 @@ public sealed class Subscription
         }
     }
 
-    /// <summary>Records a delivery that needs an ACK; false when <paramref name="max"/> are already outstanding.</summary>
-    public bool TrackDelivery(long messageId, int max)
+    /// <summary>SUBSCRIBE's <c>prefetch-count</c> (client ack modes): at most this many messages are unacknowledged; later
+    /// ones wait here, in order, until ACKs make room (0: no window; <c>Broker:MaxUnacked</c> then cuts a consumer that
+    /// never acknowledges).</summary>
+    public int Prefetch { get; init; }
+
+    // Messages past the prefetch window, oldest first (guarded by _unacked).
+    private Queue<Pending>? _waiting;
+
+    /// <summary>Whether a delivery goes out now, waits for ACKs (prefetch window full), or overflows (the consumer holds
+    /// <paramref name="maxUnacked"/> unacknowledged without a window, or <paramref name="maxWaiting"/> are waiting).</summary>
+    public Admission Admit(SharedMessage message, bool replay, int maxUnacked, int maxWaiting) =>
+        Admit(new Pending(message.Id, message, replay), maxUnacked, maxWaiting);
+
+    private Admission Admit(Pending pending, int maxUnacked, int maxWaiting)
     {
-        if (_unacked is null) return true;
+        if (_unacked is null) return Admission.Deliver;
         lock (_unacked)
         {
-            if (_unacked.Count >= max) return false;
-            _unacked.Add(messageId);
+            if (Prefetch > 0 && pending.Message is not null)
+            {
+                if ((_waiting?.Count ?? 0) > 0 || _unacked.Count >= Prefetch)
+                {
+                    if ((_waiting?.Count ?? 0) >= maxWaiting) return Admission.Overflow;
+                    (_waiting ??= new Queue<Pending>()).Enqueue(pending);
+                    return Admission.Wait;
+                }
+            }
+            else if (_unacked.Count >= maxUnacked) return Admission.Overflow;
+            _unacked.Add(pending.Id);
+            return Admission.Deliver;
+        }
+    }
+
+    /// <summary>After an ACK: the next waiting message if the window has room (it is then counted as unacknowledged).</summary>
+    public bool TryRelease(out SharedMessage message, out bool replay)
+    {
+        message = null!;
+        replay = false;
+        if (_unacked is null) return false;
+        lock (_unacked)
+        {
+            if (_waiting is not { Count: > 0 } || _unacked.Count >= Prefetch) return false;
+            var next = _waiting.Dequeue();
+            _unacked.Add(next.Id);
+            (message, replay) = (next.Message!, next.Replay);
             return true;
         }
     }
+
+    private readonly record struct Pending(long Id, SharedMessage? Message, bool Replay);
 
     /// <summary>Settles an ACK or NACK: in <c>client</c> mode cumulatively (everything up to the id), else just the id.
     /// False when the id is not outstanding.</summary>

@@ -225,7 +225,17 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         subscription.BeginReplay();
         Services.Router.Add(subscription);
-        var page = await replay.ReplayAsync(subscription.Destination, since, Aborted);
+        ReplayPage page;
+        try
+        {
+            page = await replay.ReplayAsync(subscription.Destination, since, Aborted);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A source that failed unexpectedly: the client hears it (and can resubscribe), the log has the detail.
+            Log.ReplayFailed(Services.Logger, ex, SessionId, subscription.Destination.Text);
+            page = new ReplayPage([], Error: "internal error");
+        }
         if (page.Error is not null)
         {
             subscription.EndReplay(long.MaxValue);
@@ -307,13 +317,23 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message, bool replay = false)
     {
         if (IsClosing) return DeliveryOutcome.Refused;
-        if (!subscription.TrackDelivery(message.Id, Services.Options.MaxUnacked))
+        switch (subscription.Admit(message, replay, Services.Options.MaxUnacked, Services.Options.OutboundQueueHardCapFrames))
         {
-            SlowConsumer();
-            return DeliveryOutcome.Refused;
+            case Admission.Wait:
+                return DeliveryOutcome.Queued;                   // held by the subscription until ACKs open its window
+            case Admission.Overflow:
+                SlowConsumer();
+                return DeliveryOutcome.Refused;
         }
         if (!TryEnqueue(Outbound.Delivery(subscription, message, replay))) return DeliveryOutcome.Refused;
         return _outbox.IsAboveHighWater ? DeliveryOutcome.QueuedAboveHighWater : DeliveryOutcome.Queued;
+    }
+
+    /// <summary>Queues the messages an ACK let out of <paramref name="subscription"/>'s prefetch window.</summary>
+    protected void ReleaseWaiting(Subscription subscription)
+    {
+        while (!IsClosing && subscription.TryRelease(out var message, out var replay))
+            TryEnqueue(Outbound.Delivery(subscription, message, replay));
     }
 
     /// <summary>Queues a whole pre-serialised frame (<paramref name="command"/> is what the metrics count it as).</summary>
@@ -586,5 +606,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
         [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "connection {SessionId} failed")]
         public static partial void ConnectionFailed(ILogger logger, Exception exception, string sessionId);
+
+        [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "replay of {Destination} for connection {SessionId} failed")]
+        public static partial void ReplayFailed(ILogger logger, Exception exception, string sessionId, string destination);
     }
 }

@@ -215,8 +215,16 @@ public sealed class StompSession : BrokerSession
         }
         var version = _state.Version;
         var observer = Services.FindDeliveryObserver(destination);
-        var outcome = _subscriptions.TryAdd(id, number => new Subscription(this, id, destination, ack, number, version) { Observer = observer },
-            out var subscription);
+        var prefetch = 0;
+        if (frame.TryGetHeader("prefetch-count"u8, out var prefetchText)
+            && (!Utf8Parser.TryParse(prefetchText, out prefetch, out var prefetchUsed) || prefetchUsed != prefetchText.Length || prefetch < 0))
+        {
+            ProtocolError("invalid prefetch-count header", ReceiptOf(frame));
+            return;
+        }
+        if (ack == AckMode.Auto) prefetch = 0;                       // a window only means something with acknowledgements
+        var outcome = _subscriptions.TryAdd(id, number => new Subscription(this, id, destination, ack, number, version)
+            { Observer = observer, Prefetch = prefetch }, out var subscription);
         if (outcome != SubscribeOutcome.Added)
         {
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
@@ -321,6 +329,7 @@ public sealed class StompSession : BrokerSession
             return false;
         }
         subscription.Observer?.Delivered(messageId, Principal!.UserId);    // under client acks, an ACK is what delivered means
+        ReleaseWaiting(subscription);
         return true;
     }
 

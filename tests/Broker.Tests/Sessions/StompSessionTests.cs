@@ -214,6 +214,25 @@ public sealed class StompSessionTests : IAsyncDisposable
         Assert.Equal("server shutting down", error.Headers["message"]);
     }
 
+    [Fact]
+    public async Task PrefetchCount_BoundsTheUnacknowledged_LaterMessagesWaitForAcks()
+    {
+        await ConnectAsync();
+        await SendAsync("SUBSCRIBE\nid:s\ndestination:/topic/work\nack:client-individual\nprefetch-count:2\nreceipt:r\n\n\0");
+        Assert.Equal("r", (await ReceiveAsync()).Headers["receipt-id"]);
+        for (var i = 1; i <= 5; i++) _services.Backplane.Publish(SharedMessage.Create(i, "/topic/work", [], Encoding.UTF8.GetBytes("w" + i)));
+        var first = await ReceiveAsync();
+        var second = await ReceiveAsync();
+        Assert.Equal(["w1", "w2"], new[] { first.BodyText, second.BodyText });
+        await Task.Delay(200);
+        Assert.False(_transport.Sent.TryPeek(out _));                   // the window is full: nothing more, nobody cut
+        await SendAsync($"ACK\nid:{first.Headers["ack"]}\n\n\0");
+        Assert.Equal("w3", (await ReceiveAsync()).BodyText);
+        await SendAsync($"ACK\nid:{second.Headers["ack"]}\n\n\0");
+        Assert.Equal("w4", (await ReceiveAsync()).BodyText);
+        Assert.Null(_session.Reason);
+    }
+
     private static SharedMessage Message(long id) => SharedMessage.Create(id, "/topic/stored/a", [], Encoding.UTF8.GetBytes("m" + id));
 
     public async ValueTask DisposeAsync()
