@@ -237,6 +237,27 @@ public abstract class ChatTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CustomerBurstOf1500_LeavesTheAdministratorConnected_AndEveryMessageArrivesInOrder()
+    {
+        // One WebSocket message carrying 1,500 chat SENDs (the rate limit raised: this is about the admin's queue).
+        await using var burst = await TestBroker.StartAsync("Chat:MessagesPerSecond=100000", "Chat:MessageBurst=100000",
+            $"Auth:SigningKey={TestBroker.SigningKey}");
+        await using var admin = await burst.ConnectAsync("admin1", "admin");
+        await admin.SendAsync("SUBSCRIBE\nid:all\ndestination:/topic/private-chat/admin1/*\nreceipt:s\n\n\0");
+        await admin.ReceiveUntilReceiptAsync("s");
+        await using var client = await burst.ConnectAsync("client1");
+        var wire = new StringBuilder();
+        for (var i = 0; i < 1500; i++) wire.Append($"SEND\ndestination:/topic/private-chat/admin1/client1\n\nb{i}\0");
+        wire.Append("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:last\n\nlast\0");
+        await client.SendAsync(wire.ToString());
+        for (var i = 0; i < 1500; i++) Assert.Equal($"b{i}", (await admin.ReceiveAsync(StompCommand.Message)).BodyText);
+        Assert.Equal("last", (await admin.ReceiveAsync(StompCommand.Message)).BodyText);
+        await client.ReceiveUntilReceiptAsync("last");
+        await admin.SendAsync("SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:alive\n\nstill here\0");
+        await admin.ReceiveUntilReceiptAsync("alive");                  // the admin's session was never cut
+    }
+
+    [Fact]
     public async Task ChatMessages_OverTheRateLimit_AreRefused_ConnectionKept()
     {
         await using var limited = await TestBroker.StartAsync("Chat:MessagesPerSecond=1", "Chat:MessageBurst=3",
