@@ -13,7 +13,7 @@ public sealed class LoadUsageException(string message) : Exception(message)
 /// <summary>Everything a run is told on the command line. Every run is bounded in time and in count.</summary>
 public sealed record LoadOptions
 {
-    public static readonly string[] Scenarios = ["pairs", "fanout", "rate", "idle", "chat"];
+    public static readonly string[] Scenarios = ["pairs", "fanout", "rate", "idle", "chat", "chat-rate"];
 
     public string Scenario { get; init; } = "pairs";
     public Uri Url { get; init; } = new("ws://127.0.0.1:8080/ws");
@@ -52,6 +52,8 @@ public sealed record LoadOptions
           idle     C idle connections with one subscription each, held for --duration: how many held, memory per connection (--pid)
           chat     WsBroker chat: customers send to /topic/private-chat/admin1/clientN with receipts (stored): stored/s, receipt latency
                    (start the broker with --Chat:MessagesPerSecond and --Chat:MessageBurst raised: the default limit is for people)
+          chat-rate  WsBroker chat at a fixed offered --rate from client1..3 to admin1 (subscribed to its /*): latency from
+                   SEND to the admin's MESSAGE, which comes after the commit
 
         options:
           --url <ws-url>          broker WebSocket URL (default ws://127.0.0.1:8080/ws)
@@ -65,7 +67,7 @@ public sealed record LoadOptions
           --pairs <n>             pairs/rate/chat: pairs or customers (default 50)
           --subscribers <n>       fanout: subscribers (default 100)
           --inflight <n>          pairs/chat: messages in flight per connection (default 10)
-          --rate <n>              fanout/rate: messages per second offered (default 1000)
+          --rate <n>              fanout/rate/chat-rate: messages per second offered (default 1000)
           --duration <time>       measured time, e.g. 10s, 500ms, 1m (default 10s)
           --warmup <time>         unmeasured time before it (default 2s)
           --messages <n>          stop after this many messages even before --duration (default 1000000)
@@ -127,7 +129,7 @@ public sealed record LoadOptions
         if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
         if (o.GcUrl is not null && !o.AllowRemote && !IsLoopback(o.GcUrl))
             throw new LoadUsageException($"--gc-url {o.GcUrl} is not a loopback address (use --allow-remote)");
-        if (o.Scenario == "chat" && !o.DevTokens)
+        if (o.Scenario is "chat" or "chat-rate" && !o.DevTokens)
             throw new LoadUsageException("chat connects as the demo customers client1..client3: it needs --dev-tokens (a single --token would be rejected on the other conversations)");
         if (o.Pid is { } pid && !File.Exists($"/proc/{pid}/status")) throw new LoadUsageException($"--pid {pid}: no such process");
         _ = tokenFile;

@@ -82,6 +82,7 @@ public static class Scenarios
         "rate" => RateAsync(o, stats, cancellationToken),
         "idle" => IdleAsync(o, stats, cancellationToken),
         "chat" => ChatAsync(o, stats, cancellationToken),
+        "chat-rate" => ChatRateAsync(o, stats, cancellationToken),
         _ => throw new LoadUsageException($"unknown scenario '{o.Scenario}'"),
     };
 
@@ -372,6 +373,62 @@ public static class Scenarios
             // A message with neither receipt nor rejection after the drain is lost.
             var lost = await EndClosedLoopAsync(sending, senders, stop, loops, () => outstanding.Sum(d => (long)d.Count));
             return Result(o, stats, connections.Count, lost, new Dictionary<string, double> { ["rejected"] = rejected });
+        }
+        finally
+        {
+            stop.Cancel();
+            await DisposeAllAsync(connections);
+        }
+    }
+
+    // ---- chat-rate: stored chat messages at a fixed offered rate, SEND to the admin's MESSAGE (WsBroker) ------------------
+
+    /// <summary>The customers client1..3 send to their conversations at <c>--rate</c> in all (paced from one thread, as
+    /// <c>rate</c>); admin1, subscribed to <c>/topic/private-chat/admin1/*</c>, receives each message after its commit. The
+    /// latency is from the intended send time to the admin's MESSAGE: it includes the group commit.</summary>
+    private static async Task<ScenarioResult> ChatRateAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
+    {
+        var tokens = new TokenSource(o);
+        var connections = new List<LoadConnection>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var loops = new List<Task>();
+        long rejected = 0;
+        try
+        {
+            var admin = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+            connections.Add(admin);
+            await admin.SubscribeAsync("/topic/private-chat/admin1/*", "all", cancellationToken);
+            loops.Add(WatchAsync(admin, frame =>
+            {
+                if (frame.Command == StompCommand.Message) stats.Delivered(LoadConnection.ReadTimestamp(frame.Body));
+            }, stats, stop.Token));
+            var senders = new List<(LoadConnection Conn, string To)>();
+            for (var i = 0; i < Math.Max(1, Math.Min(o.Pairs, 3)); i++)
+            {
+                var user = "client" + (i + 1);                          // the embedded demo customers
+                var conn = await LoadConnection.ConnectAsync(o, await tokens.ForAsync(user), cancellationToken);
+                connections.Add(conn);
+                await conn.SubscribeAsync("/user/queue/errors", "errors", cancellationToken);
+                loops.Add(WatchAsync(conn, frame =>
+                {
+                    if (frame.Command == StompCommand.Message) { Interlocked.Increment(ref rejected); stats.CountError(); }
+                }, stats, stop.Token));
+                senders.Add((conn, $"/topic/private-chat/admin1/{user}"));
+            }
+            stats.Start(o.Warmup);
+            stop.CancelAfter(HardLimit(o));
+            var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
+            var lag = await Pacer.RunAsync(total, o.Rate, (k, intended) =>
+            {
+                var (conn, to) = senders[(int)(k % senders.Count)];
+                return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
+            }, stop.Token);
+            var lost = await DrainAsync(() => stats.Sent - stats.DeliveredAll - Interlocked.Read(ref rejected));
+            stop.Cancel();
+            return Result(o, stats, connections.Count, lost, new Dictionary<string, double>
+            {
+                ["offered_rate"] = o.Rate, ["rejected"] = rejected, ["send_lag_p99_ms"] = lag.GetValueAtPercentile(99) / 1000.0,
+            });
         }
         finally
         {

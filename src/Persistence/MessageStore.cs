@@ -329,6 +329,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
             parameters.Add("t" + i, m.SentAt.ToUnixTimeMilliseconds());
             parameters.Add("k" + i, m.ClientMsgId, System.Data.DbType.String);
         }
+        using var writing = await _dialect.EnterWriteAsync(CancellationToken.None).ConfigureAwait(false);
         await using var connection = _dialect.CreateConnection();
         await connection.OpenAsync().ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync().ConfigureAwait(false);
@@ -370,6 +371,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         _gate.ThrowIfClosed();
         await FlushAsync(p => p.Id == messageId).ConfigureAwait(false);      // it may have been delivered before its commit
         var at = seenAt.ToUnixTimeMilliseconds();
+        using var writing = await _dialect.EnterWriteAsync(cancellationToken).ConfigureAwait(false);
         await using var connection = _dialect.CreateConnection();
         var changed = await connection.ExecuteAsync(new CommandDefinition(
             "UPDATE messages SET seen = 1, seen_at = @at WHERE id = @messageId AND receiver_id = @readerId AND seen = 0"
@@ -392,6 +394,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         await FlushAsync(p => p.Draft.AdminId == adminId && p.Draft.ClientId == clientId && p.Id <= upToId).ConfigureAwait(false);
         var at = seenAt.ToUnixTimeMilliseconds();
         var args = new { adminId, clientId, upToId, readerId, at };
+        using var writing = await _dialect.EnterWriteAsync(cancellationToken).ConfigureAwait(false);
         await using var connection = _dialect.CreateConnection();
         await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -493,6 +496,7 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
         var args = new { ids = messageIds.Distinct().ToArray(), receiverId, at = deliveredAt.ToUnixTimeMilliseconds() };
         // One UPDATE for the whole batch; the locking SELECT before it (the write lock on SQLite, whose BeginTransaction is
         // IMMEDIATE; row locks on MySQL) says which rows it changes, so two racing calls never both report one id.
+        using var writing = await _dialect.EnterWriteAsync(ct).ConfigureAwait(false);
         await using var connection = _dialect.CreateConnection();
         await connection.OpenAsync(ct).ConfigureAwait(false);
         await using var tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);

@@ -28,6 +28,11 @@ internal abstract class SqlDialect
     /// <summary>"FOR UPDATE" where the engine has row locks.</summary>
     public abstract string ForUpdate { get; }
 
+    /// <summary>Taken around every write transaction of the message store: null where the database takes concurrent
+    /// writers itself (MySQL row locks). SQLite has one writer at a time, and two of ours colliding would make the second
+    /// sleep in SQLite's busy handler (tens of milliseconds); queueing them here costs only the wait for the first.</summary>
+    public virtual ValueTask<IDisposable?> EnterWriteAsync(CancellationToken cancellationToken) => ValueTask.FromResult<IDisposable?>(null);
+
     public abstract Task<IAsyncDisposable> LockMigrationsAsync(DbConnection connection, CancellationToken cancellationToken);
 
     /// <summary>True when the exception means "could not reach the database" (retry), not "this data is wrong".</summary>
@@ -182,6 +187,24 @@ internal sealed class SqliteDialect : SqlDialect
         + " ON CONFLICT(id) DO NOTHING";
 
     public override string ForUpdate => "";
+
+    private readonly SemaphoreSlim _writer = new(1, 1);
+
+    public override async ValueTask<IDisposable?> EnterWriteAsync(CancellationToken cancellationToken)
+    {
+        await _writer.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Release(_writer);
+    }
+
+    private sealed class Release(SemaphoreSlim writer) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) writer.Release();
+        }
+    }
 
     public override async Task<IAsyncDisposable> LockMigrationsAsync(DbConnection connection, CancellationToken cancellationToken)
     {

@@ -19,6 +19,9 @@ public sealed partial class ChatDeliveryTracker(IMessageStore messages, IBackpla
 {
     private const int MaxBacklog = 100_000;
     private const int MaxBatch = 500;
+    // Reports are gathered this long after the first of a batch: one UPDATE per batch, not one per message (the
+    // delivered status shares the database with the messages' own group commits, and SQLite has one writer).
+    private static readonly TimeSpan s_gather = TimeSpan.FromMilliseconds(50);
     private readonly Channel<(long MessageId, string UserId)> _reports = Channel.CreateBounded<(long, string)>(
         new BoundedChannelOptions(MaxBacklog) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     // The sender of messages this node delivered recently (a delivered report then needs no lookup). Bounded.
@@ -43,6 +46,7 @@ public sealed partial class ChatDeliveryTracker(IMessageStore messages, IBackpla
         {
             while (await _reports.Reader.WaitToReadAsync(stoppingToken))
             {
+                await Task.Delay(s_gather, stoppingToken);
                 while (batch.Count < MaxBatch && _reports.Reader.TryRead(out var report)) batch.Add(report);
                 try
                 {
