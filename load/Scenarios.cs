@@ -230,14 +230,7 @@ public static class Scenarios
                 }, stats, stop.Token));
                 senders.Add((a, $"{o.Prefix}.rate{i}"));
             }
-            stats.Start(o.Warmup);
-            stop.CancelAfter(HardLimit(o));
-            var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            var lag = await Pacer.RunAsync(total, o.Rate, (k, intended) =>
-            {
-                var (conn, to) = senders[(int)(k % senders.Count)];
-                return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
-            }, stop.Token);
+            var lag = await PaceAsync(o, stats, senders, stop);
             var lost = await DrainAsync(() => stats.Sent - stats.DeliveredAll);
             stop.Cancel();
             return Result(o, stats, connections.Count, lost,
@@ -415,14 +408,7 @@ public static class Scenarios
                 }, stats, stop.Token));
                 senders.Add((conn, $"/topic/private-chat/admin1/{user}"));
             }
-            stats.Start(o.Warmup);
-            stop.CancelAfter(HardLimit(o));
-            var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
-            var lag = await Pacer.RunAsync(total, o.Rate, (k, intended) =>
-            {
-                var (conn, to) = senders[(int)(k % senders.Count)];
-                return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
-            }, stop.Token);
+            var lag = await PaceAsync(o, stats, senders, stop);
             var lost = await DrainAsync(() => stats.Sent - stats.DeliveredAll - Interlocked.Read(ref rejected));
             stop.Cancel();
             return Result(o, stats, connections.Count, lost, new Dictionary<string, double>
@@ -448,6 +434,21 @@ public static class Scenarios
             else onMessage(frame);
         }, stop);
         if (!stop.IsCancellationRequested) stats.CountError();
+    }
+
+    /// <summary>Offers <c>--rate</c> messages per second round-robin over <paramref name="senders"/> (rate, chat-rate), from
+    /// one pacing thread, for the warm-up and the duration; the run is bounded in time. Returns the pacer's own lateness.</summary>
+    private static Task<HdrHistogram.LongHistogram> PaceAsync(LoadOptions o, RunStats stats, List<(LoadConnection Conn, string To)> senders,
+        CancellationTokenSource stop)
+    {
+        stats.Start(o.Warmup);
+        stop.CancelAfter(HardLimit(o));
+        var total = (long)Math.Min(o.Messages, o.Rate * (o.Duration + o.Warmup).TotalSeconds);
+        return Pacer.RunAsync(total, o.Rate, (k, intended) =>
+        {
+            var (conn, to) = senders[(int)(k % senders.Count)];
+            return CountedSendAsync(conn, to, intended, o, stats, stop.Token);
+        }, stop.Token);
     }
 
     /// <summary>A send of a paced scenario: a broker that drops the sender is an error, not a quiet end of the run.</summary>

@@ -112,6 +112,17 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ChatRate_DeliversStoredMessagesToTheAdmin_AfterTheirCommit()
+    {
+        var r = await RunAsync("chat-rate", "--pairs", "3", "--rate", "300", "--duration", "1s");
+        Assert.InRange(r.Sent, 300, 400);
+        Assert.Equal(0, r.Lost);                                       // every message sent reached the admin
+        Assert.Equal(0, r.Extra["rejected"]);
+        Assert.Equal(0, r.Errors);
+        Assert.True(r.P99Ms >= r.P50Ms && r.P50Ms > 0);
+    }
+
+    [Fact]
     public async Task Chat_StoresMessagesWithReceipts()
     {
         var r = await RunAsync("chat", "--pairs", "3", "--inflight", "4", "--duration", "1s");
