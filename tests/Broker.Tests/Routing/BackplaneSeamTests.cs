@@ -1,9 +1,6 @@
 using System.Buffers;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
 using WsBroker.Broker.Destinations;
-using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
 using WsBroker.Protocol;
@@ -51,7 +48,7 @@ public class BackplaneSeamTests
         var router = new TopicRouter();
         var sink = new CountingSink();
         router.Add(new Subscription(sink, "s", Destination.Of("/topic/a"), AckMode.Auto, 1));
-        var delivery = new LocalDelivery(router, new BrokerMetrics(new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()), Microsoft.Extensions.Options.Options.Create(new BrokerOptions { NodeId = 3 }));
+        var delivery = new LocalDelivery(router, Sessions.SessionServices.Metrics(), Microsoft.Extensions.Options.Options.Create(new BrokerOptions { NodeId = 3 }));
         var mine = SharedMessage.Create(new MessageIdGenerator(3).Next(), "/topic/a", [], Encoding.UTF8.GetBytes("x"));
         var theirs = SharedMessage.Create(new MessageIdGenerator(4).Next(), "/topic/a", [], Encoding.UTF8.GetBytes("y"));
         Assert.True(delivery.IsOwnEcho(mine.Id));

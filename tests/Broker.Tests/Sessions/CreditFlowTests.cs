@@ -1,11 +1,7 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
-using WsBroker.Broker.Access;
 using WsBroker.Broker.Auth;
-using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
 using WsBroker.Broker.Sessions;
@@ -25,16 +21,7 @@ public sealed class CreditFlowTests : IAsyncDisposable
 
     public CreditFlowTests() : this(new BrokerOptions { OutboundQueueFrames = 4, OutboundQueueHardCapFrames = 64, SlowConsumerMs = 200 }) { }
 
-    private CreditFlowTests(BrokerOptions brokerOptions)
-    {
-        var options = Microsoft.Extensions.Options.Options.Create(brokerOptions);
-        var router = new TopicRouter();
-        var metrics = new BrokerMetrics(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
-        _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
-            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
-            new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [], metrics,
-            new MessageIdGenerator(0), NullLoggerFactory.Instance);
-    }
+    private CreditFlowTests(BrokerOptions brokerOptions) => _services = SessionServices.Create(brokerOptions, Key);
 
     [Fact]
     public async Task Publisher_AboveHighWater_ItsNextFrameWaitsUntilTheSubscriberDrained()

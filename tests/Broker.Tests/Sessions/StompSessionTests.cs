@@ -1,12 +1,7 @@
 using System.Buffers;
 using System.Text;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using WsBroker.Broker.Access;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Destinations;
-using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Routing;
@@ -31,13 +26,7 @@ public sealed class StompSessionTests : IAsyncDisposable
 
     public StompSessionTests()
     {
-        var options = Microsoft.Extensions.Options.Options.Create(new BrokerOptions());
-        var router = new TopicRouter();
-        var metrics = new BrokerMetrics(new Microsoft.Extensions.DependencyInjection.ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
-        _services = new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
-            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = Key })),
-            new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), [_handler], metrics,
-            new MessageIdGenerator(0), NullLoggerFactory.Instance, [_replay]);
+        _services = SessionServices.Create(new BrokerOptions(), Key, [_handler], [_replay]);
         _session = new StompSession(_transport, _services, "s1", null);
         _run = _session.RunAsync();
     }
