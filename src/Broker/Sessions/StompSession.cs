@@ -37,8 +37,6 @@ public sealed class StompSession : BrokerSession
 
     public StompVersion Version => _state.Version;
 
-    public int SubscriptionCount => _subscriptions.Count;
-
     protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer)
     {
         // TryParseNext remembers how far it got in an unfinished frame, so a frame trickling in costs linear time.

@@ -15,11 +15,6 @@ internal sealed class SubscriptionTable(int max)
     private readonly List<Subscription> _userQueue = [];
     private int _nextNumber;
 
-    public int Count
-    {
-        get { lock (_gate) return _byId.Count; }
-    }
-
     /// <summary>Adds the subscription <paramref name="create"/> makes from the next number, unless the id is taken or the
     /// table is full.</summary>
     public SubscribeOutcome TryAdd(string id, Func<int, Subscription> create, out Subscription? added)
