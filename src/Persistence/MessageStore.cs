@@ -441,17 +441,19 @@ internal sealed partial class MessageStore : IMessageStore, IAsyncDisposable
 
     /// <summary>
     /// The oldest id of this conversation (with <paramref name="clientId"/> null: of any conversation of
-    /// <paramref name="adminId"/>) still registered here, or null. Ids are taken before the commit: a read stops short of
-    /// it, so a reader never pages or resumes past a message that is committed later. Append registers each id before a
-    /// newer one can exist, so no newer id is committed while an older one is unknown here; an id leaves the registry only
-    /// once settled.
+    /// <paramref name="adminId"/>) registered here and not yet decided, or null. Ids are taken before the commit: a read
+    /// stops short of it, so a reader never pages or resumes past a message that is committed later. Append registers each
+    /// id before a newer one can exist, so no newer id is committed while an older one is unknown here.
+    /// A decided append is left out even while its settled callback runs: it is committed (or never will be), and its
+    /// callback may already have published it to a router snapshot taken before the reader subscribed, so the read must
+    /// return it (a replay drops what it already gave when the same id also arrives live).
     /// </summary>
     private long? Horizon(string adminId, string? clientId)
     {
         long? horizon = null;
         foreach (var p in _pending.Values)
         {
-            if (p.Draft.AdminId == adminId && (clientId is null || p.Draft.ClientId == clientId) && (horizon is null || p.Id < horizon))
+            if (!p.IsDecided && p.Draft.AdminId == adminId && (clientId is null || p.Draft.ClientId == clientId) && (horizon is null || p.Id < horizon))
                 horizon = p.Id;
         }
         return horizon;

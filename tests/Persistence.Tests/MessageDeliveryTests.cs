@@ -369,6 +369,36 @@ public abstract class MessageDeliveryTests : IAsyncLifetime
         Assert.Equal([before, held, newer], (await Messages.GetAfterAsync("admin2", null, 0, 100)).Select(m => m.Id));
     }
 
+    // The since: hand-off race: a committed message's settled callback (the broker's publish) may already have handed it to
+    // a router snapshot taken before a new subscription; the subscription's replay, read after that, must still return it.
+    [Fact]
+    public async Task GetAfter_CommittedIdWhoseSettledCallbackIsRunning_IsReturned_AnUndecidedNewerIdStillStopsTheRead()
+    {
+        var before = await StoreAsync(Draft("admin3", "client4"));
+        using var inCallback = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var publishing = Messages.Append(Draft("admin3", "client4"), NextId, (_, _) => { inCallback.Set(); release.Wait(s_timeout); });
+        try
+        {
+            Assert.True(inCallback.Wait(s_timeout), "the settled callback never ran");
+            Assert.False(publishing.Committed.IsCompleted);             // still settling: the id is still registered
+            Assert.Equal([before, publishing.Id], (await Messages.GetAfterAsync("admin3", "client4", 0, 100)).Select(m => m.Id));
+            Assert.Equal([before, publishing.Id], (await Messages.GetAfterAsync("admin3", null, 0, 100)).Select(m => m.Id));
+            Assert.Equal([publishing.Id, before], (await Messages.GetPageAsync("admin3", "client4", null, 100)).Select(m => m.Id));
+            // A newer append is queued behind the blocked writer: undecided, it still stops the read short of it.
+            var newer = Messages.Append(Draft("admin3", "client4"), NextId);
+            Assert.Empty(await Messages.GetAfterAsync("admin3", "client4", publishing.Id, 100));
+            release.Set();
+            await newer.Committed.WaitAsync(s_timeout);
+            Assert.Equal([newer.Id], (await Messages.GetAfterAsync("admin3", "client4", publishing.Id, 100)).Select(m => m.Id));
+        }
+        finally
+        {
+            release.Set();
+        }
+        await publishing.Committed.WaitAsync(s_timeout);
+    }
+
     // ---- delivered ----------------------------------------------------------------------------------------------------
 
     [Fact]
