@@ -59,6 +59,7 @@ public class RouterBenchmarks
         public DeliveryOutcome TryDeliver(Subscription subscription, SharedMessage message, bool replay = false) => DeliveryOutcome.Queued;
 
         public Task WhenDrained() => Task.CompletedTask;
+        public bool IsStalled => false;
     }
 }
 

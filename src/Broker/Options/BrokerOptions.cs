@@ -26,6 +26,11 @@ public sealed class BrokerOptions
     /// <summary>How long a connection with bytes to send may make no write progress (no socket send completes) before it is
     /// cut as a slow consumer; a publisher waiting for its queue to drain is released then too.</summary>
     public int SlowConsumerMs { get; set; } = 5_000;
+    /// <summary>How long a connection's socket send may make no progress before it stops holding its publishers: they read
+    /// on, and its queue grows until <see cref="SlowConsumerMs"/> or the hard cap cuts it (a paused reader does not slow
+    /// everyone else down). It holds them again once a send completes. At or above <see cref="SlowConsumerMs"/>: publishers
+    /// wait until the cut.</summary>
+    public int FlowControlStallMs { get; set; } = 200;
     /// <summary>Most messages a session may hold unacknowledged (client ack modes) before it is a slow consumer.</summary>
     public int MaxUnacked { get; set; } = 1024;
     /// <summary>Most open transactions per session and frames per transaction.</summary>
@@ -71,6 +76,7 @@ public sealed class BrokerOptions
         if (OutboundQueueHardCapFrames < OutboundQueueFrames) yield return "Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames";
         if (OutboundQueueHardCapBytes < OutboundQueueBytes) yield return "Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes";
         if (SlowConsumerMs < 100) yield return "Broker:SlowConsumerMs must be at least 100";
+        if (FlowControlStallMs < 10) yield return "Broker:FlowControlStallMs must be at least 10";
         if (MaxUnacked < 1) yield return "Broker:MaxUnacked must be at least 1";
         if (MaxTransactions < 1) yield return "Broker:MaxTransactions must be at least 1";
         if (MaxFramesPerTransaction < 1) yield return "Broker:MaxFramesPerTransaction must be at least 1";

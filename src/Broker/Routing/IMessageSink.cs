@@ -11,4 +11,8 @@ public interface IMessageSink
     /// <summary>Completes once the sink's queue is back under its low-water mark, or the sink is closing (a slow consumer
     /// cut for making no write progress holds no publisher).</summary>
     Task WhenDrained();
+
+    /// <summary>True while the sink's socket send has made no progress for <c>Broker:FlowControlStallMs</c>: it holds no
+    /// publisher (a publisher waiting for <see cref="WhenDrained"/> stops waiting) until a send completes again.</summary>
+    bool IsStalled { get; }
 }

@@ -52,9 +52,10 @@ public sealed class PublisherCredit
         }
     }
 
-    /// <summary>Waits until every creditor has drained below its low-water mark or is closing; returns false when there was
-    /// nothing to wait for (all had drained already).</summary>
-    public async ValueTask<bool> PayAsync(CancellationToken cancellationToken)
+    /// <summary>Waits until every creditor has drained below its low-water mark, is closing, or has stalled (no write
+    /// progress: it holds no publisher, see <see cref="IMessageSink.IsStalled"/>; checked every
+    /// <paramref name="stallCheck"/> while waiting); returns false when there was nothing to wait for.</summary>
+    public async ValueTask<bool> PayAsync(TimeSpan stallCheck, CancellationToken cancellationToken)
     {
         var waited = false;
         var owed = Volatile.Read(ref _creditors);
@@ -72,9 +73,12 @@ public sealed class PublisherCredit
             foreach (var creditor in creditors)
             {
                 var drained = creditor.WhenDrained();
-                if (drained.IsCompleted) continue;
-                waited = true;
-                await drained.WaitAsync(cancellationToken).ConfigureAwait(false);
+                while (!drained.IsCompleted && !creditor.IsStalled)
+                {
+                    waited = true;
+                    await drained.WaitAsync(stallCheck, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
             }
         }
     }

@@ -271,7 +271,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         var pausedAt = Environment.TickCount64;
         try
         {
-            if (await _credit!.PayAsync(Aborted)) Services.Metrics.FlowControlPaused();
+            if (await _credit!.PayAsync(StallCheck, Aborted)) Services.Metrics.FlowControlPaused();
         }
         finally
         {
@@ -282,6 +282,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAt);
         }
     }
+
+    // How often a paused publisher looks whether a creditor has stalled meanwhile.
+    private TimeSpan StallCheck => TimeSpan.FromMilliseconds(Math.Clamp(Services.Options.FlowControlStallMs / 4, 5, 250));
 
     /// <summary>As a subscriber: completes once this outbox is at or under its low-water mark, or the session is closing.</summary>
     public Task WhenDrained()
@@ -297,6 +300,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         if (IsClosing || _outbox.IsBelowLowWater) ReleaseCredit();
         return drained.Task;
     }
+
+    /// <summary>This session's socket send has made no progress for <c>Broker:FlowControlStallMs</c>: its client stopped
+    /// reading, so it holds no publisher (they read on; its queue grows until the cut) until a send completes.</summary>
+    public bool IsStalled =>
+        Volatile.Read(ref _sendingSinceMs) is var since and > 0 && Environment.TickCount64 - since >= Services.Options.FlowControlStallMs;
 
     /// <summary>Since when a socket send has been pending, 0 when none (tests).</summary>
     internal long SendPendingSinceMsForTests => Volatile.Read(ref _sendingSinceMs);
@@ -326,7 +334,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 return DeliveryOutcome.Refused;
         }
         if (!TryEnqueue(Outbound.Delivery(subscription, message, replay))) return DeliveryOutcome.Refused;
-        return _outbox.IsAboveHighWater ? DeliveryOutcome.QueuedAboveHighWater : DeliveryOutcome.Queued;
+        return _outbox.IsAboveHighWater && !IsStalled ? DeliveryOutcome.QueuedAboveHighWater : DeliveryOutcome.Queued;
     }
 
     /// <summary>Queues the messages an ACK let out of <paramref name="subscription"/>'s prefetch window.</summary>

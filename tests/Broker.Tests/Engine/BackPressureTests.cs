@@ -45,8 +45,9 @@ public sealed class BackPressureTests(ITestOutputHelper output)
     public async Task SubscriberOverHighWater_PausesThePublisher_UntilItDrains()
     {
         // Small marks, and no cut for a long time: the subscriber is only slow, not gone.
+        // FlowControlStallMs as long: a reader that makes no progress for that long would stop holding its publishers.
         await using var broker = await TestBroker.StartAsync("Broker:OutboundQueueFrames=16", "Broker:OutboundQueueBytes=65536",
-            "Broker:SlowConsumerMs=60000");
+            "Broker:SlowConsumerMs=60000", "Broker:FlowControlStallMs=60000");
         await using var subscriber = await broker.ConnectAsync("late-reader");
         await using var publisher = await broker.ConnectAsync("publisher");
         await subscriber.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/flood\nreceipt:s\n\n\0");
@@ -78,48 +79,34 @@ public sealed class BackPressureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task PausedReader_IsCutAlone_WithinSlowConsumerMs_AndTheOthersKeepTheirRate()
+    public async Task PausedReader_IsCutAlone_AndTheOthersKeepTheirRate()
     {
-        const int slowConsumerMs = 500;
-        await using var broker = await TestBroker.StartAsync($"Broker:SlowConsumerMs={slowConsumerMs}", "Broker:ShutdownTimeoutMs=1000");
+        // Default flow-control settings: the paused reader holds the publisher for Broker:FlowControlStallMs (200 ms) at
+        // most, then its queue grows until the hard cap (16 MiB; the run sends more) cuts it.
+        await using var broker = await TestBroker.StartAsync("Broker:ShutdownTimeoutMs=1000");
         var sessions = broker.Services.GetRequiredService<SessionRegistry>();
         await using var publisher = await broker.ConnectAsync("publisher");
         await using var healthy1 = await broker.ConnectAsync("healthy1");
         await using var healthy2 = await broker.ConnectAsync("healthy2");
         await using var paused = await broker.ConnectAsync("paused");
-        await BurstAsync("/topic/warm-up", 2000, publisher, healthy1, healthy2);    // JIT and pools warm for both runs
+        await BurstAsync("/topic/warm-up", 5000, publisher, healthy1, healthy2);    // JIT and pools warm for both runs
         var baseline = await BurstAsync("/topic/without", Count, publisher, healthy1, healthy2);
 
         await paused.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/with\nreceipt:s\n\n\0");
         await paused.ReceiveAsync(StompCommand.Receipt);                // and never reads again
         var pausedSession = sessions.All.Single(s => s.Principal?.UserId == "paused");
-        long lastSendStarted = 0, cutAt = 0;
-        using var watching = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        // On a thread of its own: the bursts keep the pool busy, and a starved poller would misplace the moments.
-        var watcher = Task.Factory.StartNew(() =>
-        {
-            while (!watching.IsCancellationRequested && cutAt == 0)
-            {
-                var now = Environment.TickCount64;
-                if (pausedSession.Reason is not null) cutAt = now;
-                else if (pausedSession.SendPendingSinceMsForTests is var since and > 0) lastSendStarted = since;
-                Thread.Sleep(2);
-            }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var withPaused = await BurstAsync("/topic/with", Count, publisher, healthy1, healthy2);
-        await watcher.WaitAsync(TimeSpan.FromSeconds(10));
-        await watching.CancelAsync();
-        output.WriteLine($"{Count} messages to 2 healthy subscribers: {baseline.TotalMilliseconds:F0} ms alone, "
-            + $"{withPaused.TotalMilliseconds:F0} ms with a paused reader (SlowConsumerMs {slowConsumerMs}); "
-            + $"the paused reader was cut {cutAt - lastSendStarted} ms after its last send started");
+        // Runs on two shared cores vary by some 10% alone: the run without the paused reader is the mean of one before and
+        // one after the run with it.
+        baseline = (baseline + await BurstAsync("/topic/after", Count, publisher, healthy1, healthy2)) / 2;
+        var pauses = (await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_flow_control_pauses_total"];
+        output.WriteLine($"{Count} messages to 2 healthy subscribers: {baseline.TotalMilliseconds:F0} ms alone (mean of two runs), "
+            + $"{withPaused.TotalMilliseconds:F0} ms with a paused reader ({withPaused / baseline:P0}); publisher paused {pauses} times");
 
         Assert.Equal(DisconnectReason.SlowConsumer, pausedSession.Reason);
-        Assert.InRange(cutAt - lastSendStarted, slowConsumerMs, slowConsumerMs + 1000);
         Assert.All(sessions.All.Where(s => s != pausedSession), s => Assert.Null(s.Reason));
-        // The healthy subscribers lose at most the time the publisher was held for the paused one (SlowConsumerMs and a
-        // scan tick), plus 20% of the run: they keep their rate otherwise.
-        Assert.True(withPaused <= baseline * 1.2 + TimeSpan.FromMilliseconds(slowConsumerMs + 1000),
-            $"{withPaused.TotalMilliseconds:F0} ms with the paused reader vs {baseline.TotalMilliseconds:F0} ms without");
+        Assert.True(withPaused <= baseline * 1.2,
+            $"{withPaused.TotalMilliseconds:F0} ms with the paused reader vs {baseline.TotalMilliseconds:F0} ms without: more than 20% slower");
     }
 
     [Fact]
@@ -145,7 +132,7 @@ public sealed class BackPressureTests(ITestOutputHelper output)
         Assert.True((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_slow_consumer_disconnects_total"] >= 1);
     }
 
-    private const int Count = 20_000;
+    private const int Count = 60_000;
 
     // The publisher sends `count` 1 KiB messages in WebSocket messages of 100 SENDs; returns the time until both healthy
     // subscribers have all of them.

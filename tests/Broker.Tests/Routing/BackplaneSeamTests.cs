@@ -130,5 +130,6 @@ public class BackplaneSeamTests
         }
 
         public Task WhenDrained() => Task.CompletedTask;
+        public bool IsStalled => false;
     }
 }

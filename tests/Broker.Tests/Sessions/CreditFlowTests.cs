@@ -19,7 +19,8 @@ public sealed class CreditFlowTests : IAsyncDisposable
     private readonly BrokerServices _services;
     private readonly List<(BrokerSession Session, Task Run)> _sessions = [];
 
-    public CreditFlowTests() : this(new BrokerOptions { OutboundQueueFrames = 4, OutboundQueueHardCapFrames = 64, SlowConsumerMs = 200 }) { }
+    // FlowControlStallMs far off: these tests hold a subscriber's send and look at the pause itself (the stall has its own).
+    public CreditFlowTests() : this(new BrokerOptions { OutboundQueueFrames = 4, OutboundQueueHardCapFrames = 64, SlowConsumerMs = 200, FlowControlStallMs = 60_000 }) { }
 
     private CreditFlowTests(BrokerOptions brokerOptions) => _services = SessionServices.Create(brokerOptions, Key);
 
@@ -63,6 +64,40 @@ public sealed class CreditFlowTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task SubscriberStalledForFlowControlStallMs_ReleasesItsPublisher_IsKept_AndHoldsItAgainOnceItSends()
+    {
+        await using var test = new CreditFlowTests(new BrokerOptions
+        {
+            OutboundQueueFrames = 4, OutboundQueueHardCapFrames = 1024, SlowConsumerMs = 60_000, FlowControlStallMs = 400,
+        });
+        var (subscriber, subscriberIo) = await test.ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        var (publisher, publisherIo) = await test.ConnectAsync("pub");
+        await HoldWriterAsync(subscriber, subscriberIo, publisherIo);
+        var sendingSince = subscriber.SendPendingSinceMsForTests;
+        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(1, 9).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0")));
+        await WaitUntilAsync(() => subscriber.QueuedFramesForTests > 4);
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/b\nreceipt:later\n\n\0");
+        Assert.Equal("later", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
+        var releasedAfterMs = Environment.TickCount64 - sendingSince;
+        Assert.True(releasedAfterMs >= 400, $"the publisher was released {releasedAfterMs} ms into the stall, before FlowControlStallMs");
+        Assert.True(subscriber.IsStalled);
+        // Stalled, it holds nobody: a publisher's burst only queues (below the hard cap, before SlowConsumerMs it is kept).
+        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(10, 100).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0"))
+            + "SEND\ndestination:/topic/b\nreceipt:unheld\n\n\0");
+        Assert.Equal("unheld", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
+        Assert.Null(subscriber.Reason);
+        // Its client reads again: everything arrives in order, and once its sends complete it is no longer stalled.
+        subscriberIo.ReleaseSends();
+        var bodies = new List<string>();
+        while (bodies.Count < 110) bodies.Add((await subscriberIo.ReceiveAsync()).BodyText);
+        Assert.Equal(Enumerable.Range(0, 110).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), bodies);
+        Assert.False(subscriber.IsStalled);
+        Assert.Null(subscriber.Reason);
+        Assert.Null(publisher.Reason);
+    }
+
+    [Fact]
     public async Task PublishOutsideAReadLoop_NeverWaits_AndTheHardCapCutsAConsumerThatNeverReads()
     {
         var (subscriber, subscriberIo) = await ConnectAsync("sub");
@@ -90,10 +125,11 @@ public sealed class CreditFlowTests : IAsyncDisposable
     [Fact]
     public void Validate_HardCapsBelowHighWater_AreRefused()
     {
-        var problems = new BrokerOptions { OutboundQueueHardCapFrames = 10, OutboundQueueHardCapBytes = 1000, SlowConsumerMs = 10 }.Validate().ToList();
+        var problems = new BrokerOptions { OutboundQueueHardCapFrames = 10, OutboundQueueHardCapBytes = 1000, SlowConsumerMs = 10, FlowControlStallMs = 5 }.Validate().ToList();
         Assert.Contains("Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames", problems);
         Assert.Contains("Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes", problems);
         Assert.Contains("Broker:SlowConsumerMs must be at least 100", problems);
+        Assert.Contains("Broker:FlowControlStallMs must be at least 10", problems);
     }
 
     private async Task<(StompSession Session, SessionIo Io)> ConnectAsync(string user)
