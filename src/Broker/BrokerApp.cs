@@ -8,6 +8,7 @@ using WsBroker.Broker.Access;
 using WsBroker.Broker.Api;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Chat;
+using WsBroker.Broker.Cluster;
 using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Hosting;
@@ -52,11 +53,14 @@ public static class BrokerApp
             generatedKey = true;
         }
         builder.Services.AddSingleton(mode);
+        ClusterSetup.PrepareConfiguration(builder.Configuration);
         AddBroker(builder.Services, builder.Configuration);
         AddChat(builder.Services, builder.Configuration);
+        ClusterSetup.AddCluster(builder.Services, builder.Configuration);
         // Before the host is built: a mistake in the configuration is one typed error that names the setting.
         StartupValidation.Validate(builder.Configuration, builder.Services
             .Where(d => d.ServiceType == typeof(OptionsSection)).Select(d => (OptionsSection)d.ImplementationInstance!));
+        ClusterSetup.Validate(builder.Configuration);
 
         var app = builder.Build();
         if (generatedKey)
@@ -75,7 +79,7 @@ public static class BrokerApp
         services.AddSingleton(new OptionsSection("Storage", typeof(PersistenceOptions)));
         services.AddSingleton(new OptionsSection(UserSyncOptions.Section, typeof(UserSyncOptions)));
         services.AddOptions<ChatOptions>().Bind(configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<ChatOptions>>(new Validator<ChatOptions>(o => o.Validate()));
+        services.AddSingleton<IValidateOptions<ChatOptions>>(new OptionsValidator<ChatOptions>(o => o.Validate()));
         services.AddWsBrokerPersistence(configuration);
         services.AddWsBrokerUserSync(configuration);
         services.AddSingleton<IAccessPolicy, ChatAccessPolicy>();
@@ -136,11 +140,11 @@ public static class BrokerApp
         services.AddSingleton(new OptionsSection(AuthOptions.Section, typeof(AuthOptions)));
         services.AddSingleton(new OptionsSection(AclOptions.Section, typeof(AclOptions)));
         services.AddOptions<BrokerOptions>().Bind(configuration.GetSection(BrokerOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<BrokerOptions>>(new Validator<BrokerOptions>(o => o.Validate()));
+        services.AddSingleton<IValidateOptions<BrokerOptions>>(new OptionsValidator<BrokerOptions>(o => o.Validate()));
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<AuthOptions>>(new Validator<AuthOptions>(o => o.Validate()));
+        services.AddSingleton<IValidateOptions<AuthOptions>>(new OptionsValidator<AuthOptions>(o => o.Validate()));
         services.AddOptions<AclOptions>().Bind(configuration.GetSection(AclOptions.Section)).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<AclOptions>>(new Validator<AclOptions>(o => o.Validate()));
+        services.AddSingleton<IValidateOptions<AclOptions>>(new OptionsValidator<AclOptions>(o => o.Validate()));
         services.AddSingleton<TopicAcl>();
         services.AddSingleton<TopicRouter>();
         services.AddSingleton<LocalDelivery>();
@@ -176,14 +180,5 @@ public static class BrokerApp
         app.Map("/ws", (HttpContext context) => endpoint.Value.HandleStompAsync(context));
         app.Map("/ws/topic/{**path}", (HttpContext context, string path) => endpoint.Value.HandleRawAsync(context, path));
         OperationsEndpoints.Map(app);
-    }
-
-    private sealed class Validator<T>(Func<T, IEnumerable<string>> validate) : IValidateOptions<T> where T : class
-    {
-        public ValidateOptionsResult Validate(string? name, T options)
-        {
-            var failures = validate(options).ToList();
-            return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-        }
     }
 }

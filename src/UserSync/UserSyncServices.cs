@@ -26,6 +26,9 @@ public sealed class UserSyncOptions
     public string Password { get; set; } = "guest";
     /// <summary>The durable queue the consumers read (its poison messages go to <c>{QueueName}_error</c>).</summary>
     public string QueueName { get; set; } = "wsbroker-users";
+    /// <summary>RabbitMQ deletes the queue after this long without a consumer (0: never). A cluster node's own queue
+    /// (<c>{QueueName}.node-{NodeId}</c>) gets a day, so a retired node id leaves nothing behind.</summary>
+    public int QueueExpiresMs { get; set; }
     public int PrefetchCount { get; set; } = 16;
     public int ConcurrentMessageLimit { get; set; } = 8;
 
@@ -37,6 +40,7 @@ public sealed class UserSyncOptions
         if (string.IsNullOrWhiteSpace(QueueName)) yield return "Bus:QueueName must not be empty";
         if (PrefetchCount is < 1 or > 10000) yield return "Bus:PrefetchCount must be between 1 and 10000";
         if (ConcurrentMessageLimit is < 1 or > 1000) yield return "Bus:ConcurrentMessageLimit must be between 1 and 1000";
+        if (QueueExpiresMs < 0) yield return "Bus:QueueExpiresMs must not be negative";
     }
 }
 
@@ -86,6 +90,7 @@ public static class UserSyncServiceCollectionExtensions
                     cfg.ReceiveEndpoint(options.QueueName, e =>
                     {
                         e.PrefetchCount = options.PrefetchCount;
+                        if (options.QueueExpiresMs > 0) e.SetQueueArgument("x-expires", options.QueueExpiresMs);
                         Configure(e, context, options);
                     });
                 });

@@ -4,7 +4,7 @@ namespace WsBroker.Broker.Routing;
 /// The one place every fan-out passes (cf. SignalR's <c>HubLifetimeManager</c>): a SEND, a chat message, a presence or
 /// seen notice. In one process it is <see cref="InProcessBackplane"/>; a cluster implementation also ships each message
 /// (pre-serialised with <see cref="SharedMessage.WriteWire"/>) to the other nodes, and hands what it receives from them to
-/// <see cref="LocalDelivery.DeliverFromBackplane"/>, which drops this node's own echo by the node id in the message id.
+/// <see cref="LocalDelivery.DeliverFromBackplane"/>, which drops this node's own echo by the origin node sent with it.
 /// The router's <see cref="TopicRouter.InterestChanged"/> tells it which destinations this node has subscribers for.
 /// </summary>
 public interface IBackplane

@@ -41,9 +41,8 @@ public sealed class LocalDelivery(TopicRouter router, BrokerMetrics metrics, IOp
         return delivered;
     }
 
-    /// <summary>A message another node published: delivered here unless it is this node's own (its echo).</summary>
-    public int DeliverFromBackplane(SharedMessage message) => IsOwnEcho(message.Id) ? 0 : Deliver(message);
-
-    /// <summary>Whether <paramref name="messageId"/> was made by this node's <see cref="MessageIdGenerator"/>.</summary>
-    public bool IsOwnEcho(long messageId) => MessageIdGenerator.NodeOf(messageId) == _nodeId;
+    /// <summary>A message the backplane brought from node <paramref name="originNode"/>: delivered here unless this node
+    /// published it (its echo; it was delivered here when published). The origin travels with the message, not in its id:
+    /// a seen or delivered notice carries the id of a chat message another node made.</summary>
+    public int DeliverFromBackplane(SharedMessage message, int originNode) => originNode == _nodeId ? 0 : Deliver(message);
 }

@@ -62,7 +62,9 @@ public class ConfigurationTests
     [InlineData("--Chat:DemoUser=true", "Chat:DemoUser is not a known setting")]
     [InlineData("--Auth:SigningKy=0123456789abcdef0123456789abcdef", "Auth:SigningKy is not a known setting")]
     [InlineData("--Acl:Rules:0:Destinaton=/topic/a/#", "Acl:Rules:0:Destinaton is not a known setting")]
-    [InlineData("--Cluster:Enabled=true", "Cluster:Enabled is not a known setting")]
+    [InlineData("--Cluster:Enable=true", "Cluster:Enable is not a known setting")]
+    [InlineData("--Cluster:Enabled=true", "Cluster:Enabled needs Bus:Transport=RabbitMq (RabbitMQ is the backplane)")]
+    [InlineData("--Cluster:MaxBatchMessages=0", "Cluster:MaxBatchMessages must be between 1 and 100000")]
     [InlineData("--Storage:Provider=Oracle", "Storage:Provider: 'Oracle' is not one of Sqlite, MySql")]
     [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
@@ -84,8 +86,8 @@ public class StartupValidationTests
     public void Build_UnknownKeys_ThrowsOneTypedErrorNamingEach()
     {
         var ex = Assert.Throws<WsBroker.Broker.Hosting.BrokerConfigurationException>(() =>
-            BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--cluster:enabled=true", "--BROKER:nodeid=3", "--Broker:Typo=1", "--Acl:Rules:0:Send:0=*"]));
-        Assert.Equal(["Broker:Typo is not a known setting", "Cluster:enabled is not a known setting"], ex.Failures);   // section order
+            BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--cluster:enabeld=true", "--BROKER:nodeid=3", "--Broker:Typo=1", "--Acl:Rules:0:Send:0=*"]));
+        Assert.Equal(["Broker:Typo is not a known setting", "Cluster:enabeld is not a known setting"], ex.Failures);   // section order
     }
 
     [Fact]
@@ -97,7 +99,7 @@ public class StartupValidationTests
     }
 
     [Theory]
-    [InlineData("WSBROKER_Cluster__Enabled", "Cluster:Enabled is not a known setting")]
+    [InlineData("WSBROKER_Cluster__Enabeld", "Cluster:Enabeld is not a known setting")]
     [InlineData("Broker__NodId", "Broker:NodId is not a known setting")]
     [InlineData("WSBROKER_Acl__Rules__0__Subscrbe__0", "Acl:Rules:0:Subscrbe is not a known setting")]
     public async Task Start_TypoInEnvironmentVariable_ExitsWith2AndNamesTheKey(string variable, string message)

@@ -43,7 +43,7 @@ public class BackplaneSeamTests
     }
 
     [Fact]
-    public void LocalDelivery_OwnEcho_IsDroppedByTheNodeIdInTheMessageId()
+    public void LocalDelivery_OwnEcho_IsDroppedByTheOriginNode_NotByTheNodeInTheMessageId()
     {
         var router = new TopicRouter();
         var sink = new CountingSink();
@@ -51,11 +51,12 @@ public class BackplaneSeamTests
         var delivery = new LocalDelivery(router, Sessions.SessionServices.Metrics(), Microsoft.Extensions.Options.Options.Create(new BrokerOptions { NodeId = 3 }));
         var mine = SharedMessage.Create(new MessageIdGenerator(3).Next(), "/topic/a", [], Encoding.UTF8.GetBytes("x"));
         var theirs = SharedMessage.Create(new MessageIdGenerator(4).Next(), "/topic/a", [], Encoding.UTF8.GetBytes("y"));
-        Assert.True(delivery.IsOwnEcho(mine.Id));
-        Assert.Equal(0, delivery.DeliverFromBackplane(mine));
-        Assert.Equal(1, delivery.DeliverFromBackplane(theirs));
+        Assert.Equal(0, delivery.DeliverFromBackplane(theirs, originNode: 3));   // published here, back from the backplane
+        Assert.Equal(1, delivery.DeliverFromBackplane(theirs, originNode: 4));
+        // A notice node 4 published about node 3's message carries node 3's message id: still delivered on node 3.
+        Assert.Equal(1, delivery.DeliverFromBackplane(mine, originNode: 4));
         Assert.Equal(1, delivery.Deliver(mine));                      // published here: delivered here
-        Assert.Equal(2, sink.Count);
+        Assert.Equal(3, sink.Count);
     }
 
     [Fact]

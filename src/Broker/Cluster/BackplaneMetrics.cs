@@ -1,0 +1,33 @@
+using System.Diagnostics.Metrics;
+using WsBroker.Broker.Diagnostics;
+
+namespace WsBroker.Broker.Cluster;
+
+/// <summary>The backplane's instruments, on the broker's meter: messages out, in and dropped, and AMQP publishes (their
+/// ratio to messages out is the batching).</summary>
+public sealed class BackplaneMetrics
+{
+    private readonly Counter<long> _messages;
+    private readonly Counter<long> _publishes;
+    private readonly KeyValuePair<string, object?> _out = new("direction", "out");
+    private readonly KeyValuePair<string, object?> _in = new("direction", "in");
+    private readonly KeyValuePair<string, object?> _dropped = new("direction", "dropped");
+
+    public BackplaneMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(BrokerMetrics.MeterName);
+        _messages = meter.CreateCounter<long>("wsbroker_backplane_messages", "{message}",
+            "Messages sent to the other nodes (out), received from them (in), or not sent: queue full or RabbitMQ unreachable (dropped).");
+        _publishes = meter.CreateCounter<long>("wsbroker_backplane_publishes", "{publish}", "AMQP publishes of message batches.");
+    }
+
+    public void Published(int messages)
+    {
+        _publishes.Add(1);
+        _messages.Add(messages, _out);
+    }
+
+    public void Received(int messages) => _messages.Add(messages, _in);
+
+    public void Dropped(int messages) => _messages.Add(messages, _dropped);
+}

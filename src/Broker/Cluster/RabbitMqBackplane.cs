@@ -1,0 +1,255 @@
+using System.Buffers;
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
+using WsBroker.Broker.Hosting;
+using WsBroker.Broker.Options;
+using WsBroker.Broker.Routing;
+using WsBroker.UserSync;
+
+namespace WsBroker.Broker.Cluster;
+
+/// <summary>
+/// The cluster backplane on RabbitMQ (docs/design.md §7). Every message is delivered to this node's subscribers at once
+/// and queued for the other nodes; one sender loop drains the queue into batches (as many messages as waited while the
+/// previous publish was handed over) and publishes each batch as one AMQP message to the topic exchange. Every node has
+/// one exclusive queue bound to it, read by one consumer in order, so the messages of one node reach every other node in
+/// the order it published them. A node's own batches come back to it and are dropped by their origin. The exclusive queue
+/// is named after <c>Broker:NodeId</c>: a second node with the same id is refused at start.
+/// </summary>
+public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsyncDisposable
+{
+    private const string RoutingKey = "messages";
+    private static readonly TimeSpan s_startWait = TimeSpan.FromSeconds(10);
+    private readonly LocalDelivery _local;
+    private readonly ClusterOptions _options;
+    private readonly UserSyncOptions _bus;
+    private readonly int _nodeId;
+    private readonly BackplaneMetrics _metrics;
+    private readonly ILogger<RabbitMqBackplane> _logger;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly Channel<SharedMessage> _outgoing;
+    private readonly CancellationTokenSource _stopping = new();
+    private IConnection? _connection;
+    private IChannel? _publishChannel;
+    private IChannel? _consumeChannel;
+    private Task _sender = Task.CompletedTask;
+    private Task _connecting = Task.CompletedTask;
+
+    public RabbitMqBackplane(LocalDelivery local, IOptions<ClusterOptions> options, IOptions<UserSyncOptions> bus, IOptions<BrokerOptions> broker,
+        BackplaneMetrics metrics, ILogger<RabbitMqBackplane> logger, IHostApplicationLifetime lifetime)
+    {
+        _local = local;
+        _options = options.Value;
+        _bus = bus.Value;
+        _nodeId = broker.Value.NodeId;
+        _metrics = metrics;
+        _logger = logger;
+        _lifetime = lifetime;
+        _outgoing = Channel.CreateBounded<SharedMessage>(new BoundedChannelOptions(_options.MaxPendingMessages)
+        {
+            FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true, AllowSynchronousContinuations = false,
+        });
+    }
+
+    /// <summary>The queue only this node reads; its name holds the node id, so a second node with that id is refused.</summary>
+    public string QueueName => $"{_options.Exchange}.node.{_nodeId}";
+
+    /// <summary>Connected to RabbitMQ with the queue consumed: messages reach the other nodes (readiness).</summary>
+    public bool IsConnected => _connection is { IsOpen: true } && _publishChannel is { IsOpen: true } && _consumeChannel is { IsOpen: true };
+
+    public void Publish(SharedMessage message)
+    {
+        _local.Deliver(message);
+        if (!_outgoing.Writer.TryWrite(message)) _metrics.Dropped(1);
+    }
+
+    /// <summary>Always true: another node may have subscribers this one does not know of.</summary>
+    public bool HasSubscribers(string destination) => true;
+
+    /// <summary>Connects, declares the exchange and this node's queue, and starts the sender. Waits up to 10 s for
+    /// RabbitMQ: a node id already in use fails the start; RabbitMQ out of reach only delays the backplane (the node serves
+    /// its own clients and reports not ready until it connects).</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _sender = Task.Run(SendLoopAsync, CancellationToken.None);
+        _connecting = Task.Run(ConnectLoopAsync, CancellationToken.None);
+        var first = await Task.WhenAny(_connecting, Task.Delay(s_startWait, cancellationToken)).ConfigureAwait(false);
+        if (first == _connecting) await _connecting.ConfigureAwait(false);    // a refused node id throws here
+        else Log.StillConnecting(_logger, _bus.Host, _bus.Port);
+    }
+
+    private async Task ConnectLoopAsync()
+    {
+        var factory = new ConnectionFactory
+        {
+            HostName = _bus.Host, Port = _bus.Port, VirtualHost = _bus.VirtualHost, UserName = _bus.Username, Password = _bus.Password,
+            ClientProvidedName = $"wsbroker-node-{_nodeId}",
+            AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true, NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = TimeSpan.FromSeconds(10),
+        };
+        for (var attempt = 0; !_stopping.IsCancellationRequested; attempt++)
+        {
+            try
+            {
+                await ConnectAsync(factory, _stopping.Token).ConfigureAwait(false);
+                Log.Connected(_logger, _nodeId, QueueName);
+                return;
+            }
+            catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.ResourceLocked)
+            {
+                await CloseAsync().ConfigureAwait(false);
+                var problem = $"Broker:NodeId {_nodeId} is already in use by another node of this cluster (its queue {QueueName} is held)";
+                Log.NodeIdInUse(_logger, _nodeId, QueueName);
+                if (_lifetime.ApplicationStarted.IsCancellationRequested)
+                {
+                    Environment.ExitCode = 1;
+                    _lifetime.StopApplication();
+                }
+                throw new BrokerConfigurationException([problem]);
+            }
+            catch (Exception ex) when (!_stopping.IsCancellationRequested && ex is BrokerUnreachableException or OperationInterruptedException
+                or AlreadyClosedException or IOException or System.Net.Sockets.SocketException or TimeoutException)
+            {
+                await CloseAsync().ConfigureAwait(false);
+                if (attempt == 0) Log.Unreachable(_logger, ex, _bus.Host, _bus.Port);
+                await Task.Delay(Math.Min(5000, 250 << Math.Min(attempt, 5)), _stopping.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    private async Task ConnectAsync(ConnectionFactory factory, CancellationToken cancellationToken)
+    {
+        var connection = _connection = await factory.CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var publish = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        // Declared by every node (again after a RabbitMQ restart, by topology recovery); it goes when the last node's queue
+        // does, so nothing of a cluster outlives it.
+        await publish.ExchangeDeclareAsync(_options.Exchange, ExchangeType.Topic, durable: false, autoDelete: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var consume = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        await consume.QueueDeclareAsync(QueueName, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await consume.QueueBindAsync(QueueName, _options.Exchange, RoutingKey, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var consumer = new AsyncEventingBasicConsumer(consume);
+        consumer.ReceivedAsync += (_, delivery) =>
+        {
+            Receive(delivery.Body.Span);
+            return Task.CompletedTask;
+        };
+        await consume.BasicConsumeAsync(QueueName, autoAck: true, consumer, cancellationToken).ConfigureAwait(false);
+        _consumeChannel = consume;
+        _publishChannel = publish;
+    }
+
+    private void Receive(ReadOnlySpan<byte> batch)
+    {
+        if (!BackplaneBatch.TryReadOrigin(batch, out var origin))
+        {
+            Log.BadBatch(_logger, batch.Length);
+            return;
+        }
+        if (origin == _nodeId) return;                                // our own batch, delivered here when published
+        var count = 0;
+        if (!BackplaneBatch.TryRead(batch, message =>
+            {
+                count++;
+                _local.DeliverFromBackplane(message, origin);
+            }))
+            Log.BadBatch(_logger, batch.Length);
+        _metrics.Received(count);
+    }
+
+    private async Task SendLoopAsync()
+    {
+        var buffer = new ArrayBufferWriter<byte>(64 * 1024);
+        var reader = _outgoing.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                buffer.ResetWrittenCount();
+                BackplaneBatch.WriteHeader(buffer, _nodeId);
+                var count = 0;
+                while (count < _options.MaxBatchMessages && buffer.WrittenCount < _options.MaxBatchBytes && reader.TryRead(out var message))
+                {
+                    BackplaneBatch.Append(buffer, message);
+                    count++;
+                }
+                var channel = _publishChannel;
+                if (channel is not { IsOpen: true })
+                {
+                    _metrics.Dropped(count);
+                    continue;
+                }
+                try
+                {
+                    await channel.BasicPublishAsync(_options.Exchange, RoutingKey, buffer.WrittenMemory, _stopping.Token).ConfigureAwait(false);
+                    _metrics.Published(count);
+                }
+                catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or ObjectDisposedException)
+                {
+                    _metrics.Dropped(count);
+                    Log.PublishFailed(_logger, ex, count);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _outgoing.Writer.TryComplete();
+        // What was published before the stop still goes out (bounded by the host's shutdown time).
+        await _sender.WaitAsync(TimeSpan.FromSeconds(2), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(_sender, _connecting).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await CloseAsync().ConfigureAwait(false);
+    }
+
+    private async Task CloseAsync()
+    {
+        var connection = Interlocked.Exchange(ref _connection, null);
+        _publishChannel = null;
+        _consumeChannel = null;
+        if (connection is null) return;
+        try
+        {
+            await connection.CloseAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or ObjectDisposedException)
+        {
+            // best-effort: it is going away either way
+        }
+        connection.Dispose();
+    }
+
+    // The token source is not disposed: the loops may still observe it while the host tears down after a failed start.
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await CloseAsync().ConfigureAwait(false);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 700, Level = LogLevel.Information, Message = "cluster backplane connected: node {NodeId}, queue {Queue}")]
+        public static partial void Connected(ILogger logger, int nodeId, string queue);
+
+        [LoggerMessage(EventId = 701, Level = LogLevel.Warning, Message = "cluster backplane: RabbitMQ at {Host}:{Port} unreachable, retrying (this node serves its own clients only meanwhile)")]
+        public static partial void Unreachable(ILogger logger, Exception exception, string host, int port);
+
+        [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "cluster backplane: still connecting to RabbitMQ at {Host}:{Port}; starting without it (not ready until it connects)")]
+        public static partial void StillConnecting(ILogger logger, string host, int port);
+
+        [LoggerMessage(EventId = 703, Level = LogLevel.Critical, Message = "Broker:NodeId {NodeId} is already in use by another node (queue {Queue} is held): this node stops")]
+        public static partial void NodeIdInUse(ILogger logger, int nodeId, string queue);
+
+        [LoggerMessage(EventId = 704, Level = LogLevel.Warning, Message = "cluster backplane: a batch of {Bytes} bytes did not read; dropped")]
+        public static partial void BadBatch(ILogger logger, int bytes);
+
+        [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "cluster backplane: publishing {Count} messages failed; they reached this node only")]
+        public static partial void PublishFailed(ILogger logger, Exception exception, int count);
+    }
+}
