@@ -151,6 +151,7 @@ public static class BrokerApp
         services.AddSingleton<IBackplane, InProcessBackplane>();
         services.AddSingleton(sp => new MessageIdGenerator(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.NodeId));
         services.AddSingleton<SessionRegistry>();
+        services.AddSingleton<IPresence, LocalPresence>();
         services.AddMetrics();
         services.AddSingleton<BrokerMetrics>();
         services.AddHostedService<SessionGauges>();

@@ -53,6 +53,9 @@ internal sealed class UserStore : IUserStore
                 if (existing is not null && existing.Version >= version)
                 {
                     await tx.RollbackAsync(cancellationToken);
+                    // The stored row is at least as new: another node of a cluster (or an earlier delivery) applied it.
+                    // This node's cache takes it now, not when its entry expires.
+                    Cache(existing.ToRecord());
                     return UserChangeOutcome.Stale;
                 }
                 // A delete keeps the name and role it had (a tombstone for an unknown user gets placeholders).
@@ -71,10 +74,7 @@ internal sealed class UserStore : IUserStore
                 await connection.ExecuteAsync(new CommandDefinition(sql, row, tx, cancellationToken: cancellationToken));
                 await tx.CommitAsync(cancellationToken);
                 var record = row.ToRecord();
-                // Written after the commit, outside the row lock: a concurrent newer version may have been cached
-                // already, and must not be replaced by this older one.
-                var entry = Fresh(record);
-                _cache.AddOrUpdate(id, entry, (_, current) => current.User is { } cached && cached.Version > record.Version ? current : entry);
+                Cache(record);
                 Changed?.Invoke(new UserChange(record, deleted is not null));
                 return UserChangeOutcome.Applied;
             }
@@ -86,6 +86,14 @@ internal sealed class UserStore : IUserStore
                 await Task.Delay(Random.Shared.Next(1, 5 << Math.Min(attempt, 5)), cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    // Written after the commit, outside the row lock: a concurrent newer version may have been cached already, and must not
+    // be replaced by this older one.
+    private void Cache(UserRecord record)
+    {
+        var entry = Fresh(record);
+        _cache.AddOrUpdate(record.Id, entry, (_, current) => current.User is { } cached && cached.Version > record.Version ? current : entry);
     }
 
     /// <summary>A cache entry for <paramref name="user"/> that lives <see cref="s_cacheLifetime"/> from now.</summary>

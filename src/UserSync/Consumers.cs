@@ -71,7 +71,11 @@ public sealed class UserDeletedConsumer(IUserStore users, IUserEvents events, IL
         UserEventRules.Check(e.UserId, e.Version);
         var outcome = await users.DeleteAsync(e.UserId, e.Version, e.OccurredAt, context.CancellationToken);
         Log.Applied(logger, "deleted", e.UserId, e.Version, outcome);
-        if (outcome == UserChangeOutcome.Applied && events is UserEvents raise) raise.RaiseDeleted(e.UserId);
+        // Stale: the shared database already holds this version or a newer one (another node of a cluster applied it, or
+        // this is a redelivery). The user's sessions on this node still close if the user is deleted now.
+        var deleted = outcome == UserChangeOutcome.Applied
+            || (await users.FindAsync(e.UserId, context.CancellationToken).ConfigureAwait(false))?.IsDeleted == true;
+        if (deleted && events is UserEvents raise) raise.RaiseDeleted(e.UserId);
     }
 }
 

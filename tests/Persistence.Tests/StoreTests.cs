@@ -120,6 +120,23 @@ public abstract class StoreTests : IAsyncLifetime
         Assert.Equal(("Ana B", UserRole.Admin, 6L), (user!.Name, user.Role, user.Version));
     }
 
+    // Two cluster nodes share the database: the node that finds an event already applied (Stale) still refreshes its cache
+    // from the stored row at once, instead of serving its cached copy until it expires.
+    [Fact]
+    public async Task Delete_AppliedByAnotherNode_StaleHere_RefreshesThisNodesCacheAtOnce()
+    {
+        await using var otherNode = await StoreFactory.CreateAsync(Options).WaitAsync(s_timeout);
+        var t = DateTimeOffset.UtcNow;
+        Assert.Equal(UserChangeOutcome.Applied, await Users.UpsertAsync("u9", "Nia", UserRole.Client, 1, t));
+        Assert.False((await Users.FindAsync("u9"))!.IsDeleted);                   // now cached here
+        Assert.Equal(UserChangeOutcome.Applied, await otherNode.Users.DeleteAsync("u9", 2, t));
+        Assert.False((await Users.FindAsync("u9"))!.IsDeleted);                   // this node's cache has not heard yet
+        Assert.Equal(UserChangeOutcome.Stale, await Users.DeleteAsync("u9", 2, t));
+        var user = await Users.FindAsync("u9");
+        Assert.True(user!.IsDeleted);
+        Assert.Equal(2, user.Version);
+    }
+
     [Fact]
     public async Task Delete_IsSoft_AndOlderCreateDoesNotRevive_ButNewerDoes()
     {

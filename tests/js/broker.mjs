@@ -51,7 +51,7 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     child.once('exit', (code) => { clearTimeout(timer); fail(new Error(`broker exited with ${code}:\n${output}`)); });
   });
   const stop = () => new Promise((ok) => {
-    if (child.exitCode !== null) return ok();
+    if (child.exitCode !== null || child.signalCode !== null) return ok();   // exited, or killed by a signal
     child.once('exit', () => ok());
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 10_000).unref();

@@ -1,8 +1,13 @@
 // Cluster mode (issue 15): nodes as separate processes on 127.0.0.1, RabbitMQ as the backplane, one MariaDB database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker } from './broker.mjs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startBroker, token, until, repoRoot } from './broker.mjs';
 import { startCluster, clusterArgs, connectTo, subscribed } from './cluster-harness.mjs';
+import { chatArgs, userKnown } from './chat-harness.mjs';
+
+const userSyncDll = join(repoRoot, 'src/UserSync/bin/Release/net10.0/WsBroker.UserSync.dll');
 
 test('three nodes: topics and wildcards published on any node reach the subscribers on every node, once, in order', { timeout: 90_000 }, async () => {
   const cluster = await startCluster(3);
@@ -75,3 +80,80 @@ test('cluster mode without RabbitMQ as the bus or without MariaDB is refused nam
   assert.match(error.message, /Cluster:Enabled needs Bus:Transport=RabbitMq/);
   assert.match(error.message, /Cluster:Enabled needs Storage:Provider=MySql/);
 });
+
+const fastBeats = ['--Cluster:HeartbeatMs=200', '--Cluster:NodeTimeoutMs=1000'];
+
+test('presence is cluster-wide: online while any node has the user, offline after the last, and when their node dies', { timeout: 90_000 }, async () => {
+  const cluster = await startCluster(3, [...chatArgs, ...fastBeats]);
+  const clients = [];
+  try {
+    const [n1, n2, n3] = cluster.nodes;
+    await userKnown(n1.url, 'admin1', 'admin');
+    const watcher = await connectTo(n1.wsUrl, 'admin1', 'admin');
+    clients.push(watcher);
+    const notices = [];
+    await subscribed(watcher, '/topic/presence', (m) => { const { userId, online } = JSON.parse(m.body); if (userId === 'client2') notices.push(online); });
+    const online = async () => (await contacts(n1.url)).find((c) => c.userId === 'client2').online;
+
+    const on2 = await connectTo(n2.wsUrl, 'client2');
+    await until(() => notices.length === 1, 5000, 'online notice from node 2');
+    assert.deepEqual(notices, [true]);
+    assert.equal(await online(), true, 'the admin on node 1 sees client2 (on node 2) online');
+    const on3 = await connectTo(n3.wsUrl, 'client2');
+    await on2.deactivate();
+    await new Promise((r) => setTimeout(r, 800));
+    assert.deepEqual(notices, [true], 'still online on node 3: no offline notice');
+    assert.equal(await online(), true);
+    await on3.deactivate();
+    await until(() => notices.length === 2, 5000, 'offline notice');
+    assert.deepEqual(notices, [true, false]);
+    assert.equal(await online(), false);
+
+    // A node that dies takes its users offline everywhere within Cluster:NodeTimeoutMs (1 s here) and a heartbeat.
+    clients.push(await connectTo(n3.wsUrl, 'client2'));
+    await until(() => notices.length === 3, 5000, 'online again');
+    const killedAt = Date.now();
+    await n3.kill('SIGKILL');
+    await until(() => notices.length === 4, 5000, 'offline after node 3 died');
+    const after = Date.now() - killedAt;
+    assert.deepEqual(notices, [true, false, true, false]);
+    assert.ok(after < 2500, `offline ${after} ms after the node died`);
+    assert.equal(await online(), false);
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.deactivate()));
+    await cluster.dispose();
+  }
+});
+
+test('a user deleted through the bus is disconnected on every node within 1 s', { timeout: 90_000 }, async () => {
+  const cluster = await startCluster(3, chatArgs);
+  const clients = [];
+  try {
+    for (const node of cluster.nodes) await userKnown(node.url, 'client3', 'client');
+    const closed = [];
+    for (const [n, node] of cluster.nodes.entries()) {
+      const client = await connectTo(node.wsUrl, 'client3');
+      client.onStompError = (frame) => closed.push({ node: n + 1, message: frame.headers.message, at: Date.now() });
+      clients.push(client);
+    }
+    const published = Date.now();
+    const run = spawnSync('dotnet', [userSyncDll, 'publish', 'deleted', '--id', 'client3', '--version', String(Date.now()),
+      '--host', process.env.WSBROKER_TEST_RABBITMQ_HOST ?? '127.0.0.1'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(run.status, 0, run.stderr);
+    const sent = Date.now();
+    await until(() => closed.length === 3, 5000, `all three sessions closed (${JSON.stringify(closed)})`);
+    for (const c of closed) {
+      assert.equal(c.message, 'user deleted');
+      assert.ok(c.at - sent < 1000, `node ${c.node} closed ${c.at - sent} ms after the event was published (the CLI took ${sent - published} ms)`);
+    }
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.deactivate()));
+    await cluster.dispose();
+  }
+});
+
+async function contacts(baseUrl) {
+  const response = await fetch(`${baseUrl}/api/contacts`, { headers: { authorization: `Bearer ${token('admin1', 'admin')}` } });
+  assert.equal(response.status, 200);
+  return (await response.json()).contacts;
+}

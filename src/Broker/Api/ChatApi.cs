@@ -29,7 +29,7 @@ public static class ChatApi
         return Results.Ok(new { userId = principal.UserId, name = user?.Name ?? principal.Name, role = principal.Role, known = user is { IsDeleted: false } });
     }
 
-    private static async Task<IResult> ContactsAsync(HttpContext http, JwtValidator jwt, IUserStore users, IMessageStore messages, SessionRegistry sessions)
+    private static async Task<IResult> ContactsAsync(HttpContext http, JwtValidator jwt, IUserStore users, IMessageStore messages, IPresence presence)
     {
         var (principal, error) = await AuthenticateAsync(http, jwt);
         if (principal is null) return error!;
@@ -45,7 +45,7 @@ public static class ChatApi
                 userId = c.User.Id,
                 name = c.User.Name,
                 role = c.User.Role.ToWire(),
-                online = sessions.IsOnline(c.User.Id),
+                online = presence.IsOnline(c.User.Id),
                 lastMessage = c.Summary?.LastMessage is { } m ? MessageJson(m) : null,
                 unread = c.Summary?.UnreadCount ?? 0,
             });

@@ -14,7 +14,7 @@ namespace WsBroker.Broker.Chat;
 /// sessions of a deleted user, and (embedded mode) seeding the demo users through the same UserSync events the user
 /// service publishes.
 /// </summary>
-public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents userEvents, IUserEventPublisher publisher, IUserStore users,
+public sealed partial class ChatLifecycle(BrokerServices services, IPresence presence, LocalDelivery local, IUserEvents userEvents, IUserEventPublisher publisher, IUserStore users,
     IOptions<ChatOptions> options, BrokerMode mode, ILogger<ChatLifecycle> logger) : IHostedService
 {
     internal static readonly (string Id, string Name, string Role)[] DemoUsers =
@@ -27,8 +27,7 @@ public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents u
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        services.Sessions.UserOnline += id => Presence(id, online: true);
-        services.Sessions.UserOffline += id => Presence(id, online: false);
+        presence.Changed += Presence;
         userEvents.UserDeleted += id =>
         {
             var closed = services.Sessions.CloseUserSessions(id, "user deleted", DisconnectReason.UserDeleted);
@@ -39,10 +38,11 @@ public sealed partial class ChatLifecycle(BrokerServices services, IUserEvents u
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    // Delivered to this node's subscribers only: in cluster mode every node sees the same transition and tells its own.
     private void Presence(string userId, bool online)
     {
         var body = JsonSerializer.SerializeToUtf8Bytes(new { userId, online });
-        services.Backplane.Publish(SharedMessage.Create(services.Ids.Next(), ChatDestination.Presence,
+        local.Deliver(SharedMessage.Create(services.Ids.Next(), ChatDestination.Presence,
             [new("content-type", "application/json"), new("user", userId)], body, userId));
     }
 

@@ -16,6 +16,10 @@ public sealed class ClusterOptions
     /// <summary>Messages waiting for the backplane: past it, or while RabbitMQ is unreachable, a message reaches this
     /// node's subscribers only (counted; chat clients recover it with <c>since:</c>).</summary>
     public int MaxPendingMessages { get; set; } = 100_000;
+    /// <summary>How often a node tells the others it is alive (with where its presence changes stand).</summary>
+    public int HeartbeatMs { get; set; } = 1000;
+    /// <summary>A node not heard from for this long is gone: its users go offline on every other node.</summary>
+    public int NodeTimeoutMs { get; set; } = 5000;
 
     public IEnumerable<string> Validate()
     {
@@ -23,5 +27,7 @@ public sealed class ClusterOptions
         if (MaxBatchMessages is < 1 or > 100_000) yield return "Cluster:MaxBatchMessages must be between 1 and 100000";
         if (MaxBatchBytes is < 1024 or > 64 * 1024 * 1024) yield return "Cluster:MaxBatchBytes must be between 1024 and 67108864";
         if (MaxPendingMessages < MaxBatchMessages) yield return "Cluster:MaxPendingMessages must be at least Cluster:MaxBatchMessages";
+        if (HeartbeatMs is < 50 or > 60_000) yield return "Cluster:HeartbeatMs must be between 50 and 60000";
+        if (NodeTimeoutMs < 2 * HeartbeatMs) yield return "Cluster:NodeTimeoutMs must be at least twice Cluster:HeartbeatMs";
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using WsBroker.Broker.Hosting;
 using WsBroker.Broker.Operations;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Sessions;
 
 namespace WsBroker.Broker.Cluster;
 
@@ -48,6 +49,9 @@ public static class ClusterSetup
         services.AddSingleton<RabbitMqBackplane>();
         services.AddSingleton<IBackplane>(sp => sp.GetRequiredService<RabbitMqBackplane>());
         services.AddHostedService(sp => sp.GetRequiredService<RabbitMqBackplane>());
+        services.AddSingleton<ClusterPresence>();
+        services.AddSingleton<IPresence>(sp => sp.GetRequiredService<ClusterPresence>());
+        services.AddHostedService(sp => sp.GetRequiredService<ClusterPresence>());
         services.AddHealthChecks().AddCheck<BackplaneHealthCheck>("backplane", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], TimeSpan.FromSeconds(3));
         return services;
     }

@@ -66,6 +66,19 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         if (!_outgoing.Writer.TryWrite(message)) _metrics.Dropped(1);
     }
 
+    /// <summary>Destinations of the backplane's own control messages (never a client's: those start with '/').</summary>
+    public const string ControlPrefix = "$cluster/";
+
+    /// <summary>Queues a control message for the other nodes, in order with this node's messages (not delivered here).</summary>
+    public void PublishControl(string kind, byte[] body)
+    {
+        if (!_outgoing.Writer.TryWrite(SharedMessage.Create(0, ControlPrefix + kind, [], body))) _metrics.Dropped(1);
+    }
+
+    /// <summary>A control message from another node (its origin and the message), on the one consumer thread, in that
+    /// node's order.</summary>
+    public event Action<int, SharedMessage>? ControlReceived;
+
     /// <summary>Always true: another node may have subscribers this one does not know of.</summary>
     public bool HasSubscribers(string destination) => true;
 
@@ -153,7 +166,8 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         if (!BackplaneBatch.TryRead(batch, message =>
             {
                 count++;
-                _local.DeliverFromBackplane(message, origin);
+                if (message.Destination.StartsWith(ControlPrefix, StringComparison.Ordinal)) ControlReceived?.Invoke(origin, message);
+                else _local.DeliverFromBackplane(message, origin);
             }))
             Log.BadBatch(_logger, batch.Length);
         _metrics.Received(count);
