@@ -84,6 +84,15 @@ public static class BrokerApp
         services.AddWsBrokerUserSync(configuration);
         services.AddSingleton<IAccessPolicy, ChatAccessPolicy>();
         services.AddSingleton<ISendHandler, ChatSendHandler>();
+        services.AddSingleton<LocalChatAppender>();
+        if (ClusterSetup.IsEnabled(configuration))
+        {
+            // Before ClusterSetup's hosted services: its constructor makes this node a candidate owner of the shards.
+            services.AddSingleton<ClusterChatAppender>();
+            services.AddSingleton<IChatAppender>(sp => sp.GetRequiredService<ClusterChatAppender>());
+            services.AddHostedService(sp => sp.GetRequiredService<ClusterChatAppender>());
+        }
+        else services.AddSingleton<IChatAppender>(sp => sp.GetRequiredService<LocalChatAppender>());
         services.AddSingleton<IReplaySource, ChatReplaySource>();
         services.AddSingleton<ChatDeliveryTracker>();
         services.AddSingleton<IDeliveryObserver>(sp => sp.GetRequiredService<ChatDeliveryTracker>());
@@ -149,7 +158,9 @@ public static class BrokerApp
         services.AddSingleton<TopicRouter>();
         services.AddSingleton<LocalDelivery>();
         services.AddSingleton<IBackplane, InProcessBackplane>();
-        services.AddSingleton(sp => new MessageIdGenerator(sp.GetRequiredService<IOptions<BrokerOptions>>().Value.NodeId));
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<BrokerOptions>>().Value is var o && o.ClockOffsetMs != 0
+            ? new MessageIdGenerator(o.NodeId, new OffsetClock(TimeSpan.FromMilliseconds(o.ClockOffsetMs)))
+            : new MessageIdGenerator(o.NodeId));
         services.AddSingleton<SessionRegistry>();
         services.AddSingleton<IPresence, LocalPresence>();
         services.AddMetrics();

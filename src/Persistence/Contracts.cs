@@ -108,6 +108,10 @@ public interface IMessageStore
     /// <see cref="MessageRejectedException"/> (<see cref="MessageRejection.InvalidClientMsgId"/>) for a malformed id.</summary>
     Task<ChatMessage?> FindByClientMsgIdAsync(string senderId, string clientMsgId, CancellationToken ct = default);
 
+    /// <summary>The highest message id committed in any conversation of <paramref name="adminId"/>, 0 when none: where a
+    /// node that takes over the conversations of an administrator in a cluster must continue the ids from.</summary>
+    Task<long> LastIdAsync(string adminId, CancellationToken ct = default);
+
     /// <summary>Committed messages with id &gt; <paramref name="afterId"/> of one conversation (or, with
     /// <paramref name="clientId"/> null, of every conversation of <paramref name="adminId"/>), oldest first, at most
     /// <paramref name="limit"/> (1..10000). Stops short of the oldest message of that scope still queued in this store, so a

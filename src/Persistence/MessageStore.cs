@@ -157,6 +157,15 @@ internal sealed class MessageStore : IMessageStore, IAsyncDisposable
         return rows.Select(r => r.ToMessage()).ToList();
     }
 
+    public async Task<long> LastIdAsync(string adminId, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(adminId);
+        _gate.ThrowIfClosed();
+        await using var connection = _dialect.CreateConnection();
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT COALESCE(MAX(id), 0) FROM messages WHERE admin_id = @adminId", new { adminId }, cancellationToken: ct)).ConfigureAwait(false);
+    }
+
     public async Task<ChatMessage?> FindByClientMsgIdAsync(string senderId, string clientMsgId, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(senderId);

@@ -39,7 +39,8 @@ export class Party {
    * @param {object} o
    * @param {string} o.userId   user id (admin1 / client1 …)
    * @param {string} o.role     admin | client
-   * @param {string} o.wsUrl    ws://127.0.0.1:port/ws (stays the same across broker restarts)
+   * @param {string|function(): string} o.wsUrl ws://127.0.0.1:port/ws (stays the same across broker restarts), or a
+   *   function asked at each connect (a cluster test moves a party to another node)
    * @param {string} o.destination the conversation, /topic/private-chat/{adminId}/{clientId}
    * @param {string} [o.subscribeTo] what to SUBSCRIBE to (default: destination; an admin may take …/{adminId}/*)
    * @param {Signal} o.signal
@@ -67,7 +68,7 @@ export class Party {
   async start() {
     const jwt = token(this.userId, this.role);
     this.client = new Client({
-      webSocketFactory: () => new WebSocket(this.wsUrl, ['v12.stomp']),
+      webSocketFactory: () => new WebSocket(typeof this.wsUrl === 'function' ? this.wsUrl() : this.wsUrl, ['v12.stomp']),
       connectHeaders: { Authorization: `Bearer ${jwt}` },
       reconnectDelay: 100,
       heartbeatIncoming: 0,

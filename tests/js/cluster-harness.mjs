@@ -14,17 +14,19 @@ export function clusterArgs(name, nodeId, database) {
     '--Cluster:Enabled=true', `--Cluster:Exchange=${name}`, `--Broker:NodeId=${nodeId}`];
 }
 
-/** Starts `count` nodes (ids 1..count) of a fresh cluster on a fresh database. `extra` is passed to every node. */
-export async function startCluster(count, extra = []) {
+/** Starts `count` nodes (ids 1..count) of a fresh cluster on a fresh database. `extra` is passed to every node.
+ * `extraFor(n)` adds arguments for node n (1-based). One after the other, each ready before the next: node 1 is then the
+ * first consumer of every conversation shard, so it owns them all (RabbitMQ's single active consumer). */
+export async function startCluster(count, extra = [], extraFor = () => []) {
   const name = `wsbroker-js-${randomBytes(4).toString('hex')}`;
   const database = mariaDatabase();
   const nodes = [];
   try {
-    for (const started of await Promise.allSettled(Array.from({ length: count }, (_, n) => startBroker({ args: [...clusterArgs(name, n + 1, database), ...extra] })))) {
-      if (started.status === 'fulfilled') nodes.push(started.value);
-      else throw started.reason;
+    for (let n = 1; n <= count; n++) {
+      const node = await startBroker({ args: [...clusterArgs(name, n, database), ...extra, ...extraFor(n)] });
+      nodes.push(node);
+      await ready(node.url);
     }
-    await Promise.all(nodes.map((node) => ready(node.url)));
   } catch (error) {
     await Promise.allSettled(nodes.map((node) => node.dispose()));
     database.drop();

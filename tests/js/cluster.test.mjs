@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startBroker, token, until, repoRoot } from './broker.mjs';
 import { startCluster, clusterArgs, connectTo, subscribed } from './cluster-harness.mjs';
-import { chatArgs, userKnown } from './chat-harness.mjs';
+import { chatArgs, userKnown, Party, Signal, talk, verify, waitFor } from './chat-harness.mjs';
 
 const userSyncDll = join(repoRoot, 'src/UserSync/bin/Release/net10.0/WsBroker.UserSync.dll');
 
@@ -157,3 +157,66 @@ async function contacts(baseUrl) {
   assert.equal(response.status, 200);
   return (await response.json()).contacts;
 }
+
+// Failover (issue 15): the parties of one conversation sit on different nodes; the administrator's node, which owns the
+// conversation (node 1 started first: it owns every shard), is killed -9 mid-conversation. The administrator reconnects
+// to node 3 with since: and resends with client-msg-id; the requests the dead owner had not answered are given to the next
+// owner (node 2, the next consumer). Both parties end with exactly the database's sequence. `skewMs` shifts the clock of
+// node 2's ids: the node that takes the conversation over then runs a second behind the one that gave it ids so far.
+async function failover(t, { skewMs = 0 } = {}) {
+  const cluster = await startCluster(3, chatArgs, (n) => (n === 2 && skewMs ? [`--Broker:ClockOffsetMs=${skewMs}`] : []));
+  const [n1, n2, n3] = cluster.nodes;
+  const signal = new Signal();
+  let adminUrl = n1.wsUrl;
+  const customer = new Party({ userId: 'client1', role: 'client', wsUrl: n2.wsUrl, destination: CHAT, signal });
+  const admin = new Party({ userId: 'admin1', role: 'admin', wsUrl: () => adminUrl, destination: CHAT, subscribeTo: '/topic/private-chat/admin1/*', signal });
+  const started = Date.now();
+  try {
+    await userKnown(n2.url, 'admin1', 'admin');
+    await userKnown(n2.url, 'client1', 'client');
+    await Promise.all([customer.start(), admin.start()]);
+    const total = 1000;
+    let killedAt = 0, reconnected = 0, ownerHandled = 0;
+    const kill = async (i) => {
+      if (i !== 300 || killedAt) return;
+      ownerHandled = await handled(n1.url);
+      adminUrl = n3.wsUrl;
+      killedAt = Date.now();
+      await n1.kill('SIGKILL');
+      const before = admin.connections;
+      waitFor(signal, () => admin.connections > before, 30_000, () => 'admin to reconnect').then(() => { reconnected = Date.now() - killedAt; }, () => {});
+    };
+    await Promise.all([
+      talk(customer, { total, window: 30, timeoutMs: 60_000 }),
+      talk(admin, { total, window: 30, timeoutMs: 60_000, onProgress: kill }),
+    ]);
+    const { stored, problems } = await verify({ baseUrl: n2.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
+    const after = [await handled(n2.url), await handled(n3.url)];
+    t.diagnostic(`${stored.length} stored in ${Date.now() - started} ms; node 1 handled ${ownerHandled} requests before it died, nodes 2 and 3 ` +
+      `${after.join(' and ')} after; admin back ${reconnected} ms after; ${customer.summary()}; ${admin.summary()}`);
+    assert.deepEqual(problems, [], problems.join('\n'));
+    assert.equal(stored.length, 2 * total);
+    assert.ok(killedAt > 0 && admin.connections >= 2, 'node 1 was killed and the administrator reconnected elsewhere');
+    assert.ok(ownerHandled > 0, 'node 1 did not own the conversation: the owner\'s death was not exercised');
+    assert.ok(after[0] + after[1] > 0, 'no other node took the conversation over');
+  } finally {
+    await Promise.allSettled([customer.stop(), admin.stop()]);
+    await cluster.dispose();
+  }
+}
+
+/** The stored SENDs node `baseUrl` handled as the owner of their shard (its /metrics). */
+async function handled(baseUrl) {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return Number(/^wsbroker_cluster_requests_handled_total(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1] ?? 0);
+}
+
+const CHAT = '/topic/private-chat/admin1/client1';
+
+test('failover: the administrator\'s node is killed -9 mid-conversation; both parties end with the database\'s sequence', { timeout: 120_000 }, async (t) => {
+  await failover(t);
+});
+
+test('failover to an owner whose clock is a second behind: ids still increase, nothing is skipped', { timeout: 120_000 }, async (t) => {
+  await failover(t, { skewMs: -1000 });
+});

@@ -24,16 +24,16 @@ public sealed partial class ChatSendHandler : ISendHandler
     private readonly IMessageStore _messages;
     private readonly ChatOptions _options;
     private readonly ILogger<ChatSendHandler> _logger;
-    private readonly ChatDeliveryTracker _delivery;
+    private readonly IChatAppender _appender;
     private readonly ConcurrentDictionary<string, TokenBucket> _typingBuckets = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TokenBucket> _messageBuckets = new(StringComparer.Ordinal);
 
-    public ChatSendHandler(IUserStore users, IMessageStore messages, ChatDeliveryTracker delivery, IOptions<ChatOptions> options,
+    public ChatSendHandler(IUserStore users, IMessageStore messages, IChatAppender appender, IOptions<ChatOptions> options,
         SessionRegistry sessions, ILogger<ChatSendHandler> logger)
     {
         _users = users;
         _messages = messages;
-        _delivery = delivery;
+        _appender = appender;
         _options = options.Value;
         _logger = logger;
         sessions.SessionEnded += s =>
@@ -98,30 +98,20 @@ public sealed partial class ChatSendHandler : ISendHandler
                 return;
             }
         }
-        var now = DateTimeOffset.UtcNow;
-        var timestamp = now.ToUnixTimeMilliseconds();
         var body = context.CopyBody();                             // the one copy: shared by the delivery and the store
-        // Delivered after the commit, in id order: the store takes the id and registers it in one step, and calls `settled`
-        // from its one writer in id order once the batch is committed; only then do both parties get the message. What a
-        // user has seen is in history. The sender's RECEIPT (with the id) follows.
-        PendingAppend append;
+        // Delivered to both parties after the commit, in id order (IChatAppender); the sender's RECEIPT (with the id)
+        // follows. A resend while the first is still in flight shares its commit (and its delivery): only the receipt is owed.
+        Task<long> committed;
         try
         {
-            append = _messages.Append(new ChatMessageDraft(adminId, clientId, senderId, receiverId, body, now, clientMsgId), context.MessageIds,
-                (id, error) =>
-                {
-                    if (error is not null) return;
-                    _delivery.Sent(id, senderId);
-                    context.Publish(ChatMessages.Build(id, adminId, clientId, senderId, receiverId, body, timestamp, clientMsgId));
-                });
+            committed = _appender.AppendAsync(new ChatMessageDraft(adminId, clientId, senderId, receiverId, body, DateTimeOffset.UtcNow, clientMsgId));
         }
         catch (MessageRejectedException ex)
         {
             context.Reject("could-not-send-message: " + ex.Message);
             return;
         }
-        // A resend while the first is still in flight shares its commit (and its delivery): only the receipt is owed.
-        _ = ReceiptAfterCommitAsync(context, append.Committed, append.Id);
+        _ = ReceiptAfterCommitAsync(context, committed);
     }
 
     /// <summary>A client-msg-id: 1..64 characters of [A-Za-z0-9_-].</summary>
@@ -131,31 +121,26 @@ public sealed partial class ChatSendHandler : ISendHandler
     private static readonly System.Buffers.SearchValues<char> s_clientMsgIdChars =
         System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
 
-    private async Task ReceiptAfterCommitAsync(SendContext context, Task append, long id)
+    private async Task ReceiptAfterCommitAsync(SendContext context, Task<long> committed)
     {
         try
         {
-            await append.ConfigureAwait(false);
-            context.Receipt(id);
-        }
-        catch (DuplicateMessageException ex)
-        {
-            context.Receipt(ex.OriginalId);                        // stored before under the same client-msg-id
+            context.Receipt(await committed.ConfigureAwait(false));
         }
         catch (PersistenceUnavailableException ex)
         {
-            Log.NotStored(_logger, ex, id);
+            Log.NotStored(_logger, ex, context.Destination.Text);
             context.Reject("could-not-send-message: storage unavailable, message not stored");
         }
         catch (MessageRejectedException ex)
         {
-            Log.NotStored(_logger, ex, id);
+            Log.NotStored(_logger, ex, context.Destination.Text);
             context.Reject("could-not-send-message: " + ex.Message);
         }
         catch (Exception ex)
         {
             // Anything else (a driver error that is not an outage): the sender must still hear that it was not stored.
-            Log.NotStored(_logger, ex, id);
+            Log.NotStored(_logger, ex, context.Destination.Text);
             context.Reject("could-not-send-message: not stored");
         }
     }
@@ -282,8 +267,8 @@ public sealed partial class ChatSendHandler : ISendHandler
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "chat message {MessageId} was delivered but not stored")]
-        public static partial void NotStored(ILogger logger, Exception exception, long messageId);
+        [LoggerMessage(EventId = 600, Level = LogLevel.Warning, Message = "a chat message to {Destination} was not stored (not delivered either)")]
+        public static partial void NotStored(ILogger logger, Exception exception, string destination);
 
         [LoggerMessage(EventId = 601, Level = LogLevel.Warning, Message = "SEND to {Destination} rejected: storage unavailable")]
         public static partial void StorageUnavailable(ILogger logger, Exception exception, string destination);

@@ -20,6 +20,11 @@ public sealed class ClusterOptions
     public int HeartbeatMs { get; set; } = 1000;
     /// <summary>A node not heard from for this long is gone: its users go offline on every other node.</summary>
     public int NodeTimeoutMs { get; set; } = 5000;
+    /// <summary>Shards of the administrators' conversations: each shard is owned by one node at a time (RabbitMQ's
+    /// single active consumer), which stores and publishes its messages in order. Every node must use the same number.</summary>
+    public int ChatShards { get; set; } = 16;
+    /// <summary>How long a node waits for the owner of a conversation to answer a stored SEND.</summary>
+    public int RequestTimeoutMs { get; set; } = 10_000;
 
     public IEnumerable<string> Validate()
     {
@@ -29,5 +34,7 @@ public sealed class ClusterOptions
         if (MaxPendingMessages < MaxBatchMessages) yield return "Cluster:MaxPendingMessages must be at least Cluster:MaxBatchMessages";
         if (HeartbeatMs is < 50 or > 60_000) yield return "Cluster:HeartbeatMs must be between 50 and 60000";
         if (NodeTimeoutMs < 2 * HeartbeatMs) yield return "Cluster:NodeTimeoutMs must be at least twice Cluster:HeartbeatMs";
+        if (ChatShards is < 1 or > 1024) yield return "Cluster:ChatShards must be between 1 and 1024";
+        if (RequestTimeoutMs is < 100 or > 300_000) yield return "Cluster:RequestTimeoutMs must be between 100 and 300000";
     }
 }

@@ -49,6 +49,8 @@ public static class ClusterSetup
         services.AddSingleton<RabbitMqBackplane>();
         services.AddSingleton<IBackplane>(sp => sp.GetRequiredService<RabbitMqBackplane>());
         services.AddHostedService(sp => sp.GetRequiredService<RabbitMqBackplane>());
+        services.AddSingleton<ShardRequests>();
+        services.AddHostedService(sp => sp.GetRequiredService<ShardRequests>());
         services.AddSingleton<ClusterPresence>();
         services.AddSingleton<IPresence>(sp => sp.GetRequiredService<ClusterPresence>());
         services.AddHostedService(sp => sp.GetRequiredService<ClusterPresence>());
@@ -58,10 +60,10 @@ public static class ClusterSetup
 }
 
 /// <summary>Readiness: the cluster backplane is connected (registered as <c>backplane</c> in cluster mode).</summary>
-public sealed class BackplaneHealthCheck(RabbitMqBackplane backplane) : IHealthCheck
+public sealed class BackplaneHealthCheck(RabbitMqBackplane backplane, ShardRequests requests) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(backplane.IsConnected
-            ? HealthCheckResult.Healthy()
-            : HealthCheckResult.Unhealthy("not connected to RabbitMQ: messages do not reach the other nodes"));
+        Task.FromResult(!backplane.IsConnected ? HealthCheckResult.Unhealthy("not connected to RabbitMQ: messages do not reach the other nodes")
+            : !requests.IsReady ? HealthCheckResult.Unhealthy("the conversation shards are not set up yet")
+            : HealthCheckResult.Healthy());
 }

@@ -30,11 +30,14 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
     private readonly BackplaneMetrics _metrics;
     private readonly ILogger<RabbitMqBackplane> _logger;
     private readonly IHostApplicationLifetime _lifetime;
-    private readonly Channel<SharedMessage> _outgoing;
+    // Messages for the other nodes, and barriers (a TaskCompletionSource completed once everything before it was handed to
+    // RabbitMQ, or dropped).
+    private readonly Channel<object> _outgoing;
     private readonly CancellationTokenSource _stopping = new();
     private IConnection? _connection;
     private IChannel? _publishChannel;
     private IChannel? _consumeChannel;
+    private readonly TaskCompletionSource<IConnection> _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task _sender = Task.CompletedTask;
     private Task _connecting = Task.CompletedTask;
 
@@ -48,7 +51,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         _metrics = metrics;
         _logger = logger;
         _lifetime = lifetime;
-        _outgoing = Channel.CreateBounded<SharedMessage>(new BoundedChannelOptions(_options.MaxPendingMessages)
+        _outgoing = Channel.CreateBounded<object>(new BoundedChannelOptions(_options.MaxPendingMessages)
         {
             FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true, AllowSynchronousContinuations = false,
         });
@@ -56,6 +59,19 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
 
     /// <summary>The queue only this node reads; its name holds the node id, so a second node with that id is refused.</summary>
     public string QueueName => $"{_options.Exchange}.node.{_nodeId}";
+
+    /// <summary>Completes with the connection once it is first made (it then recovers by itself): other cluster parts open
+    /// their channels on it.</summary>
+    public Task<IConnection> WhenConnected => _connected.Task;
+
+    /// <summary>The routing key that reaches only this node's queue (answers to its requests).</summary>
+    public static string NodeRoutingKey(int nodeId) => "node." + nodeId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The AMQP type of a message sent to one node as the answer to a request (<see cref="Answered"/>).</summary>
+    public const string AnswerType = "answer";
+
+    /// <summary>An answer to one of this node's requests arrived: its correlation id and body (copied).</summary>
+    public event Action<string, byte[]>? Answered;
 
     /// <summary>Connected to RabbitMQ with the queue consumed: messages reach the other nodes (readiness).</summary>
     public bool IsConnected => _connection is { IsOpen: true } && _publishChannel is { IsOpen: true } && _consumeChannel is { IsOpen: true };
@@ -78,6 +94,16 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
     /// <summary>A control message from another node (its origin and the message), on the one consumer thread, in that
     /// node's order.</summary>
     public event Action<int, SharedMessage>? ControlReceived;
+
+    /// <summary>Completes once every message published before the call has been handed to RabbitMQ (or dropped): an owner
+    /// acknowledges a request only after the messages it published for it are on their way, so a node that dies after its
+    /// acknowledgement leaves nothing committed and unpublished.</summary>
+    public Task PublishedAsync()
+    {
+        var barrier = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_outgoing.Writer.TryWrite(barrier)) barrier.TrySetResult();
+        return barrier.Task;
+    }
 
     /// <summary>Always true: another node may have subscribers this one does not know of.</summary>
     public bool HasSubscribers(string destination) => true;
@@ -143,15 +169,21 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         var consume = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueDeclareAsync(QueueName, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueBindAsync(QueueName, _options.Exchange, RoutingKey, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await consume.QueueBindAsync(QueueName, _options.Exchange, NodeRoutingKey(_nodeId), cancellationToken: cancellationToken).ConfigureAwait(false);
         var consumer = new AsyncEventingBasicConsumer(consume);
         consumer.ReceivedAsync += (_, delivery) =>
         {
-            Receive(delivery.Body.Span);
+            if (delivery.BasicProperties.Type == AnswerType)
+            {
+                if (delivery.BasicProperties.CorrelationId is { } correlation) Answered?.Invoke(correlation, delivery.Body.ToArray());
+            }
+            else Receive(delivery.Body.Span);
             return Task.CompletedTask;
         };
         await consume.BasicConsumeAsync(QueueName, autoAck: true, consumer, cancellationToken).ConfigureAwait(false);
         _consumeChannel = consume;
         _publishChannel = publish;
+        _connected.TrySetResult(connection);
     }
 
     private void Receive(ReadOnlySpan<byte> batch)
@@ -176,6 +208,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
     private async Task SendLoopAsync()
     {
         var buffer = new ArrayBufferWriter<byte>(64 * 1024);
+        var barriers = new List<TaskCompletionSource>();
         var reader = _outgoing.Reader;
         try
         {
@@ -184,31 +217,47 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
                 buffer.ResetWrittenCount();
                 BackplaneBatch.WriteHeader(buffer, _nodeId);
                 var count = 0;
-                while (count < _options.MaxBatchMessages && buffer.WrittenCount < _options.MaxBatchBytes && reader.TryRead(out var message))
+                while (count < _options.MaxBatchMessages && buffer.WrittenCount < _options.MaxBatchBytes && reader.TryRead(out var item))
                 {
-                    BackplaneBatch.Append(buffer, message);
-                    count++;
+                    if (item is SharedMessage message)
+                    {
+                        BackplaneBatch.Append(buffer, message);
+                        count++;
+                    }
+                    else barriers.Add((TaskCompletionSource)item);
                 }
-                var channel = _publishChannel;
-                if (channel is not { IsOpen: true })
-                {
-                    _metrics.Dropped(count);
-                    continue;
-                }
-                try
-                {
-                    await channel.BasicPublishAsync(_options.Exchange, RoutingKey, buffer.WrittenMemory, _stopping.Token).ConfigureAwait(false);
-                    _metrics.Published(count);
-                }
-                catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or ObjectDisposedException)
-                {
-                    _metrics.Dropped(count);
-                    Log.PublishFailed(_logger, ex, count);
-                }
+                if (count > 0) await PublishBatchAsync(buffer, count).ConfigureAwait(false);
+                foreach (var barrier in barriers) barrier.TrySetResult();
+                barriers.Clear();
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
+        }
+        finally
+        {
+            foreach (var barrier in barriers) barrier.TrySetResult();
+            while (reader.TryRead(out var item)) (item as TaskCompletionSource)?.TrySetResult();
+        }
+    }
+
+    private async Task PublishBatchAsync(ArrayBufferWriter<byte> buffer, int count)
+    {
+        var channel = _publishChannel;
+        if (channel is not { IsOpen: true })
+        {
+            _metrics.Dropped(count);
+            return;
+        }
+        try
+        {
+            await channel.BasicPublishAsync(_options.Exchange, RoutingKey, buffer.WrittenMemory, _stopping.Token).ConfigureAwait(false);
+            _metrics.Published(count);
+        }
+        catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or ObjectDisposedException)
+        {
+            _metrics.Dropped(count);
+            Log.PublishFailed(_logger, ex, count);
         }
     }
 

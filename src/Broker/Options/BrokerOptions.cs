@@ -9,6 +9,9 @@ public sealed class BrokerOptions
 
     /// <summary>This node's id (0..1023), part of every message id so ids are unique across nodes.</summary>
     public int NodeId { get; set; }
+    /// <summary>Shifts the clock of this node's message ids by this many milliseconds (tests of clock skew between the nodes
+    /// of a cluster; leave it 0).</summary>
+    public int ClockOffsetMs { get; set; }
     public int MaxFrameBytes { get; set; } = 64 * 1024;
     public int MaxHeaderCount { get; set; } = 64;
     public int MaxHeaderLineBytes { get; set; } = 8 * 1024;

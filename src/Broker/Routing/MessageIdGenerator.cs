@@ -36,9 +36,28 @@ public sealed class MessageIdGenerator
         }
     }
 
+    /// <summary>Makes every later id of this generator greater than <paramref name="id"/> (made by any node): it continues
+    /// from the millisecond after it if its clock is behind. A node that takes over a conversation in a cluster calls it
+    /// with the conversation's last id, so ids keep increasing whatever the clocks of the nodes.</summary>
+    public void AdvancePast(long id)
+    {
+        var floor = ((id >> (SequenceBits + NodeBits)) + 1) << SequenceBits;
+        while (true)
+        {
+            var old = Volatile.Read(ref _state);
+            if (old >= floor || Interlocked.CompareExchange(ref _state, floor - 1, old) == old) return;
+        }
+    }
+
     /// <summary>The node id encoded in a message id.</summary>
     public static int NodeOf(long id) => (int)((id >> SequenceBits) & ((1 << NodeBits) - 1));
 
     /// <summary>The time encoded in a message id.</summary>
     public static DateTimeOffset TimeOf(long id) => Epoch.AddMilliseconds(id >> (SequenceBits + NodeBits));
+}
+
+/// <summary>The system clock shifted by a fixed offset (<c>Broker:ClockOffsetMs</c>: a skewed node in tests).</summary>
+public sealed class OffsetClock(TimeSpan offset) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + offset;
 }

@@ -11,6 +11,10 @@ public sealed class Subscription
     private readonly List<long>? _unacked;
     // Live deliveries held back while a `since` replay runs (null: live). The list is its own lock.
     private List<SharedMessage>? _held;
+    // A subscription that resumed with `since` (a chat conversation: its ids only increase) drops a delivery whose id is not
+    // above the last it had, from the replay or live: a message the replay read whose publish ran late, or one a cluster
+    // node published again after taking over from a node that died. -1: not resumed, no check.
+    private long _lastId = -1;
 
     public Subscription(IMessageSink sink, string id, Destination destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
     {
@@ -55,6 +59,8 @@ public sealed class Subscription
                 }
             }
         }
+        // EndReplay sets the last id before it ends the hold, so a delivery that passed the hold sees it.
+        if (Volatile.Read(ref _lastId) >= 0 && !Advance(message.Id)) return DeliveryOutcome.Queued;   // had it already
         return Sink.TryDeliver(this, message);
     }
 
@@ -63,18 +69,34 @@ public sealed class Subscription
     public void BeginReplay() => Volatile.Write(ref _held, []);
 
     /// <summary>Ends the replay: the live messages held back meanwhile go to the sink in arrival order, except those the
-    /// replay already gave (id up to <paramref name="lastReplayedId"/>); then delivery is live.</summary>
+    /// replay already gave (id up to <paramref name="lastReplayedId"/>, now or when they arrive later); then delivery is
+    /// live.</summary>
     public void EndReplay(long lastReplayedId)
     {
         var held = Volatile.Read(ref _held);
         if (held is null) return;
         lock (held)
         {
+            var last = Math.Max(lastReplayedId, 0);
             foreach (var message in held)
             {
-                if (message.Id > lastReplayedId) Sink.TryDeliver(this, message);
+                if (message.Id <= last) continue;                  // the replay gave it, or it came twice
+                Sink.TryDeliver(this, message);
+                last = message.Id;
             }
+            if (lastReplayedId != long.MaxValue) Volatile.Write(ref _lastId, last);
             Volatile.Write(ref _held, null);
+        }
+    }
+
+    // Raises the last id to `id`; false when it was already there or above.
+    private bool Advance(long id)
+    {
+        while (true)
+        {
+            var last = Volatile.Read(ref _lastId);
+            if (id <= last) return false;
+            if (Interlocked.CompareExchange(ref _lastId, id, last) == last) return true;
         }
     }
 

@@ -113,6 +113,25 @@ public class BackplaneSeamTests
         Assert.Equal(matches, router.Match(destination).Length == 1);
     }
 
+    // A message the replay read may reach the subscription live only after the hand-off (its publish ran late, or came
+    // from another node), and a cluster node that takes a conversation over may publish one again: a resumed subscription
+    // never delivers an id twice. Newer ones are delivered.
+    [Fact]
+    public void Subscription_LiveMessageTheReplayAlreadyGave_ArrivingAfterTheHandOff_IsDropped()
+    {
+        var sink = new CountingSink();
+        var subscription = new Subscription(sink, "s", Destination.Of("/topic/a"), AckMode.Auto, 1);
+        SharedMessage Message(long id) => SharedMessage.Create(id, "/topic/a", [], Encoding.UTF8.GetBytes("x"));
+        subscription.BeginReplay();
+        Assert.Equal(DeliveryOutcome.Queued, subscription.Deliver(Message(11)));   // held during the replay
+        subscription.EndReplay(lastReplayedId: 12);                               // the replay gave up to 12
+        Assert.Equal(0, sink.Count);                                              // 11 was given by the replay
+        subscription.Deliver(Message(12));                                        // late: dropped
+        subscription.Deliver(Message(13));
+        subscription.Deliver(Message(13));                                        // published again by a new owner: dropped
+        Assert.Equal(1, sink.Count);
+    }
+
     private static byte[] Tail(SharedMessage message, StompVersion version)
     {
         var output = new ArrayBufferWriter<byte>();
