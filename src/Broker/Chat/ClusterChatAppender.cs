@@ -79,6 +79,9 @@ public sealed partial class ClusterChatAppender : IChatAppender, IHostedService
         {
             if (!_continued.ContainsKey(draft.AdminId))
             {
+                // Taking over: first read what the previous owner published (it reached this node's queue before this
+                // request was given here), so nothing this node publishes overtakes it; then continue its ids.
+                await _backplane.ReceivedAllAsync().ConfigureAwait(false);
                 _ids.AdvancePast(await _messages.LastIdAsync(draft.AdminId).ConfigureAwait(false));
                 _continued[draft.AdminId] = true;
             }

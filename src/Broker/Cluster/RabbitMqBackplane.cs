@@ -105,6 +105,26 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         return barrier.Task;
     }
 
+    /// <summary>Completes once this node has read everything that was in its queue when the call was made (a marker sent
+    /// to its own queue came back): a node taking over an administrator's conversations first receives what the previous
+    /// owner published. Completes at once while RabbitMQ is unreachable (there is nothing to wait for).</summary>
+    public Task ReceivedAllAsync()
+    {
+        var marker = new SyncMarker(Interlocked.Increment(ref _nextSync).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _syncs[marker.Id] = marker.Done;
+        if (!_outgoing.Writer.TryWrite(marker)) marker.Done.TrySetResult();
+        return marker.Done.Task;
+    }
+
+    private const string SyncType = "sync";
+    private long _nextSync;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _syncs = new(StringComparer.Ordinal);
+
+    private sealed record SyncMarker(string Id)
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     /// <summary>Always true: another node may have subscribers this one does not know of.</summary>
     public bool HasSubscribers(string destination) => true;
 
@@ -173,9 +193,14 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         var consumer = new AsyncEventingBasicConsumer(consume);
         consumer.ReceivedAsync += (_, delivery) =>
         {
-            if (delivery.BasicProperties.Type == AnswerType)
+            var type = delivery.BasicProperties.Type;
+            if (type == AnswerType)
             {
                 if (delivery.BasicProperties.CorrelationId is { } correlation) Answered?.Invoke(correlation, delivery.Body.ToArray());
+            }
+            else if (type == SyncType)
+            {
+                if (delivery.BasicProperties.CorrelationId is { } id && _syncs.TryRemove(id, out var done)) done.TrySetResult();
             }
             else Receive(delivery.Body.Span);
             return Task.CompletedTask;
@@ -209,6 +234,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
     {
         var buffer = new ArrayBufferWriter<byte>(64 * 1024);
         var barriers = new List<TaskCompletionSource>();
+        var syncs = new List<SyncMarker>();
         var reader = _outgoing.Reader;
         try
         {
@@ -224,9 +250,12 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
                         BackplaneBatch.Append(buffer, message);
                         count++;
                     }
+                    else if (item is SyncMarker marker) syncs.Add(marker);
                     else barriers.Add((TaskCompletionSource)item);
                 }
                 if (count > 0) await PublishBatchAsync(buffer, count).ConfigureAwait(false);
+                foreach (var marker in syncs) await PublishSyncAsync(marker).ConfigureAwait(false);
+                syncs.Clear();
                 foreach (var barrier in barriers) barrier.TrySetResult();
                 barriers.Clear();
             }
@@ -237,8 +266,35 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         finally
         {
             foreach (var barrier in barriers) barrier.TrySetResult();
-            while (reader.TryRead(out var item)) (item as TaskCompletionSource)?.TrySetResult();
+            foreach (var marker in syncs) marker.Done.TrySetResult();
+            while (reader.TryRead(out var item))
+            {
+                (item as TaskCompletionSource)?.TrySetResult();
+                (item as SyncMarker)?.Done.TrySetResult();
+            }
         }
+    }
+
+    private async Task PublishSyncAsync(SyncMarker marker)
+    {
+        var channel = _publishChannel;
+        try
+        {
+            if (channel is { IsOpen: true })
+            {
+                var properties = new BasicProperties { Type = SyncType, CorrelationId = marker.Id };
+                await channel.BasicPublishAsync(_options.Exchange, NodeRoutingKey(_nodeId), mandatory: false, properties, ReadOnlyMemory<byte>.Empty, _stopping.Token).ConfigureAwait(false);
+                _ = marker.Done.Task.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(t => { _syncs.TryRemove(marker.Id, out _); marker.Done.TrySetResult(); },
+                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                return;
+            }
+        }
+        catch (Exception ex) when (ex is AlreadyClosedException or OperationInterruptedException or IOException or ObjectDisposedException)
+        {
+            Log.PublishFailed(_logger, ex, 0);
+        }
+        _syncs.TryRemove(marker.Id, out _);
+        marker.Done.TrySetResult();                                     // not connected: nothing to wait for
     }
 
     private async Task PublishBatchAsync(ArrayBufferWriter<byte> buffer, int count)
