@@ -1,10 +1,10 @@
 // Cluster mode (issue 15): nodes as separate processes on 127.0.0.1, RabbitMQ as the backplane, one MariaDB database.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startBroker, token, until, repoRoot } from './broker.mjs';
-import { startCluster, clusterArgs, connectTo, subscribed } from './cluster-harness.mjs';
+import { startBroker, token, until, repoRoot, freePort } from './broker.mjs';
+import { startCluster, clusterArgs, connectTo, subscribed, ready } from './cluster-harness.mjs';
 import { chatArgs, userKnown, Party, Signal, talk, verify, waitFor } from './chat-harness.mjs';
 
 const userSyncDll = join(repoRoot, 'src/UserSync/bin/Release/net10.0/WsBroker.UserSync.dll');
@@ -219,4 +219,54 @@ test('failover: the administrator\'s node is killed -9 mid-conversation; both pa
 
 test('failover to an owner whose clock is a second behind: ids still increase, nothing is skipped', { timeout: 120_000 }, async (t) => {
   await failover(t, { skewMs: -1000 });
+});
+
+test('the shipped HAProxy config is valid, and HAProxy in front of two nodes serves clients and fails over on /readyz', { timeout: 120_000 }, async () => {
+  const config = join(repoRoot, 'deploy/haproxy.cfg');
+  const listen = await freePort();
+  const check = spawnSync('haproxy', ['-c', '-f', config], {
+    encoding: 'utf8', env: { ...process.env, WSBROKER_LISTEN: `127.0.0.1:${listen}`, WSBROKER_NODE1: 'broker1:8080', WSBROKER_NODE2: 'broker2:8080' },
+  });
+  assert.equal(check.status, 0, `haproxy -c: ${check.stdout}${check.stderr}`);
+  const cluster = await startCluster(2);
+  const [n1, n2] = cluster.nodes;
+  const haproxy = spawn('haproxy', ['-db', '-f', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, WSBROKER_LISTEN: `127.0.0.1:${listen}`, WSBROKER_NODE1: `127.0.0.1:${n1.port}`, WSBROKER_NODE2: `127.0.0.1:${n2.port}` },
+  });
+  let log = '';
+  haproxy.stdout.on('data', (d) => { log += d; });
+  haproxy.stderr.on('data', (d) => { log += d; });
+  const front = `ws://127.0.0.1:${listen}/ws`;
+  const clients = [];
+  try {
+    await until(() => log.length > 0 || haproxy.exitCode === null, 5000, 'haproxy to start');
+    await ready(`http://127.0.0.1:${listen}`);
+    // leastconn spreads the connections over both nodes; a message published by any reaches the subscribers on both.
+    const got = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await connectTo(front, `viewer-${i}`);
+      clients.push(c);
+      await subscribed(c, '/topic/through-haproxy', (m) => got.push(`${i}:${m.body}`));
+    }
+    const perNode = await Promise.all(cluster.nodes.map(async (n) => Number(/^wsbroker_connections(?:\{[^}]*\})? (\S+)/m.exec(await (await fetch(`${n.url}/metrics`)).text())?.[1] ?? 0)));
+    assert.ok(perNode.every((n) => n >= 1), `connections per node: ${perNode.join(', ')}`);
+    clients[0].publish({ destination: '/topic/through-haproxy', body: 'hello' });
+    await until(() => got.length === 4, 5000, 'all four viewers got the message');
+    // Node 1 dies: HAProxy's check marks it down; a new connection through the same address reaches node 2.
+    await n1.kill('SIGKILL');
+    await until(() => /node1 is DOWN/.test(log), 10_000, `haproxy to mark node1 down:\n${log}`);
+    const after = await connectTo(front, 'late-viewer');
+    clients.push(after);
+    const late = [];
+    await subscribed(after, '/topic/through-haproxy', (m) => late.push(m.body));
+    const survivor = await connectTo(front, 'late-publisher');
+    clients.push(survivor);
+    survivor.publish({ destination: '/topic/through-haproxy', body: 'after' });
+    await until(() => late.length === 1, 5000, 'the new viewer, on node 2, got the message');
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.deactivate()));
+    haproxy.kill('SIGTERM');
+    await cluster.dispose();
+  }
 });

@@ -121,7 +121,9 @@ public class DeploymentTests
         var env = new Dictionary<string, string?> { ["WSBROKER_SIGNING_KEY"] = new string('k', 48) };
         var (code, stdout, stderr) = await Repo.RunAsync(compose, ["config"], env);
         Assert.True(code == 0, stderr);
-        foreach (var expected in new[] { "mariadb:", "rabbitmq:", "broker:", "Storage__Provider: MySql", "Bus__Transport: RabbitMq", "127.0.0.1:15672:15672", "service_healthy", "mariadb-data" })
+        foreach (var expected in new[] { "mariadb:", "rabbitmq:", "broker1:", "broker2:", "haproxy:", "Storage__Provider: MySql", "Bus__Transport: RabbitMq",
+            "Cluster__Enabled: \"true\"", "Broker__NodeId: '2'", "WSBROKER_NODE2: broker2:8080", "/deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
+            "127.0.0.1:15672:15672", "service_healthy", "mariadb-data" })
             Assert.Contains(expected, stdout);
         var missing = await Repo.RunAsync(compose, ["config", "-q"], new Dictionary<string, string?> { ["WSBROKER_SIGNING_KEY"] = null });
         Assert.NotEqual(0, missing.ExitCode);
