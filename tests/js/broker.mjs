@@ -24,8 +24,13 @@ export function freePort() {
   });
 }
 
-/** Starts the broker; resolves once it listens. `port` 0 picks a free one. Extra args are passed through. */
-export async function startBroker({ port = 0, args = [], dataDir } = {}) {
+/** Starts the broker; resolves once it listens. `port` 0 picks a free one. Extra args are passed through.
+ * With WSBROKER_JS_CLUSTER=<n> in the environment, a call that names no port and no data folder starts a cluster of n
+ * nodes instead (tests/js/cluster-harness.mjs) and returns the same shape, whose `url` and `wsUrl` name the next node at
+ * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node. */
+export async function startBroker({ port = 0, args = [], dataDir, single = false } = {}) {
+  const clusterNodes = Number(process.env.WSBROKER_JS_CLUSTER ?? 0);
+  if (clusterNodes > 1 && !single && !port && !dataDir) return spreadOver(clusterNodes, args);
   if (!existsSync(brokerDll)) throw new Error(`broker not built: ${brokerDll} (run dotnet build -c Release first)`);
   const ownData = !dataDir;
   dataDir ??= mkdtempSync(join(tmpdir(), 'wsbroker-js-'));
@@ -71,6 +76,22 @@ export async function startBroker({ port = 0, args = [], dataDir } = {}) {
     stop,
     kill,
     async dispose() { await stop(); if (ownData) rmSync(dataDir, { recursive: true, force: true }); },
+  };
+}
+
+async function spreadOver(count, args) {
+  const { startCluster } = await import('./cluster-harness.mjs');
+  const cluster = await startCluster(count, args);
+  let next = 0;
+  const pick = () => cluster.nodes[next++ % cluster.nodes.length];
+  return {
+    get url() { return pick().url; },
+    get wsUrl() { return pick().wsUrl; },
+    nodes: cluster.nodes,
+    output: () => cluster.nodes.map((n, i) => `--- node ${i + 1}\n${n.output()}`).join('\n'),
+    stop: () => Promise.allSettled(cluster.nodes.map((n) => n.stop())),
+    kill: (signal) => Promise.allSettled(cluster.nodes.map((n) => n.kill(signal))),
+    dispose: () => cluster.dispose(),
   };
 }
 

@@ -23,7 +23,7 @@ export async function startCluster(count, extra = [], extraFor = () => []) {
   const nodes = [];
   try {
     for (let n = 1; n <= count; n++) {
-      const node = await startBroker({ args: [...clusterArgs(name, n, database), ...extra, ...extraFor(n)] });
+      const node = await startBroker({ single: true, args: [...clusterArgs(name, n, database), ...extra, ...extraFor(n)] });
       nodes.push(node);
       await ready(node.url);
     }

@@ -2,12 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startBroker, token, until, repoRoot, freePort } from './broker.mjs';
 import { startCluster, clusterArgs, connectTo, subscribed, ready } from './cluster-harness.mjs';
 import { chatArgs, userKnown, Party, Signal, talk, verify, waitFor } from './chat-harness.mjs';
 
 const userSyncDll = join(repoRoot, 'src/UserSync/bin/Release/net10.0/WsBroker.UserSync.dll');
+const here = dirname(fileURLToPath(import.meta.url));
 
 test('three nodes: topics and wildcards published on any node reach the subscribers on every node, once, in order', { timeout: 90_000 }, async () => {
   const cluster = await startCluster(3);
@@ -63,7 +65,7 @@ test('three nodes: topics and wildcards published on any node reach the subscrib
 test('a second node with a node id already in use is refused at start with a clear message', { timeout: 60_000 }, async () => {
   const cluster = await startCluster(1);
   try {
-    const twin = await startBroker({ args: clusterArgs(cluster.name, 1, cluster.database) }).then(
+    const twin = await startBroker({ single: true, args: clusterArgs(cluster.name, 1, cluster.database) }).then(
       async (node) => { await node.dispose(); return null; },
       (error) => error);
     assert.ok(twin, 'a node with the same Broker:NodeId started');
@@ -73,7 +75,7 @@ test('a second node with a node id already in use is refused at start with a cle
 });
 
 test('cluster mode without RabbitMQ as the bus or without MariaDB is refused naming the settings', { timeout: 60_000 }, async () => {
-  const error = await startBroker({ args: ['--Cluster:Enabled=true', '--Broker:NodeId=1'] }).then(
+  const error = await startBroker({ single: true, args: ['--Cluster:Enabled=true', '--Broker:NodeId=1'] }).then(
     async (node) => { await node.dispose(); return null; }, (e) => e);
   assert.ok(error, 'a cluster node started on the embedded defaults');
   assert.match(error.message, /exited with 2/);
@@ -269,4 +271,21 @@ test('the shipped HAProxy config is valid, and HAProxy in front of two nodes ser
     haproxy.kill('SIGTERM');
     await cluster.dispose();
   }
+});
+
+// The single-node suites again, against three nodes with their clients spread over them (broker.mjs: WSBROKER_JS_CLUSTER):
+// topics and wildcards, receipts, acks, transactions, heart-beats, a whole support conversation with typing and seen, and
+// the resume suite (parties on different nodes dropping their sockets, since:0 subscriptions during commits). Its
+// SQLite run skips itself: in cluster mode every node is on MariaDB, so it would repeat the MariaDB one.
+test('the single-node suites pass against three nodes with their clients spread over them', { timeout: 600_000 }, async (t) => {
+  const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000',
+    'chat.test.mjs', 'stompjs.test.mjs', 'resume.test.mjs'], {
+    cwd: here, encoding: 'utf8', timeout: 590_000,
+    // NODE_TEST_CONTEXT is how the runner tells its own child processes apart: this run is a new, independent one.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')), WSBROKER_JS_CLUSTER: '3' },
+  });
+  const summary = (run.stdout ?? '').split('\n').filter((l) => /^(not ok|ok|# (pass|fail|skipped|tests))/.test(l));
+  t.diagnostic(summary.join('\n'));
+  assert.equal(run.status, 0, `${summary.join('\n')}\n${(run.stdout ?? '').slice(-6000)}${run.stderr ?? ''}`);
+  assert.ok(summary.some((l) => /^# pass (1[0-9]|[2-9][0-9])/.test(l)), 'fewer suites ran than expected');
 });
