@@ -44,9 +44,12 @@ export class Party {
    * @param {string} o.destination the conversation, /topic/private-chat/{adminId}/{clientId}
    * @param {string} [o.subscribeTo] what to SUBSCRIBE to (default: destination; an admin may take …/{adminId}/*)
    * @param {Signal} o.signal
+   * @param {boolean} [o.resendWhenUnavailable] resend (after 200 ms) a message refused with "storage unavailable", as a
+   *   client does while the broker's storage or cluster is away; such refusals are then counted, not reported as errors
    */
-  constructor({ userId, role, wsUrl, destination, subscribeTo = destination, signal }) {
-    Object.assign(this, { userId, role, wsUrl, destination, subscribeTo, signal });
+  constructor({ userId, role, wsUrl, destination, subscribeTo = destination, signal, resendWhenUnavailable = false }) {
+    Object.assign(this, { userId, role, wsUrl, destination, subscribeTo, signal, resendWhenUnavailable });
+    this.unavailable = 0;         // refusals "storage unavailable" that were resent
     this.run = randomBytes(4).toString('hex');
     this.held = [];               // every MESSAGE taken in, in arrival order: { id: BigInt, cmid, sender, replay, connection }
     this.lastId = 0n;
@@ -90,8 +93,7 @@ export class Party {
     const connection = this.connections;
     this.client.subscribe(this.subscribeTo, (m) => this.#onMessage(m, connection),
       { id: `chat-${connection}`, since: String(this.lastId) });
-    this.client.subscribe('/user/queue/errors', (m) => { this.userErrors.push(`${m.headers.message} (receipt-id ${m.headers['receipt-id']})`); this.signal.fire(); },
-      { id: `errors-${connection}` });
+    this.client.subscribe('/user/queue/errors', (m) => this.#onError(m), { id: `errors-${connection}` });
     for (const [cmid, p] of this.pending) {
       if (p.attempts > 0) this.resends++;
       this.#send(cmid, p);
@@ -112,6 +114,18 @@ export class Party {
         this.lastId = id;
       }
       this.held.push({ id, cmid: m.headers['client-msg-id'], sender: m.headers.sender, replay, connection });
+    }
+    this.signal.fire();
+  }
+
+  #onError(m) {
+    const cmid = /^m:(.+):\d+$/.exec(m.headers['receipt-id'] ?? '')?.[1];
+    const p = cmid && this.pending.get(cmid);
+    if (this.resendWhenUnavailable && p && /storage unavailable/.test(m.headers.message ?? '')) {
+      this.unavailable++;
+      setTimeout(() => { if (this.pending.get(cmid) === p && this.connected) this.#send(cmid, p); }, 200);
+    } else {
+      this.userErrors.push(`${m.headers.message} (receipt-id ${m.headers['receipt-id']})`);
     }
     this.signal.fire();
   }
@@ -161,7 +175,7 @@ export class Party {
   summary() {
     return `${this.userId}: produced ${this.produced.length}, pending ${this.pending.size}, confirmed ${this.confirmed.size}, ` +
       `held ${this.held.length} (last ${this.lastId}, replayed ${this.replayed}), connections ${this.connections}, drops ${this.drops}, ` +
-      `resends ${this.resends}, user errors ${JSON.stringify(this.userErrors.slice(0, 3))}, ERRORs ${JSON.stringify(this.stompErrors.slice(0, 3))}, ` +
+      `resends ${this.resends}, refused unavailable ${this.unavailable}, user errors ${JSON.stringify(this.userErrors.slice(0, 3))}, ERRORs ${JSON.stringify(this.stompErrors.slice(0, 3))}, ` +
       `violations ${this.violations.length}${this.violations.length ? ': ' + this.violations.slice(0, 3).join(' | ') : ''}`;
   }
 }

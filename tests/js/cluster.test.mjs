@@ -289,3 +289,57 @@ test('the single-node suites pass against three nodes with their clients spread 
   assert.equal(run.status, 0, `${summary.join('\n')}\n${(run.stdout ?? '').slice(-6000)}${run.stderr ?? ''}`);
   assert.ok(summary.some((l) => /^# pass (1[0-9]|[2-9][0-9])/.test(l)), 'fewer suites ran than expected');
 });
+
+// RabbitMQ stops and starts under chat traffic (its Erlang node keeps running: stop_app/start_app closes every
+// connection and drops the transient queues). The nodes keep serving their own clients and report not ready, reconnect
+// by themselves, and are ready again; the customer and the administrator (on different nodes) resend what was refused
+// meanwhile, and after a resubscription with since: hold exactly the database's sequence. Every RECEIPT names a stored row.
+test('RabbitMQ stopped and started under traffic: nodes recover, nothing receipted is lost', { timeout: 180_000 }, async (t) => {
+  const cluster = await startCluster(2, [...chatArgs, '--Cluster:RequestTimeoutMs=2000']);
+  const [n1, n2] = cluster.nodes;
+  const signal = new Signal();
+  const customer = new Party({ userId: 'client1', role: 'client', wsUrl: n1.wsUrl, destination: CHAT, signal, resendWhenUnavailable: true });
+  const admin = new Party({ userId: 'admin1', role: 'admin', wsUrl: n2.wsUrl, destination: CHAT, subscribeTo: '/topic/private-chat/admin1/*', signal, resendWhenUnavailable: true });
+  const rabbit = (command) => spawnSync('rabbitmqctl', [command], { encoding: 'utf8', timeout: 60_000 });
+  let stopped = false;
+  try {
+    await userKnown(n1.url, 'admin1', 'admin');
+    await userKnown(n1.url, 'client1', 'client');
+    await Promise.all([customer.start(), admin.start()]);
+    const total = 400;
+    let outage = null;
+    const cut = async (i) => {
+      if (i !== 100 || outage) return;
+      outage = (async () => {
+        const result = rabbit('stop_app');
+        assert.equal(result.status, 0, result.stderr);
+        stopped = true;
+        await new Promise((r) => setTimeout(r, 500));            // the nodes notice the closed connections
+        const notReady = await Promise.all(cluster.nodes.map(async (n) => (await fetch(`${n.url}/readyz`)).status));
+        await new Promise((r) => setTimeout(r, 2000));            // traffic goes on meanwhile, refused and resent
+        const started = rabbit('start_app');
+        assert.equal(started.status, 0, started.stderr);
+        stopped = false;
+        return notReady;
+      })();
+    };
+    await Promise.all([
+      talk(customer, { total, window: 10, timeoutMs: 120_000, onProgress: cut }),
+      talk(admin, { total, window: 10, timeoutMs: 120_000 }),
+    ]);
+    const notReady = await outage;
+    assert.deepEqual(notReady, [503, 503], 'both nodes reported not ready while RabbitMQ was away');
+    await Promise.all(cluster.nodes.map((n) => ready(n.url, 60_000)));
+    // Live deliveries between the nodes stopped meanwhile: the parties resubscribe with since: and catch up.
+    for (const p of [customer, admin]) { await waitFor(signal, () => p.connected, 10_000, () => 'connected'); p.drop(); }
+    const { stored, problems } = await verify({ baseUrl: n1.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
+    t.diagnostic(`${stored.length} stored; ${customer.summary()}; ${admin.summary()}`);
+    assert.deepEqual(problems, [], problems.join('\n'));
+    assert.equal(stored.length, 2 * total);
+    assert.ok(customer.unavailable + admin.unavailable > 0, 'no SEND was refused while RabbitMQ was away: the outage was not under traffic');
+  } finally {
+    if (stopped) rabbit('start_app');
+    await Promise.allSettled([customer.stop(), admin.stop()]);
+    await cluster.dispose();
+  }
+});
