@@ -284,8 +284,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
             {
                 var properties = new BasicProperties { Type = SyncType, CorrelationId = marker.Id };
                 await channel.BasicPublishAsync(_options.Exchange, NodeRoutingKey(_nodeId), mandatory: false, properties, ReadOnlyMemory<byte>.Empty, _stopping.Token).ConfigureAwait(false);
-                _ = marker.Done.Task.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(t => { _syncs.TryRemove(marker.Id, out _); marker.Done.TrySetResult(); },
-                    CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                _ = GiveUpLaterAsync(marker);
                 return;
             }
         }
@@ -295,6 +294,14 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         }
         _syncs.TryRemove(marker.Id, out _);
         marker.Done.TrySetResult();                                     // not connected: nothing to wait for
+    }
+
+    // A marker lost with the connection must not hold its waiter for ever: after 5 s it counts as come back.
+    private async Task GiveUpLaterAsync(SyncMarker marker)
+    {
+        await Task.WhenAny(marker.Done.Task, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
+        _syncs.TryRemove(marker.Id, out _);
+        marker.Done.TrySetResult();
     }
 
     private async Task PublishBatchAsync(ArrayBufferWriter<byte> buffer, int count)
