@@ -26,12 +26,15 @@ public sealed class LoadConnection : IAsyncDisposable
     public string? Session { get; private set; }
     public bool IsOpen => _socket.State == WebSocketState.Open;
 
-    public static async Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken)
+    public static Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken) =>
+        ConnectAsync(options, options.Url, token, cancellationToken);
+
+    /// <summary>Connects to <paramref name="url"/> (one of <see cref="LoadOptions.Urls"/>) with the options' credentials.</summary>
+    public static async Task<LoadConnection> ConnectAsync(LoadOptions options, Uri url, string? token, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
         socket.Options.AddSubProtocol(options.SubProtocol);
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
-        var url = options.Url;
         if (token is not null) url = new Uri(url + (url.Query.Length > 0 ? "&" : "?") + "access_token=" + Uri.EscapeDataString(token));
         var connection = new LoadConnection(socket);
         try

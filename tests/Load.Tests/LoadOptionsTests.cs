@@ -46,8 +46,33 @@ public class LoadOptionsTests
     [InlineData("--pid 999999999: no such process", "idle", "--pid", "999999999")]
     [InlineData("--gc-url http://example.com/debug/gc is not a loopback address", "idle", "--gc-url", "http://example.com/debug/gc")]
     [InlineData("chat connects as the demo customers", "chat", "--token", "jwt")]
+    [InlineData("--url ws://example.com/ws is not a loopback address", "pairs", "--url", A, "--url", "ws://example.com/ws")]
+    [InlineData("--cross needs at least two --url", "pairs", "--cross")]
+    [InlineData("--cross needs at least two --url", "rate", "--cross", "--url", A)]
+    [InlineData("--cross is for pairs, rate and fanout, not idle", "idle", "--cross", "--url", A, "--url", B)]
     public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
         Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
+
+    private const string A = "ws://127.0.0.1:8101/ws";
+    private const string B = "ws://127.0.0.1:8102/ws";
+
+    [Fact]
+    public void Parse_SeveralUrls_KeepTheirOrder_TheFirstNamesTheRun()
+    {
+        var o = LoadOptions.Parse(["pairs", "--url", A, "--url", B, "--url", "ws://localhost:8103/ws", "--cross"])!;
+        Assert.Equal([A, B, "ws://localhost:8103/ws"], o.Urls.Select(u => u.ToString()));
+        Assert.Equal(new Uri(A), o.Url);
+        Assert.True(o.Cross);
+        Assert.Equal([A, B, "ws://localhost:8103/ws", A], Enumerable.Range(0, 4).Select(i => o.UrlFor(i).ToString()));
+    }
+
+    [Fact]
+    public void Parse_TooManyUrls_IsRefused()
+    {
+        var args = new List<string> { "pairs" };
+        for (var i = 0; i < 17; i++) args.AddRange(["--url", $"ws://127.0.0.1:{8100 + i}/ws"]);
+        Assert.Contains("--url may be given at most 16 times", Assert.Throws<LoadUsageException>(() => LoadOptions.Parse([.. args])).Message);
+    }
 
     [Fact]
     public void Parse_RemoteUrl_IsAllowedOnlyWhenAsked() =>
@@ -76,5 +101,7 @@ public class LoadOptionsTests
         Assert.Contains(files, f => f.EndsWith("wsbroker-pairs-latency.png", StringComparison.Ordinal));
         Assert.True(new FileInfo(Path.Combine(folder, "wsbroker-pairs-throughput.png")).Length > 1000);
         Assert.Contains("\"per_second\":10", Report.JsonLine(result));
+        Assert.Contains("\"urls\":[\"ws://127.0.0.1/ws\"]", Report.JsonLine(result));
+        Assert.Contains("\"urls\":[\"ws://a/ws\",\"ws://b/ws\"],\"cross\":true", Report.JsonLine(result with { Urls = ["ws://a/ws", "ws://b/ws"], Cross = true }));
     }
 }
