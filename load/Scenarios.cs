@@ -78,7 +78,7 @@ public sealed record ScenarioResult(string Scenario, string Label, string Url, i
     public bool Cross { get; init; }
 }
 
-/// <summary>The scenarios. Each is bounded by --duration (plus --warmup) and by --messages.</summary>
+/// <summary>The scenarios (failover: <see cref="Failover"/>). Each is bounded by --duration (plus --warmup) and by --messages.</summary>
 public static class Scenarios
 {
     public static Task<ScenarioResult> RunAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken) => o.Scenario switch
@@ -89,6 +89,7 @@ public static class Scenarios
         "idle" => IdleAsync(o, stats, cancellationToken),
         "chat" => ChatAsync(o, stats, cancellationToken),
         "chat-rate" => ChatRateAsync(o, stats, cancellationToken),
+        "failover" => Failover.RunAsync(o, stats, cancellationToken),
         _ => throw new LoadUsageException($"unknown scenario '{o.Scenario}'"),
     };
 
@@ -498,7 +499,7 @@ public static class Scenarios
     }
 
     /// <summary>Waits until every task has ended, however it ended.</summary>
-    private static Task SettledAsync(IEnumerable<Task> tasks) => Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+    internal static Task SettledAsync(IEnumerable<Task> tasks) => Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
 
     /// <summary>After the senders stopped: waits (up to 5 s) until every message sent was delivered; returns how many were not.</summary>
     private static async Task<long> DrainAsync(Func<long> outstanding)
@@ -548,10 +549,10 @@ public static class Scenarios
         return [.. result.OfType<LoadConnection>()];
     }
 
-    private static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
+    internal static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
         await Parallel.ForEachAsync(connections, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (c, _) => await c.DisposeAsync());
 
-    private static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
+    internal static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
     {
         // rate: deliveries over the offered window (--duration), not the drain after it; the others: the time measured.
         var seconds = o.Scenario == "rate" ? Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds)
@@ -566,7 +567,7 @@ public static class Scenarios
     }
 
     /// <summary>Where tokens come from: --token for all, or the broker's dev-token endpoint per demo user (cached).</summary>
-    private sealed class TokenSource(LoadOptions o)
+    internal sealed class TokenSource(LoadOptions o)
     {
         private readonly ConcurrentDictionary<string, Task<string?>> _cache = new();
 

@@ -50,6 +50,17 @@ public class LoadOptionsTests
     [InlineData("--cross needs at least two --url", "pairs", "--cross")]
     [InlineData("--cross needs at least two --url", "rate", "--cross", "--url", A)]
     [InlineData("--cross is for pairs, rate and fanout, not idle", "idle", "--cross", "--url", A, "--url", B)]
+    [InlineData("--cross is for pairs, rate and fanout, not failover", "failover", "--cross", "--url", A, "--url", B, "--dev-tokens")]
+    [InlineData("--kill-pid and --kill-after are for the failover scenario", "pairs", "--kill-after", "1s")]
+    [InlineData("--kill-pid and --kill-after are for the failover scenario", "chat", "--dev-tokens", "--kill-pid", "1")]
+    [InlineData("failover needs at least two --url", "failover", "--dev-tokens", "--kill-pid", "1", "--kill-after", "1s")]
+    [InlineData("failover connects as the demo users admin1 and client1..client3", "failover", "--url", A, "--url", B)]
+    [InlineData("failover needs --kill-pid and --kill-after", "failover", "--url", A, "--url", B, "--dev-tokens")]
+    [InlineData("failover needs --kill-pid and --kill-after", "failover", "--url", A, "--url", B, "--dev-tokens", "--kill-after", "1s")]
+    [InlineData("--kill-after must be a time", "failover", "--kill-after", "soon")]
+    [InlineData("--kill-after 12s must be within the run (--warmup + --duration = 12s)", "failover", "--url", A, "--url", B, "--dev-tokens",
+        "--kill-pid", "1", "--kill-after", "12s")]
+    [InlineData("--kill-pid 999999999: no such process", "failover", "--url", A, "--url", B, "--dev-tokens", "--kill-pid", "999999999", "--kill-after", "1s")]
     public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
         Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
 
@@ -73,6 +84,25 @@ public class LoadOptionsTests
         for (var i = 0; i < 17; i++) args.AddRange(["--url", $"ws://127.0.0.1:{8100 + i}/ws"]);
         Assert.Contains("--url may be given at most 16 times", Assert.Throws<LoadUsageException>(() => LoadOptions.Parse([.. args])).Message);
     }
+
+    [Fact]
+    public void Parse_Failover_ReadsItsOptions_AndChecksThePidIsABrokerNode()
+    {
+        // The test host is a dotnet process, but not WsBroker.Broker.dll: the tool refuses to kill it.
+        var pid = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var ex = Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(["failover", "--url", A, "--url", B, "--dev-tokens", "--kill-pid", pid, "--kill-after", "3s"]));
+        Assert.StartsWith($"--kill-pid {pid}: not a WsBroker node (dotnet WsBroker.Broker.dll): ", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true, "dotnet", "/work/src/Broker/bin/Release/net10.0/WsBroker.Broker.dll", "--urls", "http://127.0.0.1:8101")]
+    [InlineData(true, "/usr/bin/dotnet", "exec", "WsBroker.Broker.dll")]
+    [InlineData(false, "dotnet", "testhost.dll")]
+    [InlineData(false, "/usr/bin/python3", "WsBroker.Broker.dll")]
+    [InlineData(false, "dotnet", "WsBroker.Broker.dll.bak")]
+    [InlineData(false, "dotnet")]
+    public void IsBrokerNode_NeedsDotnetRunningTheBrokerDll(bool expected, params string[] argv) =>
+        Assert.Equal(expected, LoadOptions.IsBrokerNode(argv));
 
     [Fact]
     public void Parse_RemoteUrl_IsAllowedOnlyWhenAsked() =>
