@@ -123,11 +123,15 @@ table=$(cat "$out/report.md")
   echo
   echo "$table"
   echo
+  echo "Node logs (level Warning and up): $(for f in "$work"/*.log; do printf '%s %s warn, %s fail; ' "$(basename "$f" .log)" \
+    "$(grep -c '^warn:' "$f")" "$(grep -c -E '^(fail|crit):' "$f")"; done)"
+  echo
   echo "## Backplane (every node's /metrics before and after each run)"
   echo
   echo "| broker | scenario | messages out | AMQP publishes | messages per publish | nodes' CPU (cores) |"
   echo "|---|---|---:|---:|---:|---:|"
   cat "$backplane"
 } > "$out/report.md"
+grep -h -A3 -E '^(fail|crit):' "$work"/*.log | head -40 >&2
 echo "wrote $out/report.md and $out/runs.jsonl"
 exit "$failover_rc"
