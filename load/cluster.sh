@@ -27,7 +27,10 @@ one_db=wsbroker_perf1_$tag; two_db=wsbroker_perf2_$tag
 declare -A pid=()
 cleanup() {
   for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null
+  for _ in $(seq 1 40); do
+    alive=0; for p in "${pid[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.5
+  done
   mariadb -uwsbroker -pwsbroker -h127.0.0.1 -e "drop database if exists $one_db; drop database if exists $two_db" || true
   rm -rf "$work"
 }
@@ -43,6 +46,7 @@ start_node() {
     "--Auth:SigningKey=$key" --Chat:DemoUsers=true --Chat:DevTokens=true --Chat:MessagesPerSecond=1000000 --Chat:MessageBurst=1000000 \
     >"$work/$name-$id.log" 2>&1 &
   pid[$port]=$!
+  disown                                                         # no job report when failover kills it
   for _ in $(seq 1 120); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && \
       curl -sf -X POST -H 'content-type: application/json' -d '{"userId":"admin1"}' "http://127.0.0.1:$port/api/dev/token" >/dev/null && return 0
@@ -105,7 +109,6 @@ echo "+ $load failover ${failover[*]}" >&2
 $load failover "${failover[@]}" --pairs 3 --rate 500 --inflight 20 --size 128 --warmup 2s --duration 15s \
   --kill-pid "${pid[8121]}" --kill-after 7s --dev-tokens --out "$out" --no-progress | tee /dev/stderr | { grep '^{' || true; } >> "$out/runs.jsonl"
 failover_rc=${PIPESTATUS[0]}
-wait "${pid[8121]}" 2>/dev/null                                 # reaped quietly: its death was the point
 unset "pid[8121]"
 
 table=$(cat "$out/report.md")
