@@ -26,12 +26,15 @@ public sealed class LoadConnection : IAsyncDisposable
     public string? Session { get; private set; }
     public bool IsOpen => _socket.State == WebSocketState.Open;
 
-    public static async Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken)
+    public static Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken) =>
+        ConnectAsync(options, options.Url, token, cancellationToken);
+
+    /// <summary>Connects to <paramref name="url"/> (one of <see cref="LoadOptions.Urls"/>) with the options' credentials.</summary>
+    public static async Task<LoadConnection> ConnectAsync(LoadOptions options, Uri url, string? token, CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
         socket.Options.AddSubProtocol(options.SubProtocol);
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
-        var url = options.Url;
         if (token is not null) url = new Uri(url + (url.Query.Length > 0 ? "&" : "?") + "access_token=" + Uri.EscapeDataString(token));
         var connection = new LoadConnection(socket);
         try
@@ -64,8 +67,30 @@ public sealed class LoadConnection : IAsyncDisposable
             throw new InvalidOperationException($"SUBSCRIBE {destination} failed: {frame.Headers["message"] ?? frame.Command.ToWireString()}");
     }
 
+    /// <summary>Sends SUBSCRIBE (with <c>since</c> when given, for a chat resume) without waiting for its RECEIPT: the
+    /// caller's receive loop sees the RECEIPT and any replayed MESSAGEs, in whatever order the broker sends them.</summary>
+    public Task StartSubscribeAsync(string destination, string id, string? receipt, long? since, CancellationToken cancellationToken) =>
+        SendRawAsync($"SUBSCRIBE\nid:{id}\ndestination:{destination}\nack:auto\n"
+            + (receipt is null ? "" : $"receipt:{receipt}\n") + (since is { } s ? $"since:{s}\n" : "") + "\n\0", cancellationToken);
+
+    /// <summary>Reads frames until the RECEIPT <paramref name="receipt"/> (other frames before it are dropped; at most 1000).</summary>
+    public async Task WaitForReceiptAsync(string receipt, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < 1000; i++)
+        {
+            var frame = await ReceiveOneAsync(cancellationToken);
+            if (frame.Command == StompCommand.Receipt && frame.Headers["receipt-id"] == receipt) return;
+            if (frame.Command == StompCommand.Error) throw new InvalidOperationException($"waiting for RECEIPT {receipt}: {frame.Headers["message"]}");
+        }
+        throw new InvalidOperationException($"no RECEIPT {receipt} in 1000 frames");
+    }
+
     /// <summary>Sends a SEND whose body starts with <paramref name="timestamp"/> (Stopwatch ticks, 16 hex digits) padded to <paramref name="size"/>.</summary>
-    public async ValueTask SendAsync(string destination, long timestamp, int size, string? receipt, CancellationToken cancellationToken)
+    public ValueTask SendAsync(string destination, long timestamp, int size, string? receipt, CancellationToken cancellationToken) =>
+        SendAsync(destination, timestamp, size, receipt, null, cancellationToken);
+
+    /// <summary>As above, with a <c>client-msg-id</c> (WsBroker chat: a resend of the same id is stored once).</summary>
+    public async ValueTask SendAsync(string destination, long timestamp, int size, string? receipt, string? clientMsgId, CancellationToken cancellationToken)
     {
         await _sendGate.WaitAsync(cancellationToken);
         try
@@ -74,6 +99,7 @@ public sealed class LoadConnection : IAsyncDisposable
             StompFrameWriter.WriteCommand(_sendBuffer, StompCommand.Send);
             StompFrameWriter.WriteHeader(_sendBuffer, "destination", destination);
             if (receipt is not null) StompFrameWriter.WriteHeader(_sendBuffer, "receipt", receipt);
+            if (clientMsgId is not null) StompFrameWriter.WriteHeader(_sendBuffer, "client-msg-id", clientMsgId);
             StompFrameWriter.WriteHeader(_sendBuffer, "content-length"u8, size);
             var span = _sendBuffer.GetSpan(size + 2);
             span[0] = (byte)'\n';

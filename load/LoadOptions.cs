@@ -13,10 +13,17 @@ public sealed class LoadUsageException(string message) : Exception(message)
 /// <summary>Everything a run is told on the command line. Every run is bounded in time and in count.</summary>
 public sealed record LoadOptions
 {
-    public static readonly string[] Scenarios = ["pairs", "fanout", "rate", "idle", "chat", "chat-rate"];
+    public static readonly string[] Scenarios = ["pairs", "fanout", "rate", "idle", "chat", "chat-rate", "failover"];
 
     public string Scenario { get; init; } = "pairs";
-    public Uri Url { get; init; } = new("ws://127.0.0.1:8080/ws");
+    /// <summary>Every --url, in order; connections are spread over them round-robin (<see cref="UrlFor"/>).</summary>
+    public IReadOnlyList<Uri> Urls { get; init; } = [new("ws://127.0.0.1:8080/ws")];
+    /// <summary>The first URL: the default label and the URL of reports.</summary>
+    public Uri Url => Urls[0];
+    /// <summary>pairs, rate, fanout: the sending side on the first URL's node, the receiving side on the second's.</summary>
+    public bool Cross { get; init; }
+    public int? KillPid { get; init; }
+    public TimeSpan? KillAfter { get; init; }
     public string? Token { get; init; }
     public string? Login { get; init; }
     public string? Passcode { get; init; }
@@ -39,6 +46,9 @@ public sealed record LoadOptions
     public bool Progress { get; init; } = true;
     public string Label { get; init; } = "";
 
+    /// <summary>The URL of the <paramref name="connection"/>-th connection opened (from 0): round-robin over <see cref="Urls"/>.</summary>
+    public Uri UrlFor(int connection) => Urls[connection % Urls.Count];
+
     public const string Usage = """
         wsbroker-load: load generator for any STOMP-over-WebSocket broker (WsBroker, RabbitMQ Web-STOMP, ...)
 
@@ -54,9 +64,21 @@ public sealed record LoadOptions
                    (start the broker with --Chat:MessagesPerSecond and --Chat:MessageBurst raised: the default limit is for people)
           chat-rate  WsBroker chat at a fixed offered --rate from client1..3 to admin1 (subscribed to its /*): latency from
                    SEND to the admin's MESSAGE, which comes after the commit
+          failover WsBroker cluster: P customers (client1..3) and admin1 chat at --rate in all (--inflight unanswered each), every
+                   message with a client-msg-id and a receipt, over at least two --url; at --kill-after the tool kills -9
+                   the node --kill-pid; whoever was on it reconnects to the next URL, resubscribes with since:<last id held>
+                   and resends what has no RECEIPT. Then it reads the history over REST from a live node and reports sent,
+                   stored, receipted, lost, duplicated, out of order, and the reconnect time. Exit 1 if lost or duplicated.
 
         options:
-          --url <ws-url>          broker WebSocket URL (default ws://127.0.0.1:8080/ws)
+          --url <ws-url>          broker WebSocket URL (default ws://127.0.0.1:8080/ws). Repeat it for a cluster: connections
+                                  go round-robin over the URLs in the order they are opened (pairs: a on one, b on the next);
+                                  the first URL names the run
+          --cross                 pairs, rate, fanout with two or more --url: every message crosses nodes (pairs and rate:
+                                  side a on the first URL, side b on the second; fanout: publisher on the first, subscribers
+                                  on the second)
+          --kill-pid <pid>        failover: the broker node to kill -9 (a dotnet WsBroker.Broker.dll process, one of the --url)
+          --kill-after <time>     failover: when, from the start of the load (within --warmup + --duration)
           --token <jwt>           JWT for every connection (Authorization: Bearer); --token-file <path> reads it from a file
           --dev-tokens            get tokens from the broker's POST /api/dev/token (WsBroker embedded mode)
           --login <l> --passcode <p>   STOMP login (RabbitMQ: guest/guest)
@@ -92,13 +114,19 @@ public sealed record LoadOptions
         if (!Scenarios.Contains(scenario)) throw new LoadUsageException($"unknown scenario '{scenario}': use {string.Join(", ", Scenarios)}");
         var o = new LoadOptions { Scenario = scenario };
         string? tokenFile = null;
+        var urls = new List<Uri>();
         for (var i = 1; i < args.Length; i++)
         {
             var name = args[i];
             string Value() => i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : throw new LoadUsageException($"{name} needs a value");
+            if (name == "--url")
+            {
+                if (urls.Count == MaxUrls) throw new LoadUsageException($"--url may be given at most {MaxUrls} times");
+                urls.Add(ParseUrl(Value()));
+                continue;
+            }
             o = name switch
             {
-                "--url" => o with { Url = ParseUrl(Value()) },
                 "--token" => o with { Token = Value() },
                 "--token-file" => o with { Token = ReadToken(tokenFile = Value()) },
                 "--dev-tokens" => o with { DevTokens = true },
@@ -116,6 +144,9 @@ public sealed record LoadOptions
                 "--messages" => o with { Messages = Int(name, Value(), 1, int.MaxValue) },
                 "--size" => o with { Size = Int(name, Value(), 16, 1024 * 1024) },
                 "--pid" => o with { Pid = Int(name, Value(), 1, int.MaxValue) },
+                "--cross" => o with { Cross = true },
+                "--kill-pid" => o with { KillPid = Int(name, Value(), 1, int.MaxValue) },
+                "--kill-after" => o with { KillAfter = Time(name, Value(), TimeSpan.Zero, TimeSpan.FromHours(1)) },
                 "--gc-url" => o with { GcUrl = Uri.TryCreate(Value(), UriKind.Absolute, out var gc) && gc.Scheme is "http" or "https" ? gc : throw new LoadUsageException("--gc-url must be an http(s) URL") },
                 "--out" => o with { Out = Value() },
                 "--label" => o with { Label = Value() },
@@ -124,8 +155,10 @@ public sealed record LoadOptions
                 _ => throw new LoadUsageException($"unknown option '{name}'"),
             };
         }
-        if (!o.AllowRemote && !IsLoopback(o.Url))
-            throw new LoadUsageException($"--url {o.Url} is not a loopback address: load is aimed at 127.0.0.1 unless --allow-remote");
+        if (urls.Count > 0) o = o with { Urls = urls };
+        if (!o.AllowRemote && o.Urls.FirstOrDefault(u => !IsLoopback(u)) is { } remote)
+            throw new LoadUsageException($"--url {remote} is not a loopback address: load is aimed at 127.0.0.1 unless --allow-remote");
+        CheckCluster(o);
         if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
         if (o.GcUrl is not null && !o.AllowRemote && !IsLoopback(o.GcUrl))
             throw new LoadUsageException($"--gc-url {o.GcUrl} is not a loopback address (use --allow-remote)");
@@ -135,6 +168,47 @@ public sealed record LoadOptions
         _ = tokenFile;
         return o;
     }
+
+    private const int MaxUrls = 16;
+
+    /// <summary>The rules of --cross and of failover's options: a bad combination is a usage error, not a surprising run.</summary>
+    private static void CheckCluster(LoadOptions o)
+    {
+        if (o.Cross && o.Scenario is not ("pairs" or "rate" or "fanout"))
+            throw new LoadUsageException($"--cross is for pairs, rate and fanout, not {o.Scenario}");
+        if (o.Cross && o.Urls.Count < 2) throw new LoadUsageException("--cross needs at least two --url (the nodes traffic crosses between)");
+        if (o.Scenario != "failover")
+        {
+            if (o.KillPid is not null || o.KillAfter is not null) throw new LoadUsageException("--kill-pid and --kill-after are for the failover scenario");
+            return;
+        }
+        if (o.Urls.Count < 2) throw new LoadUsageException("failover needs at least two --url: the connections on the killed node move to another");
+        if (!o.DevTokens) throw new LoadUsageException("failover connects as the demo users admin1 and client1..client3: it needs --dev-tokens");
+        if (o.KillPid is not { } pid || o.KillAfter is not { } after) throw new LoadUsageException("failover needs --kill-pid and --kill-after");
+        if (after >= o.Warmup + o.Duration)
+            throw new LoadUsageException($"--kill-after {after.TotalSeconds}s must be within the run (--warmup + --duration = {(o.Warmup + o.Duration).TotalSeconds}s)");
+        if (NotABrokerNode(pid) is { } why) throw new LoadUsageException($"--kill-pid {pid}: {why}");
+    }
+
+    /// <summary>Why <paramref name="pid"/> is not a WsBroker node the tool may kill, or null when it is one: a process
+    /// whose command line is <c>dotnet … WsBroker.Broker.dll …</c> (how scripts and tests start a node).</summary>
+    public static string? NotABrokerNode(int pid)
+    {
+        string[] argv;
+        try
+        {
+            argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return "no such process";
+        }
+        return IsBrokerNode(argv) ? null : $"not a WsBroker node (dotnet WsBroker.Broker.dll): {string.Join(' ', argv.Take(4))}";
+    }
+
+    /// <summary>A command line <c>dotnet [host options] …/WsBroker.Broker.dll [args]</c>.</summary>
+    public static bool IsBrokerNode(IReadOnlyList<string> argv) =>
+        argv.Count > 1 && Path.GetFileName(argv[0]) == "dotnet" && argv.Skip(1).Any(a => Path.GetFileName(a) == "WsBroker.Broker.dll");
 
     private static Uri ParseUrl(string text)
     {

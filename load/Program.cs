@@ -52,6 +52,12 @@ try
     }
     Console.Error.WriteLine(Report.MarkdownHeader);
     Console.Error.WriteLine(Report.MarkdownRow(result));
+    // failover is a check as well as a measurement: a message lost or doubled across the kill fails the run.
+    if (result.Scenario == "failover" && (result.Lost > 0 || result.Extra.GetValueOrDefault("duplicated") > 0))
+    {
+        Console.Error.WriteLine($"wsbroker-load: failover lost {result.Lost} and duplicated {result.Extra["duplicated"]} messages");
+        return 1;
+    }
     return 0;
 }
 catch (Exception ex) when (ex is InvalidOperationException or System.Net.WebSockets.WebSocketException or HttpRequestException or OperationCanceledException or InvalidDataException)

@@ -70,9 +70,15 @@ public sealed class RunStats
 /// <summary>The result of one scenario run, as written to JSON, Markdown and plots.</summary>
 public sealed record ScenarioResult(string Scenario, string Label, string Url, int Connections, double Seconds, long Sent, long Received,
     double PerSecond, double P50Ms, double P90Ms, double P99Ms, double P999Ms, double MaxMs, double MeanMs, long Lost, long Errors,
-    IReadOnlyDictionary<string, double> Extra, long[] Timeline);
+    IReadOnlyDictionary<string, double> Extra, long[] Timeline)
+{
+    /// <summary>Every --url of the run (connections went round-robin over them); <see cref="Url"/> is the first.</summary>
+    public IReadOnlyList<string> Urls { get; init; } = [Url];
+    /// <summary>--cross: every message went from the first URL's node to the second's.</summary>
+    public bool Cross { get; init; }
+}
 
-/// <summary>The five scenarios. Each is bounded by --duration (plus --warmup) and by --messages.</summary>
+/// <summary>The scenarios (failover: <see cref="Failover"/>). Each is bounded by --duration (plus --warmup) and by --messages.</summary>
 public static class Scenarios
 {
     public static Task<ScenarioResult> RunAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken) => o.Scenario switch
@@ -83,6 +89,7 @@ public static class Scenarios
         "idle" => IdleAsync(o, stats, cancellationToken),
         "chat" => ChatAsync(o, stats, cancellationToken),
         "chat-rate" => ChatRateAsync(o, stats, cancellationToken),
+        "failover" => Failover.RunAsync(o, stats, cancellationToken),
         _ => throw new LoadUsageException($"unknown scenario '{o.Scenario}'"),
     };
 
@@ -99,8 +106,7 @@ public static class Scenarios
             var ends = new List<(LoadConnection Conn, string To, SemaphoreSlim Credits)>();
             for (var i = 0; i < o.Pairs; i++)
             {
-                var a = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
-                var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
+                var (a, b) = await ConnectPairAsync(o, tokens, i, cancellationToken);
                 connections.Add(a);
                 connections.Add(b);
                 await a.SubscribeAsync($"{o.Prefix}.pair{i}.a", "a", cancellationToken);
@@ -134,6 +140,22 @@ public static class Scenarios
         }
     }
 
+    /// <summary>Pair <paramref name="i"/> (pairs, rate): a as admin1, b as client1; a on the first URL and b on the second
+    /// with --cross, else round-robin over the URLs in the order they open (2i, 2i+1).</summary>
+    private static async Task<(LoadConnection A, LoadConnection B)> ConnectPairAsync(LoadOptions o, TokenSource tokens, int i, CancellationToken cancellationToken)
+    {
+        var a = await LoadConnection.ConnectAsync(o, o.Cross ? o.Urls[0] : o.UrlFor(2 * i), await tokens.ForAsync("admin1"), cancellationToken);
+        try
+        {
+            return (a, await LoadConnection.ConnectAsync(o, o.Cross ? o.Urls[1] : o.UrlFor(2 * i + 1), await tokens.ForAsync("client1"), cancellationToken));
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Sends while credits allow. <paramref name="sending"/> ends the loop between sends; only <paramref name="stop"/>
     /// cancels a send in progress (cancelling a WebSocket send aborts the socket, and what was in flight would look lost).</summary>
     private static async Task SendLoopAsync(LoadConnection conn, string to, SemaphoreSlim credits, LoadOptions o, RunStats stats,
@@ -163,12 +185,14 @@ public static class Scenarios
         try
         {
             var destination = $"{o.Prefix}.fanout";
-            var subscribers = await ConnectManyAsync(o, o.Subscribers, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken);
+            // --cross: every subscriber on the second URL's node, the publisher on the first's.
+            var subscribers = await ConnectManyAsync(o, o.Subscribers, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken,
+                url: i => o.Cross ? o.Urls[1] : o.UrlFor(i));
             connections.AddRange(subscribers);
             stop.CancelAfter(HardLimit(o) + TimeSpan.FromSeconds(10));
             await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
                 async (s, ct) => await s.c.SubscribeAsync(destination, "f" + s.i, ct));
-            var publisher = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+            var publisher = await LoadConnection.ConnectAsync(o, o.Cross ? o.Urls[0] : o.UrlFor(o.Subscribers), await tokens.ForAsync("admin1"), cancellationToken);
             connections.Add(publisher);
             for (var i = 0; i < subscribers.Count; i++)
             {
@@ -219,8 +243,7 @@ public static class Scenarios
             var senders = new List<(LoadConnection Conn, string To)>();
             for (var i = 0; i < o.Pairs; i++)
             {
-                var a = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
-                var b = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("client1"), cancellationToken);
+                var (a, b) = await ConnectPairAsync(o, tokens, i, cancellationToken);
                 connections.Add(a);
                 connections.Add(b);
                 await b.SubscribeAsync($"{o.Prefix}.rate{i}", "r", cancellationToken);
@@ -320,7 +343,7 @@ public static class Scenarios
             for (var i = 0; i < o.Pairs; i++)
             {
                 var user = "client" + (i % 3 + 1);                    // the embedded demo customers
-                var conn = await LoadConnection.ConnectAsync(o, await tokens.ForAsync(user), cancellationToken);
+                var conn = await LoadConnection.ConnectAsync(o, o.UrlFor(i), await tokens.ForAsync(user), cancellationToken);
                 connections.Add(conn);
                 await conn.SubscribeAsync("/user/queue/errors", "errors", cancellationToken);
                 var sentAt = new ConcurrentDictionary<string, long>();
@@ -388,7 +411,7 @@ public static class Scenarios
         long rejected = 0;
         try
         {
-            var admin = await LoadConnection.ConnectAsync(o, await tokens.ForAsync("admin1"), cancellationToken);
+            var admin = await LoadConnection.ConnectAsync(o, o.UrlFor(0), await tokens.ForAsync("admin1"), cancellationToken);
             connections.Add(admin);
             await admin.SubscribeAsync("/topic/private-chat/admin1/*", "all", cancellationToken);
             loops.Add(WatchAsync(admin, frame =>
@@ -399,7 +422,7 @@ public static class Scenarios
             for (var i = 0; i < Math.Max(1, Math.Min(o.Pairs, 3)); i++)
             {
                 var user = "client" + (i + 1);                          // the embedded demo customers
-                var conn = await LoadConnection.ConnectAsync(o, await tokens.ForAsync(user), cancellationToken);
+                var conn = await LoadConnection.ConnectAsync(o, o.UrlFor(i + 1), await tokens.ForAsync(user), cancellationToken);
                 connections.Add(conn);
                 await conn.SubscribeAsync("/user/queue/errors", "errors", cancellationToken);
                 loops.Add(WatchAsync(conn, frame =>
@@ -476,7 +499,7 @@ public static class Scenarios
     }
 
     /// <summary>Waits until every task has ended, however it ended.</summary>
-    private static Task SettledAsync(IEnumerable<Task> tasks) => Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
+    internal static Task SettledAsync(IEnumerable<Task> tasks) => Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, TaskScheduler.Default)));
 
     /// <summary>After the senders stopped: waits (up to 5 s) until every message sent was delivered; returns how many were not.</summary>
     private static async Task<long> DrainAsync(Func<long> outstanding)
@@ -497,8 +520,9 @@ public static class Scenarios
     /// <summary>Opens <paramref name="count"/> connections, 32 at a time. With <paramref name="tolerate"/> a connection that
     /// fails is left out (idle counts what held); without, the first failure disposes the others and fails the run.</summary>
     private static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken,
-        bool subscribe = false, bool tolerate = false)
+        bool subscribe = false, bool tolerate = false, Func<int, Uri>? url = null)
     {
+        url ??= o.UrlFor;
         var result = new LoadConnection?[count];
         try
         {
@@ -507,7 +531,7 @@ public static class Scenarios
                 LoadConnection? connection = null;
                 try
                 {
-                    connection = await LoadConnection.ConnectAsync(o, await token(i), ct);
+                    connection = await LoadConnection.ConnectAsync(o, url(i), await token(i), ct);
                     if (subscribe) await connection.SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
                     result[i] = connection;
                 }
@@ -525,10 +549,10 @@ public static class Scenarios
         return [.. result.OfType<LoadConnection>()];
     }
 
-    private static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
+    internal static async Task DisposeAllAsync(IEnumerable<LoadConnection> connections) =>
         await Parallel.ForEachAsync(connections, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (c, _) => await c.DisposeAsync());
 
-    private static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
+    internal static ScenarioResult Result(LoadOptions o, RunStats stats, int connections, long lost, IReadOnlyDictionary<string, double>? extra = null)
     {
         // rate: deliveries over the offered window (--duration), not the drain after it; the others: the time measured.
         var seconds = o.Scenario == "rate" ? Math.Min(stats.ElapsedMeasuredSeconds, o.Duration.TotalSeconds)
@@ -538,11 +562,12 @@ public static class Scenarios
         return new ScenarioResult(o.Scenario, string.IsNullOrEmpty(o.Label) ? o.Url.ToString() : o.Label, o.Url.ToString(), connections,
             Math.Round(seconds, 3), stats.Sent, stats.Received, Math.Round(stats.Received / Math.Max(seconds, 0.001), 1),
             p50, p90, p99, p999, max, Math.Round(mean, 3), lost, stats.Errors, extra ?? new Dictionary<string, double>(),
-            stats.PerSecond((int)Math.Ceiling(seconds)));
+            stats.PerSecond((int)Math.Ceiling(seconds)))
+        { Urls = [.. o.Urls.Select(u => u.ToString())], Cross = o.Cross };
     }
 
     /// <summary>Where tokens come from: --token for all, or the broker's dev-token endpoint per demo user (cached).</summary>
-    private sealed class TokenSource(LoadOptions o)
+    internal sealed class TokenSource(LoadOptions o)
     {
         private readonly ConcurrentDictionary<string, Task<string?>> _cache = new();
 
@@ -550,14 +575,25 @@ public static class Scenarios
             : !o.DevTokens ? Task.FromResult<string?>(null)
             : _cache.GetOrAdd(user, FetchAsync);
 
+        /// <summary>From the first URL's node, or the next one's when it does not answer (a cluster's nodes share the
+        /// signing key, so a token from one is good on all).</summary>
         private async Task<string?> FetchAsync(string user)
         {
-            var http = new Uri((o.Url.Scheme == "wss" ? "https" : "http") + "://" + o.Url.Authority + "/api/dev/token");
-            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-            using var response = await client.PostAsJsonAsync(http, new { userId = user });
-            response.EnsureSuccessStatusCode();
-            var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
-            return body.GetProperty("token").GetString();
+            for (var i = 0; ; i++)
+            {
+                try
+                {
+                    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+                    using var response = await client.PostAsJsonAsync(new Uri(HttpBase(o.Urls[i]), "/api/dev/token"), new { userId = user });
+                    response.EnsureSuccessStatusCode();
+                    var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+                    return body.GetProperty("token").GetString();
+                }
+                catch (HttpRequestException) when (i + 1 < o.Urls.Count) { }
+            }
         }
     }
+
+    /// <summary>The http(s) base of a broker's ws(s) URL, for its REST API, /metrics and /healthz.</summary>
+    internal static Uri HttpBase(Uri ws) => new((ws.Scheme == "wss" ? "https" : "http") + "://" + ws.Authority + "/");
 }

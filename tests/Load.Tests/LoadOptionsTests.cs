@@ -46,8 +46,63 @@ public class LoadOptionsTests
     [InlineData("--pid 999999999: no such process", "idle", "--pid", "999999999")]
     [InlineData("--gc-url http://example.com/debug/gc is not a loopback address", "idle", "--gc-url", "http://example.com/debug/gc")]
     [InlineData("chat connects as the demo customers", "chat", "--token", "jwt")]
+    [InlineData("--url ws://example.com/ws is not a loopback address", "pairs", "--url", A, "--url", "ws://example.com/ws")]
+    [InlineData("--cross needs at least two --url", "pairs", "--cross")]
+    [InlineData("--cross needs at least two --url", "rate", "--cross", "--url", A)]
+    [InlineData("--cross is for pairs, rate and fanout, not idle", "idle", "--cross", "--url", A, "--url", B)]
+    [InlineData("--cross is for pairs, rate and fanout, not failover", "failover", "--cross", "--url", A, "--url", B, "--dev-tokens")]
+    [InlineData("--kill-pid and --kill-after are for the failover scenario", "pairs", "--kill-after", "1s")]
+    [InlineData("--kill-pid and --kill-after are for the failover scenario", "chat", "--dev-tokens", "--kill-pid", "1")]
+    [InlineData("failover needs at least two --url", "failover", "--dev-tokens", "--kill-pid", "1", "--kill-after", "1s")]
+    [InlineData("failover connects as the demo users admin1 and client1..client3", "failover", "--url", A, "--url", B)]
+    [InlineData("failover needs --kill-pid and --kill-after", "failover", "--url", A, "--url", B, "--dev-tokens")]
+    [InlineData("failover needs --kill-pid and --kill-after", "failover", "--url", A, "--url", B, "--dev-tokens", "--kill-after", "1s")]
+    [InlineData("--kill-after must be a time", "failover", "--kill-after", "soon")]
+    [InlineData("--kill-after 12s must be within the run (--warmup + --duration = 12s)", "failover", "--url", A, "--url", B, "--dev-tokens",
+        "--kill-pid", "1", "--kill-after", "12s")]
+    [InlineData("--kill-pid 999999999: no such process", "failover", "--url", A, "--url", B, "--dev-tokens", "--kill-pid", "999999999", "--kill-after", "1s")]
     public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
         Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
+
+    private const string A = "ws://127.0.0.1:8101/ws";
+    private const string B = "ws://127.0.0.1:8102/ws";
+
+    [Fact]
+    public void Parse_SeveralUrls_KeepTheirOrder_TheFirstNamesTheRun()
+    {
+        var o = LoadOptions.Parse(["pairs", "--url", A, "--url", B, "--url", "ws://localhost:8103/ws", "--cross"])!;
+        Assert.Equal([A, B, "ws://localhost:8103/ws"], o.Urls.Select(u => u.ToString()));
+        Assert.Equal(new Uri(A), o.Url);
+        Assert.True(o.Cross);
+        Assert.Equal([A, B, "ws://localhost:8103/ws", A], Enumerable.Range(0, 4).Select(i => o.UrlFor(i).ToString()));
+    }
+
+    [Fact]
+    public void Parse_TooManyUrls_IsRefused()
+    {
+        var args = new List<string> { "pairs" };
+        for (var i = 0; i < 17; i++) args.AddRange(["--url", $"ws://127.0.0.1:{8100 + i}/ws"]);
+        Assert.Contains("--url may be given at most 16 times", Assert.Throws<LoadUsageException>(() => LoadOptions.Parse([.. args])).Message);
+    }
+
+    [Fact]
+    public void Parse_Failover_ReadsItsOptions_AndChecksThePidIsABrokerNode()
+    {
+        // The test host is a dotnet process, but not WsBroker.Broker.dll: the tool refuses to kill it.
+        var pid = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var ex = Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(["failover", "--url", A, "--url", B, "--dev-tokens", "--kill-pid", pid, "--kill-after", "3s"]));
+        Assert.StartsWith($"--kill-pid {pid}: not a WsBroker node (dotnet WsBroker.Broker.dll): ", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true, "dotnet", "/work/src/Broker/bin/Release/net10.0/WsBroker.Broker.dll", "--urls", "http://127.0.0.1:8101")]
+    [InlineData(true, "/usr/bin/dotnet", "exec", "WsBroker.Broker.dll")]
+    [InlineData(false, "dotnet", "testhost.dll")]
+    [InlineData(false, "/usr/bin/python3", "WsBroker.Broker.dll")]
+    [InlineData(false, "dotnet", "WsBroker.Broker.dll.bak")]
+    [InlineData(false, "dotnet")]
+    public void IsBrokerNode_NeedsDotnetRunningTheBrokerDll(bool expected, params string[] argv) =>
+        Assert.Equal(expected, LoadOptions.IsBrokerNode(argv));
 
     [Fact]
     public void Parse_RemoteUrl_IsAllowedOnlyWhenAsked() =>
@@ -76,5 +131,7 @@ public class LoadOptionsTests
         Assert.Contains(files, f => f.EndsWith("wsbroker-pairs-latency.png", StringComparison.Ordinal));
         Assert.True(new FileInfo(Path.Combine(folder, "wsbroker-pairs-throughput.png")).Length > 1000);
         Assert.Contains("\"per_second\":10", Report.JsonLine(result));
+        Assert.Contains("\"urls\":[\"ws://127.0.0.1/ws\"]", Report.JsonLine(result));
+        Assert.Contains("\"urls\":[\"ws://a/ws\",\"ws://b/ws\"],\"cross\":true", Report.JsonLine(result with { Urls = ["ws://a/ws", "ws://b/ws"], Cross = true }));
     }
 }
