@@ -16,11 +16,11 @@ public sealed class MessageStoreTests : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    private static MessageStore Unreachable(bool open, PersistenceOptions options)
+    private static MessageStore Unreachable(bool open, PersistenceOptions options, int writeTimeoutMs = 1500)
     {
         options.Provider = StorageProvider.MySql;
         options.ConnectionString = "Server=127.0.0.1;Port=1;User ID=nobody;Password=nothing;Database=none";
-        options.WriteTimeoutMs = 1500;
+        options.WriteTimeoutMs = writeTimeoutMs;
         var gate = new StoreGate();
         if (open) gate.Open();                                          // no migrations: the server is not there
         return new MessageStore(SqlDialect.Create(options), options, gate, NullLogger.Instance);
@@ -67,7 +67,9 @@ public sealed class MessageStoreTests : IAsyncLifetime
     [Fact]
     public async Task Append_QueueFull_FailsTheCommitAtOnce_IdStillGiven()
     {
-        await using var store = Unreachable(open: true, new PersistenceOptions { QueueCapacity = 1, BatchSize = 1 });
+        // A write timeout far longer than the steps below: on a loaded machine 1.5 s could pass before the second is
+        // looked at, and it would have timed out (it failed so in CI once).
+        await using var store = Unreachable(open: true, new PersistenceOptions { QueueCapacity = 1, BatchSize = 1 }, writeTimeoutMs: 10_000);
         var first = store.Append(Draft(), () => 1);
         await Task.Delay(300);                                          // the writer holds the first one, retrying
         var second = store.Append(Draft(), () => 2);                    // waits in the queue
