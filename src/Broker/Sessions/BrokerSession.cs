@@ -34,7 +34,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private long _lastSentMs;
     private long _framesOut;
     private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
-    private TaskCompletionSource? _drained;                       // publishers waiting for this outbox to drain (null: none)
     private PublisherCredit? _credit;                             // what this session owes as a publisher (made by the read loop)
     private Timer? _abortTimer;
 
@@ -90,8 +89,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         finally
         {
             // Let the writer flush what is queued (e.g. an ERROR), then close; abort when it takes too long.
-            _outbox.Complete();
-            ReleaseCredit();
+            _outbox.Complete();                                   // and the publishers waiting for its drain released
             _credit?.Close();
             if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
             await writer.ConfigureAwait(false);
@@ -289,16 +287,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>As a subscriber: completes once this outbox is at or under its low-water mark, or the session is closing.</summary>
     public Task WhenDrained()
     {
-        if (IsClosing || _outbox.IsBelowLowWater) return Task.CompletedTask;
-        var drained = Volatile.Read(ref _drained);
-        if (drained is null)
-        {
-            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
-        }
-        // The writer may have drained (or the session closed) between the check and the exchange, seeing no waiter.
-        if (IsClosing || _outbox.IsBelowLowWater) ReleaseCredit();
-        return drained.Task;
+        if (IsClosing) return Task.CompletedTask;
+        var drained = _outbox.WhenDrained();
+        // The session may have closed between the check and the wait, its outbox releasing no waiter yet.
+        if (IsClosing) _outbox.ReleaseDrained();
+        return drained;
     }
 
     /// <summary>This session's socket send has made no progress for <c>Broker:FlowControlStallMs</c>: its client stopped
@@ -311,14 +304,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     /// <summary>Frames and deliveries waiting in the outbox (tests).</summary>
     internal int QueuedFramesForTests => _outbox.QueuedFrames;
-
-    /// <summary>Releases the publishers waiting for this outbox.</summary>
-    private void ReleaseCredit() => Interlocked.Exchange(ref _drained, null)?.TrySetResult();
-
-    private void ReleaseCreditIfDrained()
-    {
-        if (Volatile.Read(ref _drained) is not null && _outbox.IsBelowLowWater) ReleaseCredit();
-    }
 
     // ---- outbox ---------------------------------------------------------------------------------------------------
 
@@ -441,7 +426,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             return;
         }
         _outbox.Complete();
-        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -452,7 +436,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
         if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
         _outbox.Complete();
-        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -462,7 +445,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
         _outbox.Complete();
-        ReleaseCredit();
         try
         {
             _abort.Cancel();
@@ -477,9 +459,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(DisconnectReason.SlowConsumer);
         Services.Metrics.SlowConsumer();
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort)
-        ReleaseCredit();                                      // never hold a publisher for a consumer being cut
-        ArmAbortTimer();
+        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort);
+        ArmAbortTimer();                                      // its publishers are released: never hold one for a consumer being cut
     }
 
     private void ArmAbortTimer()
@@ -513,7 +494,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 {
                     if (Encode(item, buffer, ref batch)) { close = true; break; }
                 }
-                ReleaseCreditIfDrained();
+                _outbox.ReleaseDrainedIfBelowLowWater();
                 if (buffer.WrittenCount > 0)
                 {
                     // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
@@ -595,7 +576,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         var batch = new Batch();
         while (_outbox.TryRead(out var item)) Encode(item, output, ref batch);
-        ReleaseCreditIfDrained();
+        _outbox.ReleaseDrainedIfBelowLowWater();
         return batch.Frames;
     }
 
