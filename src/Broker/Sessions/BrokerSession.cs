@@ -23,17 +23,14 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private const int MaxFramesPerFlush = 256;
     private const int MaxBytesPerFlush = 256 * 1024;
     private Outbox _outbox;                                        // a struct: used in place, never copied
+    private SessionClock _clock;                                   // a struct too
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeRequested;
     private int _reason = -1;
-    private int _handlersRunning;
+    private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
     private int _stopping;
-    private long _partialSinceMs;                                 // since when a frame has been half-sent (0: none)
-    private long _lastReceivedMs;
-    private long _lastSentMs;
     private long _framesOut;
-    private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
     private PublisherCredit? _credit;                             // what this session owes as a publisher (made by the read loop)
     private Timer? _abortTimer;
 
@@ -44,7 +41,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SessionId = sessionId;
         var options = services.Options;
         _outbox = new Outbox(options.OutboundQueueFrames, options.OutboundQueueBytes, options.OutboundQueueHardCapFrames, options.OutboundQueueHardCapBytes);
-        _lastReceivedMs = _lastSentMs = Environment.TickCount64;
+        _clock = new SessionClock(Environment.TickCount64);
     }
 
     protected IConnectionTransport Transport { get; }
@@ -61,11 +58,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     /// <summary>Negotiated heart-beat: send something every <see cref="HeartBeatSendMs"/>, expect something every
     /// <see cref="HeartBeatReceiveMs"/> (0 = off).</summary>
-    public int HeartBeatSendMs { get; protected set; }
-    public int HeartBeatReceiveMs { get; protected set; }
+    public int HeartBeatSendMs { get => _clock.HeartBeatSendMs; protected set => _clock.HeartBeatSendMs = value; }
+    public int HeartBeatReceiveMs { get => _clock.HeartBeatReceiveMs; protected set => _clock.HeartBeatReceiveMs = value; }
 
     public bool IsAuthenticated => Principal is not null;
-    internal long StartedAtMs { get; } = Environment.TickCount64;
+    internal long StartedAtMs => _clock.StartedAtMs;
 
     /// <summary>Runs the session to its end.</summary>
     public async Task RunAsync()
@@ -142,7 +139,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 var received = await Transport.ReceiveAsync(pipe.Writer.GetMemory(1), Aborted);
                 if (received.MessageType == WebSocketMessageType.Close) return;
                 pipe.Writer.Advance(received.Count);
-                Touch();
+                _clock.Received();
                 Services.Metrics.BytesReceived(received.Count);
                 messageBytes += received.Count;
                 if (MessageLimit > 0 && !received.EndOfMessage && messageBytes <= MessageLimit) continue;
@@ -160,9 +157,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                     {
                         // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
                         // its silence is not its fault (CheckTimeouts waits).
-                        Interlocked.Increment(ref _handlersRunning);
+                        PauseReading();
                         try { consumed = await handled; }
-                        finally { Interlocked.Decrement(ref _handlersRunning); Touch(); }
+                        finally { ResumeReading(); }
                     }
                 }
                 finally
@@ -175,14 +172,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 {
                     PipePool.Return(pipe);                                // nothing half-read: give the pipe back
                     pipe = null;
-                    Volatile.Write(ref _partialSinceMs, 0);
+                    _clock.NoPartialFrame();
                 }
-                else if (Volatile.Read(ref _partialSinceMs) == 0 || !consumed.Equals(buffer.Start))
-                {
-                    // A frame left unfinished: its clock starts when it began, i.e. now unless nothing was consumed (then
-                    // the same frame has been waiting since an earlier read).
-                    Volatile.Write(ref _partialSinceMs, Environment.TickCount64);
-                }
+                else _clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
                 // Credit flow: what this read published went into queues above high water; read nothing more until they
                 // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
                 var credit = WaitForCreditAsync();
@@ -208,8 +200,14 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected virtual bool OneDeliveryPerMessage => false;
 
-    /// <summary>Marks received bytes for the heart-beat check.</summary>
-    private void Touch() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
+    /// <summary>The read loop stops reading for the broker's sake (a handler awaits, or the session waits for credit).</summary>
+    private void PauseReading() => Interlocked.Increment(ref _readingPaused);
+
+    private void ResumeReading()
+    {
+        Interlocked.Decrement(ref _readingPaused);
+        _clock.Received();
+    }
 
     // ---- resuming with since -----------------------------------------------------------------------------------------
 
@@ -265,7 +263,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private async ValueTask PayCreditAsync()
     {
         // Paused by the broker: the client's heart-beats and half-sent frames are not read meanwhile, not its fault.
-        Interlocked.Increment(ref _handlersRunning);
+        PauseReading();
         var pausedAt = Environment.TickCount64;
         try
         {
@@ -273,11 +271,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         }
         finally
         {
-            Interlocked.Decrement(ref _handlersRunning);
-            Touch();
-            // A frame that spans several reads is not timed for the pauses between them (the read loop's own field).
-            if (Volatile.Read(ref _partialSinceMs) is var since and > 0)
-                Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAt);
+            ResumeReading();
+            _clock.ExcusePartialFrame(pausedAt);                  // the read loop's own field
         }
     }
 
@@ -296,11 +291,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     /// <summary>This session's socket send has made no progress for <c>Broker:FlowControlStallMs</c>: its client stopped
     /// reading, so it holds no publisher (they read on; its queue grows until the cut) until a send completes.</summary>
-    public bool IsStalled =>
-        Volatile.Read(ref _sendingSinceMs) is var since and > 0 && Environment.TickCount64 - since >= Services.Options.FlowControlStallMs;
+    public bool IsStalled => _clock.IsStalled(Services.Options.FlowControlStallMs);
 
     /// <summary>Since when a socket send has been pending, 0 when none (tests).</summary>
-    internal long SendPendingSinceMsForTests => Volatile.Read(ref _sendingSinceMs);
+    internal long SendPendingSinceMsForTests => _clock.SendPendingSinceMs;
 
     /// <summary>Frames and deliveries waiting in the outbox (tests).</summary>
     internal int QueuedFramesForTests => _outbox.QueuedFrames;
@@ -358,11 +352,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>A heart-beat is due when nothing was sent for the negotiated interval (called by the scanner).</summary>
     internal void SendHeartBeatIfDue(long nowMs)
     {
-        if (HeartBeatSendMs > 0 && nowMs - Volatile.Read(ref _lastSentMs) >= HeartBeatSendMs && !IsClosing)
-        {
-            Volatile.Write(ref _lastSentMs, nowMs);              // one beat per interval even if the writer is slow
-            _outbox.TryWriteControl(Outbound.HeartBeat);
-        }
+        if (!IsClosing && _clock.TakeHeartBeat(nowMs)) _outbox.TryWriteControl(Outbound.HeartBeat);
     }
 
     /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; closes one that has
@@ -371,24 +361,18 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     internal void CheckTimeouts(long nowMs)
     {
         if (IsClosing) return;
-        var sendingSince = Volatile.Read(ref _sendingSinceMs);
-        if (sendingSince > 0 && nowMs - sendingSince > Services.Options.SlowConsumerMs)
+        switch (_clock.Due(nowMs, Services.Options, IsAuthenticated, Volatile.Read(ref _readingPaused) > 0))
         {
-            // The client stopped reading: the pending send holds the writer, so no ERROR can follow it. Drop the socket now
-            // (its publishers were released by SlowConsumer).
-            SlowConsumer();
-            Abort(DisconnectReason.SlowConsumer);
-            return;
+            case SessionTimeout.NoSendProgress:
+                // The client stopped reading: the pending send holds the writer, so no ERROR can follow it. Drop the socket
+                // now (its publishers were released by SlowConsumer).
+                SlowConsumer();
+                Abort(DisconnectReason.SlowConsumer);
+                break;
+            case SessionTimeout.NoConnect: CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout); break;
+            case SessionTimeout.HeartBeat: CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout); break;
+            case SessionTimeout.PartialFrame: CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError); break;
         }
-        if (Volatile.Read(ref _handlersRunning) > 0) return;
-        var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
-        var partialSince = Volatile.Read(ref _partialSinceMs);
-        if (!IsAuthenticated && nowMs - StartedAtMs > Services.Options.ConnectTimeoutMs)
-            CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout);
-        else if (HeartBeatReceiveMs > 0 && silent > 2L * HeartBeatReceiveMs)
-            CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout);
-        else if (partialSince > 0 && nowMs - partialSince > Services.Options.PartialFrameTimeoutMs)
-            CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError);
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------------
@@ -498,10 +482,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 if (buffer.WrittenCount > 0)
                 {
                     // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
-                    Volatile.Write(ref _sendingSinceMs, Environment.TickCount64);
+                    _clock.SendStarted();
                     await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
-                    Volatile.Write(ref _sendingSinceMs, 0);
-                    Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+                    _clock.SendEnded();
                     // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
                     Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
                     Interlocked.Add(ref _framesOut, batch.Frames);
