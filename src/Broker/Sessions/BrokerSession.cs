@@ -45,7 +45,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     }
 
     protected IConnectionTransport Transport { get; }
-    protected BrokerServices Services { get; }
+    protected internal BrokerServices Services { get; }
     public string SessionId { get; }
     public BrokerPrincipal? Principal { get; protected set; }
     public abstract string Protocol { get; }
@@ -195,7 +195,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected abstract void OnClosed();
 
     /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
-    protected abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
+    protected internal abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected virtual bool OneDeliveryPerMessage => false;
@@ -472,11 +472,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             {
                 if (_outbox.IsSlow) break;
                 var close = false;
-                var batch = new Batch();
+                var batch = new OutboundBatch();
                 var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
                 while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && _outbox.TryRead(out var item))
                 {
-                    if (Encode(item, buffer, ref batch)) { close = true; break; }
+                    if (batch.Add(item, buffer, this)) { close = true; break; }
                 }
                 _outbox.ReleaseDrainedIfBelowLowWater();
                 if (buffer.WrittenCount > 0)
@@ -485,13 +485,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                     _clock.SendStarted();
                     await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
                     _clock.SendEnded();
-                    // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
-                    Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
+                    batch.Sent(buffer.WrittenCount, this);
                     Interlocked.Add(ref _framesOut, batch.Frames);
-                    if (batch.Observed is { } observed)
-                    {
-                        foreach (var (observer, messageId) in observed) observer.Delivered(messageId, Principal!.UserId);
-                    }
                 }
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close) break;
@@ -514,51 +509,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         catch (IOException) { }
     }
 
-    private struct Batch
-    {
-        public int Frames;
-        public int Others;
-        public bool Binary;
-        public List<(IDeliveryObserver Observer, long MessageId)>? Observed;   // deliveries to report once written
-    }
-
-    // Writes one outbox item; true for the Close marker.
-    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref Batch batch)
-    {
-        switch (item.Kind)
-        {
-            case OutboundKind.Delivery:
-                batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, item.Replay, buffer);
-                batch.Frames++;
-                // Under ack:auto a message has reached its recipient once written; the observer is told after the send.
-                if (item.Subscription!.Observer is { } observer && item.Subscription.Ack == AckMode.Auto && Principal is { } user
-                    && item.Message!.Receiver == user.UserId)
-                    (batch.Observed ??= []).Add((observer, item.Message.Id));
-                return false;
-            case OutboundKind.Frame:
-                StompFrameWriter.WriteRaw(buffer, item.Bytes.AsSpan(0, item.Length));
-                if (item.Pooled) ArrayPool<byte>.Shared.Return(item.Bytes!);
-                batch.Binary |= item.Binary;
-                batch.Frames++;
-                if (item.Command != StompCommand.Message)
-                {
-                    Services.Metrics.FrameSent(item.Command);
-                    batch.Others++;
-                }
-                return false;
-            case OutboundKind.HeartBeat:
-                if (batch.Frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
-                return false;
-            default:
-                return true;
-        }
-    }
-
     /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
     internal int DrainOutbox(IBufferWriter<byte> output)
     {
-        var batch = new Batch();
-        while (_outbox.TryRead(out var item)) Encode(item, output, ref batch);
+        var batch = new OutboundBatch();
+        while (_outbox.TryRead(out var item)) batch.Add(item, output, this);
         _outbox.ReleaseDrainedIfBelowLowWater();
         return batch.Frames;
     }

@@ -101,7 +101,7 @@ public sealed class RawTopicSession : BrokerSession
 
     protected override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
+    protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         // One JSON document per WebSocket message: a batch would glue documents together, so only one per flush. A replayed
         // one says so: the shared document with ,"replay":true before its closing brace.

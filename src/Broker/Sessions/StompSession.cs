@@ -510,7 +510,7 @@ public sealed class StompSession : BrokerSession
         return output.WrittenSpan.ToArray();
     }
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
+    protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         StompFrameWriter.WriteCommand(output, StompCommand.Message);
         StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
