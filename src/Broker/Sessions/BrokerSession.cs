@@ -50,7 +50,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public BrokerPrincipal? Principal { get; protected set; }
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
-    protected CancellationToken Aborted => _abort.Token;
+    protected internal CancellationToken Aborted => _abort.Token;
     protected bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
     public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
     public long FramesIn { get; protected set; }
@@ -209,49 +209,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         _clock.Received();
     }
 
-    // ---- resuming with since -----------------------------------------------------------------------------------------
-
-    /// <summary>
-    /// A SUBSCRIBE with <c>since</c>: the subscription enters the router first with live deliveries held back, then the
-    /// stored messages after <paramref name="since"/> are read and queued (each with <c>replay:true</c>), then the held
-    /// ones not already replayed: no gap and no duplicate at the hand-off, even while messages commit meanwhile. Past the
-    /// source's maximum a MESSAGE with <c>replay:truncated</c> and <c>replay-next</c> says where the client pages history.
-    /// </summary>
-    protected async ValueTask<bool> ResumeAsync(Subscription subscription, IReplaySource replay, long since, string? receipt)
-    {
-        subscription.BeginReplay();
-        Services.Router.Add(subscription);
-        ReplayPage page;
-        try
-        {
-            page = await replay.ReplayAsync(subscription.Destination, since, Aborted);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // A source that failed unexpectedly: the client hears it (and can resubscribe), the log has the detail.
-            Log.ReplayFailed(Services.Logger, ex, SessionId, subscription.Destination.Text);
-            page = new ReplayPage([], Error: "internal error");
-        }
-        if (page.Error is not null)
-        {
-            subscription.EndReplay(long.MaxValue);
-            CloseWithError("replay unavailable: " + page.Error, receipt, DisconnectReason.ProtocolError);
-            return false;
-        }
-        var last = since;
-        foreach (var message in page.Messages)
-        {
-            TryDeliver(subscription, message, replay: true);
-            last = message.Id;
-        }
-        if (page.NextId is { } next) ReplayTruncated(subscription, next);
-        subscription.EndReplay(last);
-        return true;
-    }
-
-    /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts.</summary>
-    protected abstract void ReplayTruncated(Subscription subscription, long next);
-
+    /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts (see
+    /// <see cref="ReplayHandOff"/>).</summary>
+    protected internal abstract void ReplayTruncated(Subscription subscription, long next);
 
     // ---- credit flow ------------------------------------------------------------------------------------------------
 
@@ -533,8 +493,5 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
         [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "connection {SessionId} failed")]
         public static partial void ConnectionFailed(ILogger logger, Exception exception, string sessionId);
-
-        [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "replay of {Destination} for connection {SessionId} failed")]
-        public static partial void ReplayFailed(ILogger logger, Exception exception, string sessionId, string destination);
     }
 }

@@ -48,7 +48,8 @@ public sealed class RawTopicSession : BrokerSession
             return;
         }
         _subscription = new Subscription(this, "raw", _destination, AckMode.Auto, 1) { Observer = Services.FindDeliveryObserver(_destination) };
-        if (_since is { } since && Services.FindReplaySource(_destination) is { } replay) await ResumeAsync(_subscription, replay, since, null);
+        if (_since is { } since && Services.FindReplaySource(_destination) is { } replay)
+            await ReplayHandOff.ResumeAsync(this, _subscription, replay, since, null);
         else Services.Router.Add(_subscription);
     }
 
@@ -117,7 +118,7 @@ public sealed class RawTopicSession : BrokerSession
 
     protected override bool OneDeliveryPerMessage => true;
 
-    protected override void ReplayTruncated(Subscription subscription, long next) =>
+    protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, Json(w =>
         {
             w.WriteString("replay", "truncated");

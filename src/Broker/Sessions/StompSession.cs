@@ -228,7 +228,7 @@ public sealed class StompSession : BrokerSession
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
             return;
         }
-        if (replay is not null && !await ResumeAsync(subscription!, replay, since, ReceiptOf(frame)))
+        if (replay is not null && !await ReplayHandOff.ResumeAsync(this, subscription!, replay, since, ReceiptOf(frame)))
         {
             Services.Metrics.ProtocolError();
             return;
@@ -240,7 +240,7 @@ public sealed class StompSession : BrokerSession
 
     // The replay stopped at the source's maximum: the client pages REST history from `next` on (it is not a message:
     // message-id names the notice, and it needs no ACK).
-    protected override void ReplayTruncated(Subscription subscription, long next)
+    protected internal override void ReplayTruncated(Subscription subscription, long next)
     {
         var escape = StompFrameWriter.EscapeMode(StompCommand.Message, _state.Version);
         TryEnqueueFrame(StompCommand.Message, Frame(output =>
