@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.WebSockets;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
@@ -10,18 +9,18 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.Input"/>
-/// to the session (<see cref="ReceiveAsync"/>), and one writer loop that drains the session's bounded
-/// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"). Publishers only ever call
+/// The session core every protocol shares: it runs the <see cref="TransportPump"/> over its transport (one read loop that
+/// hands the client's bytes to <see cref="ReceiveAsync"/>, one writer loop that drains the session's bounded
+/// <see cref="Outbox"/>), queues what is to be sent, judges its timeouts and closes. Publishers only ever call
 /// <see cref="TryDeliver"/>, which never blocks. Credit flow (docs/design.md §3): a delivery that leaves the outbox above its
 /// high-water mark is charged to the publishing session's <see cref="PublisherCredit"/>, and that session's read loop
 /// waits (<see cref="WaitForCreditAsync"/>) until the outbox is back under its low-water mark. A session is cut as a slow
 /// consumer only when its writer makes no progress for <c>Broker:SlowConsumerMs</c> or its outbox reaches the hard cap.
+/// Its parts: the <see cref="Outbox"/> (with the publishers waiting for its drain) and the <see cref="SessionClock"/> its
+/// timeouts are judged by, both structs in place; <see cref="ReplayHandOff"/> resumes a subscription with <c>since</c>.
 /// </summary>
 public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
-    private const int MaxFramesPerFlush = 256;
-    private const int MaxBytesPerFlush = 256 * 1024;
     private Outbox _outbox;                                        // a struct: used in place, never copied
     private SessionClock _clock;                                   // a struct too
     private readonly CancellationTokenSource _abort = new();
@@ -44,14 +43,14 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         _clock = new SessionClock(Environment.TickCount64);
     }
 
-    protected IConnectionTransport Transport { get; }
+    protected internal IConnectionTransport Transport { get; }
     protected internal BrokerServices Services { get; }
     public string SessionId { get; }
     public BrokerPrincipal? Principal { get; protected set; }
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
     protected internal CancellationToken Aborted => _abort.Token;
-    protected bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
+    protected internal bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
     public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
     public long FramesIn { get; protected set; }
     public long FramesOut => Interlocked.Read(ref _framesOut);
@@ -64,15 +63,21 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public bool IsAuthenticated => Principal is not null;
     internal long StartedAtMs => _clock.StartedAtMs;
 
+    /// <summary>The outbox in place, for the pump (a struct: never copy it).</summary>
+    internal ref Outbox Outbox => ref _outbox;
+
+    /// <summary>The clock in place, for the pump (a struct: never copy it).</summary>
+    internal ref SessionClock Clock => ref _clock;
+
     /// <summary>Runs the session to its end.</summary>
     public async Task RunAsync()
     {
         Services.Sessions.Add(this);
         Services.Metrics.ConnectionOpened();
-        var writer = WriteLoopAsync();
+        var writer = TransportPump.WriteLoopAsync(this);
         try
         {
-            await ReadLoopAsync();
+            await TransportPump.ReadLoopAsync(this);
             SetReason(DisconnectReason.ClientClosed);
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested) { }
@@ -101,10 +106,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         }
     }
 
-    // ---- the read pump ------------------------------------------------------------------------------------------------
+    // ---- what the pump asks of the session ----------------------------------------------------------------------------
 
     /// <summary>Called before the first read (a raw topic URL subscribes here).</summary>
-    protected virtual ValueTask StartAsync() => ValueTask.CompletedTask;
+    protected internal virtual ValueTask StartAsync() => ValueTask.CompletedTask;
 
     /// <summary>Consumes what it can of <paramref name="buffer"/> and returns where the unconsumed rest starts. A frame
     /// handler that awaits makes this await: the read loop waits for it (inbound back-pressure for this client only).</summary>
@@ -113,83 +118,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>0: the client's messages are one byte stream (STOMP: frames may span messages, one message may carry
     /// several frames). Else each message is handed over whole, up to this many bytes (raw topic URLs: one message is one
     /// SEND); a larger one is handed over once it is past the limit, and the session refuses it.</summary>
-    protected virtual int MessageLimit => 0;
-
-    private async Task ReadLoopAsync()
-    {
-        // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
-        // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
-        var account = _credit = new PublisherCredit();
-        account.MakeCurrent();
-        await StartAsync();
-        // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
-        // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
-        Pipe? pipe = null;
-        long messageBytes = 0;
-        try
-        {
-            while (!IsClosing)
-            {
-                if (pipe is null)
-                {
-                    var probe = await Transport.ReceiveAsync(Memory<byte>.Empty, Aborted);
-                    if (probe.MessageType == WebSocketMessageType.Close) return;
-                    pipe = PipePool.Rent();
-                }
-                var received = await Transport.ReceiveAsync(pipe.Writer.GetMemory(1), Aborted);
-                if (received.MessageType == WebSocketMessageType.Close) return;
-                pipe.Writer.Advance(received.Count);
-                _clock.Received();
-                Services.Metrics.BytesReceived(received.Count);
-                messageBytes += received.Count;
-                if (MessageLimit > 0 && !received.EndOfMessage && messageBytes <= MessageLimit) continue;
-                messageBytes = 0;
-                await pipe.Writer.FlushAsync(Aborted);                    // no pause threshold: completes at once
-                pipe.Reader.TryRead(out var read);
-                var buffer = read.Buffer;
-                var consumed = buffer.Start;
-                account.BeginHandling();
-                try
-                {
-                    var handled = ReceiveAsync(buffer);
-                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
-                    else
-                    {
-                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
-                        // its silence is not its fault (CheckTimeouts waits).
-                        PauseReading();
-                        try { consumed = await handled; }
-                        finally { ResumeReading(); }
-                    }
-                }
-                finally
-                {
-                    account.EndHandling();
-                    // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
-                    pipe.Reader.AdvanceTo(consumed, buffer.End);
-                }
-                if (consumed.Equals(buffer.End))
-                {
-                    PipePool.Return(pipe);                                // nothing half-read: give the pipe back
-                    pipe = null;
-                    _clock.NoPartialFrame();
-                }
-                else _clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
-                // Credit flow: what this read published went into queues above high water; read nothing more until they
-                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
-                var credit = WaitForCreditAsync();
-                if (!credit.IsCompletedSuccessfully) await credit;
-            }
-        }
-        finally
-        {
-            if (pipe is not null)
-            {
-                await pipe.Reader.CompleteAsync();                        // a half-read pipe is not reused
-                await pipe.Writer.CompleteAsync();
-            }
-        }
-    }
+    protected internal virtual int MessageLimit => 0;
 
     /// <summary>Releases subscriptions and other per-session state.</summary>
     protected abstract void OnClosed();
@@ -198,12 +127,12 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected internal abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
-    protected virtual bool OneDeliveryPerMessage => false;
+    protected internal virtual bool OneDeliveryPerMessage => false;
 
     /// <summary>The read loop stops reading for the broker's sake (a handler awaits, or the session waits for credit).</summary>
-    private void PauseReading() => Interlocked.Increment(ref _readingPaused);
+    internal void PauseReading() => Interlocked.Increment(ref _readingPaused);
 
-    private void ResumeReading()
+    internal void ResumeReading()
     {
         Interlocked.Decrement(ref _readingPaused);
         _clock.Received();
@@ -219,6 +148,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// drained below its low-water mark or is closing. Allocates nothing when nothing is owed (the common case). The read
     /// loop calls it before each socket read; a session may call it between frames too.</summary>
     protected internal ValueTask WaitForCreditAsync() => _credit is { InDebt: true } ? PayCreditAsync() : ValueTask.CompletedTask;
+
+    /// <summary>Opens the account this session's publishes are charged to (the read loop, once).</summary>
+    internal PublisherCredit OpenCreditAccount() => _credit = new PublisherCredit();
 
     private async ValueTask PayCreditAsync()
     {
@@ -418,65 +350,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private void SetReason(DisconnectReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason, -1);
 
     /// <summary>The ERROR frame for this session's wire format (null = none).</summary>
-    protected abstract byte[]? BuildError(string message, string? receiptId, string? detail);
+    protected internal abstract byte[]? BuildError(string message, string? receiptId, string? detail);
 
-    // ---- the writer loop ----------------------------------------------------------------------------------------------
-
-    private async Task WriteLoopAsync()
-    {
-        await Task.Yield();
-        using var buffer = new PooledBufferWriter();
-        try
-        {
-            while (await _outbox.WaitToReadAsync(_abort.Token))
-            {
-                if (_outbox.IsSlow) break;
-                var close = false;
-                var batch = new OutboundBatch();
-                var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
-                while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && _outbox.TryRead(out var item))
-                {
-                    if (batch.Add(item, buffer, this)) { close = true; break; }
-                }
-                _outbox.ReleaseDrainedIfBelowLowWater();
-                if (buffer.WrittenCount > 0)
-                {
-                    // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
-                    _clock.SendStarted();
-                    await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
-                    _clock.SendEnded();
-                    batch.Sent(buffer.WrittenCount, this);
-                    Interlocked.Add(ref _framesOut, batch.Frames);
-                }
-                buffer.Reset();                                   // back to the pool: an idle session holds no buffer
-                if (close) break;
-            }
-            if (_outbox.IsSlow)
-            {
-                var error = BuildError("slow consumer", null, "the client did not read its messages fast enough");
-                if (error is not null)
-                {
-                    await Transport.SendAsync(error, binary: false, _abort.Token);
-                    Services.Metrics.FramesSent(1, error.Length, messages: 0);
-                    Services.Metrics.FrameSent(StompCommand.Error);
-                }
-            }
-            await Transport.CloseAsync(Reason ?? DisconnectReason.ClientClosed, _abort.Token);
-        }
-        catch (OperationCanceledException) { }
-        catch (WebSocketException) { }
-        catch (ObjectDisposedException) { }
-        catch (IOException) { }
-    }
+    /// <summary>Counts frames the writer loop has sent.</summary>
+    internal void CountFramesOut(int frames) => Interlocked.Add(ref _framesOut, frames);
 
     /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
-    internal int DrainOutbox(IBufferWriter<byte> output)
-    {
-        var batch = new OutboundBatch();
-        while (_outbox.TryRead(out var item)) batch.Add(item, output, this);
-        _outbox.ReleaseDrainedIfBelowLowWater();
-        return batch.Frames;
-    }
+    internal int DrainOutbox(IBufferWriter<byte> output) => TransportPump.Drain(this, output);
 
     // ---- IBrokerSession ----------------------------------------------------------------------------------------------
 

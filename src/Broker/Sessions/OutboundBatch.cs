@@ -53,6 +53,7 @@ internal struct OutboundBatch
     public readonly void Sent(int bytes, BrokerSession session)
     {
         session.Services.Metrics.FramesSent(Frames, bytes, messages: Frames - Others);
+        session.CountFramesOut(Frames);
         if (_observed is { } observed)
         {
             foreach (var (observer, messageId) in observed) observer.Delivered(messageId, session.Principal!.UserId);

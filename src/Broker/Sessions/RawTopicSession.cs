@@ -37,9 +37,9 @@ public sealed class RawTopicSession : BrokerSession
 
     public override string Protocol => "raw";
 
-    protected override int MessageLimit => Services.Options.MaxBodyBytes;
+    protected internal override int MessageLimit => Services.Options.MaxBodyBytes;
 
-    protected override async ValueTask StartAsync()
+    protected internal override async ValueTask StartAsync()
     {
         Services.Sessions.Authenticated(this);
         if (await Services.Policy.CanSubscribeAsync(Principal!, _destination) is { } denied)
@@ -100,7 +100,7 @@ public sealed class RawTopicSession : BrokerSession
         }));
     }
 
-    protected override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
+    protected internal override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
 
     protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
@@ -116,7 +116,7 @@ public sealed class RawTopicSession : BrokerSession
         return false;
     }
 
-    protected override bool OneDeliveryPerMessage => true;
+    protected internal override bool OneDeliveryPerMessage => true;
 
     protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, Json(w =>

@@ -497,7 +497,7 @@ public sealed class StompSession : BrokerSession
         CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
-    protected override byte[] BuildError(string message, string? receiptId, string? detail)
+    protected internal override byte[] BuildError(string message, string? receiptId, string? detail)
     {
         var output = new ArrayBufferWriter<byte>(128);
         var escape = StompFrameWriter.EscapeMode(StompCommand.Error, _state.Version);
