@@ -117,22 +117,10 @@ public sealed class StompSession : BrokerSession
         Principal = principal;
         _parser.Version = _state.Version;
         (HeartBeatSendMs, HeartBeatReceiveMs) = _state.HeartBeat;
-        var output = new ArrayBufferWriter<byte>(256);
-        StompFrameWriter.WriteCommand(output, StompCommand.Connected);
-        StompFrameWriter.WriteHeader(output, "version", _state.Version.ToHeaderValue(), StompEscaping.None);
-        if (_state.Version != StompVersion.V1_0)
-            StompFrameWriter.WriteHeader(output, "heart-beat", Services.ServerHeartBeat.ToString(), StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "session", SessionId, StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "server", Services.Options.ServerName, StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "user-name", Sanitize(principal.UserId), StompEscaping.None);
-        if (receipt is not null) StompFrameWriter.WriteHeader(output, "receipt-id", Sanitize(receipt), StompEscaping.None);
-        StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        TryEnqueueFrame(StompCommand.Connected, output.WrittenSpan.ToArray());
+        TryEnqueueFrame(StompCommand.Connected, StompReplyWriter.Connected(_state.Version, Services.ServerHeartBeat, SessionId,
+            Services.Options.ServerName, principal.UserId, receipt));
         Services.Sessions.Authenticated(this);
     }
-
-    // CONNECTED headers are never escaped: keep CR, LF and ':' out of them.
-    private static string Sanitize(string value) => value.AsSpan().IndexOfAny("\r\n:") < 0 ? value : value.Replace("\r", "").Replace("\n", "").Replace(":", "");
 
     // ---- SEND ---------------------------------------------------------------------------------------------------------
 
@@ -238,29 +226,9 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
-    // The replay stopped at the source's maximum: the client pages REST history from `next` on (it is not a message:
-    // message-id names the notice, and it needs no ACK).
-    protected internal override void ReplayTruncated(Subscription subscription, long next)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Message, _state.Version);
-        TryEnqueueFrame(StompCommand.Message, Frame(output =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Message);
-            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
-            StompFrameWriter.WriteHeader(output, "destination", subscription.Destination.Text, escape);
-            StompFrameWriter.WriteHeader(output, "message-id", "replay-truncated-" + next.ToString(System.Globalization.CultureInfo.InvariantCulture), escape);
-            StompFrameWriter.WriteHeader(output, "replay", "truncated", escape);
-            StompFrameWriter.WriteHeader(output, "replay-next"u8, next);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty);
-        }));
-    }
-
-    private static byte[] Frame(Action<ArrayBufferWriter<byte>> write)
-    {
-        var output = new ArrayBufferWriter<byte>(256);
-        write(output);
-        return output.WrittenSpan.ToArray();
-    }
+    // The replay stopped at the source's maximum: the client pages REST history from `next` on.
+    protected internal override void ReplayTruncated(Subscription subscription, long next) =>
+        TryEnqueueFrame(StompCommand.Message, StompReplyWriter.ReplayTruncated(subscription, next, _state.Version));
 
     private void Unsubscribe(StompFrameView frame)
     {
@@ -303,9 +271,7 @@ public sealed class StompSession : BrokerSession
         long messageId;
         if (_state.Version == StompVersion.V1_2)
         {
-            var dash = ackId.LastIndexOf((byte)'-');
-            if (dash <= 0 || !Utf8Parser.TryParse(ackId[..dash], out messageId, out var used) || used != dash || messageId < 0
-                || !Utf8Parser.TryParse(ackId[(dash + 1)..], out int number, out used) || used != ackId.Length - dash - 1)
+            if (!StompAckId.TryParse(ackId, out messageId, out var number))
             {
                 error = "unknown ack id";
                 return false;
@@ -425,34 +391,19 @@ public sealed class StompSession : BrokerSession
         if (frame.TryGetHeader("receipt"u8, out var receipt)) SendReceipt(receipt);
     }
 
-    private void SendReceipt(ReadOnlySpan<byte> receiptId)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
-        TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, escape), static (output, receipt) =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
-            StompFrameWriter.WriteHeader(output, "receipt-id"u8, receipt.Id, receipt.Escape);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        });
-    }
+    private void SendReceipt(ReadOnlySpan<byte> receiptId) =>
+        TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, _state.Version),
+            static (output, receipt) => StompReplyWriter.WriteReceipt(output, receipt.Id, receipt.Version));
 
-    private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompEscaping escape)
+    private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompVersion version)
     {
         public ReadOnlySpan<byte> Id { get; } = id;
-        public StompEscaping Escape { get; } = escape;
+        public StompVersion Version { get; } = version;
     }
 
-    public override void SendReceipt(string receiptId, long? messageId = null)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
-        TryEnqueuePooled(StompCommand.Receipt, (receiptId, messageId, escape), static (output, receipt) =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
-            StompFrameWriter.WriteHeader(output, "receipt-id", receipt.receiptId, receipt.escape);
-            if (receipt.messageId is { } id) StompFrameWriter.WriteHeader(output, "message-id"u8, id);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        });
-    }
+    public override void SendReceipt(string receiptId, long? messageId = null) =>
+        TryEnqueuePooled(StompCommand.Receipt, (receiptId, messageId, _state.Version),
+            static (output, receipt) => StompReplyWriter.WriteReceipt(output, receipt.receiptId, receipt.messageId, receipt.Version));
 
     /// <summary>A business rejection: a MESSAGE on each of the session's <c>/user/queue/errors</c> subscriptions, written
     /// straight into pooled buffers (no allocation in steady state). Never silent: a frame that asked for a receipt, from a
@@ -462,34 +413,13 @@ public sealed class StompSession : BrokerSession
     {
         Services.Metrics.Rejection();
         var error = new UserError(this, message, receiptId, Services.Ids.Next());
-        var told = _subscriptions.ForEachUserQueue(UserErrorsDestination, error, static (subscription, e) =>
-            e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) => s.e.Write(output, s.subscription)));
+        var told = _subscriptions.ForEachUserQueue(StompReplyWriter.UserErrorsDestination, error, static (subscription, e) =>
+            e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) =>
+                StompReplyWriter.WriteUserError(output, s.subscription, s.e.Message, s.e.ReceiptId, s.e.Id, s.e.Session._state.Version)));
         if (told == 0 && receiptId is not null) CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
-    private const string UserErrorsDestination = "/user/queue/errors";
-
-    private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id)
-    {
-        public void Write(IBufferWriter<byte> output, Subscription subscription)
-        {
-            var escape = StompFrameWriter.EscapeMode(StompCommand.Message, Session._state.Version);
-            StompFrameWriter.WriteCommand(output, StompCommand.Message);
-            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
-            StompFrameWriter.WriteHeader(output, "destination", UserErrorsDestination, escape);
-            StompFrameWriter.WriteHeader(output, "message-id"u8, Id);
-            StompFrameWriter.WriteHeader(output, "message", Message, escape);
-            StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
-            if (ReceiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", ReceiptId, escape);
-            var length = Encoding.UTF8.GetByteCount(Message);
-            StompFrameWriter.WriteHeader(output, "content-length"u8, length);
-            var span = output.GetSpan(length + 2);
-            span[0] = (byte)'\n';
-            Encoding.UTF8.GetBytes(Message, span[1..]);
-            span[length + 1] = 0;
-            output.Advance(length + 2);
-        }
-    }
+    private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id);
 
     private void ProtocolError(string message, string? receiptId)
     {
@@ -497,35 +427,15 @@ public sealed class StompSession : BrokerSession
         CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
-    protected internal override byte[] BuildError(string message, string? receiptId, string? detail)
-    {
-        var output = new ArrayBufferWriter<byte>(128);
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Error, _state.Version);
-        StompFrameWriter.WriteCommand(output, StompCommand.Error);
-        StompFrameWriter.WriteHeader(output, "message", message, escape);
-        if (receiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", receiptId, escape);
-        if (_state.State == StompState.AwaitingConnect) StompFrameWriter.WriteHeader(output, "version", StompVersions.Supported, escape);
-        StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
-        StompFrameWriter.WriteBodyAndEnd(output, Encoding.UTF8.GetBytes(detail ?? message));
-        return output.WrittenSpan.ToArray();
-    }
+    protected internal override byte[] BuildError(string message, string? receiptId, string? detail) =>
+        StompReplyWriter.Error(message, receiptId, detail, _state.Version, listVersions: _state.State == StompState.AwaitingConnect);
 
     protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         StompFrameWriter.WriteCommand(output, StompCommand.Message);
         StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
         if (replay) StompFrameWriter.WriteRaw(output, "replay:true\n"u8);
-        if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2)
-        {
-            // ack:<message-id>-<subscription number>: unique per session even when two subscriptions match one message.
-            var span = output.GetSpan(48);
-            "ack:"u8.CopyTo(span);
-            Utf8Formatter.TryFormat(message.Id, span[4..], out var n);
-            span[4 + n] = (byte)'-';
-            Utf8Formatter.TryFormat(subscription.Number, span[(5 + n)..], out var m);
-            span[5 + n + m] = (byte)'\n';
-            output.Advance(6 + n + m);
-        }
+        if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2) StompAckId.WriteHeader(output, message.Id, subscription.Number);
         message.WriteTail(output, _state.Version);
         return !message.BodyIsUtf8;
     }
