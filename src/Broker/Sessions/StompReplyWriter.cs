@@ -36,16 +36,8 @@ internal static class StompReplyWriter
     // CONNECTED headers are never escaped: keep CR, LF and ':' out of them.
     private static string Sanitize(string value) => value.AsSpan().IndexOfAny("\r\n:") < 0 ? value : value.Replace("\r", "").Replace("\n", "").Replace(":", "");
 
-    /// <summary>RECEIPT for a receipt asked by the wire (the raw header value), without allocating.</summary>
-    public static void WriteReceipt(IBufferWriter<byte> output, ReadOnlySpan<byte> receiptId, StompVersion version)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, version);
-        StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
-        StompFrameWriter.WriteHeader(output, "receipt-id"u8, receiptId, escape);
-        StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-    }
-
-    /// <summary>RECEIPT for a receipt answered later (a stored message's, with its id in <c>message-id</c>).</summary>
+    /// <summary>RECEIPT for a receipt answered later (a stored message's, with its id in <c>message-id</c>); one the wire
+    /// asked for is answered from the raw header value by <see cref="StompFrameWriter.WriteReceipt"/>.</summary>
     public static void WriteReceipt(IBufferWriter<byte> output, string receiptId, long? messageId, StompVersion version)
     {
         var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, version);
@@ -68,13 +60,7 @@ internal static class StompReplyWriter
         StompFrameWriter.WriteHeader(output, "message", message, escape);
         StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
         if (receiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", receiptId, escape);
-        var length = Encoding.UTF8.GetByteCount(message);
-        StompFrameWriter.WriteHeader(output, "content-length"u8, length);
-        var span = output.GetSpan(length + 2);
-        span[0] = (byte)'\n';
-        Encoding.UTF8.GetBytes(message, span[1..]);
-        span[length + 1] = 0;
-        output.Advance(length + 2);
+        StompFrameWriter.WriteTextBodyAndEnd(output, message);
     }
 
     /// <summary>ERROR with a short client-safe <paramref name="message"/>, the body <paramref name="detail"/> (or the

@@ -393,7 +393,7 @@ public sealed class StompSession : BrokerSession
 
     private void SendReceipt(ReadOnlySpan<byte> receiptId) =>
         TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, _state.Version),
-            static (output, receipt) => StompReplyWriter.WriteReceipt(output, receipt.Id, receipt.Version));
+            static (output, receipt) => StompFrameWriter.WriteReceipt(output, receipt.Id, receipt.Version));
 
     private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompVersion version)
     {
