@@ -262,32 +262,13 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
-    // Finds the delivery an ACK/NACK names: STOMP 1.2 by the `ack` id we gave ("<message-id>-<subscription number>"),
-    // 1.1 by message-id and subscription, 1.0 by message-id alone. Since deliveries are not redelivered, NACK settles too.
+    // Settles the delivery an ACK/NACK names (see SubscriptionTable.FindAcked). Since deliveries are not redelivered, NACK
+    // settles too.
     private bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
     {
-        error = null;
-        Subscription? subscription;
-        long messageId;
-        if (_state.Version == StompVersion.V1_2)
-        {
-            if (!StompAckId.TryParse(ackId, out messageId, out var number))
-            {
-                error = "unknown ack id";
-                return false;
-            }
-            subscription = _subscriptions.ByNumber(number);
-        }
-        else
-        {
-            if (!Utf8Parser.TryParse(messageIdText, out messageId, out var used) || used != messageIdText.Length || messageId < 0)
-            {
-                error = "unknown message-id";
-                return false;
-            }
-            subscription = subscriptionId is not null ? _subscriptions.ById(subscriptionId) : _subscriptions.Outstanding(messageId);
-        }
-        if (subscription is null || !subscription.Settle(messageId))
+        var subscription = _subscriptions.FindAcked(_state.Version, ackId, messageIdText, subscriptionId, out var messageId, out error);
+        if (subscription is null) return false;
+        if (!subscription.Settle(messageId))
         {
             error = "unknown ack id";
             return false;
