@@ -21,7 +21,7 @@ public sealed class StompSession : BrokerSession
     private readonly StompStateMachine _state;
     private string? _queryToken;                                 // the upgrade's ?access_token=, dropped once CONNECT used it
     private readonly SubscriptionTable _subscriptions;
-    private TransactionBuffer? _transactions;                    // made on the first BEGIN: most sessions never use one
+    private StompTransactions? _transactions;                    // made on the first BEGIN: most sessions never use one
     private ReceiptTracker? _answers;                            // made on the first SEND to a stored destination
 
     public StompSession(IConnectionTransport transport, BrokerServices services, string sessionId, string? queryToken)
@@ -132,19 +132,19 @@ public sealed class StompSession : BrokerSession
             if (!Buffer(Encoding.UTF8.GetString(tx), frame)) return ValueTask.CompletedTask;
             // A stored destination answers only once the message is committed to the database, i.e. after COMMIT;
             // anything else is answered now that the broker holds it.
-            if (!IsStored(destination)) ReceiptIfAsked(frame);
+            if (!_transactions!.HoldsReceipt(destination)) ReceiptIfAsked(frame);
             return ValueTask.CompletedTask;
         }
         return SendNowAsync(destination, frame, null);
     }
 
     /// <summary>Routes a SEND, from the wire (<paramref name="frame"/>) or from a committed transaction (<paramref name="owned"/>).</summary>
-    private async ValueTask SendNowAsync(Destination destination, StompFrameView frame, StompFrame? owned)
+    internal async ValueTask SendNowAsync(Destination destination, StompFrameView frame, StompFrame? owned)
     {
         var denied = await Services.Policy.CanSendAsync(Principal!, destination);
         if (denied is not null)
         {
-            SendUserError(denied, owned is null ? ReceiptOf(frame) : HeldReceipt(owned));
+            SendUserError(denied, owned is null ? ReceiptOf(frame) : _transactions!.HeldReceipt(owned));
             return;
         }
         if (Services.FindSendHandler(destination) is { } handler)
@@ -152,7 +152,7 @@ public sealed class StompSession : BrokerSession
             var context = owned is null
                 ? new SendContext(this, Services.Backplane, Services.Ids, destination, frame, null, frame.Body, ReceiptOf(frame))
                 : new SendContext(this, Services.Backplane, Services.Ids, destination, default, owned.Headers,
-                    new ReadOnlySequence<byte>(owned.Body), HeldReceipt(owned));
+                    new ReadOnlySequence<byte>(owned.Body), _transactions!.HeldReceipt(owned));
             await handler.HandleAsync(context);
             if (!context.Answered.IsCompleted)
                 (_answers ??= new ReceiptTracker(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * Services.Options.ShutdownTimeoutMs)))).Track(context.Answered);
@@ -264,7 +264,7 @@ public sealed class StompSession : BrokerSession
 
     // Settles the delivery an ACK/NACK names (see SubscriptionTable.FindAcked). Since deliveries are not redelivered, NACK
     // settles too.
-    private bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
+    internal bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
     {
         var subscription = _subscriptions.FindAcked(_state.Version, ackId, messageIdText, subscriptionId, out var messageId, out error);
         if (subscription is null) return false;
@@ -280,11 +280,12 @@ public sealed class StompSession : BrokerSession
 
     // ---- transactions -------------------------------------------------------------------------------------------------
 
+    /// <summary>Buffers <paramref name="frame"/> in its transaction; false (after the ERROR) when there is none such or it
+    /// is full.</summary>
     private bool Buffer(string transaction, StompFrameView frame)
     {
-        if (_transactions is null) ProtocolError("unknown transaction", ReceiptOf(frame));
-        else if (_transactions.Add(transaction, frame.ToFrame()) is { } error) ProtocolError(error, ReceiptOf(frame));
-        else return true;
+        if ((_transactions is null ? "unknown transaction" : _transactions.Add(transaction, frame)) is not { } error) return true;
+        ProtocolError(error, ReceiptOf(frame));
         return false;
     }
 
@@ -292,61 +293,24 @@ public sealed class StompSession : BrokerSession
     {
         var receipt = ReceiptOf(frame);
         var name = frame.GetHeaderString("transaction"u8)!;
+        string? error = null;
         switch (frame.Command)
         {
             case StompCommand.Begin:
-                _transactions ??= new TransactionBuffer(Services.Options.MaxTransactions, Services.Options.MaxFramesPerTransaction);
-                if (_transactions.Begin(name) is { } refused) { ProtocolError(refused, receipt); return; }
+                error = (_transactions ??= new StompTransactions(this)).Begin(name);
                 break;
             case StompCommand.Abort:
-                if (_transactions is null || !_transactions.TryEnd(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
-                AnswerDropped(aborted);
+                error = _transactions is null ? "unknown transaction" : _transactions.Abort(name);
                 break;
             case StompCommand.Commit:
-                if (_transactions is null || !_transactions.TryEnd(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
-                // STOMP: the frames of a transaction take effect at COMMIT, in order. Receipts were answered when the
-                // frames arrived, except those of stored destinations: they are answered once committed, before this
-                // COMMIT's own receipt.
-                foreach (var buffered in frames)
-                {
-                    if (buffered.Command == StompCommand.Send)
-                    {
-                        await SendNowAsync(Services.Destinations.Get(buffered.Headers["destination"]!, out _)!, default, buffered);
-                        continue;
-                    }
-                    var headers = buffered.Headers;
-                    if (!Settle(Encoding.UTF8.GetBytes(headers["id"] ?? ""), Encoding.UTF8.GetBytes(headers["message-id"] ?? ""),
-                        headers["subscription"], out var error))
-                    {
-                        ProtocolError(error!, receipt);
-                        return;
-                    }
-                }
-                if (receipt is not null && _answers is not null) await _answers.AllAnsweredAsync();
+                // The held receipts of the committed SENDs come before this COMMIT's own receipt.
+                error = _transactions is null ? "unknown transaction" : await _transactions.CommitAsync(name);
+                if (error is null && receipt is not null && _answers is not null) await _answers.AllAnsweredAsync();
                 break;
         }
-        if (receipt is not null) SendReceipt(receipt);
+        if (error is not null) ProtocolError(error, receipt);
+        else if (receipt is not null) SendReceipt(receipt);
     }
-
-    /// <summary>SENDs to stored destinations in a transaction that will never commit were not answered when they arrived:
-    /// each is told it was dropped (with its receipt-id).</summary>
-    private void AnswerDropped(List<StompFrame> frames)
-    {
-        foreach (var dropped in frames)
-        {
-            if (HeldReceipt(dropped) is { } held) SendUserError("could-not-send-message: transaction aborted", held);
-        }
-    }
-
-    /// <summary>Whether SENDs to <paramref name="destination"/> are stored (a send handler takes them), so their receipt
-    /// waits for the commit.</summary>
-    private bool IsStored(Destination destination) => Services.FindSendHandler(destination) is not null;
-
-    /// <summary>The receipt a SEND buffered in a transaction still owes: that of a stored destination, not answered when
-    /// the frame arrived (see <see cref="SendAsync"/>); null otherwise.</summary>
-    private string? HeldReceipt(StompFrame buffered) =>
-        buffered.Command == StompCommand.Send && Services.Destinations.Get(buffered.Headers["destination"]!, out _) is { } destination
-            && IsStored(destination) ? buffered.Headers["receipt"] : null;
 
     // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
 
@@ -357,7 +321,7 @@ public sealed class StompSession : BrokerSession
         if (ReceiptOf(frame) is { } receipt)
         {
             // Open transactions end unfinished (STOMP: they are aborted): their held stored SENDs are answered first.
-            foreach (var open in _transactions?.EndAll() ?? []) AnswerDropped(open);
+            _transactions?.AbortAll();
             if (_answers is not null) await _answers.AllAnsweredAsync();
             SendReceipt(receipt);
         }
@@ -429,7 +393,7 @@ public sealed class StompSession : BrokerSession
         {
             if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
         }
-        _transactions?.EndAll();
+        _transactions?.Forget();
     }
 
     private static string? ReceiptOf(StompFrameView frame) => frame.GetHeaderString("receipt"u8);
