@@ -86,32 +86,13 @@ public sealed class StompSession : BrokerSession
     private async ValueTask ConnectAsync(StompFrameView frame)
     {
         var receipt = ReceiptOf(frame);
-        var login = frame.GetHeaderString("login"u8);
-        string? token = null;
-        if (frame.TryGetHeader("Authorization"u8, out var authorization) || frame.TryGetHeader("authorization"u8, out authorization))
-        {
-            var text = Encoding.UTF8.GetString(authorization);
-            token = text.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? text[7..].Trim() : null;
-        }
-        token ??= frame.GetHeaderString("passcode"u8) ?? _queryToken;
+        var queryToken = _queryToken;
         _queryToken = null;
-        var (principal, error) = await Services.Jwt.ValidateAsync(token);
+        var (principal, refusal) = await StompAuthenticator.AuthenticateAsync(frame, queryToken, Services);
         if (principal is null)
         {
             Services.Metrics.AuthenticationFailure();
-            CloseWithError("authentication failed: " + error, receipt, DisconnectReason.AuthenticationFailed);
-            return;
-        }
-        if (!string.IsNullOrEmpty(login) && login != principal.UserId)
-        {
-            Services.Metrics.AuthenticationFailure();
-            CloseWithError("authentication failed: login does not match the token", receipt, DisconnectReason.AuthenticationFailed);
-            return;
-        }
-        if (await Services.Policy.CanConnectAsync(principal) is { } refused)
-        {
-            Services.Metrics.AuthenticationFailure();
-            CloseWithError(refused, receipt, DisconnectReason.AuthenticationFailed);
+            CloseWithError(refusal!, receipt, DisconnectReason.AuthenticationFailed);
             return;
         }
         Principal = principal;
