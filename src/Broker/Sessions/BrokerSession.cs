@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.WebSockets;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Extensibility;
@@ -10,31 +9,27 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.Input"/>
-/// to the session (<see cref="ReceiveAsync"/>), and one writer loop that drains the session's bounded
-/// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"). Publishers only ever call
+/// The session core every protocol shares: it runs the <see cref="TransportPump"/> over its transport (one read loop that
+/// hands the client's bytes to <see cref="ReceiveAsync"/>, one writer loop that drains the session's bounded
+/// <see cref="Outbox"/>), queues what is to be sent, judges its timeouts and closes. Publishers only ever call
 /// <see cref="TryDeliver"/>, which never blocks. Credit flow (docs/design.md §3): a delivery that leaves the outbox above its
 /// high-water mark is charged to the publishing session's <see cref="PublisherCredit"/>, and that session's read loop
 /// waits (<see cref="WaitForCreditAsync"/>) until the outbox is back under its low-water mark. A session is cut as a slow
 /// consumer only when its writer makes no progress for <c>Broker:SlowConsumerMs</c> or its outbox reaches the hard cap.
+/// Its parts: the <see cref="Outbox"/> (with the publishers waiting for its drain) and the <see cref="SessionClock"/> its
+/// timeouts are judged by, both structs in place; <see cref="ReplayHandOff"/> resumes a subscription with <c>since</c>.
 /// </summary>
 public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
-    private const int MaxFramesPerFlush = 256;
-    private const int MaxBytesPerFlush = 256 * 1024;
     private Outbox _outbox;                                        // a struct: used in place, never copied
+    private SessionClock _clock;                                   // a struct too
     private readonly CancellationTokenSource _abort = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeRequested;
     private int _reason = -1;
-    private int _handlersRunning;
+    private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
     private int _stopping;
-    private long _partialSinceMs;                                 // since when a frame has been half-sent (0: none)
-    private long _lastReceivedMs;
-    private long _lastSentMs;
     private long _framesOut;
-    private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
-    private TaskCompletionSource? _drained;                       // publishers waiting for this outbox to drain (null: none)
     private PublisherCredit? _credit;                             // what this session owes as a publisher (made by the read loop)
     private Timer? _abortTimer;
 
@@ -45,38 +40,44 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SessionId = sessionId;
         var options = services.Options;
         _outbox = new Outbox(options.OutboundQueueFrames, options.OutboundQueueBytes, options.OutboundQueueHardCapFrames, options.OutboundQueueHardCapBytes);
-        _lastReceivedMs = _lastSentMs = Environment.TickCount64;
+        _clock = new SessionClock(Environment.TickCount64);
     }
 
-    protected IConnectionTransport Transport { get; }
-    protected BrokerServices Services { get; }
+    protected internal IConnectionTransport Transport { get; }
+    protected internal BrokerServices Services { get; }
     public string SessionId { get; }
     public BrokerPrincipal? Principal { get; protected set; }
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
-    protected CancellationToken Aborted => _abort.Token;
-    protected bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
+    protected internal CancellationToken Aborted => _abort.Token;
+    protected internal bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
     public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
     public long FramesIn { get; protected set; }
     public long FramesOut => Interlocked.Read(ref _framesOut);
 
     /// <summary>Negotiated heart-beat: send something every <see cref="HeartBeatSendMs"/>, expect something every
     /// <see cref="HeartBeatReceiveMs"/> (0 = off).</summary>
-    public int HeartBeatSendMs { get; protected set; }
-    public int HeartBeatReceiveMs { get; protected set; }
+    public int HeartBeatSendMs { get => _clock.HeartBeatSendMs; protected set => _clock.HeartBeatSendMs = value; }
+    public int HeartBeatReceiveMs { get => _clock.HeartBeatReceiveMs; protected set => _clock.HeartBeatReceiveMs = value; }
 
     public bool IsAuthenticated => Principal is not null;
-    internal long StartedAtMs { get; } = Environment.TickCount64;
+    internal long StartedAtMs => _clock.StartedAtMs;
+
+    /// <summary>The outbox in place, for the pump (a struct: never copy it).</summary>
+    internal ref Outbox Outbox => ref _outbox;
+
+    /// <summary>The clock in place, for the pump (a struct: never copy it).</summary>
+    internal ref SessionClock Clock => ref _clock;
 
     /// <summary>Runs the session to its end.</summary>
     public async Task RunAsync()
     {
         Services.Sessions.Add(this);
         Services.Metrics.ConnectionOpened();
-        var writer = WriteLoopAsync();
+        var writer = TransportPump.WriteLoopAsync(this);
         try
         {
-            await ReadLoopAsync();
+            await TransportPump.ReadLoopAsync(this);
             SetReason(DisconnectReason.ClientClosed);
         }
         catch (OperationCanceledException) when (_abort.IsCancellationRequested) { }
@@ -90,8 +91,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         finally
         {
             // Let the writer flush what is queued (e.g. an ERROR), then close; abort when it takes too long.
-            _outbox.Complete();
-            ReleaseCredit();
+            _outbox.Complete();                                   // and the publishers waiting for its drain released
             _credit?.Close();
             if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
             await writer.ConfigureAwait(false);
@@ -106,10 +106,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         }
     }
 
-    // ---- the read pump ------------------------------------------------------------------------------------------------
+    // ---- what the pump asks of the session ----------------------------------------------------------------------------
 
     /// <summary>Called before the first read (a raw topic URL subscribes here).</summary>
-    protected virtual ValueTask StartAsync() => ValueTask.CompletedTask;
+    protected internal virtual ValueTask StartAsync() => ValueTask.CompletedTask;
 
     /// <summary>Consumes what it can of <paramref name="buffer"/> and returns where the unconsumed rest starts. A frame
     /// handler that awaits makes this await: the read loop waits for it (inbound back-pressure for this client only).</summary>
@@ -118,144 +118,29 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>0: the client's messages are one byte stream (STOMP: frames may span messages, one message may carry
     /// several frames). Else each message is handed over whole, up to this many bytes (raw topic URLs: one message is one
     /// SEND); a larger one is handed over once it is past the limit, and the session refuses it.</summary>
-    protected virtual int MessageLimit => 0;
-
-    private async Task ReadLoopAsync()
-    {
-        // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
-        // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
-        var account = _credit = new PublisherCredit();
-        account.MakeCurrent();
-        await StartAsync();
-        // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
-        // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
-        Pipe? pipe = null;
-        long messageBytes = 0;
-        try
-        {
-            while (!IsClosing)
-            {
-                if (pipe is null)
-                {
-                    var probe = await Transport.ReceiveAsync(Memory<byte>.Empty, Aborted);
-                    if (probe.MessageType == WebSocketMessageType.Close) return;
-                    pipe = PipePool.Rent();
-                }
-                var received = await Transport.ReceiveAsync(pipe.Writer.GetMemory(1), Aborted);
-                if (received.MessageType == WebSocketMessageType.Close) return;
-                pipe.Writer.Advance(received.Count);
-                Touch();
-                Services.Metrics.BytesReceived(received.Count);
-                messageBytes += received.Count;
-                if (MessageLimit > 0 && !received.EndOfMessage && messageBytes <= MessageLimit) continue;
-                messageBytes = 0;
-                await pipe.Writer.FlushAsync(Aborted);                    // no pause threshold: completes at once
-                pipe.Reader.TryRead(out var read);
-                var buffer = read.Buffer;
-                var consumed = buffer.Start;
-                account.BeginHandling();
-                try
-                {
-                    var handled = ReceiveAsync(buffer);
-                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
-                    else
-                    {
-                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
-                        // its silence is not its fault (CheckTimeouts waits).
-                        Interlocked.Increment(ref _handlersRunning);
-                        try { consumed = await handled; }
-                        finally { Interlocked.Decrement(ref _handlersRunning); Touch(); }
-                    }
-                }
-                finally
-                {
-                    account.EndHandling();
-                    // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
-                    pipe.Reader.AdvanceTo(consumed, buffer.End);
-                }
-                if (consumed.Equals(buffer.End))
-                {
-                    PipePool.Return(pipe);                                // nothing half-read: give the pipe back
-                    pipe = null;
-                    Volatile.Write(ref _partialSinceMs, 0);
-                }
-                else if (Volatile.Read(ref _partialSinceMs) == 0 || !consumed.Equals(buffer.Start))
-                {
-                    // A frame left unfinished: its clock starts when it began, i.e. now unless nothing was consumed (then
-                    // the same frame has been waiting since an earlier read).
-                    Volatile.Write(ref _partialSinceMs, Environment.TickCount64);
-                }
-                // Credit flow: what this read published went into queues above high water; read nothing more until they
-                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
-                var credit = WaitForCreditAsync();
-                if (!credit.IsCompletedSuccessfully) await credit;
-            }
-        }
-        finally
-        {
-            if (pipe is not null)
-            {
-                await pipe.Reader.CompleteAsync();                        // a half-read pipe is not reused
-                await pipe.Writer.CompleteAsync();
-            }
-        }
-    }
+    protected internal virtual int MessageLimit => 0;
 
     /// <summary>Releases subscriptions and other per-session state.</summary>
     protected abstract void OnClosed();
 
     /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
-    protected abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
+    protected internal abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
-    protected virtual bool OneDeliveryPerMessage => false;
+    protected internal virtual bool OneDeliveryPerMessage => false;
 
-    /// <summary>Marks received bytes for the heart-beat check.</summary>
-    private void Touch() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
+    /// <summary>The read loop stops reading for the broker's sake (a handler awaits, or the session waits for credit).</summary>
+    internal void PauseReading() => Interlocked.Increment(ref _readingPaused);
 
-    // ---- resuming with since -----------------------------------------------------------------------------------------
-
-    /// <summary>
-    /// A SUBSCRIBE with <c>since</c>: the subscription enters the router first with live deliveries held back, then the
-    /// stored messages after <paramref name="since"/> are read and queued (each with <c>replay:true</c>), then the held
-    /// ones not already replayed: no gap and no duplicate at the hand-off, even while messages commit meanwhile. Past the
-    /// source's maximum a MESSAGE with <c>replay:truncated</c> and <c>replay-next</c> says where the client pages history.
-    /// </summary>
-    protected async ValueTask<bool> ResumeAsync(Subscription subscription, IReplaySource replay, long since, string? receipt)
+    internal void ResumeReading()
     {
-        subscription.BeginReplay();
-        Services.Router.Add(subscription);
-        ReplayPage page;
-        try
-        {
-            page = await replay.ReplayAsync(subscription.Destination, since, Aborted);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            // A source that failed unexpectedly: the client hears it (and can resubscribe), the log has the detail.
-            Log.ReplayFailed(Services.Logger, ex, SessionId, subscription.Destination.Text);
-            page = new ReplayPage([], Error: "internal error");
-        }
-        if (page.Error is not null)
-        {
-            subscription.EndReplay(long.MaxValue);
-            CloseWithError("replay unavailable: " + page.Error, receipt, DisconnectReason.ProtocolError);
-            return false;
-        }
-        var last = since;
-        foreach (var message in page.Messages)
-        {
-            TryDeliver(subscription, message, replay: true);
-            last = message.Id;
-        }
-        if (page.NextId is { } next) ReplayTruncated(subscription, next);
-        subscription.EndReplay(last);
-        return true;
+        Interlocked.Decrement(ref _readingPaused);
+        _clock.Received();
     }
 
-    /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts.</summary>
-    protected abstract void ReplayTruncated(Subscription subscription, long next);
-
+    /// <summary>Tells the client its replay stopped at the source's maximum and where the rest starts (see
+    /// <see cref="ReplayHandOff"/>).</summary>
+    protected internal abstract void ReplayTruncated(Subscription subscription, long next);
 
     // ---- credit flow ------------------------------------------------------------------------------------------------
 
@@ -264,10 +149,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// loop calls it before each socket read; a session may call it between frames too.</summary>
     protected internal ValueTask WaitForCreditAsync() => _credit is { InDebt: true } ? PayCreditAsync() : ValueTask.CompletedTask;
 
+    /// <summary>Opens the account this session's publishes are charged to (the read loop, once).</summary>
+    internal PublisherCredit OpenCreditAccount() => _credit = new PublisherCredit();
+
     private async ValueTask PayCreditAsync()
     {
         // Paused by the broker: the client's heart-beats and half-sent frames are not read meanwhile, not its fault.
-        Interlocked.Increment(ref _handlersRunning);
+        PauseReading();
         var pausedAt = Environment.TickCount64;
         try
         {
@@ -275,11 +163,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         }
         finally
         {
-            Interlocked.Decrement(ref _handlersRunning);
-            Touch();
-            // A frame that spans several reads is not timed for the pauses between them (the read loop's own field).
-            if (Volatile.Read(ref _partialSinceMs) is var since and > 0)
-                Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAt);
+            ResumeReading();
+            _clock.ExcusePartialFrame(pausedAt);                  // the read loop's own field
         }
     }
 
@@ -289,36 +174,22 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>As a subscriber: completes once this outbox is at or under its low-water mark, or the session is closing.</summary>
     public Task WhenDrained()
     {
-        if (IsClosing || _outbox.IsBelowLowWater) return Task.CompletedTask;
-        var drained = Volatile.Read(ref _drained);
-        if (drained is null)
-        {
-            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
-        }
-        // The writer may have drained (or the session closed) between the check and the exchange, seeing no waiter.
-        if (IsClosing || _outbox.IsBelowLowWater) ReleaseCredit();
-        return drained.Task;
+        if (IsClosing) return Task.CompletedTask;
+        var drained = _outbox.WhenDrained();
+        // The session may have closed between the check and the wait, its outbox releasing no waiter yet.
+        if (IsClosing) _outbox.ReleaseDrained();
+        return drained;
     }
 
     /// <summary>This session's socket send has made no progress for <c>Broker:FlowControlStallMs</c>: its client stopped
     /// reading, so it holds no publisher (they read on; its queue grows until the cut) until a send completes.</summary>
-    public bool IsStalled =>
-        Volatile.Read(ref _sendingSinceMs) is var since and > 0 && Environment.TickCount64 - since >= Services.Options.FlowControlStallMs;
+    public bool IsStalled => _clock.IsStalled(Services.Options.FlowControlStallMs);
 
     /// <summary>Since when a socket send has been pending, 0 when none (tests).</summary>
-    internal long SendPendingSinceMsForTests => Volatile.Read(ref _sendingSinceMs);
+    internal long SendPendingSinceMsForTests => _clock.SendPendingSinceMs;
 
     /// <summary>Frames and deliveries waiting in the outbox (tests).</summary>
     internal int QueuedFramesForTests => _outbox.QueuedFrames;
-
-    /// <summary>Releases the publishers waiting for this outbox.</summary>
-    private void ReleaseCredit() => Interlocked.Exchange(ref _drained, null)?.TrySetResult();
-
-    private void ReleaseCreditIfDrained()
-    {
-        if (Volatile.Read(ref _drained) is not null && _outbox.IsBelowLowWater) ReleaseCredit();
-    }
 
     // ---- outbox ---------------------------------------------------------------------------------------------------
 
@@ -373,11 +244,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>A heart-beat is due when nothing was sent for the negotiated interval (called by the scanner).</summary>
     internal void SendHeartBeatIfDue(long nowMs)
     {
-        if (HeartBeatSendMs > 0 && nowMs - Volatile.Read(ref _lastSentMs) >= HeartBeatSendMs && !IsClosing)
-        {
-            Volatile.Write(ref _lastSentMs, nowMs);              // one beat per interval even if the writer is slow
-            _outbox.TryWriteControl(Outbound.HeartBeat);
-        }
+        if (!IsClosing && _clock.TakeHeartBeat(nowMs)) _outbox.TryWriteControl(Outbound.HeartBeat);
     }
 
     /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; closes one that has
@@ -386,24 +253,18 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     internal void CheckTimeouts(long nowMs)
     {
         if (IsClosing) return;
-        var sendingSince = Volatile.Read(ref _sendingSinceMs);
-        if (sendingSince > 0 && nowMs - sendingSince > Services.Options.SlowConsumerMs)
+        switch (_clock.Due(nowMs, Services.Options, IsAuthenticated, Volatile.Read(ref _readingPaused) > 0))
         {
-            // The client stopped reading: the pending send holds the writer, so no ERROR can follow it. Drop the socket now
-            // (its publishers were released by SlowConsumer).
-            SlowConsumer();
-            Abort(DisconnectReason.SlowConsumer);
-            return;
+            case SessionTimeout.NoSendProgress:
+                // The client stopped reading: the pending send holds the writer, so no ERROR can follow it. Drop the socket
+                // now (its publishers were released by SlowConsumer).
+                SlowConsumer();
+                Abort(DisconnectReason.SlowConsumer);
+                break;
+            case SessionTimeout.NoConnect: CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout); break;
+            case SessionTimeout.HeartBeat: CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout); break;
+            case SessionTimeout.PartialFrame: CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError); break;
         }
-        if (Volatile.Read(ref _handlersRunning) > 0) return;
-        var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
-        var partialSince = Volatile.Read(ref _partialSinceMs);
-        if (!IsAuthenticated && nowMs - StartedAtMs > Services.Options.ConnectTimeoutMs)
-            CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout);
-        else if (HeartBeatReceiveMs > 0 && silent > 2L * HeartBeatReceiveMs)
-            CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout);
-        else if (partialSince > 0 && nowMs - partialSince > Services.Options.PartialFrameTimeoutMs)
-            CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError);
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------------
@@ -441,7 +302,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             return;
         }
         _outbox.Complete();
-        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -452,7 +312,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
         if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
         _outbox.Complete();
-        ReleaseCredit();
         ArmAbortTimer();
     }
 
@@ -462,7 +321,6 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
         _outbox.Complete();
-        ReleaseCredit();
         try
         {
             _abort.Cancel();
@@ -477,9 +335,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(DisconnectReason.SlowConsumer);
         Services.Metrics.SlowConsumer();
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort)
-        ReleaseCredit();                                      // never hold a publisher for a consumer being cut
-        ArmAbortTimer();
+        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort);
+        ArmAbortTimer();                                      // its publishers are released: never hold one for a consumer being cut
     }
 
     private void ArmAbortTimer()
@@ -493,111 +350,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private void SetReason(DisconnectReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason, -1);
 
     /// <summary>The ERROR frame for this session's wire format (null = none).</summary>
-    protected abstract byte[]? BuildError(string message, string? receiptId, string? detail);
+    protected internal abstract byte[]? BuildError(string message, string? receiptId, string? detail);
 
-    // ---- the writer loop ----------------------------------------------------------------------------------------------
-
-    private async Task WriteLoopAsync()
-    {
-        await Task.Yield();
-        using var buffer = new PooledBufferWriter();
-        try
-        {
-            while (await _outbox.WaitToReadAsync(_abort.Token))
-            {
-                if (_outbox.IsSlow) break;
-                var close = false;
-                var batch = new Batch();
-                var maxFrames = OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
-                while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && _outbox.TryRead(out var item))
-                {
-                    if (Encode(item, buffer, ref batch)) { close = true; break; }
-                }
-                ReleaseCreditIfDrained();
-                if (buffer.WrittenCount > 0)
-                {
-                    // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
-                    Volatile.Write(ref _sendingSinceMs, Environment.TickCount64);
-                    await Transport.SendAsync(buffer.WrittenMemory, batch.Binary, _abort.Token);
-                    Volatile.Write(ref _sendingSinceMs, 0);
-                    Volatile.Write(ref _lastSentMs, Environment.TickCount64);
-                    // Counted once sent (MESSAGE once per flush; the rare others as they are encoded).
-                    Services.Metrics.FramesSent(batch.Frames, buffer.WrittenCount, messages: batch.Frames - batch.Others);
-                    Interlocked.Add(ref _framesOut, batch.Frames);
-                    if (batch.Observed is { } observed)
-                    {
-                        foreach (var (observer, messageId) in observed) observer.Delivered(messageId, Principal!.UserId);
-                    }
-                }
-                buffer.Reset();                                   // back to the pool: an idle session holds no buffer
-                if (close) break;
-            }
-            if (_outbox.IsSlow)
-            {
-                var error = BuildError("slow consumer", null, "the client did not read its messages fast enough");
-                if (error is not null)
-                {
-                    await Transport.SendAsync(error, binary: false, _abort.Token);
-                    Services.Metrics.FramesSent(1, error.Length, messages: 0);
-                    Services.Metrics.FrameSent(StompCommand.Error);
-                }
-            }
-            await Transport.CloseAsync(Reason ?? DisconnectReason.ClientClosed, _abort.Token);
-        }
-        catch (OperationCanceledException) { }
-        catch (WebSocketException) { }
-        catch (ObjectDisposedException) { }
-        catch (IOException) { }
-    }
-
-    private struct Batch
-    {
-        public int Frames;
-        public int Others;
-        public bool Binary;
-        public List<(IDeliveryObserver Observer, long MessageId)>? Observed;   // deliveries to report once written
-    }
-
-    // Writes one outbox item; true for the Close marker.
-    private bool Encode(in Outbound item, IBufferWriter<byte> buffer, ref Batch batch)
-    {
-        switch (item.Kind)
-        {
-            case OutboundKind.Delivery:
-                batch.Binary |= EncodeDelivery(item.Subscription!, item.Message!, item.Replay, buffer);
-                batch.Frames++;
-                // Under ack:auto a message has reached its recipient once written; the observer is told after the send.
-                if (item.Subscription!.Observer is { } observer && item.Subscription.Ack == AckMode.Auto && Principal is { } user
-                    && item.Message!.Receiver == user.UserId)
-                    (batch.Observed ??= []).Add((observer, item.Message.Id));
-                return false;
-            case OutboundKind.Frame:
-                StompFrameWriter.WriteRaw(buffer, item.Bytes.AsSpan(0, item.Length));
-                if (item.Pooled) ArrayPool<byte>.Shared.Return(item.Bytes!);
-                batch.Binary |= item.Binary;
-                batch.Frames++;
-                if (item.Command != StompCommand.Message)
-                {
-                    Services.Metrics.FrameSent(item.Command);
-                    batch.Others++;
-                }
-                return false;
-            case OutboundKind.HeartBeat:
-                if (batch.Frames == 0 && Protocol == "stomp") StompFrameWriter.WriteHeartBeat(buffer);
-                return false;
-            default:
-                return true;
-        }
-    }
+    /// <summary>Counts frames the writer loop has sent.</summary>
+    internal void CountFramesOut(int frames) => Interlocked.Add(ref _framesOut, frames);
 
     /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
-    internal int DrainOutbox(IBufferWriter<byte> output)
-    {
-        var batch = new Batch();
-        while (_outbox.TryRead(out var item)) Encode(item, output, ref batch);
-        ReleaseCreditIfDrained();
-        return batch.Frames;
-    }
+    internal int DrainOutbox(IBufferWriter<byte> output) => TransportPump.Drain(this, output);
 
     // ---- IBrokerSession ----------------------------------------------------------------------------------------------
 
@@ -614,8 +373,5 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
         [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "connection {SessionId} failed")]
         public static partial void ConnectionFailed(ILogger logger, Exception exception, string sessionId);
-
-        [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "replay of {Destination} for connection {SessionId} failed")]
-        public static partial void ReplayFailed(ILogger logger, Exception exception, string sessionId, string destination);
     }
 }

@@ -7,7 +7,9 @@ namespace WsBroker.Broker.Sessions;
 /// (<c>Broker:OutboundQueueFrames</c> / <c>Broker:OutboundQueueBytes</c>) the session asks its publishers to wait until it
 /// is back under the low-water mark (half of high water); at the hard cap (<c>Broker:OutboundQueueHardCapFrames</c> /
 /// <c>…HardCapBytes</c>) a write fails, and the session treats that as a slow consumer. Writing never blocks. Control items
-/// (ERROR, close, heart-beat) count against neither mark nor the byte cap.
+/// (ERROR, close, heart-beat) count against neither mark nor the byte cap. The publishers waiting for the drain wait here
+/// (<see cref="WhenDrained"/>): the writer releases them once it has read the queue under the low-water mark, and
+/// <see cref="Complete"/> releases them for good.
 /// <para>A struct kept in a (non-readonly) field of its session, so an idle session pays for no extra object: use it only
 /// through that field, never through a copy.</para>
 /// </summary>
@@ -24,6 +26,7 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
     private long _queuedBytes;
     private int _queuedFrames;
     private int _slow;
+    private TaskCompletionSource? _drained;                       // publishers waiting for the drain (null: none)
 
     public bool IsSlow => Volatile.Read(ref _slow) != 0;
 
@@ -67,8 +70,39 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
 
     public readonly ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken) => _channel.Reader.WaitToReadAsync(cancellationToken);
 
-    /// <summary>No more writes: the reader drains what is queued, then ends.</summary>
-    public readonly void Complete() => _channel.Writer.TryComplete();
+    /// <summary>No more writes: the reader drains what is queued, then ends. Nobody waits for the drain any more (a
+    /// closing session holds no publisher).</summary>
+    public void Complete()
+    {
+        _channel.Writer.TryComplete();
+        ReleaseDrained();
+    }
+
+    /// <summary>Completes once the queue is at or under its low-water mark (or <see cref="ReleaseDrained"/> is called).
+    /// Allocates only when it has to wait.</summary>
+    public Task WhenDrained()
+    {
+        if (IsBelowLowWater) return Task.CompletedTask;
+        var drained = Volatile.Read(ref _drained);
+        if (drained is null)
+        {
+            var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            drained = Interlocked.CompareExchange(ref _drained, fresh, null) ?? fresh;
+        }
+        // The writer may have drained between the check and the exchange, seeing no waiter.
+        if (IsBelowLowWater) ReleaseDrained();
+        return drained.Task;
+    }
+
+    /// <summary>Releases the publishers waiting for the drain.</summary>
+    public void ReleaseDrained() => Interlocked.Exchange(ref _drained, null)?.TrySetResult();
+
+    /// <summary>Releases the publishers waiting for the drain if the queue is under its low-water mark (the writer, after
+    /// each batch it read).</summary>
+    public void ReleaseDrainedIfBelowLowWater()
+    {
+        if (Volatile.Read(ref _drained) is not null && IsBelowLowWater) ReleaseDrained();
+    }
 
     /// <summary>True the first time: the session is a slow consumer and its backlog is to be discarded.</summary>
     public bool MarkSlow() => Interlocked.Exchange(ref _slow, 1) == 0;

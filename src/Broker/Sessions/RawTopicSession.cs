@@ -37,9 +37,9 @@ public sealed class RawTopicSession : BrokerSession
 
     public override string Protocol => "raw";
 
-    protected override int MessageLimit => Services.Options.MaxBodyBytes;
+    protected internal override int MessageLimit => Services.Options.MaxBodyBytes;
 
-    protected override async ValueTask StartAsync()
+    protected internal override async ValueTask StartAsync()
     {
         Services.Sessions.Authenticated(this);
         if (await Services.Policy.CanSubscribeAsync(Principal!, _destination) is { } denied)
@@ -48,7 +48,8 @@ public sealed class RawTopicSession : BrokerSession
             return;
         }
         _subscription = new Subscription(this, "raw", _destination, AckMode.Auto, 1) { Observer = Services.FindDeliveryObserver(_destination) };
-        if (_since is { } since && Services.FindReplaySource(_destination) is { } replay) await ResumeAsync(_subscription, replay, since, null);
+        if (_since is { } since && Services.FindReplaySource(_destination) is { } replay)
+            await ReplayHandOff.ResumeAsync(this, _subscription, replay, since, null);
         else Services.Router.Add(_subscription);
     }
 
@@ -99,9 +100,9 @@ public sealed class RawTopicSession : BrokerSession
         }));
     }
 
-    protected override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
+    protected internal override byte[] BuildError(string message, string? receiptId, string? detail) => Json(w => w.WriteString("error", message));
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
+    protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         // One JSON document per WebSocket message: a batch would glue documents together, so only one per flush. A replayed
         // one says so: the shared document with ,"replay":true before its closing brace.
@@ -115,9 +116,9 @@ public sealed class RawTopicSession : BrokerSession
         return false;
     }
 
-    protected override bool OneDeliveryPerMessage => true;
+    protected internal override bool OneDeliveryPerMessage => true;
 
-    protected override void ReplayTruncated(Subscription subscription, long next) =>
+    protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, Json(w =>
         {
             w.WriteString("replay", "truncated");

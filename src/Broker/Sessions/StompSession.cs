@@ -21,7 +21,7 @@ public sealed class StompSession : BrokerSession
     private readonly StompStateMachine _state;
     private string? _queryToken;                                 // the upgrade's ?access_token=, dropped once CONNECT used it
     private readonly SubscriptionTable _subscriptions;
-    private TransactionBuffer? _transactions;                    // made on the first BEGIN: most sessions never use one
+    private StompTransactions? _transactions;                    // made on the first BEGIN: most sessions never use one
     private ReceiptTracker? _answers;                            // made on the first SEND to a stored destination
 
     public StompSession(IConnectionTransport transport, BrokerServices services, string sessionId, string? queryToken)
@@ -86,53 +86,22 @@ public sealed class StompSession : BrokerSession
     private async ValueTask ConnectAsync(StompFrameView frame)
     {
         var receipt = ReceiptOf(frame);
-        var login = frame.GetHeaderString("login"u8);
-        string? token = null;
-        if (frame.TryGetHeader("Authorization"u8, out var authorization) || frame.TryGetHeader("authorization"u8, out authorization))
-        {
-            var text = Encoding.UTF8.GetString(authorization);
-            token = text.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? text[7..].Trim() : null;
-        }
-        token ??= frame.GetHeaderString("passcode"u8) ?? _queryToken;
+        var queryToken = _queryToken;
         _queryToken = null;
-        var (principal, error) = await Services.Jwt.ValidateAsync(token);
+        var (principal, refusal) = await StompAuthenticator.AuthenticateAsync(frame, queryToken, Services);
         if (principal is null)
         {
             Services.Metrics.AuthenticationFailure();
-            CloseWithError("authentication failed: " + error, receipt, DisconnectReason.AuthenticationFailed);
-            return;
-        }
-        if (!string.IsNullOrEmpty(login) && login != principal.UserId)
-        {
-            Services.Metrics.AuthenticationFailure();
-            CloseWithError("authentication failed: login does not match the token", receipt, DisconnectReason.AuthenticationFailed);
-            return;
-        }
-        if (await Services.Policy.CanConnectAsync(principal) is { } refused)
-        {
-            Services.Metrics.AuthenticationFailure();
-            CloseWithError(refused, receipt, DisconnectReason.AuthenticationFailed);
+            CloseWithError(refusal!, receipt, DisconnectReason.AuthenticationFailed);
             return;
         }
         Principal = principal;
         _parser.Version = _state.Version;
         (HeartBeatSendMs, HeartBeatReceiveMs) = _state.HeartBeat;
-        var output = new ArrayBufferWriter<byte>(256);
-        StompFrameWriter.WriteCommand(output, StompCommand.Connected);
-        StompFrameWriter.WriteHeader(output, "version", _state.Version.ToHeaderValue(), StompEscaping.None);
-        if (_state.Version != StompVersion.V1_0)
-            StompFrameWriter.WriteHeader(output, "heart-beat", Services.ServerHeartBeat.ToString(), StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "session", SessionId, StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "server", Services.Options.ServerName, StompEscaping.None);
-        StompFrameWriter.WriteHeader(output, "user-name", Sanitize(principal.UserId), StompEscaping.None);
-        if (receipt is not null) StompFrameWriter.WriteHeader(output, "receipt-id", Sanitize(receipt), StompEscaping.None);
-        StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        TryEnqueueFrame(StompCommand.Connected, output.WrittenSpan.ToArray());
+        TryEnqueueFrame(StompCommand.Connected, StompReplyWriter.Connected(_state.Version, Services.ServerHeartBeat, SessionId,
+            Services.Options.ServerName, principal.UserId, receipt));
         Services.Sessions.Authenticated(this);
     }
-
-    // CONNECTED headers are never escaped: keep CR, LF and ':' out of them.
-    private static string Sanitize(string value) => value.AsSpan().IndexOfAny("\r\n:") < 0 ? value : value.Replace("\r", "").Replace("\n", "").Replace(":", "");
 
     // ---- SEND ---------------------------------------------------------------------------------------------------------
 
@@ -144,19 +113,19 @@ public sealed class StompSession : BrokerSession
             if (!Buffer(Encoding.UTF8.GetString(tx), frame)) return ValueTask.CompletedTask;
             // A stored destination answers only once the message is committed to the database, i.e. after COMMIT;
             // anything else is answered now that the broker holds it.
-            if (!IsStored(destination)) ReceiptIfAsked(frame);
+            if (!_transactions!.HoldsReceipt(destination)) ReceiptIfAsked(frame);
             return ValueTask.CompletedTask;
         }
         return SendNowAsync(destination, frame, null);
     }
 
     /// <summary>Routes a SEND, from the wire (<paramref name="frame"/>) or from a committed transaction (<paramref name="owned"/>).</summary>
-    private async ValueTask SendNowAsync(Destination destination, StompFrameView frame, StompFrame? owned)
+    internal async ValueTask SendNowAsync(Destination destination, StompFrameView frame, StompFrame? owned)
     {
         var denied = await Services.Policy.CanSendAsync(Principal!, destination);
         if (denied is not null)
         {
-            SendUserError(denied, owned is null ? ReceiptOf(frame) : HeldReceipt(owned));
+            SendUserError(denied, owned is null ? ReceiptOf(frame) : _transactions!.HeldReceipt(owned));
             return;
         }
         if (Services.FindSendHandler(destination) is { } handler)
@@ -164,7 +133,7 @@ public sealed class StompSession : BrokerSession
             var context = owned is null
                 ? new SendContext(this, Services.Backplane, Services.Ids, destination, frame, null, frame.Body, ReceiptOf(frame))
                 : new SendContext(this, Services.Backplane, Services.Ids, destination, default, owned.Headers,
-                    new ReadOnlySequence<byte>(owned.Body), HeldReceipt(owned));
+                    new ReadOnlySequence<byte>(owned.Body), _transactions!.HeldReceipt(owned));
             await handler.HandleAsync(context);
             if (!context.Answered.IsCompleted)
                 (_answers ??= new ReceiptTracker(TimeSpan.FromMilliseconds(Math.Max(10_000, 2 * Services.Options.ShutdownTimeoutMs)))).Track(context.Answered);
@@ -228,7 +197,7 @@ public sealed class StompSession : BrokerSession
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
             return;
         }
-        if (replay is not null && !await ResumeAsync(subscription!, replay, since, ReceiptOf(frame)))
+        if (replay is not null && !await ReplayHandOff.ResumeAsync(this, subscription!, replay, since, ReceiptOf(frame)))
         {
             Services.Metrics.ProtocolError();
             return;
@@ -238,29 +207,9 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
-    // The replay stopped at the source's maximum: the client pages REST history from `next` on (it is not a message:
-    // message-id names the notice, and it needs no ACK).
-    protected override void ReplayTruncated(Subscription subscription, long next)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Message, _state.Version);
-        TryEnqueueFrame(StompCommand.Message, Frame(output =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Message);
-            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
-            StompFrameWriter.WriteHeader(output, "destination", subscription.Destination.Text, escape);
-            StompFrameWriter.WriteHeader(output, "message-id", "replay-truncated-" + next.ToString(System.Globalization.CultureInfo.InvariantCulture), escape);
-            StompFrameWriter.WriteHeader(output, "replay", "truncated", escape);
-            StompFrameWriter.WriteHeader(output, "replay-next"u8, next);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty);
-        }));
-    }
-
-    private static byte[] Frame(Action<ArrayBufferWriter<byte>> write)
-    {
-        var output = new ArrayBufferWriter<byte>(256);
-        write(output);
-        return output.WrittenSpan.ToArray();
-    }
+    // The replay stopped at the source's maximum: the client pages REST history from `next` on.
+    protected internal override void ReplayTruncated(Subscription subscription, long next) =>
+        TryEnqueueFrame(StompCommand.Message, StompReplyWriter.ReplayTruncated(subscription, next, _state.Version));
 
     private void Unsubscribe(StompFrameView frame)
     {
@@ -294,34 +243,13 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
-    // Finds the delivery an ACK/NACK names: STOMP 1.2 by the `ack` id we gave ("<message-id>-<subscription number>"),
-    // 1.1 by message-id and subscription, 1.0 by message-id alone. Since deliveries are not redelivered, NACK settles too.
-    private bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
+    // Settles the delivery an ACK/NACK names (see SubscriptionTable.FindAcked). Since deliveries are not redelivered, NACK
+    // settles too.
+    internal bool Settle(ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId, out string? error)
     {
-        error = null;
-        Subscription? subscription;
-        long messageId;
-        if (_state.Version == StompVersion.V1_2)
-        {
-            var dash = ackId.LastIndexOf((byte)'-');
-            if (dash <= 0 || !Utf8Parser.TryParse(ackId[..dash], out messageId, out var used) || used != dash || messageId < 0
-                || !Utf8Parser.TryParse(ackId[(dash + 1)..], out int number, out used) || used != ackId.Length - dash - 1)
-            {
-                error = "unknown ack id";
-                return false;
-            }
-            subscription = _subscriptions.ByNumber(number);
-        }
-        else
-        {
-            if (!Utf8Parser.TryParse(messageIdText, out messageId, out var used) || used != messageIdText.Length || messageId < 0)
-            {
-                error = "unknown message-id";
-                return false;
-            }
-            subscription = subscriptionId is not null ? _subscriptions.ById(subscriptionId) : _subscriptions.Outstanding(messageId);
-        }
-        if (subscription is null || !subscription.Settle(messageId))
+        var subscription = _subscriptions.FindAcked(_state.Version, ackId, messageIdText, subscriptionId, out var messageId, out error);
+        if (subscription is null) return false;
+        if (!subscription.Settle(messageId))
         {
             error = "unknown ack id";
             return false;
@@ -333,11 +261,12 @@ public sealed class StompSession : BrokerSession
 
     // ---- transactions -------------------------------------------------------------------------------------------------
 
+    /// <summary>Buffers <paramref name="frame"/> in its transaction; false (after the ERROR) when there is none such or it
+    /// is full.</summary>
     private bool Buffer(string transaction, StompFrameView frame)
     {
-        if (_transactions is null) ProtocolError("unknown transaction", ReceiptOf(frame));
-        else if (_transactions.Add(transaction, frame.ToFrame()) is { } error) ProtocolError(error, ReceiptOf(frame));
-        else return true;
+        if ((_transactions is null ? "unknown transaction" : _transactions.Add(transaction, frame)) is not { } error) return true;
+        ProtocolError(error, ReceiptOf(frame));
         return false;
     }
 
@@ -345,61 +274,24 @@ public sealed class StompSession : BrokerSession
     {
         var receipt = ReceiptOf(frame);
         var name = frame.GetHeaderString("transaction"u8)!;
+        string? error = null;
         switch (frame.Command)
         {
             case StompCommand.Begin:
-                _transactions ??= new TransactionBuffer(Services.Options.MaxTransactions, Services.Options.MaxFramesPerTransaction);
-                if (_transactions.Begin(name) is { } refused) { ProtocolError(refused, receipt); return; }
+                error = (_transactions ??= new StompTransactions(this)).Begin(name);
                 break;
             case StompCommand.Abort:
-                if (_transactions is null || !_transactions.TryEnd(name, out var aborted)) { ProtocolError("unknown transaction", receipt); return; }
-                AnswerDropped(aborted);
+                error = _transactions is null ? "unknown transaction" : _transactions.Abort(name);
                 break;
             case StompCommand.Commit:
-                if (_transactions is null || !_transactions.TryEnd(name, out var frames)) { ProtocolError("unknown transaction", receipt); return; }
-                // STOMP: the frames of a transaction take effect at COMMIT, in order. Receipts were answered when the
-                // frames arrived, except those of stored destinations: they are answered once committed, before this
-                // COMMIT's own receipt.
-                foreach (var buffered in frames)
-                {
-                    if (buffered.Command == StompCommand.Send)
-                    {
-                        await SendNowAsync(Services.Destinations.Get(buffered.Headers["destination"]!, out _)!, default, buffered);
-                        continue;
-                    }
-                    var headers = buffered.Headers;
-                    if (!Settle(Encoding.UTF8.GetBytes(headers["id"] ?? ""), Encoding.UTF8.GetBytes(headers["message-id"] ?? ""),
-                        headers["subscription"], out var error))
-                    {
-                        ProtocolError(error!, receipt);
-                        return;
-                    }
-                }
-                if (receipt is not null && _answers is not null) await _answers.AllAnsweredAsync();
+                // The held receipts of the committed SENDs come before this COMMIT's own receipt.
+                error = _transactions is null ? "unknown transaction" : await _transactions.CommitAsync(name);
+                if (error is null && receipt is not null && _answers is not null) await _answers.AllAnsweredAsync();
                 break;
         }
-        if (receipt is not null) SendReceipt(receipt);
+        if (error is not null) ProtocolError(error, receipt);
+        else if (receipt is not null) SendReceipt(receipt);
     }
-
-    /// <summary>SENDs to stored destinations in a transaction that will never commit were not answered when they arrived:
-    /// each is told it was dropped (with its receipt-id).</summary>
-    private void AnswerDropped(List<StompFrame> frames)
-    {
-        foreach (var dropped in frames)
-        {
-            if (HeldReceipt(dropped) is { } held) SendUserError("could-not-send-message: transaction aborted", held);
-        }
-    }
-
-    /// <summary>Whether SENDs to <paramref name="destination"/> are stored (a send handler takes them), so their receipt
-    /// waits for the commit.</summary>
-    private bool IsStored(Destination destination) => Services.FindSendHandler(destination) is not null;
-
-    /// <summary>The receipt a SEND buffered in a transaction still owes: that of a stored destination, not answered when
-    /// the frame arrived (see <see cref="SendAsync"/>); null otherwise.</summary>
-    private string? HeldReceipt(StompFrame buffered) =>
-        buffered.Command == StompCommand.Send && Services.Destinations.Get(buffered.Headers["destination"]!, out _) is { } destination
-            && IsStored(destination) ? buffered.Headers["receipt"] : null;
 
     // ---- DISCONNECT ---------------------------------------------------------------------------------------------------
 
@@ -410,7 +302,7 @@ public sealed class StompSession : BrokerSession
         if (ReceiptOf(frame) is { } receipt)
         {
             // Open transactions end unfinished (STOMP: they are aborted): their held stored SENDs are answered first.
-            foreach (var open in _transactions?.EndAll() ?? []) AnswerDropped(open);
+            _transactions?.AbortAll();
             if (_answers is not null) await _answers.AllAnsweredAsync();
             SendReceipt(receipt);
         }
@@ -425,34 +317,19 @@ public sealed class StompSession : BrokerSession
         if (frame.TryGetHeader("receipt"u8, out var receipt)) SendReceipt(receipt);
     }
 
-    private void SendReceipt(ReadOnlySpan<byte> receiptId)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
-        TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, escape), static (output, receipt) =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
-            StompFrameWriter.WriteHeader(output, "receipt-id"u8, receipt.Id, receipt.Escape);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        });
-    }
+    private void SendReceipt(ReadOnlySpan<byte> receiptId) =>
+        TryEnqueuePooled(StompCommand.Receipt, new ReceiptFrame(receiptId, _state.Version),
+            static (output, receipt) => StompFrameWriter.WriteReceipt(output, receipt.Id, receipt.Version));
 
-    private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompEscaping escape)
+    private readonly ref struct ReceiptFrame(ReadOnlySpan<byte> id, StompVersion version)
     {
         public ReadOnlySpan<byte> Id { get; } = id;
-        public StompEscaping Escape { get; } = escape;
+        public StompVersion Version { get; } = version;
     }
 
-    public override void SendReceipt(string receiptId, long? messageId = null)
-    {
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Receipt, _state.Version);
-        TryEnqueuePooled(StompCommand.Receipt, (receiptId, messageId, escape), static (output, receipt) =>
-        {
-            StompFrameWriter.WriteCommand(output, StompCommand.Receipt);
-            StompFrameWriter.WriteHeader(output, "receipt-id", receipt.receiptId, receipt.escape);
-            if (receipt.messageId is { } id) StompFrameWriter.WriteHeader(output, "message-id"u8, id);
-            StompFrameWriter.WriteBodyAndEnd(output, ReadOnlySpan<byte>.Empty, writeContentLength: false);
-        });
-    }
+    public override void SendReceipt(string receiptId, long? messageId = null) =>
+        TryEnqueuePooled(StompCommand.Receipt, (receiptId, messageId, _state.Version),
+            static (output, receipt) => StompReplyWriter.WriteReceipt(output, receipt.receiptId, receipt.messageId, receipt.Version));
 
     /// <summary>A business rejection: a MESSAGE on each of the session's <c>/user/queue/errors</c> subscriptions, written
     /// straight into pooled buffers (no allocation in steady state). Never silent: a frame that asked for a receipt, from a
@@ -462,34 +339,13 @@ public sealed class StompSession : BrokerSession
     {
         Services.Metrics.Rejection();
         var error = new UserError(this, message, receiptId, Services.Ids.Next());
-        var told = _subscriptions.ForEachUserQueue(UserErrorsDestination, error, static (subscription, e) =>
-            e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) => s.e.Write(output, s.subscription)));
+        var told = _subscriptions.ForEachUserQueue(StompReplyWriter.UserErrorsDestination, error, static (subscription, e) =>
+            e.Session.TryEnqueuePooled(StompCommand.Message, (subscription, e), static (output, s) =>
+                StompReplyWriter.WriteUserError(output, s.subscription, s.e.Message, s.e.ReceiptId, s.e.Id, s.e.Session._state.Version)));
         if (told == 0 && receiptId is not null) CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
-    private const string UserErrorsDestination = "/user/queue/errors";
-
-    private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id)
-    {
-        public void Write(IBufferWriter<byte> output, Subscription subscription)
-        {
-            var escape = StompFrameWriter.EscapeMode(StompCommand.Message, Session._state.Version);
-            StompFrameWriter.WriteCommand(output, StompCommand.Message);
-            StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
-            StompFrameWriter.WriteHeader(output, "destination", UserErrorsDestination, escape);
-            StompFrameWriter.WriteHeader(output, "message-id"u8, Id);
-            StompFrameWriter.WriteHeader(output, "message", Message, escape);
-            StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
-            if (ReceiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", ReceiptId, escape);
-            var length = Encoding.UTF8.GetByteCount(Message);
-            StompFrameWriter.WriteHeader(output, "content-length"u8, length);
-            var span = output.GetSpan(length + 2);
-            span[0] = (byte)'\n';
-            Encoding.UTF8.GetBytes(Message, span[1..]);
-            span[length + 1] = 0;
-            output.Advance(length + 2);
-        }
-    }
+    private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id);
 
     private void ProtocolError(string message, string? receiptId)
     {
@@ -497,35 +353,15 @@ public sealed class StompSession : BrokerSession
         CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
     }
 
-    protected override byte[] BuildError(string message, string? receiptId, string? detail)
-    {
-        var output = new ArrayBufferWriter<byte>(128);
-        var escape = StompFrameWriter.EscapeMode(StompCommand.Error, _state.Version);
-        StompFrameWriter.WriteCommand(output, StompCommand.Error);
-        StompFrameWriter.WriteHeader(output, "message", message, escape);
-        if (receiptId is not null) StompFrameWriter.WriteHeader(output, "receipt-id", receiptId, escape);
-        if (_state.State == StompState.AwaitingConnect) StompFrameWriter.WriteHeader(output, "version", StompVersions.Supported, escape);
-        StompFrameWriter.WriteHeader(output, "content-type", "text/plain", escape);
-        StompFrameWriter.WriteBodyAndEnd(output, Encoding.UTF8.GetBytes(detail ?? message));
-        return output.WrittenSpan.ToArray();
-    }
+    protected internal override byte[] BuildError(string message, string? receiptId, string? detail) =>
+        StompReplyWriter.Error(message, receiptId, detail, _state.Version, listVersions: _state.State == StompState.AwaitingConnect);
 
-    protected override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
+    protected internal override bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output)
     {
         StompFrameWriter.WriteCommand(output, StompCommand.Message);
         StompFrameWriter.WriteRaw(output, subscription.HeaderLine);
         if (replay) StompFrameWriter.WriteRaw(output, "replay:true\n"u8);
-        if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2)
-        {
-            // ack:<message-id>-<subscription number>: unique per session even when two subscriptions match one message.
-            var span = output.GetSpan(48);
-            "ack:"u8.CopyTo(span);
-            Utf8Formatter.TryFormat(message.Id, span[4..], out var n);
-            span[4 + n] = (byte)'-';
-            Utf8Formatter.TryFormat(subscription.Number, span[(5 + n)..], out var m);
-            span[5 + n + m] = (byte)'\n';
-            output.Advance(6 + n + m);
-        }
+        if (subscription.Ack != AckMode.Auto && _state.Version == StompVersion.V1_2) StompAckId.WriteHeader(output, message.Id, subscription.Number);
         message.WriteTail(output, _state.Version);
         return !message.BodyIsUtf8;
     }
@@ -538,7 +374,7 @@ public sealed class StompSession : BrokerSession
         {
             if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
         }
-        _transactions?.EndAll();
+        _transactions?.Forget();
     }
 
     private static string? ReceiptOf(StompFrameView frame) => frame.GetHeaderString("receipt"u8);

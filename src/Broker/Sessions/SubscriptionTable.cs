@@ -1,5 +1,7 @@
+using System.Buffers.Text;
 using WsBroker.Broker.Destinations;
 using WsBroker.Broker.Routing;
+using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Sessions;
 
@@ -70,6 +72,38 @@ internal sealed class SubscriptionTable(int max)
             }
             return null;
         }
+    }
+
+    /// <summary>
+    /// The subscription an ACK or NACK names, and the message: STOMP 1.2 by the <c>ack</c> id the session gave
+    /// (<see cref="StompAckId"/>), 1.1 by message-id and subscription, 1.0 by message-id alone. Null with the ERROR message
+    /// when there is none.
+    /// </summary>
+    public Subscription? FindAcked(StompVersion version, ReadOnlySpan<byte> ackId, ReadOnlySpan<byte> messageIdText, string? subscriptionId,
+        out long messageId, out string? error)
+    {
+        error = null;
+        Subscription? subscription;
+        if (version == StompVersion.V1_2)
+        {
+            if (!StompAckId.TryParse(ackId, out messageId, out var number))
+            {
+                error = "unknown ack id";
+                return null;
+            }
+            subscription = ByNumber(number);
+        }
+        else
+        {
+            if (!Utf8Parser.TryParse(messageIdText, out messageId, out var used) || used != messageIdText.Length || messageId < 0)
+            {
+                error = "unknown message-id";
+                return null;
+            }
+            subscription = subscriptionId is not null ? ById(subscriptionId) : Outstanding(messageId);
+        }
+        if (subscription is null) error = "unknown ack id";
+        return subscription;
     }
 
     /// <summary>Calls <paramref name="action"/> for each subscription to the user queue <paramref name="destination"/>;

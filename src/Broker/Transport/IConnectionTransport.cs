@@ -5,7 +5,7 @@ namespace WsBroker.Broker.Transport;
 /// <summary>
 /// What a session sees of its connection (cf. MQTTnet's channel adapter): receives of message bytes, whole messages
 /// out, and the close. The WebSocket is one implementation (<see cref="WebSocketTransport"/>); tests and benchmarks use
-/// <see cref="InMemoryTransport"/>. Sessions never touch sockets; the session's pump (<c>BrokerSession</c>) owns the
+/// <see cref="InMemoryTransport"/>. Sessions never touch sockets; the session's pump (<c>TransportPump</c>) owns the
 /// buffers, so an idle connection holds none and its one pending receive is awaited directly, with no extra state.
 /// </summary>
 public interface IConnectionTransport

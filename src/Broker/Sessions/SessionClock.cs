@@ -1,0 +1,96 @@
+using WsBroker.Broker.Options;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>
+/// The times a session's timeouts are judged by: when it started, the negotiated heart-beat intervals, when the client last
+/// sent bytes, since when a frame has been half-read, when the writer last sent, and since when a socket send has been
+/// pending (the no-progress clock of slow consumers and stalls). The read loop and the writer loop set them; the
+/// heart-beat scanner and paused publishers read them.
+/// <para>A struct kept in a (non-readonly) field of its session, like <see cref="Outbox"/>, so an idle session pays for no
+/// extra object: use it only through that field, never through a copy.</para>
+/// </summary>
+internal struct SessionClock(long nowMs)
+{
+    private long _lastReceivedMs = nowMs;
+    private long _partialSinceMs;                                 // since when a frame has been half-read (0: none)
+    private long _lastSentMs = nowMs;
+    private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
+
+    public long StartedAtMs { get; } = nowMs;
+
+    /// <summary>Negotiated heart-beat: send something every <see cref="HeartBeatSendMs"/>, expect something every
+    /// <see cref="HeartBeatReceiveMs"/> (0 = off).</summary>
+    public int HeartBeatSendMs { get; set; }
+    public int HeartBeatReceiveMs { get; set; }
+
+    /// <summary>Since when a socket send has been pending, 0 when none.</summary>
+    public long SendPendingSinceMs => Volatile.Read(ref _sendingSinceMs);
+
+    // ---- the read side -------------------------------------------------------------------------------------------------
+
+    /// <summary>Marks received bytes for the heart-beat check.</summary>
+    public void Received() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
+
+    /// <summary>Everything read has been consumed: no frame is half-read.</summary>
+    public void NoPartialFrame() => Volatile.Write(ref _partialSinceMs, 0);
+
+    /// <summary>A read left a frame unfinished; <paramref name="progressed"/>: the read consumed something.</summary>
+    public void PartialFrame(bool progressed)
+    {
+        // Its clock starts when it began, i.e. now unless nothing was consumed (then the same frame has been waiting since an
+        // earlier read).
+        if (Volatile.Read(ref _partialSinceMs) == 0 || progressed) Volatile.Write(ref _partialSinceMs, Environment.TickCount64);
+    }
+
+    /// <summary>The broker paused reading from <paramref name="pausedAtMs"/> until now: a frame that spans several reads is
+    /// not timed for the pauses between them.</summary>
+    public void ExcusePartialFrame(long pausedAtMs)
+    {
+        if (Volatile.Read(ref _partialSinceMs) is var since and > 0)
+            Volatile.Write(ref _partialSinceMs, since + Environment.TickCount64 - pausedAtMs);
+    }
+
+    // ---- the write side ------------------------------------------------------------------------------------------------
+
+    /// <summary>The writer hands a message to the socket: the no-progress clock runs until <see cref="SendEnded"/>.</summary>
+    public void SendStarted() => Volatile.Write(ref _sendingSinceMs, Environment.TickCount64);
+
+    public void SendEnded()
+    {
+        Volatile.Write(ref _sendingSinceMs, 0);
+        Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+    }
+
+    /// <summary>A send has made no progress for <paramref name="stallMs"/>: the client stopped reading.</summary>
+    public bool IsStalled(int stallMs) =>
+        Volatile.Read(ref _sendingSinceMs) is var since and > 0 && Environment.TickCount64 - since >= stallMs;
+
+    /// <summary>True when a heart-beat is due: nothing was sent for <see cref="HeartBeatSendMs"/>. Then counts it as sent,
+    /// so there is one beat per interval even if the writer is slow.</summary>
+    public bool TakeHeartBeat(long nowMs)
+    {
+        if (HeartBeatSendMs <= 0 || nowMs - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs) return false;
+        Volatile.Write(ref _lastSentMs, nowMs);
+        return true;
+    }
+
+    // ---- the verdict ---------------------------------------------------------------------------------------------------
+
+    /// <summary>The timeout that has passed at <paramref name="nowMs"/>: a send pending for <c>Broker:SlowConsumerMs</c>;
+    /// unless <paramref name="readingPaused"/> (the client's silence is then not its fault), no CONNECT within
+    /// <c>Broker:ConnectTimeoutMs</c>, silence for more than twice <see cref="HeartBeatReceiveMs"/>, or a frame half-read
+    /// for longer than <c>Broker:PartialFrameTimeoutMs</c>.</summary>
+    public SessionTimeout Due(long nowMs, BrokerOptions options, bool connected, bool readingPaused)
+    {
+        var sendingSince = Volatile.Read(ref _sendingSinceMs);
+        if (sendingSince > 0 && nowMs - sendingSince > options.SlowConsumerMs) return SessionTimeout.NoSendProgress;
+        if (readingPaused) return SessionTimeout.None;
+        var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
+        var partialSince = Volatile.Read(ref _partialSinceMs);
+        if (!connected && nowMs - StartedAtMs > options.ConnectTimeoutMs) return SessionTimeout.NoConnect;
+        if (HeartBeatReceiveMs > 0 && silent > 2L * HeartBeatReceiveMs) return SessionTimeout.HeartBeat;
+        if (partialSince > 0 && nowMs - partialSince > options.PartialFrameTimeoutMs) return SessionTimeout.PartialFrame;
+        return SessionTimeout.None;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+using WsBroker.Broker.Transport;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>
+/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.ReceiveAsync"/>
+/// to the session (<see cref="BrokerSession.ReceiveAsync"/>), and one writer loop that drains the session's bounded
+/// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"); the writer loop is the only code
+/// that sends. Static: both loops run over their session's own fields, so the pump costs a connection no object of its
+/// own, and an idle one holds neither a pipe nor a write buffer, only the pending zero-byte receive.
+/// </summary>
+internal static class TransportPump
+{
+    private const int MaxFramesPerFlush = 256;
+    private const int MaxBytesPerFlush = 256 * 1024;
+
+    public static async Task ReadLoopAsync(BrokerSession session)
+    {
+        // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
+        // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
+        var account = session.OpenCreditAccount();
+        account.MakeCurrent();
+        await session.StartAsync();
+        // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
+        // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
+        Pipe? pipe = null;
+        long messageBytes = 0;
+        try
+        {
+            while (!session.IsClosing)
+            {
+                if (pipe is null)
+                {
+                    var probe = await session.Transport.ReceiveAsync(Memory<byte>.Empty, session.Aborted);
+                    if (probe.MessageType == WebSocketMessageType.Close) return;
+                    pipe = PipePool.Rent();
+                }
+                var received = await session.Transport.ReceiveAsync(pipe.Writer.GetMemory(1), session.Aborted);
+                if (received.MessageType == WebSocketMessageType.Close) return;
+                pipe.Writer.Advance(received.Count);
+                session.Clock.Received();
+                session.Services.Metrics.BytesReceived(received.Count);
+                messageBytes += received.Count;
+                if (session.MessageLimit > 0 && !received.EndOfMessage && messageBytes <= session.MessageLimit) continue;
+                messageBytes = 0;
+                await pipe.Writer.FlushAsync(session.Aborted);            // no pause threshold: completes at once
+                pipe.Reader.TryRead(out var read);
+                var buffer = read.Buffer;
+                var consumed = buffer.Start;
+                account.BeginHandling();
+                try
+                {
+                    var handled = session.ReceiveAsync(buffer);
+                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
+                    else
+                    {
+                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
+                        // its silence is not its fault (CheckTimeouts waits).
+                        session.PauseReading();
+                        try { consumed = await handled; }
+                        finally { session.ResumeReading(); }
+                    }
+                }
+                finally
+                {
+                    account.EndHandling();
+                    // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
+                    pipe.Reader.AdvanceTo(consumed, buffer.End);
+                }
+                if (consumed.Equals(buffer.End))
+                {
+                    PipePool.Return(pipe);                                // nothing half-read: give the pipe back
+                    pipe = null;
+                    session.Clock.NoPartialFrame();
+                }
+                else session.Clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
+                // Credit flow: what this read published went into queues above high water; read nothing more until they
+                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
+                var credit = session.WaitForCreditAsync();
+                if (!credit.IsCompletedSuccessfully) await credit;
+            }
+        }
+        finally
+        {
+            if (pipe is not null)
+            {
+                await pipe.Reader.CompleteAsync();                        // a half-read pipe is not reused
+                await pipe.Writer.CompleteAsync();
+            }
+        }
+    }
+
+    public static async Task WriteLoopAsync(BrokerSession session)
+    {
+        await Task.Yield();
+        using var buffer = new PooledBufferWriter();
+        try
+        {
+            while (await session.Outbox.WaitToReadAsync(session.Aborted))
+            {
+                if (session.Outbox.IsSlow) break;
+                var close = false;
+                var batch = new OutboundBatch();
+                var maxFrames = session.OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
+                while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && session.Outbox.TryRead(out var item))
+                {
+                    if (batch.Add(item, buffer, session)) { close = true; break; }
+                }
+                session.Outbox.ReleaseDrainedIfBelowLowWater();
+                if (buffer.WrittenCount > 0)
+                {
+                    // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
+                    session.Clock.SendStarted();
+                    await session.Transport.SendAsync(buffer.WrittenMemory, batch.Binary, session.Aborted);
+                    session.Clock.SendEnded();
+                    batch.Sent(buffer.WrittenCount, session);
+                }
+                buffer.Reset();                                   // back to the pool: an idle session holds no buffer
+                if (close) break;
+            }
+            if (session.Outbox.IsSlow)
+            {
+                var error = session.BuildError("slow consumer", null, "the client did not read its messages fast enough");
+                if (error is not null)
+                {
+                    await session.Transport.SendAsync(error, binary: false, session.Aborted);
+                    session.Services.Metrics.FramesSent(1, error.Length, messages: 0);
+                    session.Services.Metrics.FrameSent(StompCommand.Error);
+                }
+            }
+            await session.Transport.CloseAsync(session.Reason ?? DisconnectReason.ClientClosed, session.Aborted);
+        }
+        catch (OperationCanceledException) { }
+        catch (WebSocketException) { }
+        catch (ObjectDisposedException) { }
+        catch (IOException) { }
+    }
+
+    /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
+    public static int Drain(BrokerSession session, IBufferWriter<byte> output)
+    {
+        var batch = new OutboundBatch();
+        while (session.Outbox.TryRead(out var item)) batch.Add(item, output, session);
+        session.Outbox.ReleaseDrainedIfBelowLowWater();
+        return batch.Frames;
+    }
+}
