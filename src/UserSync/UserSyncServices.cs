@@ -48,11 +48,18 @@ public sealed class UserSyncOptions
 public interface IUserEventPublisher
 {
     Task PublishAsync<T>(T message, CancellationToken cancellationToken = default) where T : class;
+
+    /// <summary>Waits (at most <paramref name="timeout"/>) until the bus and this process's consumer endpoint are up, so
+    /// that an event published now also reaches this process; false if they were not by then.</summary>
+    Task<bool> WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
 }
 
-internal sealed class UserEventPublisher(IPublishEndpoint publish) : IUserEventPublisher
+internal sealed class UserEventPublisher(IPublishEndpoint publish, IBusControl bus) : IUserEventPublisher
 {
     public Task PublishAsync<T>(T message, CancellationToken cancellationToken = default) where T : class => publish.Publish(message, cancellationToken);
+
+    public async Task<bool> WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        await bus.WaitForHealthStatus(BusHealthStatus.Healthy, timeout).WaitAsync(cancellationToken).ConfigureAwait(false) == BusHealthStatus.Healthy;
 }
 
 public static class UserSyncServiceCollectionExtensions

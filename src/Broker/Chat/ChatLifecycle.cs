@@ -48,17 +48,30 @@ public sealed partial class ChatLifecycle(BrokerServices services, IPresence pre
 
     private async Task SeedDemoUsersAsync(CancellationToken cancellationToken)
     {
+        // The consumer endpoint must be up first: an event published before its queue is bound (a cluster node's own
+        // queue is new at its first start) would never reach this node, which would wait for it in vain.
+        if (!await publisher.WaitUntilReadyAsync(s_seedWait, cancellationToken)) Log.BusNotReady(logger, s_seedWait.TotalSeconds);
         // Version 1: a real user service's later events (higher versions) win over the demo data.
         foreach (var (id, name, role) in DemoUsers)
             await publisher.PublishAsync(new UserCreated(id, name, role, 1, DateTimeOffset.UtcNow), cancellationToken);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        wait.CancelAfter(TimeSpan.FromSeconds(10));
-        foreach (var (id, _, _) in DemoUsers)
+        wait.CancelAfter(s_seedWait);
+        try
         {
-            while (await users.FindAsync(id, wait.Token) is null) await Task.Delay(20, wait.Token);
+            foreach (var (id, _, _) in DemoUsers)
+            {
+                while (await users.FindAsync(id, wait.Token) is null) await Task.Delay(20, wait.Token);
+            }
+            Log.Seeded(logger, DemoUsers.Length);
         }
-        Log.Seeded(logger, DemoUsers.Length);
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Not fatal: the events are on the bus and are applied when it gets to them; the broker serves meanwhile.
+            Log.SeedingSlow(logger, s_seedWait.TotalSeconds);
+        }
     }
+
+    private static readonly TimeSpan s_seedWait = TimeSpan.FromSeconds(30);
 
     private static partial class Log
     {
@@ -67,6 +80,12 @@ public sealed partial class ChatLifecycle(BrokerServices services, IPresence pre
 
         [LoggerMessage(EventId = 611, Level = LogLevel.Information, Message = "embedded mode: {Count} demo users (admin1, client1..3) seeded through the user events")]
         public static partial void Seeded(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "the user-event bus was not ready within {Seconds} s; the demo users are published anyway")]
+        public static partial void BusNotReady(ILogger logger, double seconds);
+
+        [LoggerMessage(EventId = 613, Level = LogLevel.Warning, Message = "the demo users were not applied within {Seconds} s; starting without waiting for them")]
+        public static partial void SeedingSlow(ILogger logger, double seconds);
     }
 }
 
