@@ -179,6 +179,7 @@ public static class BrokerApp
         services.AddSingleton<WebSocketEndpoint>();
         services.TryAddSingleton<IAccessPolicy, AclPolicy>();
         services.AddHostedService<HeartBeatScanner>();
+        services.AddHostedService<BackplaneGap>();
         services.AddHostedService<ShutdownCoordinator>();
         return services;
     }

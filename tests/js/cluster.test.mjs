@@ -293,7 +293,8 @@ test('the single-node suites pass against three nodes with their clients spread 
 // RabbitMQ stops and starts under chat traffic (its Erlang node keeps running: stop_app/start_app closes every
 // connection and drops the transient queues). The nodes keep serving their own clients and report not ready, reconnect
 // by themselves, and are ready again; the customer and the administrator (on different nodes) resend what was refused
-// meanwhile, and after a resubscription with since: hold exactly the database's sequence. Every RECEIPT names a stored row.
+// meanwhile. Each node then closes its chat sessions (ERROR "backplane gap": messages of the other node may have been
+// missed), and the parties, back with since:, hold exactly the database's sequence. Every RECEIPT names a stored row.
 test('RabbitMQ stopped and started under traffic: nodes recover, nothing receipted is lost', { timeout: 180_000 }, async (t) => {
   const cluster = await startCluster(2, [...chatArgs, '--Cluster:RequestTimeoutMs=2000']);
   const [n1, n2] = cluster.nodes;
@@ -330,11 +331,16 @@ test('RabbitMQ stopped and started under traffic: nodes recover, nothing receipt
     const notReady = await outage;
     assert.deepEqual(notReady, [503, 503], 'both nodes reported not ready while RabbitMQ was away');
     await Promise.all(cluster.nodes.map((n) => ready(n.url, 60_000)));
-    // Live deliveries between the nodes stopped meanwhile: the parties resubscribe with since: and catch up.
-    for (const p of [customer, admin]) { await waitFor(signal, () => p.connected, 10_000, () => 'connected'); p.drop(); }
+    // Live deliveries between the nodes stopped meanwhile: once reconnected, each node closed its chat sessions with
+    // ERROR "backplane gap", and the parties (stompjs reconnects by itself) resubscribed with since: and caught up.
+    for (const p of [customer, admin]) {
+      await waitFor(signal, () => p.stompErrors.includes('backplane gap') && p.connected, 20_000, () => `${p.userId} closed for the gap and back: ${p.summary()}`);
+    }
     const { stored, problems } = await verify({ baseUrl: n1.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
     t.diagnostic(`${stored.length} stored; ${customer.summary()}; ${admin.summary()}`);
     assert.deepEqual(problems, [], problems.join('\n'));
+    const unexpected = [customer, admin].flatMap((p) => p.stompErrors.filter((e) => e !== 'backplane gap'));
+    assert.deepEqual(unexpected, [], 'no other ERROR than the gap');
     assert.equal(stored.length, 2 * total);
     assert.ok(customer.unavailable + admin.unavailable > 0, 'no SEND was refused while RabbitMQ was away: the outage was not under traffic');
   } finally {

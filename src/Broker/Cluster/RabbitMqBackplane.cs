@@ -155,6 +155,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
             {
                 await ConnectAsync(factory, _stopping.Token).ConfigureAwait(false);
                 Log.Connected(_logger, _nodeId, QueueName);
+                if (attempt > 0) Resumed?.Invoke();                    // the other nodes published meanwhile
                 return;
             }
             catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.ResourceLocked)
@@ -179,9 +180,20 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         }
     }
 
+    /// <summary>Raised once this node's queue is consumed again after the connection was lost (topology recovery has
+    /// declared and bound it again), or after a first connection that took more than one attempt: whatever the other nodes
+    /// published meanwhile did not reach this node.</summary>
+    public event Action? Resumed;
+
     private async Task ConnectAsync(ConnectionFactory factory, CancellationToken cancellationToken)
     {
         var connection = _connection = await factory.CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
+        connection.RecoverySucceededAsync += (_, _) =>
+        {
+            Log.Recovered(_logger, _nodeId);
+            Resumed?.Invoke();
+            return Task.CompletedTask;
+        };
         var publish = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         // Declared by every node (again after a RabbitMQ restart, by topology recovery); it goes when the last node's queue
         // does, so nothing of a cluster outlives it.
@@ -374,6 +386,9 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
 
         [LoggerMessage(EventId = 704, Level = LogLevel.Warning, Message = "cluster backplane: a batch of {Bytes} bytes did not read; dropped")]
         public static partial void BadBatch(ILogger logger, int bytes);
+
+        [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "cluster backplane: node {NodeId} reconnected to RabbitMQ; messages other nodes published meanwhile may not have reached it")]
+        public static partial void Recovered(ILogger logger, int nodeId);
 
         [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "cluster backplane: publishing {Count} messages failed; they reached this node only")]
         public static partial void PublishFailed(ILogger logger, Exception exception, int count);

@@ -16,4 +16,8 @@ public interface IBackplane
     /// <summary>Whether any subscriber, here or elsewhere, may want messages to <paramref name="destination"/>: a
     /// publisher need not build a message nobody would read.</summary>
     bool HasSubscribers(string destination);
+
+    /// <summary>The backplane is back after a time in which messages other nodes published may not have reached this node
+    /// (RabbitMQ restarted, or was out of reach). Never raised by <see cref="InProcessBackplane"/>.</summary>
+    event Action? Resumed;
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.WebSockets;
 using WsBroker.Broker.Auth;
+using WsBroker.Broker.Destinations;
 using WsBroker.Broker.Extensibility;
 using WsBroker.Broker.Routing;
 using WsBroker.Broker.Transport;
@@ -125,6 +126,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
     protected internal abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
+
+    /// <summary>Whether any of this session's subscriptions is to a destination <paramref name="predicate"/> accepts.</summary>
+    internal abstract bool Subscribes(Func<Destination, bool> predicate);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected internal virtual bool OneDeliveryPerMessage => false;

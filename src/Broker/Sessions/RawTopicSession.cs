@@ -118,6 +118,8 @@ public sealed class RawTopicSession : BrokerSession
 
     protected internal override bool OneDeliveryPerMessage => true;
 
+    internal override bool Subscribes(Func<Destination, bool> predicate) => predicate(_destination);
+
     protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, Json(w =>
         {

@@ -207,6 +207,8 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
+    internal override bool Subscribes(Func<Destination, bool> predicate) => _subscriptions.Any(predicate);
+
     // The replay stopped at the source's maximum: the client pages REST history from `next` on.
     protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, StompReplyWriter.ReplayTruncated(subscription, next, _state.Version));

@@ -123,6 +123,19 @@ internal sealed class SubscriptionTable(int max)
         return count;
     }
 
+    /// <summary>Whether a subscription's destination is one <paramref name="predicate"/> accepts.</summary>
+    public bool Any(Func<Destination, bool> predicate)
+    {
+        lock (_gate)
+        {
+            foreach (var subscription in _byId.Values)
+            {
+                if (predicate(subscription.Destination)) return true;
+            }
+            return false;
+        }
+    }
+
     /// <summary>Empties the table; returns what it held.</summary>
     public Subscription[] Clear()
     {

@@ -12,4 +12,6 @@ public enum DisconnectReason
     ServerShutdown,
     UserDeleted,
     TransportError,
+    /// <summary>The cluster backplane was away: the session resumes elsewhere or here with <c>since</c>.</summary>
+    BackplaneGap,
 }

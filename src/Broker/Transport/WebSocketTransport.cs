@@ -25,6 +25,7 @@ public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport
     {
         DisconnectReason.ProtocolError or DisconnectReason.AuthenticationFailed or DisconnectReason.SlowConsumer => WebSocketCloseStatus.PolicyViolation,
         DisconnectReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
+        DisconnectReason.BackplaneGap => (WebSocketCloseStatus)1012,    // RFC 6455 registry: service restart, reconnect
         _ => WebSocketCloseStatus.NormalClosure,
     };
 }

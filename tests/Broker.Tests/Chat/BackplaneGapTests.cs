@@ -1,0 +1,44 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using WsBroker.Broker.Sessions;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Chat;
+
+/// <summary>After a backplane outage, sessions that can resume with since are closed so that their clients do; the others
+/// keep running (BackplaneGap; the cluster test in tests/js/cluster.test.mjs runs it against a real RabbitMQ restart).</summary>
+public sealed class BackplaneGapTests : IAsyncLifetime
+{
+    private TestBroker _broker = null!;
+
+    public async Task InitializeAsync() => _broker = await TestBroker.StartAsync("Chat:DemoUsers=true");
+
+    public async Task DisposeAsync() => await _broker.DisposeAsync();
+
+    [Fact]
+    public async Task Sessions_with_a_chat_subscription_are_closed_with_an_error_and_the_others_keep_running()
+    {
+        await using var customer = await _broker.ConnectAsync("client1");
+        await customer.SendAsync("SUBSCRIBE\nid:chat\ndestination:/topic/private-chat/admin1/client1\nreceipt:r\n\n\0");
+        await customer.ReceiveAsync(StompCommand.Receipt);
+        await using var admin = await _broker.ConnectAsync("admin1", "admin");
+        await admin.SendAsync("SUBSCRIBE\nid:all\ndestination:/topic/private-chat/admin1/*\nreceipt:r\n\n\0");
+        await admin.ReceiveAsync(StompCommand.Receipt);
+        await using var reader = await _broker.ConnectAsync("client2");
+        await reader.SendAsync("SUBSCRIBE\nid:news\ndestination:/topic/news\nreceipt:r\n\n\0");
+        await reader.ReceiveAsync(StompCommand.Receipt);
+
+        _broker.Services.GetServices<IHostedService>().OfType<BackplaneGap>().Single().OnResumed();
+
+        foreach (var closed in new[] { customer, admin })
+        {
+            var frames = await closed.ReceiveUntilClosedAsync();
+            var error = Assert.Single(frames, f => f.Command == StompCommand.Error);
+            Assert.Equal("backplane gap", error.Headers["message"]);
+            Assert.Contains("since", error.BodyText);
+        }
+        await reader.SendAsync("SEND\ndestination:/topic/news\nreceipt:sent\n\nstill here\0");
+        var message = await reader.ReceiveAsync(StompCommand.Message);
+        Assert.Equal("still here", message.BodyText);
+    }
+}
