@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -36,6 +37,8 @@ public static class BrokerApp
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddEnvironmentVariables("WSBROKER_");
         builder.WebHost.UseKestrel(k => k.AddServerHeader = false);
+        // Kestrel logs each connection it closes past its limit; ConnectionRefusals logs them at most once per interval.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.Error);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         configure?.Invoke(builder);
         // The default listen address, unless --urls, Urls / WSBROKER_Urls, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS
@@ -177,6 +180,11 @@ public static class BrokerApp
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
         services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton(sp => ConnectionLimits.Compute(sp.GetRequiredService<IOptions<BrokerOptions>>().Value,
+            sp.GetRequiredService<ILogger<ConnectionLimits>>()));
+        services.AddOptions<KestrelServerOptions>().Configure<ConnectionLimits, IOptions<BrokerOptions>>((k, limits, o) => limits.ApplyTo(k, o.Value));
+        services.AddSingleton<ConnectionRefusals>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConnectionRefusals>());
         services.TryAddSingleton<IAccessPolicy, AclPolicy>();
         services.AddHostedService<HeartBeatScanner>();
         services.AddHostedService<BackplaneGap>();

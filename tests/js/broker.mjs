@@ -27,14 +27,16 @@ export function freePort() {
 /** Starts the broker; resolves once it listens. `port` 0 picks a free one. Extra args are passed through.
  * With WSBROKER_JS_CLUSTER=<n> in the environment, a call that names no port and no data folder starts a cluster of n
  * nodes instead (tests/js/cluster-harness.mjs) and returns the same shape, whose `url` and `wsUrl` name the next node at
- * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node. */
-export async function startBroker({ port = 0, args = [], dataDir, single = false } = {}) {
+ * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node.
+ * `fdLimit` starts it under `ulimit -n <fdLimit>` (soft and hard). */
+export async function startBroker({ port = 0, args = [], dataDir, single = false, fdLimit } = {}) {
   const clusterNodes = Number(process.env.WSBROKER_JS_CLUSTER ?? 0);
   if (clusterNodes > 1 && !single && !port && !dataDir) return spreadOver(clusterNodes, args);
   if (!existsSync(brokerDll)) throw new Error(`broker not built: ${brokerDll} (run dotnet build -c Release first)`);
   const ownData = !dataDir;
   dataDir ??= mkdtempSync(join(tmpdir(), 'wsbroker-js-'));
-  const child = spawn('dotnet', [brokerDll,
+  const command = fdLimit ? ['bash', ['-c', `ulimit -n ${Number(fdLimit)} && exec dotnet "$@"`, 'bash']] : ['dotnet', []];
+  const child = spawn(command[0], [...command[1], brokerDll,
     '--urls', `http://127.0.0.1:${port}`,
     `--Auth:SigningKey=${signingKey}`,
     `--ConnectionStrings:Sqlite=Data Source=${join(dataDir, 'broker.db')}`,
@@ -69,6 +71,7 @@ export async function startBroker({ port = 0, args = [], dataDir, single = false
   });
   return {
     url,
+    pid: child.pid,
     wsUrl: url.replace('http://', 'ws://') + '/ws',
     port: Number(url.split(':').pop()),
     dataDir,

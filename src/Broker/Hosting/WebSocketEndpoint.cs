@@ -6,7 +6,7 @@ namespace WsBroker.Broker.Hosting;
 
 /// <summary>Called by the host for <c>/ws</c> and <c>/ws/topic/…</c>: negotiates the WebSocket upgrade, wraps the socket in
 /// a <see cref="WebSocketTransport"/> and runs a session over it.</summary>
-public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationLifetime lifetime)
+public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationLifetime lifetime, ConnectionLimits limits, ConnectionRefusals refusals)
 {
     private static readonly string[] s_subProtocols = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
@@ -91,9 +91,12 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
             await Problem(context, StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later");
             return false;
         }
-        if (services.Options.MaxConnections > 0 && services.Sessions.Count >= services.Options.MaxConnections)
+        if (services.Sessions.Count >= limits.WebSockets)
         {
-            await Problem(context, StatusCodes.Status503ServiceUnavailable, "too many connections", "Broker:MaxConnections reached");
+            refusals.WebSocketRefused();
+            context.Response.Headers.RetryAfter = "5";
+            await Problem(context, StatusCodes.Status503ServiceUnavailable, "too many connections",
+                $"this node holds {limits.WebSockets} WebSockets, as many as Broker:MaxConnections or its open-file limit allows; retry later or on another node");
             return false;
         }
         return true;

@@ -49,7 +49,8 @@ public sealed class BrokerOptions
     public int PartialFrameTimeoutMs { get; set; } = 30_000;
     /// <summary>How long shutdown waits for connections to flush and close.</summary>
     public int ShutdownTimeoutMs { get; set; } = 5_000;
-    /// <summary>Most open connections (0 = unlimited); beyond it upgrades get 503.</summary>
+    /// <summary>Most open WebSocket connections; beyond it upgrades get 503. 0: derived from the open-file limit
+    /// (<c>ConnectionLimits</c>), which is what a node can hold without running out of descriptors.</summary>
     public int MaxConnections { get; set; }
     /// <summary>Serve <c>POST /debug/gc</c> (forces a full garbage collection and reports the managed heap): for memory
     /// measurements only, never in production.</summary>

@@ -1,0 +1,78 @@
+using System.Diagnostics.Metrics;
+using WsBroker.Broker.Diagnostics;
+
+namespace WsBroker.Broker.Hosting;
+
+/// <summary>
+/// Connections refused for want of room (<see cref="ConnectionLimits"/>): WebSocket upgrades answered 503 here, and HTTP
+/// connections Kestrel closed at once past its share (read from Kestrel's own <c>kestrel.rejected_connections</c>
+/// instrument). Both are counted in <c>wsbroker_connections_refused_total{reason}</c> and logged at most once per
+/// <see cref="LogInterval"/>, with the count since the last line: a flood of connections must not become a flood of logs.
+/// </summary>
+public sealed partial class ConnectionRefusals : IHostedService, IDisposable
+{
+    /// <summary>At most one log line per interval.</summary>
+    public static readonly TimeSpan LogInterval = TimeSpan.FromSeconds(10);
+
+    private const string KestrelMeter = "Microsoft.AspNetCore.Server.Kestrel";
+    private readonly ILogger<ConnectionRefusals> _logger;
+    private readonly Counter<long> _refused;
+    private readonly KeyValuePair<string, object?> _webSocketTag = new("reason", "websocket_limit");
+    private readonly KeyValuePair<string, object?> _httpTag = new("reason", "http_limit");
+    private readonly MeterListener _listener = new();
+    private long _webSockets;
+    private long _http;
+    private long _lastLog;
+
+    public ConnectionRefusals(BrokerMetrics metrics, ILogger<ConnectionRefusals> logger)
+    {
+        _logger = logger;
+        _refused = metrics.Meter.CreateCounter<long>("wsbroker_connections_refused", "{connection}",
+            "Connections refused because the broker holds as many as its open-file limit allows, by reason.");
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == KestrelMeter && instrument.Name == "kestrel.rejected_connections") listener.EnableMeasurementEvents(instrument);
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => HttpRefused(value));
+    }
+
+    /// <summary>A WebSocket upgrade was answered 503.</summary>
+    public void WebSocketRefused()
+    {
+        Interlocked.Increment(ref _webSockets);
+        _refused.Add(1, _webSocketTag);
+        LogNowAndThen();
+    }
+
+    private void HttpRefused(long count)
+    {
+        Interlocked.Add(ref _http, count);
+        _refused.Add(count, _httpTag);
+        LogNowAndThen();
+    }
+
+    private void LogNowAndThen()
+    {
+        var now = Environment.TickCount64;
+        var last = Volatile.Read(ref _lastLog);
+        if (last != 0 && now - last < (long)LogInterval.TotalMilliseconds) return;
+        if (Interlocked.CompareExchange(ref _lastLog, now, last) != last) return;
+        Log.Refused(_logger, Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _listener.Start();
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _listener.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "connections refused, the broker is full (see wsbroker_connections_refused_total): {WebSockets} WebSocket upgrades answered 503 and {Http} connections closed at once since the last such line")]
+        public static partial void Refused(ILogger logger, long webSockets, long http);
+    }
+}
