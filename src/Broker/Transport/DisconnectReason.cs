@@ -12,4 +12,6 @@ public enum DisconnectReason
     ServerShutdown,
     UserDeleted,
     TransportError,
+    /// <summary>The session's token expired without a refresh (docs/design.md §3 "Long-lived sessions").</summary>
+    TokenExpired,
 }
