@@ -251,8 +251,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     }
 
     /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; stops one whose token
-    /// expired; closes one that has been silent for more than twice the agreed interval, never sent CONNECT, or left a frame half-sent for longer than
-    /// <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
+    /// expired; closes one that has been silent for more than twice the agreed interval, never sent CONNECT, or left a frame
+    /// half-sent for longer than <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
     internal void CheckTimeouts(long nowMs)
     {
         if (IsClosing) return;
