@@ -29,7 +29,8 @@ public static class ChatApi
         var user = await users.FindAsync(principal.UserId);
         if (user is null) return Problem(403, "unknown user", $"{principal.UserId} is not a known user");
         if (user.IsDeleted) return Problem(403, "user deleted", $"{principal.UserId} was deleted");
-        return Results.Ok(new { userId = user.Id, name = user.Name, role = user.Role.ToWire() });
+        // known: what clients polled for before an unknown user got a 403 (tests/js userKnown); a 200 now always means it.
+        return Results.Ok(new { userId = user.Id, name = user.Name, role = user.Role.ToWire(), known = true });
     }
 
     private static async Task<IResult> ContactsAsync(HttpContext http, JwtValidator jwt, IUserStore users, IMessageStore messages, IPresence presence)

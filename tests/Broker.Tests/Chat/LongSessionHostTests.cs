@@ -68,7 +68,8 @@ public sealed class LongSessionHostTests : IAsyncLifetime
     {
         using var http = Http(_broker.Token("admin1", role: "client"));        // the claim says client; the table says admin
         var me = await http.GetFromJsonAsync<JsonElement>("/api/me");
-        Assert.Equal(("admin1", "admin", "Ada Admin"), (me.GetProperty("userId").GetString(), me.GetProperty("role").GetString(), me.GetProperty("name").GetString()));
+        Assert.Equal(("admin1", "admin", "Ada Admin", true),
+            (me.GetProperty("userId").GetString(), me.GetProperty("role").GetString(), me.GetProperty("name").GetString(), me.GetProperty("known").GetBoolean()));
     }
 
     [Fact]
