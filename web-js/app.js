@@ -4,6 +4,7 @@ import { Connection } from './connection.js';
 import { decodeToken, formatTime, fromHistory } from './chat-model.js';
 
 const TOKEN_KEY = 'wsbroker.token';
+const replaced = new Map();                 // token -> the one a refresh replaced it with (REST calls use the newest)
 
 /** The token from #token=…, window.WSBROKER_TOKEN (a host application) or this tab's login; null when none. */
 export function currentToken() {
@@ -26,8 +27,14 @@ export function requireUser(role) {
   return { token, ...me };
 }
 
+/** The newest token of the chain `token` started: pages keep the token they loaded with, refreshes replace it. */
+export function newest(token) {
+  while (replaced.has(token)) token = replaced.get(token);
+  return token;
+}
+
 export async function api(path, token, options = {}) {
-  const response = await fetch(path, { ...options, headers: { ...(options.headers ?? {}), authorization: `Bearer ${token}` } });
+  const response = await fetch(path, { ...options, headers: { ...(options.headers ?? {}), authorization: `Bearer ${newest(token)}` } });
   if (!response.ok) {
     let detail = response.statusText;
     try { const problem = await response.json(); detail = problem.detail ?? problem.title ?? detail; } catch { /* not JSON */ }
@@ -36,10 +43,33 @@ export async function api(path, token, options = {}) {
   return response.json();
 }
 
-/** The page's STOMP connection (@stomp/stompjs underneath: reconnects, heart-beats from a Worker in background tabs). */
+/**
+ * A new token for the signed-in user, before the current one expires (the connection calls it; docs/design.md §3
+ * "Long-lived sessions"). The one function an embedding page replaces: set `window.WSBROKER_REFRESH_TOKEN = async
+ * (current) => newJwt` (with `window.WSBROKER_TOKEN` for the first one). Without it (embedded mode), POST /api/dev/token
+ * again.
+ */
+export async function refreshToken(current) {
+  if (typeof globalThis.WSBROKER_REFRESH_TOKEN === 'function') return globalThis.WSBROKER_REFRESH_TOKEN(current);
+  const response = await fetch('/api/dev/token', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: decodeToken(current).userId }),
+  });
+  if (!response.ok) throw new Error(`could not refresh the token: ${response.status}`);
+  return (await response.json()).token;
+}
+
+/** The page's STOMP connection (@stomp/stompjs underneath: reconnects, heart-beats from a Worker in background tabs),
+ * refreshing its token before exp; the refreshed token is kept for this tab and for the page's REST calls. */
 export function connect(token) {
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  return new Connection({ url, token, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000 });
+  const connection = new Connection({ url, token, refreshToken, heartbeat: [10000, 10000], reconnectDelay: 500, maxReconnectDelay: 8000 });
+  let current = token;
+  connection.on('token', (fresh) => {
+    replaced.set(current, fresh);
+    current = fresh;
+    saveToken(fresh);
+  });
+  return connection;
 }
 
 /** Shows the connection state in the banner (role=status, so screen readers hear it). */

@@ -7,6 +7,8 @@
 // - an outbox: a send not yet answered is sent again, same frame and headers (so the same `client-msg-id`), after
 //   each reconnect until it is answered
 // - one connection state for the banner: connecting, connected, reconnecting, offline
+// - the token refreshed before its exp (docs/design.md §3 "Long-lived sessions"): a new one from `refreshToken` is SENT
+//   to /session/token with a receipt; when that fails, the connection is made again with a fresh token
 import { Client, ReconnectionTimeMode, TickerStrategy } from './vendor/stompjs/index.js';
 
 /** A rejection from the broker: an ERROR frame or a MESSAGE on /user/queue/errors. */
@@ -15,12 +17,43 @@ export class StompRejection extends Error {
 }
 
 export const ERRORS_QUEUE = '/user/queue/errors';
+export const TOKEN_DESTINATION = '/session/token';
+
+/** The claims of a JWT, unverified ({} when it is not one): the broker verifies, the client only reads its times. */
+function claimsOf(token) {
+  try {
+    const part = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '='))) ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Milliseconds from `now` until `token` is to be refreshed; null when it has no exp (it never expires). At 80% of its
+ * lifetime (exp - iat, or what is left when it has no iat) or 30 s before exp, whichever is sooner, but never before half
+ * of what is left: a short token is not refreshed in a loop. 0 once it has expired.
+ */
+export function refreshDelay(token, now = Date.now()) {
+  const { exp, iat } = claimsOf(token);
+  if (typeof exp !== 'number') return null;
+  const left = exp * 1000 - now;
+  if (left <= 0) return 0;
+  const lifetime = typeof iat === 'number' && iat < exp ? (exp - iat) * 1000 : left;
+  return Math.max(Math.min(left - 0.2 * lifetime, left - 30_000), left / 2);
+}
+
+const MAX_TIMER = 2 ** 31 - 1;                    // setTimeout's longest delay (about 24.8 days)
 
 export class Connection {
   /**
    * @param {object} o
    * @param {string} o.url  ws://host/ws
-   * @param {string|(() => string)} o.token  the JWT, or a function returning it (asked on every connect)
+   * @param {string|(() => string)} o.token  the JWT, or a function returning it (asked on every connect until a refresh
+   *   replaces it)
+   * @param {(current: string) => Promise<string>} [o.refreshToken]  a new JWT for the same user, expiring later: called
+   *   before the current one expires (see refreshDelay) and before a reconnect whose token is due or was refused. Without
+   *   it the session ends at the token's exp (ERROR `token expired`).
    * @param {number[]} [o.heartbeat]  [outgoing, incoming] ms (default [10000, 10000])
    * @param {number} [o.reconnectDelay]  first back-off in ms (default 500), doubling up to maxReconnectDelay
    * @param {number} [o.maxReconnectDelay]  (default 8000)
@@ -30,6 +63,10 @@ export class Connection {
   constructor(o) {
     this.url = o.url;
     this.token = o.token;
+    this.refreshToken = o.refreshToken ?? null;
+    this.needsFreshToken = false;          // the broker refused or expired the token: get a fresh one before reconnecting
+    this.refreshTimer = null;
+    this.refreshing = false;
     this.state = 'idle';
     this.listeners = new Map();
     this.subscriptions = new Map();        // id -> { destination, callback, headers (object or function) }
@@ -51,8 +88,8 @@ export class Connection {
       maxReconnectDelay: o.maxReconnectDelay ?? 8000,
       connectionTimeout: o.connectionTimeout ?? 10000,
       debug: o.debug ?? (() => {}),
-      beforeConnect: (client) => {
-        const token = typeof this.token === 'function' ? this.token() : this.token;
+      beforeConnect: async (client) => {
+        const token = await this.#tokenForConnect();
         const separator = this.url.includes('?') ? '&' : '?';
         client.brokerURL = `${this.url}${separator}access_token=${encodeURIComponent(token)}`;
         client.connectHeaders = { host: 'wsbroker', Authorization: `Bearer ${token}` };
@@ -73,6 +110,68 @@ export class Connection {
   }
 
   #emit(event, ...args) { for (const fn of this.listeners.get(event) ?? []) fn(...args); }
+
+  #currentToken() { return typeof this.token === 'function' ? this.token() : this.token; }
+
+  /** A new token from refreshToken, checked to be one; it replaces the current one once the broker took it. */
+  async #fetchToken() {
+    const fresh = await this.refreshToken(this.#currentToken());
+    if (typeof fresh !== 'string' || fresh.split('.').length !== 3) throw new Error('refreshToken did not return a JWT');
+    return fresh;
+  }
+
+  #adopt(fresh) {
+    this.token = fresh;
+    this.needsFreshToken = false;
+    this.#emit('token', fresh);
+  }
+
+  /** The token of the next CONNECT: a fresh one when the current one is due for a refresh or was refused. Never throws
+   * (stompjs stops reconnecting when beforeConnect does): if no fresh one comes, the current one is tried. */
+  async #tokenForConnect() {
+    if (this.refreshToken && (this.needsFreshToken || refreshDelay(this.#currentToken()) === 0)) {
+      try { this.#adopt(await this.#fetchToken()); } catch (e) { this.#emit('refresh-failed', e); }
+    }
+    return this.#currentToken();
+  }
+
+  #scheduleRefresh(delay = refreshDelay(this.#currentToken())) {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+    if (!this.refreshToken || delay === null || this.stopped) return;
+    this.refreshTimer = setTimeout(() => this.#refresh(), Math.min(delay, MAX_TIMER));
+  }
+
+  /** The in-band refresh: SEND /session/token with the new token and a receipt. If refreshToken fails, it is asked again
+   * later (the session lives on until exp). If the broker refuses or does not answer, it has closed the session or will:
+   * the connection is made again with a fresh token. */
+  async #refresh() {
+    if (!this.isConnected || this.refreshing) return;
+    this.refreshing = true;
+    try {
+      let fresh;
+      try {
+        fresh = await this.#fetchToken();
+      } catch (e) {
+        this.#emit('refresh-failed', e);
+        const left = (claimsOf(this.#currentToken()).exp ?? 0) * 1000 - Date.now();
+        this.#scheduleRefresh(Math.min(30_000, Math.max(1000, left / 4)));
+        return;
+      }
+      try {
+        await this.send(TOKEN_DESTINATION, '', { authorization: `Bearer ${fresh}` }, { resend: false, timeout: 10_000 });
+      } catch (e) {
+        this.#emit('refresh-failed', e);
+        this.needsFreshToken = true;
+        this.client.forceDisconnect();
+        return;
+      }
+      this.#adopt(fresh);
+      this.#scheduleRefresh();
+    } finally {
+      this.refreshing = false;
+    }
+  }
 
   #setState(state, detail) {
     if (this.state === state) return;
@@ -106,6 +205,7 @@ export class Connection {
     this.#setState('connected', frame);
     this.firstConnect?.resolve(frame);
     this.firstConnect = null;
+    this.#scheduleRefresh();
   }
 
   #subscribe(id, sub) {
@@ -131,6 +231,7 @@ export class Connection {
     this.#emit('error', new StompRejection(message, frame));
     const entry = this.pending.get(frame.headers['receipt-id']);
     if (entry) { this.pending.delete(frame.headers['receipt-id']); entry.reject(new StompRejection(message, frame)); }
+    if (message === 'token expired' || message.startsWith('token refresh refused')) this.needsFreshToken = true;
     if (/^authentication failed/.test(message)) {
       this.stopped = true;                              // a bad token does not get better by retrying
       this.firstConnect?.reject(new StompRejection(message, frame));
@@ -147,6 +248,8 @@ export class Connection {
   }
 
   #onClose(event) {
+    clearTimeout(this.refreshTimer);                   // scheduled again once connected
+    this.refreshTimer = null;
     if (this.stopped) {
       for (const entry of this.pending.values()) entry.reject(new Error('disconnected'));
       this.pending.clear();
@@ -203,6 +306,8 @@ export class Connection {
   async disconnect() {
     this.stopped = true;
     this.firstConnect = null;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
     // DISCONNECT waits for its RECEIPT; a broker that does not answer within 2 s gets the socket dropped.
     let timer;
     await Promise.race([

@@ -100,10 +100,10 @@ async function spreadOver(count, args) {
 
 const b64url = (data) => Buffer.from(data).toString('base64url');
 
-/** An HS256 JWT for the broker's test signing key. */
-export function token(sub, role = 'client', { name = sub, expiresIn = 3600, key = signingKey } = {}) {
+/** An HS256 JWT for the broker's test signing key; `exp` (Unix seconds) overrides `expiresIn` (seconds from now). */
+export function token(sub, role = 'client', { name = sub, expiresIn = 3600, exp, key = signingKey } = {}) {
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-  const payload = b64url(JSON.stringify({ sub, role, name, exp: Math.floor(Date.now() / 1000) + expiresIn }));
+  const payload = b64url(JSON.stringify({ sub, role, name, exp: exp ?? Math.floor(Date.now() / 1000) + expiresIn }));
   const signature = createHmac('sha256', key).update(`${header}.${payload}`).digest('base64url');
   return `${header}.${payload}.${signature}`;
 }

@@ -204,3 +204,28 @@ test('older history loads when scrolling up', async () => {
   assert.equal(await page.locator('#messages li').count(), 45);
   await page.context().close();
 });
+
+test('a short-lived token is refreshed in band: POST /api/dev/token again, SEND /session/token, same connection', async () => {
+  const response = await fetch(`${broker.url}/api/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"userId":"client2","lifetimeSeconds":4}' });
+  const short = (await response.json()).token;
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [], sent = [];
+  let sockets = 0;
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('websocket', (ws) => { sockets++; ws.on('framesent', ({ payload }) => sent.push(String(payload))); });
+  await page.goto(`${broker.url}/customer.html#token=${short}`);
+  await page.waitForSelector('#status-pill[data-state="connected"]', { timeout: 10_000 });
+  // A 4 s token is refreshed after half of it (web-js connection.js refreshDelay); the RECEIPT makes the page keep it.
+  const refreshed = await page.waitForFunction((old) => { const t = sessionStorage.getItem('wsbroker.token'); return t !== old && t; }, short, { timeout: 10_000 });
+  const fresh = await refreshed.jsonValue();
+  const exp = (t) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString()).exp;
+  assert.ok(exp(fresh) > exp(short), 'the new token expires later');
+  const refresh = sent.find((f) => f.startsWith('SEND\n') && f.includes('destination:/session/token'));
+  assert.match(refresh ?? '', new RegExp(`\\nauthorization:Bearer ${fresh}\\n`));
+  assert.match(refresh ?? '', /\nreceipt:/);
+  assert.equal(sockets, 1, 'no reconnect');
+  assert.equal(await page.locator('#status-pill').getAttribute('data-state'), 'connected');
+  assert.deepEqual(errors, [], 'no script errors');
+  await context.close();
+});

@@ -1,7 +1,7 @@
 // Unit tests of the pages' connection (connection.js over the vendored @stomp/stompjs) with a fake WebSocket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Connection, StompRejection } from '../connection.js';
+import { Connection, StompRejection, refreshDelay } from '../connection.js';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -173,4 +173,93 @@ test('disconnect sends DISCONNECT with a receipt, closes and stays offline', asy
   await sleep(100);
   assert.equal(FakeSocket.all.length, 1);
   assert.equal(connection.state, 'offline');
+});
+
+// ---- long-lived sessions: the token refreshed before exp ---------------------------------------------------------------
+
+/** An unsigned JWT-shaped token (the client only reads its times); `exp`/`iat` in seconds, fractions allowed. */
+const jwt = (claims) => `e30.${Buffer.from(JSON.stringify({ sub: 'u1', ...claims })).toString('base64url')}.sig`;
+const expiringIn = (ms, lifetimeMs = ms) => jwt({ exp: (Date.now() + ms) / 1000, iat: (Date.now() + ms - lifetimeMs) / 1000 });
+
+test('refreshDelay: 80% of the lifetime or 30 s before exp, whichever is sooner, never before half of what is left', () => {
+  const now = 1_000_000_000_000;
+  const at = (exp, iat) => refreshDelay(jwt({ exp: exp / 1000, iat: iat === undefined ? undefined : iat / 1000 }), now);
+  assert.equal(at(now + 12 * 3600_000, now), 34_560_000);                   // 12 h: at 80% (9.6 h)
+  assert.equal(at(now + 60_000, now), 30_000);                              // 60 s: 30 s before exp
+  assert.equal(at(now + 3000, now), 1500);                                  // 3 s: half of it, not at once
+  assert.equal(at(now + 60_000, now - 11 * 3600_000), 30_000);              // an old 11 h token with a minute left
+  assert.equal(at(now + 100_000), 70_000);                                  // no iat: the lifetime is what is left
+  assert.equal(at(now - 1), 0);                                             // expired: now
+  assert.equal(refreshDelay(jwt({}), now), null);                           // no exp: never
+  assert.equal(refreshDelay('not a token', now), null);
+});
+
+test('before exp: refreshToken is asked, its token SENT to /session/token with a receipt, and used from the RECEIPT on', async () => {
+  const first = expiringIn(200);
+  const second = expiringIn(3600_000);
+  const asked = [], adopted = [];
+  const ctx = await connected({ token: first, refreshToken: async (current) => { asked.push(current); return second; } });
+  const { connection, socket } = ctx;
+  connection.on('token', (t) => adopted.push(t));
+  await until(() => socket().frames('SEND').length === 1);
+  assert.deepEqual(asked, [first]);
+  assert.equal(socket().header('SEND', 'destination'), '/session/token');
+  assert.equal(socket().header('SEND', 'authorization'), `Bearer ${second}`);
+  assert.deepEqual(adopted, [], 'not before the broker took it');
+  socket().receive(`RECEIPT\nreceipt-id:${socket().header('SEND', 'receipt')}\n\n\0`);
+  await until(() => adopted.length === 1);
+  assert.equal(adopted[0], second);
+  socket().close(1006);                                                      // a later reconnect uses the new token
+  await until(() => FakeSocket.all.length === 2);
+  socket().open();
+  assert.equal(socket().url, `ws://broker/ws?access_token=${second}`);
+  assert.equal(socket().header('CONNECT', 'Authorization'), `Bearer ${second}`);
+  socket().receive('CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0');
+  await until(() => connection.state === 'connected');
+  assert.deepEqual(asked, [first], 'a token far from exp is not refreshed again');
+  await bye(ctx);
+});
+
+for (const error of ['token refresh refused: the token is for another user', 'token expired']) {
+  test(`after ERROR "${error}" the connection comes back with a fresh token`, async () => {
+    const tokens = [expiringIn(150), expiringIn(3600_000), expiringIn(7200_000)];
+    let next = 1;
+    const ctx = await connected({ token: tokens[0], refreshToken: async () => tokens[next++] });
+    const { connection, socket } = ctx;
+    const states = [];
+    connection.on('state', (s) => states.push(s));
+    await until(() => socket().frames('SEND').length === 1);
+    const receipt = socket().header('SEND', 'receipt');
+    socket().receive(`ERROR\nmessage:${error}\n${error === 'token expired' ? '' : `receipt-id:${receipt}\n`}\n\0`);
+    socket().close(1008);
+    await until(() => FakeSocket.all.length === 2);
+    socket().open();
+    assert.equal(socket().header('CONNECT', 'Authorization'), `Bearer ${tokens[2]}`, 'a fresh token, not the refused one');
+    socket().receive('CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\0');
+    await until(() => connection.state === 'connected');
+    assert.deepEqual(states, ['reconnecting', 'connected']);
+    await bye(ctx);
+  });
+}
+
+test('a refreshToken that fails or returns no JWT is asked again later; the session is kept meanwhile', async () => {
+  const answers = [() => { throw new Error('offline'); }, () => 'not-a-jwt', () => expiringIn(3600_000)];
+  const failures = [];
+  const ctx = await connected({ token: expiringIn(100, 100), refreshToken: async () => answers.shift()() });
+  const { connection, socket } = ctx;
+  connection.on('refresh-failed', (e) => failures.push(e.message));
+  await until(() => failures.length === 1);
+  assert.deepEqual(failures, ['offline']);
+  assert.equal(socket().frames('SEND').length, 0);
+  assert.equal(FakeSocket.all.length, 1, 'no reconnect for a refresh that could not start');
+  await until(() => socket().frames('SEND').length === 1, 4000);           // asked again (after a second, twice)
+  assert.deepEqual(failures, ['offline', 'refreshToken did not return a JWT']);
+  await bye(ctx);
+});
+
+test('without refreshToken nothing is sent to /session/token', async () => {
+  const ctx = await connected({ token: expiringIn(100) });
+  await sleep(250);
+  assert.equal(ctx.socket().frames('SEND').length, 0);
+  await bye(ctx);
 });

@@ -25,8 +25,12 @@ public static class ChatApi
     {
         var (principal, error) = await AuthenticateAsync(http, jwt);
         if (principal is null) return error!;
+        // The users table says who the user is now (a token's role and name are what they were when it was issued).
         var user = await users.FindAsync(principal.UserId);
-        return Results.Ok(new { userId = principal.UserId, name = user?.Name ?? principal.Name, role = principal.Role, known = user is { IsDeleted: false } });
+        if (user is null) return Problem(403, "unknown user", $"{principal.UserId} is not a known user");
+        if (user.IsDeleted) return Problem(403, "user deleted", $"{principal.UserId} was deleted");
+        // known: what clients polled for before an unknown user got a 403 (tests/js userKnown); a 200 now always means it.
+        return Results.Ok(new { userId = user.Id, name = user.Name, role = user.Role.ToWire(), known = true });
     }
 
     private static async Task<IResult> ContactsAsync(HttpContext http, JwtValidator jwt, IUserStore users, IMessageStore messages, IPresence presence)
@@ -94,17 +98,22 @@ public static class ChatApi
         }
         catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or BadHttpRequestException)
         {
-            return Problem(400, "invalid request", "send JSON {\"userId\":\"client1\"}");
+            return Problem(400, "invalid request", "send JSON {\"userId\":\"client1\"}, optionally with \"lifetimeSeconds\": a whole number");
         }
         if (string.IsNullOrWhiteSpace(request?.UserId)) return Problem(400, "invalid request", "userId is required");
+        var longest = auth.Value.DevTokenLifetimeMinutes * 60;
+        if (request.LifetimeSeconds is < 1 || request.LifetimeSeconds > longest)
+            return Problem(400, "invalid lifetimeSeconds", $"lifetimeSeconds must be between 1 and {longest} (Auth:DevTokenLifetimeMinutes)");
         var user = await users.FindAsync(request.UserId);
         if (user is null || user.IsDeleted) return Problem(404, "unknown user", $"no user {request.UserId}");
         var role = user.Role.ToWire();
-        var token = issuer.Issue(user.Id, role, user.Name, TimeSpan.FromMinutes(auth.Value.DevTokenLifetimeMinutes));
+        var token = issuer.Issue(user.Id, role, user.Name, TimeSpan.FromSeconds(request.LifetimeSeconds ?? longest));
         return Results.Ok(new { token, userId = user.Id, role, name = user.Name });
     }
 
-    private sealed record DevTokenRequest(string? UserId);
+    /// <summary>The body of <c>POST /api/dev/token</c>; <see cref="LifetimeSeconds"/> (optional) asks for a shorter-lived token
+    /// than <c>Auth:DevTokenLifetimeMinutes</c> (e.g. to see a refresh or an expiry).</summary>
+    private sealed record DevTokenRequest(string? UserId, int? LifetimeSeconds);
 
     internal static object MessageJson(ChatMessage m) => new
     {

@@ -45,6 +45,10 @@ public sealed class JwtValidator
         };
     }
 
+    /// <summary>The tolerance on <c>exp</c> and <c>nbf</c> (<c>Auth:ClockSkewSeconds</c>): a session lives until its token's
+    /// <c>exp</c> plus this.</summary>
+    public TimeSpan ClockSkew => _parameters.ClockSkew;
+
     /// <summary>The principal of a valid token, or the client-safe reason it was refused.</summary>
     public async ValueTask<(BrokerPrincipal? Principal, string? Error)> ValidateAsync(string? token)
     {
@@ -77,7 +81,9 @@ public sealed class JwtValidator
         if (string.IsNullOrEmpty(sub) || sub.Length > 64) return (null, "token has no valid sub");
         var role = Claim(result, "role") ?? "";
         var name = Claim(result, "name") ?? sub;
-        var exp = result.SecurityToken is JsonWebToken jwt ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;
+        // A token without exp is refused above (RequireExpirationTime); ValidTo is MinValue for one, read as "never".
+        var exp = result.SecurityToken is JsonWebToken jwt && jwt.ValidTo != DateTime.MinValue
+            ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;
         return (new BrokerPrincipal(sub, role, name, exp), null);
     }
 

@@ -11,6 +11,10 @@ public sealed class Destination
     public const string TopicPrefix = "/topic/";
     public const string UserQueuePrefix = "/user/queue/";
 
+    /// <summary>The one destination of the <see cref="DestinationKind.Session"/> family: a SEND here refreshes the session's
+    /// token (docs/design.md §3 "Long-lived sessions").</summary>
+    public const string SessionToken = "/session/token";
+
     /// <summary>Longest destination accepted, in characters.</summary>
     public const int MaxLength = 512;
 
@@ -41,7 +45,9 @@ public sealed class Destination
     {
         error = Validate(text, out var isPattern);
         if (error != DestinationError.None) return null;
-        var kind = text!.StartsWith(TopicPrefix, StringComparison.Ordinal) ? DestinationKind.Topic : DestinationKind.UserQueue;
+        var kind = text!.StartsWith(TopicPrefix, StringComparison.Ordinal) ? DestinationKind.Topic
+            : text.StartsWith(UserQueuePrefix, StringComparison.Ordinal) ? DestinationKind.UserQueue
+            : DestinationKind.Session;
         return new Destination(text, kind, isPattern);
     }
 
@@ -70,9 +76,10 @@ public sealed class Destination
             if (slash < 0) break;
             span = span[(slash + 1)..];
         }
-        // /topic/x or /user/queue/x: the family alone ("/topic") names nothing.
+        // /topic/x or /user/queue/x: the family alone ("/topic") names nothing. /session/ has one name only, and no pattern.
         if (text.Length > TopicPrefix.Length && text.StartsWith(TopicPrefix, StringComparison.Ordinal)) return DestinationError.None;
         if (text.Length > UserQueuePrefix.Length && text.StartsWith(UserQueuePrefix, StringComparison.Ordinal)) return DestinationError.None;
+        if (text == SessionToken) return DestinationError.None;
         return DestinationError.Unknown;
     }
 

@@ -7,4 +7,7 @@ public enum DestinationKind : byte
     Topic,
     /// <summary><c>/user/queue/…</c>: written by the broker to one session only (errors); never routed.</summary>
     UserQueue,
+    /// <summary><c>/session/token</c>: a SEND to it is about the session itself (a token refresh); never routed, never
+    /// stored, and not a destination to SUBSCRIBE to.</summary>
+    Session,
 }

@@ -34,6 +34,8 @@ public sealed class BrokerMetrics
     private readonly Counter<long> _flowControlPauses;
     private readonly Counter<long> _disconnects;
     private readonly Counter<long> _errors;
+    private readonly Counter<long> _sessionsExpired;
+    private readonly Counter<long> _tokenRefreshes;
     private readonly Histogram<double> _commitSeconds;
     private readonly Counter<long> _committed;
     private readonly KeyValuePair<string, object?>[] _commandTags;
@@ -41,6 +43,8 @@ public sealed class BrokerMetrics
     private readonly KeyValuePair<string, object?> _protocolError = new("kind", "protocol");
     private readonly KeyValuePair<string, object?> _authenticationFailure = new("kind", "authentication");
     private readonly KeyValuePair<string, object?> _rejection = new("kind", "rejection");
+    private readonly KeyValuePair<string, object?> _refreshAccepted = new("result", "accepted");
+    private readonly KeyValuePair<string, object?> _refreshRefused = new("result", "refused");
 
     public BrokerMetrics(IMeterFactory meterFactory)
     {
@@ -60,6 +64,10 @@ public sealed class BrokerMetrics
             "Times a publisher's read loop waited for the subscribers it fed to drain below their low-water mark (credit flow).");
         _disconnects = _meter.CreateCounter<long>("wsbroker_disconnects", "{connection}", "Ended connections by reason.");
         _errors = _meter.CreateCounter<long>("wsbroker_errors", "{error}", "Errors by kind.");
+        _sessionsExpired = _meter.CreateCounter<long>("wsbroker_sessions_expired", "{connection}",
+            "Sessions closed because their token expired without a refresh.");
+        _tokenRefreshes = _meter.CreateCounter<long>("wsbroker_token_refreshes", "{refresh}",
+            "In-band token refreshes (SEND /session/token), by result: accepted or refused (the session closes).");
         _commitSeconds = _meter.CreateHistogram("wsbroker_persistence_commit", "s", "Duration of group commits.", tags: null,
             new InstrumentAdvice<double> { HistogramBucketBoundaries = CommitBucketBoundaries });
         _committed = _meter.CreateCounter<long>("wsbroker_persistence_committed_messages", "{message}", "Chat messages stored by group commits.");
@@ -131,6 +139,12 @@ public sealed class BrokerMetrics
     public void AuthenticationFailure() => _errors.Add(1, _authenticationFailure);
 
     public void Rejection() => _errors.Add(1, _rejection);
+
+    /// <summary>A session's token expired without a refresh.</summary>
+    public void SessionExpired() => _sessionsExpired.Add(1);
+
+    /// <summary>A SEND to <c>/session/token</c> was <paramref name="accepted"/> or refused.</summary>
+    public void TokenRefreshed(bool accepted) => _tokenRefreshes.Add(1, accepted ? _refreshAccepted : _refreshRefused);
 
     public void Disconnected(DisconnectReason reason) => _disconnects.Add(1, _reasonTags[(int)reason]);
 

@@ -47,7 +47,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected internal IConnectionTransport Transport { get; }
     protected internal BrokerServices Services { get; }
     public string SessionId { get; }
-    public BrokerPrincipal? Principal { get; protected set; }
+    public BrokerPrincipal? Principal { get; private set; }
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
     protected internal CancellationToken Aborted => _abort.Token;
@@ -63,6 +63,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     public bool IsAuthenticated => Principal is not null;
     internal long StartedAtMs => _clock.StartedAtMs;
+
+    /// <summary>The session's token expired without a refresh: nothing more is sent but the ERROR <c>token expired</c>.</summary>
+    internal bool IsExpired => _clock.IsExpired;
 
     /// <summary>The outbox in place, for the pump (a struct: never copy it).</summary>
     internal ref Outbox Outbox => ref _outbox;
@@ -251,9 +254,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         if (!IsClosing && _clock.TakeHeartBeat(nowMs)) _outbox.TryWriteControl(Outbound.HeartBeat);
     }
 
-    /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; closes one that has
-    /// been silent for more than twice the agreed interval, never sent CONNECT, or left a frame half-sent for longer than
-    /// <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
+    /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; stops one whose token
+    /// expired; closes one that has been silent for more than twice the agreed interval, never sent CONNECT, or left a frame
+    /// half-sent for longer than <c>Broker:PartialFrameTimeoutMs</c> (called by the scanner).</summary>
     internal void CheckTimeouts(long nowMs)
     {
         if (IsClosing) return;
@@ -265,10 +268,37 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
                 SlowConsumer();
                 Abort(DisconnectReason.SlowConsumer);
                 break;
+            case SessionTimeout.TokenExpired: ExpireIfDue(nowMs); break;
             case SessionTimeout.NoConnect: CloseWithError("no CONNECT frame in time", null, DisconnectReason.ConnectTimeout); break;
             case SessionTimeout.HeartBeat: CloseWithError("heart-beat timeout", null, DisconnectReason.HeartbeatTimeout); break;
             case SessionTimeout.PartialFrame: CloseWithError("frame not completed in time", null, DisconnectReason.ProtocolError); break;
         }
+    }
+
+    // ---- the token's lifetime (docs/design.md §3 "Long-lived sessions") -----------------------------------------------
+
+    /// <summary>The session is <paramref name="principal"/>'s until its token expires (<c>exp</c> plus
+    /// <c>Auth:ClockSkewSeconds</c>); a token refresh calls it again. False, and the session expires, when the current token
+    /// had expired already: a refresh that comes too late does not revive it.</summary>
+    protected bool Authenticate(BrokerPrincipal principal)
+    {
+        var now = Environment.TickCount64;
+        if (!_clock.TryExtend(now, SessionClock.ExpiryOf(principal.ExpiresAt, Services.Jwt.ClockSkew))) return !ExpireIfDue(now);
+        Principal = principal;
+        return true;
+    }
+
+    /// <summary>True when the token has expired at <paramref name="nowMs"/> (or before): the first caller that finds it so
+    /// (the scanner, the writer about to send, the read loop about to handle a frame) stops the session. Nothing is sent
+    /// after that instant but the ERROR <c>token expired</c>: the writer discards what was queued, then closes (a raw topic URL
+    /// with close code 4001). One comparison when the token is still valid.</summary>
+    internal bool ExpireIfDue(long nowMs)
+    {
+        if (nowMs < _clock.ExpiresAtMs) return false;
+        if (!_clock.TryExpire(nowMs)) return _clock.IsExpired;
+        Services.Metrics.SessionExpired();
+        DiscardAndClose(DisconnectReason.TokenExpired);
+        return true;
     }
 
     // ---- closing ----------------------------------------------------------------------------------------------------
@@ -336,11 +366,18 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private void SlowConsumer()
     {
         if (!_outbox.MarkSlow()) return;
-        SetReason(DisconnectReason.SlowConsumer);
         Services.Metrics.SlowConsumer();
+        DiscardAndClose(DisconnectReason.SlowConsumer);
+    }
+
+    // The writer discards the backlog and sends the ERROR that says why (best effort); the publishers waiting for this
+    // outbox are released (never hold one for a session being cut).
+    private void DiscardAndClose(DisconnectReason reason)
+    {
+        SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Complete();                                   // the writer discards the backlog and sends ERROR (best effort);
-        ArmAbortTimer();                                      // its publishers are released: never hold one for a consumer being cut
+        _outbox.Complete();
+        ArmAbortTimer();
     }
 
     private void ArmAbortTimer()

@@ -1,7 +1,8 @@
 namespace WsBroker.Broker.Sessions;
 
-/// <summary>One timer for all sessions: sends due heart-beats, closes silent, never-connected or half-sent ones, and cuts
-/// slow consumers whose socket send made no progress for <c>Broker:SlowConsumerMs</c>.</summary>
+/// <summary>One timer for all sessions: sends due heart-beats, closes silent, never-connected or half-sent ones, cuts
+/// slow consumers whose socket send made no progress for <c>Broker:SlowConsumerMs</c>, and stops sessions whose token
+/// expired (docs/design.md §3 "Long-lived sessions"). Its cost grows with the sessions, never with their traffic.</summary>
 public sealed class HeartBeatScanner(BrokerServices services) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

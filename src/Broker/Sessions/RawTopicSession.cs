@@ -32,7 +32,7 @@ public sealed class RawTopicSession : BrokerSession
     {
         _destination = destination;
         _since = since;
-        Principal = principal;
+        Authenticate(principal);
     }
 
     public override string Protocol => "raw";

@@ -4,9 +4,9 @@ namespace WsBroker.Broker.Sessions;
 
 /// <summary>
 /// The times a session's timeouts are judged by: when it started, the negotiated heart-beat intervals, when the client last
-/// sent bytes, since when a frame has been half-read, when the writer last sent, and since when a socket send has been
-/// pending (the no-progress clock of slow consumers and stalls). The read loop and the writer loop set them; the
-/// heart-beat scanner and paused publishers read them.
+/// sent bytes, since when a frame has been half-read, when the writer last sent, since when a socket send has been
+/// pending (the no-progress clock of slow consumers and stalls), and when the session's token expires. The read loop and
+/// the writer loop set them; the heart-beat scanner and paused publishers read them.
 /// <para>A struct kept in a (non-readonly) field of its session, like <see cref="Outbox"/>, so an idle session pays for no
 /// extra object: use it only through that field, never through a copy.</para>
 /// </summary>
@@ -16,6 +16,10 @@ internal struct SessionClock(long nowMs)
     private long _partialSinceMs;                                 // since when a frame has been half-read (0: none)
     private long _lastSentMs = nowMs;
     private long _sendingSinceMs;                                 // since when a socket send has been pending (0: none)
+    private long _expiresAtMs = long.MaxValue;                    // the token's exp + skew (MaxValue: never; Expired: passed)
+
+    /// <summary>The value of <see cref="ExpiresAtMs"/> once the token has expired: below every clock reading.</summary>
+    private const long Expired = long.MinValue;
 
     public long StartedAtMs { get; } = nowMs;
 
@@ -29,8 +33,13 @@ internal struct SessionClock(long nowMs)
 
     // ---- the read side -------------------------------------------------------------------------------------------------
 
-    /// <summary>Marks received bytes for the heart-beat check.</summary>
-    public void Received() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
+    /// <summary>Marks received bytes for the heart-beat check; returns the time it read.</summary>
+    public long Received()
+    {
+        var now = Environment.TickCount64;
+        Volatile.Write(ref _lastReceivedMs, now);
+        return now;
+    }
 
     /// <summary>Everything read has been consumed: no frame is half-read.</summary>
     public void NoPartialFrame() => Volatile.Write(ref _partialSinceMs, 0);
@@ -53,8 +62,9 @@ internal struct SessionClock(long nowMs)
 
     // ---- the write side ------------------------------------------------------------------------------------------------
 
-    /// <summary>The writer hands a message to the socket: the no-progress clock runs until <see cref="SendEnded"/>.</summary>
-    public void SendStarted() => Volatile.Write(ref _sendingSinceMs, Environment.TickCount64);
+    /// <summary>The writer hands a message to the socket at <paramref name="nowMs"/>: the no-progress clock runs until
+    /// <see cref="SendEnded"/>.</summary>
+    public void SendStarted(long nowMs) => Volatile.Write(ref _sendingSinceMs, nowMs);
 
     public void SendEnded()
     {
@@ -75,16 +85,58 @@ internal struct SessionClock(long nowMs)
         return true;
     }
 
+    // ---- the token's lifetime ------------------------------------------------------------------------------------------
+
+    /// <summary>When the session's token expires (its <c>exp</c> plus <c>Auth:ClockSkewSeconds</c>), on this clock;
+    /// <see cref="long.MaxValue"/>: never; below every reading once it has expired.</summary>
+    public long ExpiresAtMs => Volatile.Read(ref _expiresAtMs);
+
+    public bool IsExpired => Volatile.Read(ref _expiresAtMs) == Expired;
+
+    /// <summary>A token's <c>exp</c> plus the validator's <paramref name="skew"/>, on this clock (monotonic milliseconds);
+    /// <see cref="DateTimeOffset.MaxValue"/> (no exp) is never.</summary>
+    public static long ExpiryOf(DateTimeOffset expiresAt, TimeSpan skew)
+    {
+        if (expiresAt == DateTimeOffset.MaxValue) return long.MaxValue;
+        var left = (expiresAt + skew - DateTimeOffset.UtcNow).TotalMilliseconds;
+        return Environment.TickCount64 + (long)Math.Clamp(left, -1e12, 1e12);
+    }
+
+    /// <summary>Moves the expiry to <paramref name="expiresAtMs"/> (a token refresh); false when the current one had passed
+    /// at <paramref name="nowMs"/> (then the session has expired, refresh or not). Atomic with <see cref="TryExpire"/>:
+    /// a refresh and the expiry never both win.</summary>
+    public bool TryExtend(long nowMs, long expiresAtMs)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _expiresAtMs);
+            if (nowMs >= current) return false;
+            if (Interlocked.CompareExchange(ref _expiresAtMs, expiresAtMs, current) == current) return true;
+        }
+    }
+
+    /// <summary>True for the one call that finds the expiry passed at <paramref name="nowMs"/> and marks the token expired.</summary>
+    public bool TryExpire(long nowMs)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _expiresAtMs);
+            if (current == Expired || nowMs < current) return false;
+            if (Interlocked.CompareExchange(ref _expiresAtMs, Expired, current) == current) return true;
+        }
+    }
+
     // ---- the verdict ---------------------------------------------------------------------------------------------------
 
     /// <summary>The timeout that has passed at <paramref name="nowMs"/>: a send pending for <c>Broker:SlowConsumerMs</c>;
-    /// unless <paramref name="readingPaused"/> (the client's silence is then not its fault), no CONNECT within
+    /// the token's expiry; unless <paramref name="readingPaused"/> (the client's silence is then not its fault), no CONNECT within
     /// <c>Broker:ConnectTimeoutMs</c>, silence for more than twice <see cref="HeartBeatReceiveMs"/>, or a frame half-read
     /// for longer than <c>Broker:PartialFrameTimeoutMs</c>.</summary>
     public SessionTimeout Due(long nowMs, BrokerOptions options, bool connected, bool readingPaused)
     {
         var sendingSince = Volatile.Read(ref _sendingSinceMs);
         if (sendingSince > 0 && nowMs - sendingSince > options.SlowConsumerMs) return SessionTimeout.NoSendProgress;
+        if (nowMs >= ExpiresAtMs) return SessionTimeout.TokenExpired;
         if (readingPaused) return SessionTimeout.None;
         var silent = nowMs - Volatile.Read(ref _lastReceivedMs);
         var partialSince = Volatile.Read(ref _partialSinceMs);

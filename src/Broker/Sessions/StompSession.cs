@@ -95,7 +95,7 @@ public sealed class StompSession : BrokerSession
             CloseWithError(refusal!, receipt, DisconnectReason.AuthenticationFailed);
             return;
         }
-        Principal = principal;
+        Authenticate(principal);
         _parser.Version = _state.Version;
         (HeartBeatSendMs, HeartBeatReceiveMs) = _state.HeartBeat;
         TryEnqueueFrame(StompCommand.Connected, StompReplyWriter.Connected(_state.Version, Services.ServerHeartBeat, SessionId,
@@ -108,6 +108,7 @@ public sealed class StompSession : BrokerSession
     private ValueTask SendAsync(StompFrameView frame)
     {
         if (DestinationOf(frame) is not { } destination) return ValueTask.CompletedTask;
+        if (destination.Kind == DestinationKind.Session) return RefreshTokenAsync(frame);
         if (frame.TryGetHeader("transaction"u8, out var tx))
         {
             if (!Buffer(Encoding.UTF8.GetString(tx), frame)) return ValueTask.CompletedTask;
@@ -150,11 +151,31 @@ public sealed class StompSession : BrokerSession
         if (owned is null) ReceiptIfAsked(frame);
     }
 
+    /// <summary>A SEND to <c>/session/token</c> (docs/design.md §3 "Long-lived sessions"): the session goes on under the new
+    /// token, answered with a RECEIPT when asked; any refusal is an ERROR and the session closes. Nothing is routed or
+    /// stored.</summary>
+    private async ValueTask RefreshTokenAsync(StompFrameView frame)
+    {
+        var (principal, refusal) = await StompAuthenticator.RefreshAsync(frame, Principal!, Services);
+        Services.Metrics.TokenRefreshed(accepted: principal is not null);
+        if (principal is null)
+        {
+            Services.Metrics.AuthenticationFailure();
+            CloseWithError(refusal!, ReceiptOf(frame), DisconnectReason.AuthenticationFailed);
+        }
+        else if (Authenticate(principal)) ReceiptIfAsked(frame);     // else too late: the session has expired
+    }
+
     // ---- SUBSCRIBE / UNSUBSCRIBE --------------------------------------------------------------------------------------
 
     private async ValueTask SubscribeAsync(StompFrameView frame)
     {
         if (DestinationOf(frame) is not { } destination) return;
+        if (destination.Kind == DestinationKind.Session)
+        {
+            ProtocolError("cannot subscribe to /session/token: SEND a new token to it", ReceiptOf(frame));
+            return;
+        }
         var id = frame.GetHeaderString("id"u8) ?? destination.Text;   // STOMP 1.0: id is optional
         var ack = AckMode.Auto;
         if (frame.TryGetHeader("ack"u8, out var ackText))

@@ -17,6 +17,8 @@ internal static class TransportPump
 {
     private const int MaxFramesPerFlush = 256;
     private const int MaxBytesPerFlush = 256 * 1024;
+    private const string ExpiredDetail =
+        "the session's token expired (its exp plus Auth:ClockSkewSeconds) without a refresh: SEND /session/token with a new one before then";
 
     public static async Task ReadLoopAsync(BrokerSession session)
     {
@@ -42,7 +44,8 @@ internal static class TransportPump
                 var received = await session.Transport.ReceiveAsync(pipe.Writer.GetMemory(1), session.Aborted);
                 if (received.MessageType == WebSocketMessageType.Close) return;
                 pipe.Writer.Advance(received.Count);
-                session.Clock.Received();
+                // Nothing the client sends after its token expired is handled (the scanner may not have looked yet).
+                if (session.ExpireIfDue(session.Clock.Received())) break;
                 session.Services.Metrics.BytesReceived(received.Count);
                 messageBytes += received.Count;
                 if (session.MessageLimit > 0 && !received.EndOfMessage && messageBytes <= session.MessageLimit) continue;
@@ -102,7 +105,7 @@ internal static class TransportPump
         {
             while (await session.Outbox.WaitToReadAsync(session.Aborted))
             {
-                if (session.Outbox.IsSlow) break;
+                if (session.Outbox.IsSlow || session.IsExpired) break;
                 var close = false;
                 var batch = new OutboundBatch();
                 var maxFrames = session.OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
@@ -113,8 +116,11 @@ internal static class TransportPump
                 session.Outbox.ReleaseDrainedIfBelowLowWater();
                 if (buffer.WrittenCount > 0)
                 {
+                    // Nothing goes out after the token's expiry, whatever was queued before it: the batch is dropped.
+                    var now = Environment.TickCount64;
+                    if (session.ExpireIfDue(now)) break;
                     // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
-                    session.Clock.SendStarted();
+                    session.Clock.SendStarted(now);
                     await session.Transport.SendAsync(buffer.WrittenMemory, batch.Binary, session.Aborted);
                     session.Clock.SendEnded();
                     batch.Sent(buffer.WrittenCount, session);
@@ -122,9 +128,12 @@ internal static class TransportPump
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close) break;
             }
-            if (session.Outbox.IsSlow)
+            // The backlog was discarded: the last word is why.
+            (string Message, string Detail)? last = session.IsExpired ? ("token expired", ExpiredDetail)
+                : session.Outbox.IsSlow ? ("slow consumer", "the client did not read its messages fast enough") : null;
+            if (last is { } word)
             {
-                var error = session.BuildError("slow consumer", null, "the client did not read its messages fast enough");
+                var error = session.BuildError(word.Message, null, word.Detail);
                 if (error is not null)
                 {
                     await session.Transport.SendAsync(error, binary: false, session.Aborted);

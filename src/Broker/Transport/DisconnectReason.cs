@@ -14,4 +14,6 @@ public enum DisconnectReason
     TransportError,
     /// <summary>The cluster backplane was away: the session resumes elsewhere or here with <c>since</c>.</summary>
     BackplaneGap,
+    /// <summary>The session's token expired without a refresh (docs/design.md §3 "Long-lived sessions").</summary>
+    TokenExpired,
 }

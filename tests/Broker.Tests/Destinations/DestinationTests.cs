@@ -12,6 +12,7 @@ public class DestinationTests
     [InlineData("/topic/*/high", DestinationKind.Topic, true, new[] { "topic", "*", "high" })]
     [InlineData("/topic/news.eu", DestinationKind.Topic, false, new[] { "topic", "news.eu" })]
     [InlineData("/user/queue/errors", DestinationKind.UserQueue, false, new[] { "user", "queue", "errors" })]
+    [InlineData("/session/token", DestinationKind.Session, false, new[] { "session", "token" })]
     public void Parse_ValidDestination_IsTyped(string text, DestinationKind kind, bool pattern, string[] segments)
     {
         var destination = Destination.Parse(text, out var error);
@@ -45,6 +46,10 @@ public class DestinationTests
     [InlineData("/user/queue", DestinationError.Unknown)]
     [InlineData("/user/other/x", DestinationError.Unknown)]
     [InlineData("/topicx/a", DestinationError.Unknown)]
+    [InlineData("/session", DestinationError.Unknown)]
+    [InlineData("/session/other", DestinationError.Unknown)]             // one name only
+    [InlineData("/session/token/x", DestinationError.Unknown)]
+    [InlineData("/session/*", DestinationError.Unknown)]                 // no pattern over it
     public void Parse_MalformedOrUnknown_IsRefusedWithItsReason(string? text, DestinationError expected)
     {
         Assert.Null(Destination.Parse(text, out var error));

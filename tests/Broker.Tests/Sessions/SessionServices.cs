@@ -19,13 +19,13 @@ internal static class SessionServices
         new(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
 
     public static BrokerServices Create(BrokerOptions brokerOptions, string signingKey, ISendHandler[]? handlers = null,
-        IReplaySource[]? replaySources = null)
+        IReplaySource[]? replaySources = null, int clockSkewSeconds = 30)
     {
         var options = Microsoft.Extensions.Options.Options.Create(brokerOptions);
         var router = new TopicRouter();
         var metrics = Metrics();
         return new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
-            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = signingKey })),
+            new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = signingKey, ClockSkewSeconds = clockSkewSeconds })),
             new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), handlers ?? [], metrics,
             new MessageIdGenerator(0), NullLoggerFactory.Instance, replaySources);
     }

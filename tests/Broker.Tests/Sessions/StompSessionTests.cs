@@ -21,37 +21,19 @@ public sealed class StompSessionTests : IAsyncDisposable
     private readonly BrokerServices _services;
     private readonly StompSession _session;
     private readonly Task _run;
-    private readonly List<StompFrame> _received = [];
-    private ReadOnlySequence<byte> _pending = ReadOnlySequence<byte>.Empty;
+    private readonly InMemoryStompClient _client;
 
     public StompSessionTests()
     {
         _services = SessionServices.Create(new BrokerOptions(), Key, [_handler], [_replay]);
         _session = new StompSession(_transport, _services, "s1", null);
+        _client = new InMemoryStompClient(_transport);
         _run = _session.RunAsync();
     }
 
-    private async Task SendAsync(string wire)
-    {
-        await _transport.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
-    }
+    private Task SendAsync(string wire) => _client.SendAsync(wire);
 
-    private async Task<StompFrame> ReceiveAsync()
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (true)
-        {
-            var buffer = _pending;
-            if (StompFrameParser.TryParse(ref buffer, StompLimits.Default, out var frame, out _) == OperationStatus.Done)
-            {
-                _pending = new ReadOnlySequence<byte>(buffer.ToArray());
-                _received.Add(frame!);
-                return frame!;
-            }
-            var message = await _transport.Sent.ReadAsync(timeout.Token);
-            _pending = new ReadOnlySequence<byte>([.. _pending.ToArray(), .. message.Payload]);
-        }
-    }
+    private Task<StompFrame> ReceiveAsync() => _client.ReceiveAsync();
 
     private async Task ConnectAsync()
     {
