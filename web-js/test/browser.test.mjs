@@ -270,6 +270,15 @@ test('the administrator list follows the inbox alone: new customer, unread up an
     const second = await customer.send('/topic/private-chat/admin1/client1', 'It shows zero');
     await carla.locator('.badge', { hasText: /^2$/ }).waitFor({ timeout: 5000 });
     assert.equal(await carla.locator('.name').textContent(), 'Carla Client');
+    // Another one writes: the newest conversation comes first.
+    const other = await stompAs(own.url, 'client2');
+    sessions.push(other);
+    await other.send('/topic/private-chat/admin1/client2', 'Can I pay by card?');
+    await list.locator('button[data-user="client2"] .badge', { hasText: /^1$/ }).waitFor({ timeout: 5000 });
+    assert.deepEqual(await list.locator('button.contact').evaluateAll((b) => b.map((x) => x.dataset.user)), ['client2', 'client1']);
+    mkdirSync(screenshots, { recursive: true });
+    const box = await admin.locator('aside.customers').boundingBox();
+    await admin.screenshot({ path: join(screenshots, 'admin-inbox.png'), clip: { ...box, height: 180 } });
 
     // The administrator reads them on another device: the count goes down here.
     const phone = await stompAs(own.url, 'admin1');
