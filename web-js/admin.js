@@ -1,7 +1,8 @@
-// The administrator page: every customer with unread count, last message and online state, updated live;
-// several conversations open at once in tabs, each with its own typing and seen indicators.
-import { requireUser, api, connect, bindStatus, el, logout, untilLoaded } from './app.js';
-import { fromFrame, formatTime, compareIds, isTruncatedReplay, parseNotice, ResumePoint } from './chat-model.js';
+// The administrator page: the customers I have conversations with, each with unread count, last message and online
+// state, driven by the live inbox alone (/user/queue/inbox: a snapshot, then a delta per change; after a reconnect it
+// resumes with since:, no REST); several conversations open at once in tabs, each with its own typing and seen indicators.
+import { requireUser, connect, bindStatus, el, logout } from './app.js';
+import { fromFrame, formatTime, isTruncatedReplay, parseNotice, ResumePoint, Inbox } from './chat-model.js';
 import { ChatPane } from './chat-pane.js';
 
 const me = requireUser('admin');
@@ -9,36 +10,29 @@ document.getElementById('me').textContent = me.name;
 document.getElementById('logout').addEventListener('click', async () => { await client.disconnect(); logout(); });
 
 const client = connect(me.token);
-const showStatus = bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
-const customers = new Map();      // id -> { userId, name, online, unread, lastMessage }
+bindStatus(client, document.getElementById('banner'), document.getElementById('status-pill'));
+const inbox = new Inbox();        // my conversations: peer, last message, unread count, online
 const panes = new Map();          // clientId -> ChatPane
 let active = null;
 
-const names = (id) => (id === me.userId ? me.name : customers.get(id)?.name ?? id);
+const names = (id) => (id === me.userId ? me.name : inbox.byPeer.get(id)?.peerName ?? id);
 const customerList = document.getElementById('customers');
 const tabs = document.getElementById('tabs');
 const panesRoot = document.getElementById('panes');
 
-function sortedCustomers() {
-  return [...customers.values()].sort((a, b) => {
-    const x = a.lastMessage?.id, y = b.lastMessage?.id;
-    if (x && y) return compareIds(y, x);
-    if (x || y) return x ? -1 : 1;
-    return a.name.localeCompare(b.name);
-  });
-}
-
 function renderCustomers() {
-  customerList.replaceChildren(...sortedCustomers().map((c) => el('li', {},
-    el('button', { type: 'button', class: 'contact', 'aria-current': active === c.userId ? 'true' : null, dataset: { user: c.userId }, onclick: () => open(c.userId) },
-      el('span', { class: `dot ${c.online ? 'online' : ''}`, 'aria-hidden': 'true' }),
-      el('span', { class: 'name' }, c.name),
+  const list = inbox.conversations.map((c) => el('li', {},
+    el('button', { type: 'button', class: 'contact', 'aria-current': active === c.peerId ? 'true' : null, dataset: { user: c.peerId }, onclick: () => open(c.peerId) },
+      el('span', { class: `dot ${c.online ? 'online' : ''}`, 'aria-label': c.online ? 'online' : 'offline' }),
+      el('span', { class: 'name' }, c.peerName),
       c.unread ? el('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null,
-      el('span', { class: 'preview' }, c.lastMessage ? `${c.lastMessage.sender === me.userId ? 'You: ' : ''}${c.lastMessage.body}` : 'No messages yet'),
-      el('span', { class: 'when' }, c.lastMessage ? formatTime(c.lastMessage.timestamp) : '')))));
+      el('span', { class: 'preview' }, `${c.lastSender === me.userId ? 'You: ' : ''}${c.preview}`),
+      el('span', { class: 'when' }, formatTime(c.lastMessageAt)))));
+  customerList.replaceChildren(...(list.length || !inbox.loaded ? list
+    : [el('li', { class: 'none' }, 'No conversations yet: a customer shows up here when they write.')]));
   tabs.replaceChildren(...[...panes.keys()].map((id) => el('div', { class: 'tab-wrap' },
     el('button', { type: 'button', class: 'tab', id: `tab-${id}`, 'aria-current': active === id ? 'true' : null, 'aria-controls': `pane-${id}`, dataset: { user: id }, onclick: () => open(id) },
-      names(id), customers.get(id)?.unread ? el('span', { class: 'badge' }, String(customers.get(id).unread)) : null,
+      names(id), inbox.byPeer.get(id)?.unread ? el('span', { class: 'badge' }, String(inbox.byPeer.get(id).unread)) : null,
       panes.get(id).conversation.isTyping() ? el('span', { class: 'tab-typing', 'aria-label': 'typing' }, '…') : null),
     el('button', { type: 'button', class: 'close', 'aria-label': `Close ${names(id)}`, onclick: () => close(id) }, '×'))));
 }
@@ -49,11 +43,7 @@ async function open(clientId) {
     pane = new ChatPane({
       client, token: me.token, me: me.userId, adminId: me.userId, clientId, names,
       isVisible: (p) => active === p.clientId && document.visibilityState === 'visible',
-      onChange: () => {
-        const c = customers.get(clientId);
-        if (c) { c.unread = pane.conversation.unread; c.lastMessage = pane.conversation.last ?? c.lastMessage; }
-        renderCustomers();
-      },
+      onChange: renderCustomers,                          // the list's counts come from the inbox; the tabs' typing from here
     });
     pane.root.id = `pane-${clientId}`;
     pane.root.setAttribute('role', 'region');
@@ -84,36 +74,24 @@ function close(clientId) {
   renderCustomers();
 }
 
-/** A message of any of my conversations, live or replayed (each counted once: replays repeat what is known). */
+/** A message of any of my conversations, live or replayed: to its pane, when open (the list follows the inbox). */
 function receive(clientId, message) {
-  feed?.note(message.id);
-  const pane = panes.get(clientId);
-  let c = customers.get(clientId);
-  if (!c) { c = { userId: clientId, name: clientId, online: true, unread: 0, lastMessage: null }; customers.set(clientId, c); }
-  const isNew = !c.lastMessage || compareIds(message.id, c.lastMessage.id) > 0;
-  if (isNew) c.lastMessage = message;
-  if (pane) pane.onMessage(message);
-  // A new customer message raises the unread count even when its conversation is not open or not in front.
-  if (message.sender !== me.userId && !(pane && active === clientId && document.visibilityState === 'visible')) {
-    c.unread = pane ? pane.conversation.unread : c.unread + (isNew ? 1 : 0);
-  }
-  renderCustomers();
+  feed.note(message.id);
+  panes.get(clientId)?.onMessage(message);
 }
 
-/** A replay cut at the broker's maximum: open conversations page the REST history back to `since`; the list reloads. */
+/** A replay cut at the broker's maximum: open conversations page the REST history back to `since`. */
 async function fillGap(since) {
-  await loadCustomers();
   for (const [clientId, pane] of panes) for (const m of await pane.fillSince(since)) receive(clientId, m);
-  for (const c of customers.values()) feed.note(c.lastMessage?.id);
 }
 
 let feed = null;                  // where the subscription to all my conversations resumes
 /**
- * Every conversation of mine in one subscription, from after the newest message the contact list named. On a
- * reconnect it resumes with `since:` the newest message it handed over: the broker replays what was missed.
+ * Every conversation of mine in one subscription (for the open panes), from after the newest message of the first inbox
+ * snapshot. On a reconnect it resumes with `since:` the newest message it handed over: the broker replays what was missed.
  */
 function subscribeConversations() {
-  feed = new ResumePoint([...customers.values()].map((c) => c.lastMessage?.id).filter(Boolean).sort(compareIds).at(-1));
+  feed = new ResumePoint(inbox.newestMessageId);
   let since = feed.since;
   client.subscribe(`/topic/private-chat/${me.userId}/*`, (frame) => {
     if (isTruncatedReplay(frame)) { fillGap(since).catch(() => {}); return; }
@@ -121,6 +99,15 @@ function subscribeConversations() {
     receive(clientId, fromFrame(frame, me.userId, clientId));
   }, () => { since = feed.since; return { since }; });
 }
+
+// The customer list: a snapshot at the first SUBSCRIBE, then one delta per change. After a reconnect the subscription
+// asks for what came after the newest inbox id it holds (the broker sends just that, or a new snapshot).
+client.subscribe('/user/queue/inbox', (frame) => {
+  const { kind, conversation } = inbox.apply(frame);
+  if (kind === 'snapshot' && !feed) subscribeConversations();
+  if (conversation?.deleted && panes.has(conversation.peerId)) close(conversation.peerId);
+  renderCustomers();
+}, () => inbox.subscribeHeaders);
 
 client.subscribe(`/topic/typing/${me.userId}`, (frame) => {
   const notice = JSON.parse(frame.body);
@@ -136,28 +123,9 @@ client.subscribe(`/topic/seen/${me.userId}`, (frame) => {
     if (notice.status === 'delivered') pane.onDelivered(notice); else pane.onSeen(notice);
   }
 });
-client.subscribe('/topic/presence', (frame) => {
-  const { userId, online } = JSON.parse(frame.body);
-  const c = customers.get(userId);
-  if (c) { c.online = online; renderCustomers(); }
-});
-
-async function loadCustomers() {
-  const { contacts } = await api('/api/contacts', me.token);
-  for (const c of contacts) {
-    const known = customers.get(c.userId);
-    customers.set(c.userId, { ...c, unread: panes.has(c.userId) ? panes.get(c.userId).conversation.unread : c.unread, lastMessage: c.lastMessage ?? known?.lastMessage ?? null });
-  }
-  renderCustomers();
-}
-
-client.on('state', (state) => {
-  if (state === 'connected') { loadCustomers().catch(() => {}); panes.get(active)?.markSeenIfVisible(); }
-});
+client.on('state', (state) => { if (state === 'connected') panes.get(active)?.markSeenIfVisible(); });
 document.addEventListener('visibilitychange', () => panes.get(active)?.markSeenIfVisible());
 setInterval(renderCustomers, 2000);                    // typing marks on tabs expire
 
-// Connect first: the connection retries on its own, and a failed first load (broker restarting) must not stop it.
+// The connection retries on its own; the list fills in with the inbox's first snapshot.
 client.connect().catch((e) => { document.getElementById('banner').textContent = `Could not connect: ${e.message}`; });
-await untilLoaded(loadCustomers, document.getElementById('banner'), showStatus);
-subscribeConversations();

@@ -71,6 +71,46 @@ export class ResumePoint {
 }
 
 /**
+ * The live inbox (/user/queue/inbox): my conversations by peer, from a snapshot and the deltas after it. Every frame
+ * carries whole conversations (a delta its one conversation as it is now), so applying one twice changes nothing; a
+ * deleted peer's conversation leaves. `since` is the newest inbox id taken: a resubscribe asks for what came after it,
+ * and the broker answers with just those changes or, when it cannot tell them, a new snapshot that replaces the list.
+ */
+export class Inbox {
+  constructor() {
+    this.byPeer = new Map();               // peerId -> { peerId, peerName, adminId, clientId, lastMessageId, lastSender, preview, lastMessageAt, unread, online, deleted }
+    this.lastId = null;
+    this.loaded = false;
+  }
+
+  /** Applies one MESSAGE of /user/queue/inbox; returns { kind, conversation } (conversation: null for a snapshot). */
+  apply(frame) {
+    const body = JSON.parse(frame.body);
+    const id = frame.headers['message-id'] ?? body.id;
+    let conversation = null;
+    if (body.kind === 'snapshot') {
+      this.byPeer = new Map(body.conversations.map((c) => [c.peerId, c]));
+      this.loaded = true;
+    } else {
+      conversation = body.conversation;
+      if (conversation.deleted) this.byPeer.delete(conversation.peerId);
+      else this.byPeer.set(conversation.peerId, conversation);
+    }
+    if (!this.lastId || compareIds(id, this.lastId) > 0) this.lastId = String(id);
+    return { kind: body.kind, conversation };
+  }
+
+  /** The headers of the next SUBSCRIBE: `since:` the newest inbox id taken, none before the first snapshot. */
+  get subscribeHeaders() { return this.lastId ? { since: this.lastId } : {}; }
+
+  /** Newest conversation first. */
+  get conversations() { return [...this.byPeer.values()].sort((a, b) => compareIds(b.lastMessageId, a.lastMessageId)); }
+
+  /** The newest message of any conversation (where a subscription to all of them starts), or null. */
+  get newestMessageId() { return this.conversations[0]?.lastMessageId ?? null; }
+}
+
+/**
  * Pages the REST history (newest first) back to `since`: what a replay cut at the broker's maximum left out.
  * fetchPage(before) answers { messages, nextBefore } like GET /api/conversations/{a}/{c}/messages.
  */

@@ -101,6 +101,10 @@ public static class BrokerApp
         services.AddSingleton<IDeliveryObserver>(sp => sp.GetRequiredService<ChatDeliveryTracker>());
         services.AddHostedService(sp => sp.GetRequiredService<ChatDeliveryTracker>());
         services.AddHostedService<ChatLifecycle>();
+        services.TryAddSingleton<InboxLoader>();                       // a test may slow it down
+        services.AddSingleton<InboxFeed>();
+        services.AddSingleton<ISubscriptionHandler>(sp => sp.GetRequiredService<InboxFeed>());
+        services.AddHostedService(sp => sp.GetRequiredService<InboxFeed>());
         services.AddHealthChecks()
             .AddCheck<StorageHealthCheck>("database", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout)
             .AddCheck<BusHealthCheck>("bus", HealthStatus.Unhealthy, [OperationsEndpoints.ReadyTag], ReadinessTimeout);

@@ -40,6 +40,19 @@ public interface IUserStore
     /// this store. Returns null for an unknown id.</summary>
     ValueTask<UserRecord?> FindAsync(string id, CancellationToken cancellationToken = default);
 
+    /// <summary>Looks up several users at once (including deleted ones): the cached ones from memory, the rest with one
+    /// query per 500 ids. Unknown ids are left out of the answer.</summary>
+    async Task<IReadOnlyDictionary<string, UserRecord>> FindManyAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var found = new Dictionary<string, UserRecord>(StringComparer.Ordinal);
+        foreach (var id in ids)
+        {
+            if (await FindAsync(id, cancellationToken).ConfigureAwait(false) is { } user) found[id] = user;
+        }
+        return found;
+    }
+
     /// <summary>All users that are not deleted, ordered by id.</summary>
     Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default);
 
@@ -72,6 +85,9 @@ public sealed record SeenResult(SeenOutcome Outcome, IReadOnlyList<long> MarkedI
 
 /// <summary>One conversation as seen from one side: the last message and how many are unread for the viewer.</summary>
 public sealed record ConversationSummary(string AdminId, string ClientId, ChatMessage? LastMessage, int UnreadCount);
+
+/// <summary>A committed message to one user that this user has not seen: its conversation and id.</summary>
+public sealed record UnreadMessage(string AdminId, string ClientId, long Id);
 
 /// <summary>Chat messages: write-behind appends with group commit, read receipts, history, summaries.</summary>
 public interface IMessageStore
@@ -140,6 +156,10 @@ public interface IMessageStore
     /// <summary>Every conversation <paramref name="userId"/> takes part in, with the last message and the number of messages
     /// received by <paramref name="userId"/> not yet seen, newest conversation first.</summary>
     Task<IReadOnlyList<ConversationSummary>> GetConversationsAsync(string userId, CancellationToken cancellationToken = default);
+
+    /// <summary>The ids of every committed message received by <paramref name="userId"/> and not seen yet, with their
+    /// conversations (a live inbox keeps the unread messages by id, so a read receipt counted twice changes nothing).</summary>
+    Task<IReadOnlyList<UnreadMessage>> GetUnreadAsync(string userId, CancellationToken cancellationToken = default);
 
     /// <summary>Messages waiting in the write-behind queue (for metrics).</summary>
     int QueueDepth { get; }

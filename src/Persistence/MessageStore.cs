@@ -223,5 +223,16 @@ internal sealed class MessageStore : IMessageStore, IAsyncDisposable
         return rows.Select(r => new ConversationSummary(r.AdminId, r.ClientId, r.ToMessage(), (int)r.Unread)).ToList();
     }
 
+    public async Task<IReadOnlyList<UnreadMessage>> GetUnreadAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        _gate.ThrowIfClosed();
+        await using var connection = _dialect.CreateConnection();
+        var rows = await connection.QueryAsync<UnreadMessage>(new CommandDefinition(
+            "SELECT admin_id AS AdminId, client_id AS ClientId, id AS Id FROM messages WHERE receiver_id = @userId AND seen = 0 ORDER BY id",
+            new { userId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return rows.ToList();
+    }
+
     public ValueTask DisposeAsync() => _appends.DisposeAsync();
 }

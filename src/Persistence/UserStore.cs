@@ -134,6 +134,38 @@ internal sealed class UserStore : IUserStore
         return stored || !_cache.TryGetValue(id, out var newer) ? user : newer.User;
     }
 
+    public async Task<IReadOnlyDictionary<string, UserRecord>> FindManyAsync(IReadOnlyCollection<string> ids, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        _gate.ThrowIfClosed();
+        var found = new Dictionary<string, UserRecord>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        var now = Environment.TickCount64;
+        foreach (var id in ids)
+        {
+            if (string.IsNullOrEmpty(id) || id.Length > 64) continue;
+            if (_cache.TryGetValue(id, out var entry) && entry.ExpiresMs > now)
+            {
+                if (entry.User is { } user) found[id] = user;
+            }
+            else missing.Add(id);
+        }
+        foreach (var chunk in missing.Distinct(StringComparer.Ordinal).Chunk(500))
+        {
+            await using var connection = _dialect.CreateConnection();
+            var rows = await connection.QueryAsync<UserRow>(new CommandDefinition(
+                "SELECT id, name, role, version, deleted_at AS DeletedAt, updated_at AS UpdatedAt FROM users WHERE id IN @chunk",
+                new { chunk }, cancellationToken: cancellationToken));
+            foreach (var row in rows)
+            {
+                var user = row.ToRecord();
+                Cache(user);
+                found[user.Id] = user;
+            }
+        }
+        return found;
+    }
+
     public async Task<IReadOnlyList<UserRecord>> ListAsync(UserRole? role = null, CancellationToken cancellationToken = default)
     {
         _gate.ThrowIfClosed();

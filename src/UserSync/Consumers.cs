@@ -12,17 +12,34 @@ public sealed class InvalidUserEventException(string message) : Exception(messag
     public InvalidUserEventException(string message, Exception inner) : this(message + ": " + inner.Message) { }
 }
 
-/// <summary>In-process announcements of applied user events (the broker closes a deleted user's sessions).</summary>
+/// <summary>In-process announcements of applied user events (the broker closes a deleted user's sessions, and tells the
+/// live inboxes of a renamed or deleted user). Raised on every node of a cluster, also by the node that finds the event
+/// already applied by another (the shared database holds it): each node reads every event from a queue of its own.</summary>
 public interface IUserEvents
 {
     event Action<string>? UserDeleted;
+
+    /// <summary>A user event was consumed: the user as the database holds it now (which may be newer than the event). A
+    /// redelivered event raises it again with the same record: handlers compare with what they know.</summary>
+    event Action<UserRecord>? UserChanged;
 }
 
 internal sealed class UserEvents : IUserEvents
 {
     public event Action<string>? UserDeleted;
 
+    public event Action<UserRecord>? UserChanged;
+
     public void RaiseDeleted(string userId) => UserDeleted?.Invoke(userId);
+
+    public void RaiseChanged(UserRecord user) => UserChanged?.Invoke(user);
+
+    /// <summary>Raises <see cref="UserChanged"/> with the stored row of <paramref name="userId"/> (the store's cache holds
+    /// it after the upsert or delete, applied or stale).</summary>
+    public static async Task RaiseChangedAsync(IUserEvents events, IUserStore users, string userId, CancellationToken cancellationToken)
+    {
+        if (events is UserEvents raise && await users.FindAsync(userId, cancellationToken).ConfigureAwait(false) is { } user) raise.RaiseChanged(user);
+    }
 }
 
 internal static class UserEventRules
@@ -41,7 +58,7 @@ internal static class UserEventRules
         string.IsNullOrWhiteSpace(name) ? userId : name.Length > 200 ? throw new InvalidUserEventException("Name is longer than 200 characters") : name;
 }
 
-public sealed class UserCreatedConsumer(IUserStore users, ILogger<UserCreatedConsumer> logger) : IConsumer<UserCreated>
+public sealed class UserCreatedConsumer(IUserStore users, IUserEvents events, ILogger<UserCreatedConsumer> logger) : IConsumer<UserCreated>
 {
     public async Task Consume(ConsumeContext<UserCreated> context)
     {
@@ -49,10 +66,11 @@ public sealed class UserCreatedConsumer(IUserStore users, ILogger<UserCreatedCon
         UserEventRules.Check(e.UserId, e.Version);
         var outcome = await users.UpsertAsync(e.UserId, UserEventRules.Name(e.Name, e.UserId), UserEventRules.Role(e.Role), e.Version, e.OccurredAt, context.CancellationToken);
         Log.Applied(logger, "created", e.UserId, e.Version, outcome);
+        await UserEvents.RaiseChangedAsync(events, users, e.UserId, context.CancellationToken);
     }
 }
 
-public sealed class UserUpdatedConsumer(IUserStore users, ILogger<UserUpdatedConsumer> logger) : IConsumer<UserUpdated>
+public sealed class UserUpdatedConsumer(IUserStore users, IUserEvents events, ILogger<UserUpdatedConsumer> logger) : IConsumer<UserUpdated>
 {
     public async Task Consume(ConsumeContext<UserUpdated> context)
     {
@@ -60,6 +78,7 @@ public sealed class UserUpdatedConsumer(IUserStore users, ILogger<UserUpdatedCon
         UserEventRules.Check(e.UserId, e.Version);
         var outcome = await users.UpsertAsync(e.UserId, UserEventRules.Name(e.Name, e.UserId), UserEventRules.Role(e.Role), e.Version, e.OccurredAt, context.CancellationToken);
         Log.Applied(logger, "updated", e.UserId, e.Version, outcome);
+        await UserEvents.RaiseChangedAsync(events, users, e.UserId, context.CancellationToken);
     }
 }
 
@@ -76,6 +95,7 @@ public sealed class UserDeletedConsumer(IUserStore users, IUserEvents events, IL
         var deleted = outcome == UserChangeOutcome.Applied
             || (await users.FindAsync(e.UserId, context.CancellationToken).ConfigureAwait(false))?.IsDeleted == true;
         if (deleted && events is UserEvents raise) raise.RaiseDeleted(e.UserId);
+        await UserEvents.RaiseChangedAsync(events, users, e.UserId, context.CancellationToken);
     }
 }
 

@@ -28,7 +28,10 @@ public sealed class TestBroker : IAsyncDisposable
     public Uri WsUri => new($"ws://{BaseUri.Authority}/ws");
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<TestBroker> StartAsync(params string[] settings)
+    public static Task<TestBroker> StartAsync(params string[] settings) => StartAsync(null, settings);
+
+    /// <summary>Starts a broker whose services <paramref name="configure"/> may change (a part replaced for a test).</summary>
+    public static async Task<TestBroker> StartAsync(Action<IServiceCollection>? configure, params string[] settings)
     {
         var database = Path.Combine(Path.GetTempPath(), $"wsbroker-broker-test-{Guid.NewGuid():N}.db");
         var args = new List<string>
@@ -37,7 +40,7 @@ public sealed class TestBroker : IAsyncDisposable
             $"--ConnectionStrings:Sqlite=Data Source={database}",
         };
         args.AddRange(settings.Select(s => "--" + s));
-        var app = BrokerApp.Build([.. args]);
+        var app = BrokerApp.Build([.. args], builder => configure?.Invoke(builder.Services));
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         return new TestBroker(app, new Uri(app.Urls.First()), database);
     }

@@ -346,6 +346,32 @@ public abstract class StoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GetUnread_GivesTheUnseenMessagesToTheUser_ByConversation_InIdOrder()
+    {
+        var first = await StoreAsync("admin1", "client1");
+        await StoreAsync("admin1", "client1", fromClient: false);                 // to client1: not admin1's
+        var second = await StoreAsync("admin1", "client2");
+        var seen = await StoreAsync("admin1", "client2");
+        await Messages.MarkSeenAsync(seen.Id, "admin1", DateTimeOffset.UtcNow);
+        var third = await StoreAsync("admin2", "client1");                         // another admin's
+        Assert.Equal([new UnreadMessage("admin1", "client1", first.Id), new UnreadMessage("admin1", "client2", second.Id)],
+            await Messages.GetUnreadAsync("admin1"));
+        Assert.Equal([third.Id], (await Messages.GetUnreadAsync("admin2")).Select(u => u.Id));
+        Assert.Empty(await Messages.GetUnreadAsync("client3"));
+    }
+
+    [Fact]
+    public async Task FindMany_GivesKnownUsersIncludingDeleted_LeavesOutUnknownOnes()
+    {
+        await Users.DeleteAsync("client3", 2, DateTimeOffset.UtcNow);
+        var found = await Users.FindManyAsync(["admin1", "client3", "nobody", "client1", ""]);
+        Assert.Equal(["admin1", "client1", "client3"], found.Keys.Order());
+        Assert.True(found["client3"].IsDeleted);
+        Assert.Equal("Admin One", found["admin1"].Name);
+        Assert.Empty(await Users.FindManyAsync([]));
+    }
+
+    [Fact]
     public async Task Append_SqlMetacharactersInEveryTextField_RoundTripUnchanged()
     {
         var evil = "x'); DROP TABLE messages; -- \" \\ % _ ` ; \0 ünï 💬";

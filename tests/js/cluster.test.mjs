@@ -275,12 +275,13 @@ test('the shipped HAProxy config is valid, and HAProxy in front of two nodes ser
 
 // The single-node suites again, against three nodes with their clients spread over them (broker.mjs: WSBROKER_JS_CLUSTER):
 // topics and wildcards, receipts, acks, transactions, heart-beats, a whole support conversation with typing and seen, and
-// the resume suite (parties on different nodes dropping their sockets, since:0 subscriptions during commits), and the
-// long-lived sessions (token expiry with the publisher on another node, refreshes). Its SQLite run skips itself: in
-// cluster mode every node is on MariaDB, so it would repeat the MariaDB one.
+// the resume suite (parties on different nodes dropping their sockets, since:0 subscriptions during commits), the
+// long-lived sessions (token expiry with the publisher on another node, refreshes) and the live inbox (the administrator
+// on one node, the customers on the others). Its SQLite run skips itself: in cluster mode every node is on MariaDB, so it
+// would repeat the MariaDB one.
 test('the single-node suites pass against three nodes with their clients spread over them', { timeout: 600_000 }, async (t) => {
   const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000',
-    'chat.test.mjs', 'stompjs.test.mjs', 'resume.test.mjs', 'token.test.mjs'], {
+    'chat.test.mjs', 'stompjs.test.mjs', 'resume.test.mjs', 'token.test.mjs', 'inbox.test.mjs'], {
     cwd: here, encoding: 'utf8', timeout: 590_000,
     // NODE_TEST_CONTEXT is how the runner tells its own child processes apart: this run is a new, independent one.
     env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT')), WSBROKER_JS_CLUSTER: '3' },

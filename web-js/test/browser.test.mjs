@@ -1,7 +1,7 @@
 // The pages in a real browser: headless Chromium from Debian driven by playwright-core, against a real WsBroker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,13 +36,13 @@ after(async () => {
   await broker?.dispose();
 });
 
-async function login(userId, viewport = { width: 1200, height: 800 }) {
+async function login(userId, viewport = { width: 1200, height: 800 }, base = broker.url) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on('pageerror', (e) => { page.errors ??= []; page.errors.push(e.message); });
   page.sent = [];                                     // every STOMP frame the page sends, as text
   page.on('websocket', (ws) => ws.on('framesent', ({ payload }) => page.sent.push(String(payload))));
-  await page.goto(`${broker.url}/index.html`);
+  await page.goto(`${base}/index.html`);
   await page.click(`button[data-user="${userId}"]`);
   await page.waitForURL(/(customer|admin)\.html/);
   await page.waitForSelector('#status-pill[data-state="connected"]', { timeout: 10_000 });
@@ -51,8 +51,8 @@ async function login(userId, viewport = { width: 1200, height: 800 }) {
 
 const pane = (admin) => admin.locator('.pane:not([hidden])');
 
-async function tokenFor(userId) {
-  const response = await fetch(`${broker.url}/api/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId }) });
+async function tokenFor(userId, base = broker.url) {
+  const response = await fetch(`${base}/api/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId }) });
   return (await response.json()).token;
 }
 
@@ -82,8 +82,10 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
   const carla = await login('client1');
   const chris = await login('client2', { width: 375, height: 740 });          // phone width
 
-  // The customer sees the administrator online and can pick it.
+  // The customer sees the administrator online and can pick it; her first message puts her on the administrator's list.
   await carla.waitForSelector('#admins button[data-user="admin1"] .dot.online');
+  await carla.fill('#input', 'Good morning');
+  await carla.press('#input', 'Enter');
   await admin.click('#customers button[data-user="client1"]');
   await admin.waitForSelector('.pane:not([hidden]) textarea');
 
@@ -96,7 +98,7 @@ test('an admin and two customers chat: typing, seen ticks, unread counts, histor
   await pane(admin).locator('.typing[data-typing="no"]').waitFor({ state: 'attached', timeout: 5000 });
 
   // The admin has the conversation in front: the customer gets the seen tick.
-  await carla.locator('.message.mine .status.seen').waitFor({ timeout: 5000 });
+  await carla.locator('.message.mine', { hasText: 'Hello, my meter shows zero' }).locator('.status.seen').waitFor({ timeout: 5000 });
   assert.match(await carla.locator('.message.mine .status').first().textContent(), /Seen/);
 
   // A second customer writes while the admin looks at the first: the unread count rises in the list.
@@ -228,4 +230,111 @@ test('a short-lived token is refreshed in band: POST /api/dev/token again, SEND 
   assert.equal(await page.locator('#status-pill').getAttribute('data-state'), 'connected');
   assert.deepEqual(errors, [], 'no script errors');
   await context.close();
+/** A STOMP session of `userId` without a browser (raw frames over `ws`): send() resolves with the RECEIPT's headers. */
+async function stompAs(base, userId) {
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?access_token=${await tokenFor(userId, base)}`, ['v12.stomp']);
+  await new Promise((ok, fail) => { ws.once('open', ok); ws.once('error', fail); });
+  const waiting = new Map();                          // receipt id (or 'CONNECTED') -> resolve
+  let pending = '';
+  ws.on('message', (data) => {
+    pending += String(data);
+    for (let end; (end = pending.indexOf('\0')) >= 0; pending = pending.slice(end + 1)) {
+      const [command, ...lines] = pending.slice(0, end).replace(/^\n+/, '').split('\n\n')[0].split('\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]));
+      waiting.get(command === 'RECEIPT' ? headers['receipt-id'] : command)?.(headers);
+    }
+  });
+  const answer = (key) => new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${userId}: no ${key}`)), 10_000);
+    waiting.set(key, (headers) => { clearTimeout(timer); ok(headers); });
+  });
+  const connected = answer('CONNECTED');
+  ws.send('CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0');
+  await connected;
+  let next = 0;
+  return {
+    send(destination, body = '', headers = {}) {
+      const receipt = `r${++next}`;
+      const answered = answer(receipt);
+      ws.send(`SEND\ndestination:${destination}\n${Object.entries(headers).map(([k, v]) => `${k}:${v}\n`).join('')}receipt:${receipt}\n\n${body}\0`);
+      return answered;
+    },
+    close: () => new Promise((ok) => { if (ws.readyState === WebSocket.CLOSED) ok(); else { ws.once('close', ok); ws.close(); } }),
+  };
+}
+
+// Issue 16: the administrator's customer list comes from the live inbox (/user/queue/inbox) alone. On a broker of its
+// own (its administrator starts with no conversation), customers and the administrator's other device act over raw STOMP
+// while the page only listens; the page's network log (CDP) must show no HTTP request after the first snapshot, also
+// across a broker restart (the page resubscribes with since: and the list is rebuilt from the inbox, not from REST).
+test('the administrator list follows the inbox alone: new customer, unread up and down, online dot, a restart; no REST after load', async () => {
+  const ownPort = await freePort();
+  let own = await startBroker({ port: ownPort, args: webRoot });
+  const ownData = own.dataDir;
+  const sessions = [];
+  try {
+    const admin = await login('admin1', undefined, own.url);
+    const list = admin.locator('#customers');
+    await list.locator('li.none').waitFor({ timeout: 10_000 });             // the first snapshot: no conversation yet
+    const requests = [];
+    const cdp = await admin.context().newCDPSession(admin);
+    cdp.on('Network.requestWillBeSent', (e) => { if (/^https?:/.test(e.request.url)) requests.push(`${e.request.method} ${e.request.url}`); });
+    await cdp.send('Network.enable');
+    const carla = list.locator('button[data-user="client1"]');
+
+    // A new customer writes: she appears, online, with one unread message; a second message raises the count.
+    let customer = await stompAs(own.url, 'client1');
+    sessions.push(customer);
+    await customer.send('/topic/private-chat/admin1/client1', 'Is my meter broken?');
+    await carla.locator('.badge', { hasText: /^1$/ }).waitFor({ timeout: 5000 });
+    await carla.locator('.dot.online').waitFor({ timeout: 5000 });
+    assert.equal(await carla.locator('.preview').textContent(), 'Is my meter broken?');
+    const second = await customer.send('/topic/private-chat/admin1/client1', 'It shows zero');
+    await carla.locator('.badge', { hasText: /^2$/ }).waitFor({ timeout: 5000 });
+    assert.equal(await carla.locator('.name').textContent(), 'Carla Client');
+    // Another one writes: the newest conversation comes first.
+    const other = await stompAs(own.url, 'client2');
+    sessions.push(other);
+    await other.send('/topic/private-chat/admin1/client2', 'Can I pay by card?');
+    await list.locator('button[data-user="client2"] .badge', { hasText: /^1$/ }).waitFor({ timeout: 5000 });
+    assert.deepEqual(await list.locator('button.contact').evaluateAll((b) => b.map((x) => x.dataset.user)), ['client2', 'client1']);
+    mkdirSync(screenshots, { recursive: true });
+    const box = await admin.locator('aside.customers').boundingBox();
+    await admin.screenshot({ path: join(screenshots, 'admin-inbox.png'), clip: { ...box, height: 180 } });
+
+    // The administrator reads them on another device: the count goes down here.
+    const phone = await stompAs(own.url, 'admin1');
+    sessions.push(phone);
+    await phone.send('/topic/seen/client1', '', { 'up-to': second['message-id'] });
+    await carla.locator('.badge').waitFor({ state: 'detached', timeout: 5000 });
+
+    // The customer goes away and comes back: the online dot follows.
+    await customer.close();
+    await carla.locator('.dot:not(.online)').waitFor({ timeout: 5000 });
+    customer = await stompAs(own.url, 'client1');
+    sessions.push(customer);
+    await carla.locator('.dot.online').waitFor({ timeout: 5000 });
+    await Promise.all(sessions.map((s) => s.close()));
+
+    // The broker restarts: the page reconnects and resubscribes with since: (a new process holds no inbox: it answers
+    // with a snapshot), and the list is the same, still without a REST request.
+    const sentBefore = admin.sent.length;
+    await own.stop();
+    await admin.waitForSelector('#status-pill:not([data-state="connected"])', { timeout: 10_000 });
+    own = await startBroker({ port: ownPort, dataDir: ownData, args: webRoot });
+    await admin.waitForSelector('#status-pill[data-state="connected"]', { timeout: 20_000 });
+    await carla.locator('.dot:not(.online)').waitFor({ timeout: 10_000 });
+    const resubscribe = admin.sent.slice(sentBefore).find((f) => f.startsWith('SUBSCRIBE\n') && f.includes('destination:/user/queue/inbox'));
+    assert.match(resubscribe ?? '', /\nsince:[1-9]\d*\n/, 'the inbox resubscribed with since: the newest inbox id it held');
+    assert.equal(await carla.locator('.preview').textContent(), 'It shows zero');
+    assert.equal(await carla.locator('.badge').count(), 0);
+    assert.deepEqual(requests, [], 'no HTTP request after the page loaded: the list lives on the WebSocket');
+    assert.deepEqual(admin.errors ?? [], [], 'no script errors');
+    await admin.context().close();
+  } finally {
+    await Promise.allSettled(sessions.map((s) => s.close()));
+    await own.dispose();
+    rmSync(ownData, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Conversation, TypingThrottle, decodeToken, compareIds, pageFor, fromFrame, fromHistory, parseNotice, ResumePoint, historySince, isTruncatedReplay, newClientMsgId } from '../chat-model.js';
+import { Conversation, TypingThrottle, decodeToken, compareIds, pageFor, fromFrame, fromHistory, parseNotice, ResumePoint, historySince, isTruncatedReplay, newClientMsgId, Inbox } from '../chat-model.js';
 
 const msg = (id, sender, receiver, body = `m${id}`) => ({ id: String(id), sender, receiver, body, timestamp: 1, seen: false, seenAt: null });
 
@@ -147,4 +147,33 @@ test('after a truncated replay the REST history is paged back to since, no furth
   assert.deepEqual(missed.map((m) => m.id).sort(compareIds), stored.slice(120).map((m) => m.id));
   assert.deepEqual(asked, [null, '151']);
   assert.equal((await historySince(fetchPage, '0')).length, 250);
+});
+
+const entry = (peerId, lastMessageId, extra = {}) => ({ peerId, peerName: peerId, adminId: 'admin1', clientId: peerId, lastMessageId,
+  lastSender: peerId, preview: `m${lastMessageId}`, lastMessageAt: 1, unread: 1, online: false, deleted: false, ...extra });
+const inboxFrame = (id, kind, body) => ({ headers: { 'message-id': id, inbox: kind }, body: JSON.stringify({ kind, id, ...body }) });
+
+test('the inbox: a snapshot, then whole conversations per delta; a delta applied twice changes nothing; deleted peers leave', () => {
+  const inbox = new Inbox();
+  assert.deepEqual(inbox.subscribeHeaders, {}, 'no since: before the first snapshot');
+  inbox.apply(inboxFrame('100', 'snapshot', { conversations: [entry('client1', '9007199254740993'), entry('client2', '50')] }));
+  assert.ok(inbox.loaded);
+  assert.deepEqual(inbox.conversations.map((c) => c.peerId), ['client1', 'client2']);
+  assert.equal(inbox.newestMessageId, '9007199254740993');
+  const delta = inboxFrame('101', 'conversation', { conversation: entry('client2', '9007199254740999', { unread: 2 }) });
+  assert.deepEqual(inbox.apply(delta), { kind: 'conversation', conversation: entry('client2', '9007199254740999', { unread: 2 }) });
+  inbox.apply(delta);
+  assert.deepEqual(inbox.conversations.map((c) => [c.peerId, c.unread]), [['client2', 2], ['client1', 1]]);
+  inbox.apply(inboxFrame('102', 'unread', { conversation: entry('client2', '9007199254740999', { unread: 0 }) }));
+  assert.equal(inbox.byPeer.get('client2').unread, 0);
+  inbox.apply(inboxFrame('103', 'user', { conversation: entry('client1', '9007199254740993', { deleted: true }) }));
+  assert.deepEqual([...inbox.byPeer.keys()], ['client2']);
+  assert.deepEqual(inbox.subscribeHeaders, { since: '103' });
+  // A resume may repeat older ids (each change keeps its own): since: stays the newest taken.
+  inbox.apply(inboxFrame('102', 'unread', { conversation: entry('client2', '9007199254740999', { unread: 0 }) }));
+  assert.deepEqual(inbox.subscribeHeaders, { since: '103' });
+  // A new snapshot (the broker could not resume) replaces the list.
+  inbox.apply(inboxFrame('200', 'snapshot', { conversations: [entry('client3', '7')] }));
+  assert.deepEqual([...inbox.byPeer.keys()], ['client3']);
+  assert.deepEqual(inbox.subscribeHeaders, { since: '200' });
 });

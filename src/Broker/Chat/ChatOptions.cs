@@ -24,6 +24,11 @@ public sealed class ChatOptions
 
     public int MessageBurst { get; set; } = 500;
 
+    /// <summary>How long a user's live inbox (<c>/user/queue/inbox</c>) is kept on a node after its last subscription there
+    /// ended: a client that subscribes again to the same node within it, with <c>since</c>, is sent just what changed
+    /// (after it, or elsewhere, a new snapshot). 0: only while another subscription of the user is open there.</summary>
+    public int InboxRetainSeconds { get; set; } = 120;
+
     /// <summary>Folder with the web pages served at <c>/</c> (default: web-js next to the binary, else the first web-js in the working directory or above).</summary>
     public string? WebRoot { get; set; }
 
@@ -31,6 +36,7 @@ public sealed class ChatOptions
     {
         if (TypingPerSecond is < 1 or > 1000) yield return "Chat:TypingPerSecond must be between 1 and 1000";
         if (MaxReplay is < 1 or > 5_000) yield return "Chat:MaxReplay must be between 1 and 5000";
+        if (InboxRetainSeconds is < 0 or > 86_400) yield return "Chat:InboxRetainSeconds must be between 0 and 86400";
         if (MessagesPerSecond < 1) yield return "Chat:MessagesPerSecond must be at least 1";
         if (MessageBurst < 1) yield return "Chat:MessageBurst must be at least 1";
         if (WebRoot is not null && !Directory.Exists(WebRoot)) yield return $"Chat:WebRoot: folder not found: {WebRoot}";

@@ -15,7 +15,8 @@ public sealed class BrokerServices
 {
     public BrokerServices(IOptions<BrokerOptions> options, TopicRouter router, IBackplane backplane, SessionRegistry sessions, JwtValidator jwt,
         IAccessPolicy policy, IEnumerable<ISendHandler> sendHandlers, BrokerMetrics metrics, MessageIdGenerator ids, ILoggerFactory loggerFactory,
-        IEnumerable<IReplaySource>? replaySources = null, IEnumerable<IDeliveryObserver>? deliveryObservers = null)
+        IEnumerable<IReplaySource>? replaySources = null, IEnumerable<IDeliveryObserver>? deliveryObservers = null,
+        IEnumerable<ISubscriptionHandler>? subscriptionHandlers = null)
     {
         Options = options.Value;
         Limits = Options.ToLimits();
@@ -27,6 +28,7 @@ public sealed class BrokerServices
         SendHandlers = [.. sendHandlers];
         ReplaySources = [.. replaySources ?? []];
         DeliveryObservers = [.. deliveryObservers ?? []];
+        SubscriptionHandlers = [.. subscriptionHandlers ?? []];
         Metrics = metrics;
         Ids = ids;
         Destinations = new DestinationCache(policy.Classify);
@@ -44,6 +46,7 @@ public sealed class BrokerServices
     public ISendHandler[] SendHandlers { get; }
     public IReplaySource[] ReplaySources { get; }
     public IDeliveryObserver[] DeliveryObservers { get; }
+    public ISubscriptionHandler[] SubscriptionHandlers { get; }
     public BrokerMetrics Metrics { get; }
     public MessageIdGenerator Ids { get; }
     public DestinationCache Destinations { get; }
@@ -55,6 +58,15 @@ public sealed class BrokerServices
         foreach (var observer in DeliveryObservers)
         {
             if (observer.Observes(destination)) return observer;
+        }
+        return null;
+    }
+
+    public ISubscriptionHandler? FindSubscriptionHandler(Destination destination)
+    {
+        foreach (var handler in SubscriptionHandlers)
+        {
+            if (handler.Handles(destination)) return handler;
         }
         return null;
     }

@@ -181,17 +181,19 @@ public sealed class StompSession : BrokerSession
         if (frame.TryGetHeader("ack"u8, out var ackText))
             ack = ackText.SequenceEqual("client"u8) ? AckMode.Client : ackText.SequenceEqual("client-individual"u8) ? AckMode.ClientIndividual : AckMode.Auto;
         IReplaySource? replay = null;
-        long since = 0;
+        var handler = Services.FindSubscriptionHandler(destination);     // a plug-in serves it (the chat's inbox)
+        long? since = null;
         if (frame.TryGetHeader("since"u8, out var sinceText))
         {
-            if (!Utf8Parser.TryParse(sinceText, out since, out var used) || used != sinceText.Length || since < 0)
+            if (!Utf8Parser.TryParse(sinceText, out long value, out var used) || used != sinceText.Length || value < 0)
             {
                 ProtocolError("invalid since header: a message id (0 for everything)", ReceiptOf(frame));
                 return;
             }
-            if ((replay = Services.FindReplaySource(destination)) is null)
+            since = value;
+            if (handler is null && (replay = Services.FindReplaySource(destination)) is null)
             {
-                ProtocolError("since is only for stored destinations (chat conversations)", ReceiptOf(frame));
+                ProtocolError("since is only for stored destinations (chat conversations, /user/queue/inbox)", ReceiptOf(frame));
                 return;
             }
         }
@@ -218,9 +220,15 @@ public sealed class StompSession : BrokerSession
             ProtocolError(outcome == SubscribeOutcome.DuplicateId ? "duplicate subscription id" : "too many subscriptions", ReceiptOf(frame));
             return;
         }
-        if (replay is not null && !await ReplayHandOff.ResumeAsync(this, subscription!, replay, since, ReceiptOf(frame)))
+        if (replay is not null && !await ReplayHandOff.ResumeAsync(this, subscription!, replay, since!.Value, ReceiptOf(frame)))
         {
             Services.Metrics.ProtocolError();
+            return;
+        }
+        if (handler is not null && await handler.SubscribeAsync(Principal!, subscription!, since, Aborted) is { } refused)
+        {
+            _subscriptions.Remove(id);
+            ProtocolError(refused, ReceiptOf(frame));
             return;
         }
         // /user/queue/... reaches only this session: it never enters the shared router.
@@ -242,8 +250,14 @@ public sealed class StompSession : BrokerSession
             ProtocolError("unknown subscription id", ReceiptOf(frame));
             return;
         }
-        Services.Router.Remove(subscription);
+        Forget(subscription);
         ReceiptIfAsked(frame);
+    }
+
+    private void Forget(Subscription subscription)
+    {
+        if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
+        else Services.FindSubscriptionHandler(subscription.Destination)?.Unsubscribed(subscription);
     }
 
     // ---- ACK / NACK ---------------------------------------------------------------------------------------------------
@@ -393,10 +407,7 @@ public sealed class StompSession : BrokerSession
 
     protected override void OnClosed()
     {
-        foreach (var subscription in _subscriptions.Clear())
-        {
-            if (subscription.Destination.Kind != DestinationKind.UserQueue) Services.Router.Remove(subscription);
-        }
+        foreach (var subscription in _subscriptions.Clear()) Forget(subscription);
         _transactions?.Forget();
     }
 

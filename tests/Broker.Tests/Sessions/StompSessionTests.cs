@@ -143,7 +143,7 @@ public sealed class StompSessionTests : IAsyncDisposable
     }
 
     [Theory]
-    [InlineData("/topic/plain", "since:0", "since is only for stored destinations (chat conversations)")]
+    [InlineData("/topic/plain", "since:0", "since is only for stored destinations (chat conversations, /user/queue/inbox)")]
     [InlineData("/topic/stored/a", "since:-1", "invalid since header: a message id (0 for everything)")]
     [InlineData("/topic/stored/a", "since:x", "invalid since header: a message id (0 for everything)")]
     public async Task SubscribeSince_Refused(string destination, string since, string message)
