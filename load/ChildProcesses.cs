@@ -191,11 +191,13 @@ internal sealed class ChildProcess : IIdleHolder
     private string? Exited() =>
         _process.WaitForExit(TimeSpan.FromSeconds(2)) ? $"exited ({_process.ExitCode.ToString(CultureInfo.InvariantCulture)})" : null;
 
+    /// <summary>Says what went wrong with the child; the first thing is its <see cref="Failure"/>.</summary>
     private void Fail(string why)
     {
-        if (Failure is not null) return;
-        lock (_lastErrors) Failure = $"child {_index} (pid {_process.Id}) {why}" + (_lastErrors.Count == 0 ? "" : ": " + string.Join(" | ", _lastErrors));
-        Console.Error.WriteLine($"wsbroker-load: {Failure}");
+        string message;
+        lock (_lastErrors) message = $"child {_index} (pid {_process.Id}) {why}" + (_lastErrors.Count == 0 ? "" : ": " + string.Join(" | ", _lastErrors));
+        Failure ??= message;
+        Console.Error.WriteLine($"wsbroker-load: {message}");
     }
 
     private async Task ReadStdoutAsync()
