@@ -10,7 +10,9 @@ namespace WsBroker.Load;
 /// <summary>
 /// One STOMP-over-WebSocket connection of the load generator: CONNECT (JWT or login/passcode), SUBSCRIBE, SEND with a
 /// timestamp in the body, and a receive loop that parses with the zero-allocation <see cref="StompFrameParser"/>.
-/// Sends are serialised (a WebSocket takes one send at a time); receives run on their own loop.
+/// Sends are serialised (a WebSocket takes one send at a time); receives run on their own loop. With --heart-beat the
+/// process's one heart-beat timer (<see cref="HeartBeats"/>) sends an EOL whenever the connection has sent nothing for the
+/// negotiated interval; the broker's heart-beats are EOLs that the parser skips between frames.
 /// </summary>
 public sealed class LoadConnection : IAsyncDisposable
 {
@@ -18,13 +20,22 @@ public sealed class LoadConnection : IAsyncDisposable
     private readonly StompFrameParser _parser = new(new StompLimits { MaxFrameBytes = 2 * 1024 * 1024, MaxBodyBytes = 2 * 1024 * 1024 });
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly ArrayBufferWriter<byte> _sendBuffer = new(512);
-    private byte[] _receive = new byte[16 * 1024];
+    // Grows (doubling) when a frame does not fit: an idle connection of a 19,000-connection run keeps this small.
+    private byte[] _receive = new byte[4 * 1024];
     private int _received;
+    private long _lastSentMs = Environment.TickCount64;
+    private int _heartBeatsReceived;
 
     private LoadConnection(ClientWebSocket socket) => _socket = socket;
 
     public string? Session { get; private set; }
     public bool IsOpen => _socket.State == WebSocketState.Open;
+    /// <summary>The negotiated interval at which this side sends heart-beats (ms; 0: none).</summary>
+    public int HeartBeatSendMs { get; private set; }
+    /// <summary>The broker closed the connection (a close frame, or the socket dropped) while a receive loop read it.</summary>
+    public bool ClosedByBroker { get; private set; }
+    /// <summary>WebSocket messages from the broker that held nothing but EOLs: its heart-beats.</summary>
+    public int HeartBeatsReceived => Volatile.Read(ref _heartBeatsReceived);
 
     public static Task<LoadConnection> ConnectAsync(LoadOptions options, string? token, CancellationToken cancellationToken) =>
         ConnectAsync(options, options.Url, token, cancellationToken);
@@ -39,8 +50,9 @@ public sealed class LoadConnection : IAsyncDisposable
         var connection = new LoadConnection(socket);
         try
         {
-            await socket.ConnectAsync(url, cancellationToken);
-            var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:0,0\n");
+            if (SourceAddresses.For(options.SourceAddresses) is { } sources) await socket.ConnectAsync(url, sources.Next(), cancellationToken);
+            else await socket.ConnectAsync(url, cancellationToken);
+            var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:").Append(options.HeartBeat.ToString()).Append('\n');
             if (options.Login is not null) connect.Append("login:").Append(options.Login).Append("\npasscode:").Append(options.Passcode).Append('\n');
             if (token is not null) connect.Append("Authorization:Bearer ").Append(token).Append('\n');
             connect.Append("\n\0");
@@ -49,6 +61,7 @@ public sealed class LoadConnection : IAsyncDisposable
             if (connected.Command != StompCommand.Connected)
                 throw new InvalidOperationException($"broker refused CONNECT: {connected.Headers["message"] ?? connected.Command.ToWireString()}");
             connection.Session = connected.Headers["session"];
+            connection.StartHeartBeats(options.HeartBeat, connected.Headers["heart-beat"]);
             return connection;
         }
         catch
@@ -57,6 +70,39 @@ public sealed class LoadConnection : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>STOMP 1.2: the client sends every max(cx, sy) ms when both are non-zero (sy from the CONNECTED frame).</summary>
+    private void StartHeartBeats(StompHeartBeat client, string? server)
+    {
+        _ = StompHeartBeat.TryParse(Encoding.ASCII.GetBytes(server ?? ""), out var offer);
+        HeartBeatSendMs = StompHeartBeat.Negotiate(client, offer).Receive;
+        if (HeartBeatSendMs > 0) HeartBeats.Add(this, HeartBeatSendMs);
+    }
+
+    /// <summary>Called by the heart-beat timer: sends an EOL when nothing was sent for the interval less one tick. A send in
+    /// progress is skipped (it is "something" sent), and the beat does not wait for its completion.</summary>
+    internal void SendHeartBeatIfDue(long nowMs, long tickMs)
+    {
+        if (nowMs - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs - tickMs || !_sendGate.Wait(0)) return;
+        _ = HeartBeatAsync();
+    }
+
+    private async Task HeartBeatAsync()
+    {
+        try
+        {
+            Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+            await _socket.SendAsync(s_eol, WebSocketMessageType.Text, true, CancellationToken.None);
+            HeartBeats.CountSent();
+        }
+        catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or InvalidOperationException) { }   // closed: the receive loop reports it
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    private static readonly ReadOnlyMemory<byte> s_eol = "\n"u8.ToArray();
 
     public async Task SubscribeAsync(string destination, string id, CancellationToken cancellationToken)
     {
@@ -107,6 +153,7 @@ public sealed class LoadConnection : IAsyncDisposable
             span.Slice(17, size - 16).Fill((byte)'x');
             span[size + 1] = 0;
             _sendBuffer.Advance(size + 2);
+            Volatile.Write(ref _lastSentMs, Environment.TickCount64);
             await _socket.SendAsync(_sendBuffer.WrittenMemory, WebSocketMessageType.Text, true, cancellationToken);
         }
         finally
@@ -118,23 +165,29 @@ public sealed class LoadConnection : IAsyncDisposable
     private async Task SendRawAsync(string wire, CancellationToken cancellationToken)
     {
         await _sendGate.WaitAsync(cancellationToken);
-        try { await _socket.SendAsync(Encoding.UTF8.GetBytes(wire), WebSocketMessageType.Text, true, cancellationToken); }
+        try
+        {
+            Volatile.Write(ref _lastSentMs, Environment.TickCount64);
+            await _socket.SendAsync(Encoding.UTF8.GetBytes(wire), WebSocketMessageType.Text, true, cancellationToken);
+        }
         finally { _sendGate.Release(); }
     }
 
-    /// <summary>Calls <paramref name="onFrame"/> for every frame until the socket closes or the token fires.</summary>
+    /// <summary>Calls <paramref name="onFrame"/> for every frame until the socket closes or the token fires. A close that
+    /// the token did not cause sets <see cref="ClosedByBroker"/>.</summary>
     public async Task ReceiveLoopAsync(Action<StompFrameView> onFrame, CancellationToken cancellationToken)
     {
         try
         {
             while (true)
             {
-                if (!await FillAsync(cancellationToken)) return;
+                if (!await FillAsync(cancellationToken)) break;
                 Drain(onFrame);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
         catch (WebSocketException) { }
+        if (!cancellationToken.IsCancellationRequested) ClosedByBroker = true;
     }
 
     private async Task<StompFrame> ReceiveOneAsync(CancellationToken cancellationToken)
@@ -183,6 +236,8 @@ public sealed class LoadConnection : IAsyncDisposable
         if (_received == _receive.Length) Array.Resize(ref _receive, _receive.Length * 2);
         var result = await _socket.ReceiveAsync(_receive.AsMemory(_received), cancellationToken);
         if (result.MessageType == WebSocketMessageType.Close) return false;
+        if (result.EndOfMessage && result.Count > 0 && !_receive.AsSpan(_received, result.Count).ContainsAnyExcept((byte)'\n', (byte)'\r'))
+            Interlocked.Increment(ref _heartBeatsReceived);
         _received += result.Count;
         return true;
     }
@@ -202,17 +257,25 @@ public sealed class LoadConnection : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        HeartBeats.Remove(this);
+        // The gate keeps DISCONNECT from racing a heart-beat or a send still in flight (one send at a time on a WebSocket).
+        var gated = await _sendGate.WaitAsync(TimeSpan.FromSeconds(2));
         try
         {
-            if (_socket.State == WebSocketState.Open)
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            if (gated && _socket.State == WebSocketState.Open)
             {
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
                 await _socket.SendAsync("DISCONNECT\n\n\0"u8.ToArray(), WebSocketMessageType.Text, true, cts.Token);
                 await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cts.Token);
             }
         }
         catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException) { }
-        _socket.Dispose();
-        _sendGate.Dispose();
+        finally
+        {
+            _socket.Dispose();
+            if (gated) _sendGate.Release();                           // a send after this fails on the disposed socket
+        }
+        // _sendGate is not disposed: the heart-beat timer may still be on its way to this connection, and a SemaphoreSlim
+        // whose wait handle was never asked for holds nothing to free.
     }
 }

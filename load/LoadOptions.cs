@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using System.Text;
+using WsBroker.Protocol;
 
 namespace WsBroker.Load;
 
@@ -45,6 +47,19 @@ public sealed record LoadOptions
     public bool AllowRemote { get; init; }
     public bool Progress { get; init; } = true;
     public string Label { get; init; } = "";
+    /// <summary>The CONNECT frame's heart-beat header (default 0,0: none). The tool sends at the negotiated interval.</summary>
+    public StompHeartBeat HeartBeat { get; init; }
+    /// <summary>Connections are spread over 127.0.0.1 .. 127.0.0.&lt;n&gt;, so ephemeral ports are not the limit.</summary>
+    public int SourceAddresses { get; init; } = 1;
+    /// <summary>idle: the connections are held by this many child processes (each process has its own open-file limit).</summary>
+    public int Processes { get; init; } = 1;
+    /// <summary>Connections opened at a time (WebSocket upgrade + CONNECT, and SUBSCRIBE where the scenario subscribes).</summary>
+    public int ConnectConcurrency { get; init; } = 32;
+    /// <summary>Hidden --child &lt;first&gt;: this process is a child of an idle run with --processes; its connections are
+    /// numbered from &lt;first&gt;, and it talks to its parent in lines over stdin and stdout (<see cref="ChildProcess"/>).</summary>
+    public int? ChildOffset { get; init; }
+    /// <summary>The command line as given: the children of --processes get it back with their share.</summary>
+    public IReadOnlyList<string> Args { get; init; } = [];
 
     /// <summary>The URL of the <paramref name="connection"/>-th connection opened (from 0): round-robin over <see cref="Urls"/>.</summary>
     public Uri UrlFor(int connection) => Urls[connection % Urls.Count];
@@ -59,7 +74,9 @@ public sealed record LoadOptions
           fanout   one publisher at --rate, S subscribers on one topic: deliveries/s, latency, loss per subscriber
           rate     a fixed offered --rate across P pairs: latency percentiles corrected for coordinated omission
                    (fanout and rate pace from one thread, SCHED_FIFO when allowed; send_lag_* is the tool's own lateness)
-          idle     C idle connections with one subscription each, held for --duration: how many held, memory per connection (--pid)
+          idle     C idle connections with one subscription each, held for --duration: how many held, the connect rate
+                   (upgrade + CONNECT + SUBSCRIBE with RECEIPT), live heap (--gc-url) and RSS growth (--pid) per connection,
+                   the broker's CPU over the hold (--pid), connections the broker closed, heart-beats sent and received
           chat     WsBroker chat: customers send to /topic/private-chat/admin1/clientN with receipts (stored): stored/s, receipt latency
                    (start the broker with --Chat:MessagesPerSecond and --Chat:MessageBurst raised: the default limit is for people)
           chat-rate  WsBroker chat at a fixed offered --rate from client1..3 to admin1 (subscribed to its /*): latency from
@@ -86,6 +103,14 @@ public sealed record LoadOptions
                                   (default /topic/load, e.g. /topic/load.pair3.a)
           --subprotocol <p>       WebSocket subprotocol (default v12.stomp)
           --connections <n>       idle: connections (default 1000)
+          --processes <n>         idle: hold the connections from n child processes of the tool, 1 to 16 (default 1), each
+                                  with its share (every process has its own open-file limit, see ulimit -n); this one measures
+          --source-addresses <n>  spread connections over source addresses 127.0.0.1 .. 127.0.0.<n>, 1 to 64 (default 1),
+                                  so ephemeral ports are not the limit (needs IPv4 loopback URLs)
+          --connect-concurrency <n>  connections opened at a time, 1 to 1024 (default 32)
+          --heart-beat <cx>,<cy>  CONNECT heart-beat header in ms, each 0 or 100 to 3600000 (default 0,0: none). The tool
+                                  sends heart-beats (EOL) at the negotiated interval (STOMP 1.2: max(cx, the broker's sy)) from
+                                  one timer for all connections, and counts the broker's heart-beats
           --pairs <n>             pairs/rate/chat: pairs or customers (default 50)
           --subscribers <n>       fanout: subscribers (default 100)
           --inflight <n>          pairs/chat: messages in flight per connection (default 10)
@@ -94,7 +119,7 @@ public sealed record LoadOptions
           --warmup <time>         unmeasured time before it (default 2s)
           --messages <n>          stop after this many messages even before --duration (default 1000000)
           --size <bytes>          message body size, at least 16 (default 128)
-          --pid <pid>             broker process id: report its resident memory (idle: per connection)
+          --pid <pid>             broker process id: report its resident memory (idle: per connection, and its CPU while idle)
           --gc-url <url>          idle: POST here before and after connecting to force a full GC in the broker and report its
                                   live managed heap per connection (WsBroker: /debug/gc with Broker:DiagnosticsEndpoints=true)
           --out <folder>          write report.md (appended), <label>-<scenario>.json and PNG plots there
@@ -112,7 +137,7 @@ public sealed record LoadOptions
         if (args.Length == 0 || args.Any(a => a is "-h" or "--help")) return null;
         var scenario = args[0];
         if (!Scenarios.Contains(scenario)) throw new LoadUsageException($"unknown scenario '{scenario}': use {string.Join(", ", Scenarios)}");
-        var o = new LoadOptions { Scenario = scenario };
+        var o = new LoadOptions { Scenario = scenario, Args = args };
         string? tokenFile = null;
         var urls = new List<Uri>();
         for (var i = 1; i < args.Length; i++)
@@ -152,6 +177,11 @@ public sealed record LoadOptions
                 "--label" => o with { Label = Value() },
                 "--allow-remote" => o with { AllowRemote = true },
                 "--no-progress" => o with { Progress = false },
+                "--heart-beat" => o with { HeartBeat = ParseHeartBeat(Value()) },
+                "--source-addresses" => o with { SourceAddresses = Int(name, Value(), 1, MaxSourceAddresses) },
+                "--processes" => o with { Processes = Int(name, Value(), 1, 16) },
+                "--connect-concurrency" => o with { ConnectConcurrency = Int(name, Value(), 1, 1024) },
+                "--child" => o with { ChildOffset = Int(name, Value(), 0, 60_000) },
                 _ => throw new LoadUsageException($"unknown option '{name}'"),
             };
         }
@@ -159,6 +189,7 @@ public sealed record LoadOptions
         if (!o.AllowRemote && o.Urls.FirstOrDefault(u => !IsLoopback(u)) is { } remote)
             throw new LoadUsageException($"--url {remote} is not a loopback address: load is aimed at 127.0.0.1 unless --allow-remote");
         CheckCluster(o);
+        CheckConnections(o);
         if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
         if (o.GcUrl is not null && !o.AllowRemote && !IsLoopback(o.GcUrl))
             throw new LoadUsageException($"--gc-url {o.GcUrl} is not a loopback address (use --allow-remote)");
@@ -170,6 +201,29 @@ public sealed record LoadOptions
     }
 
     private const int MaxUrls = 16;
+    public const int MaxSourceAddresses = 64;
+
+    /// <summary>The rules of --processes, --child and --source-addresses.</summary>
+    private static void CheckConnections(LoadOptions o)
+    {
+        if (o.Processes > 1 && o.Scenario != "idle") throw new LoadUsageException($"--processes is for idle, not {o.Scenario}");
+        if (o.Processes > o.Connections) throw new LoadUsageException($"--processes {o.Processes} is more than --connections {o.Connections}");
+        if (o.ChildOffset is not null && (o.Scenario != "idle" || o.Processes > 1)) throw new LoadUsageException("--child is for the children of idle --processes");
+        // Bound to 127.0.0.x, a socket can reach only an IPv4 loopback address.
+        if (o.SourceAddresses > 1 && o.Urls.FirstOrDefault(u => !IsIPv4Loopback(u)) is { } url)
+            throw new LoadUsageException($"--source-addresses needs IPv4 loopback URLs (127.x.x.x or localhost), not {url}");
+    }
+
+    private static bool IsIPv4Loopback(Uri url) =>
+        url.Host == "localhost" || (IPAddress.TryParse(url.Host, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && IPAddress.IsLoopback(ip));
+
+    /// <summary>"cx,cy": each 0 (none) or from 100 ms to an hour.</summary>
+    private static StompHeartBeat ParseHeartBeat(string text)
+    {
+        static bool Valid(int ms) => ms == 0 || ms is >= 100 and <= 3_600_000;
+        return StompHeartBeat.TryParse(Encoding.ASCII.GetBytes(text), out var heartBeat) && Valid(heartBeat.Outgoing) && Valid(heartBeat.Incoming) ? heartBeat
+            : throw new LoadUsageException($"--heart-beat must be <cx>,<cy> in ms, each 0 or from 100 to 3600000, not '{text}'");
+    }
 
     /// <summary>The rules of --cross and of failover's options: a bad combination is a usage error, not a surprising run.</summary>
     private static void CheckCluster(LoadOptions o)

@@ -18,6 +18,20 @@ if (options is null)
     return 0;
 }
 
+if (options.ChildOffset is not null)
+{
+    // A child of idle --processes: it talks to its parent over stdin and stdout (load/ChildProcesses.cs), and reports nothing else.
+    try
+    {
+        return await ChildProcess.RunChildAsync(options, Console.OpenStandardInput(), Console.Out);
+    }
+    catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or OperationCanceledException)
+    {
+        Console.Error.WriteLine($"wsbroker-load: child: {ex.Message}");
+        return 1;
+    }
+}
+
 using var cancel = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
 var stats = new RunStats();

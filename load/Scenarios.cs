@@ -37,6 +37,8 @@ public sealed class RunStats
 
     public void CountError() => Interlocked.Increment(ref _errors);
 
+    public void CountErrors(long count) => Interlocked.Add(ref _errors, count);
+
     /// <summary>A delivery whose send time was <paramref name="sentTicks"/> (Stopwatch ticks).</summary>
     public void Delivered(long sentTicks)
     {
@@ -86,7 +88,7 @@ public static class Scenarios
         "pairs" => PairsAsync(o, stats, cancellationToken),
         "fanout" => FanOutAsync(o, stats, cancellationToken),
         "rate" => RateAsync(o, stats, cancellationToken),
-        "idle" => IdleAsync(o, stats, cancellationToken),
+        "idle" => IdleScenario.RunAsync(o, stats, cancellationToken),
         "chat" => ChatAsync(o, stats, cancellationToken),
         "chat-rate" => ChatRateAsync(o, stats, cancellationToken),
         "failover" => Failover.RunAsync(o, stats, cancellationToken),
@@ -177,6 +179,7 @@ public static class Scenarios
 
     private static async Task<ScenarioResult> FanOutAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
     {
+        IdleScenario.CheckFileLimit(o.Subscribers + 1, _ => "fanout holds every subscriber in one process: use fewer --subscribers");
         var tokens = new TokenSource(o);
         var connections = new List<LoadConnection>();
         var counts = new long[o.Subscribers];
@@ -190,7 +193,7 @@ public static class Scenarios
                 url: i => o.Cross ? o.Urls[1] : o.UrlFor(i));
             connections.AddRange(subscribers);
             stop.CancelAfter(HardLimit(o) + TimeSpan.FromSeconds(10));
-            await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken },
+            await Parallel.ForEachAsync(subscribers.Select((c, i) => (c, i)), new ParallelOptions { MaxDegreeOfParallelism = o.ConnectConcurrency, CancellationToken = cancellationToken },
                 async (s, ct) => await s.c.SubscribeAsync(destination, "f" + s.i, ct));
             var publisher = await LoadConnection.ConnectAsync(o, o.Cross ? o.Urls[0] : o.UrlFor(o.Subscribers), await tokens.ForAsync("admin1"), cancellationToken);
             connections.Add(publisher);
@@ -265,65 +268,6 @@ public static class Scenarios
             stop.Cancel();
             await DisposeAllAsync(connections);
         }
-    }
-
-    // ---- idle: many connections, one subscription each ---------------------------------------------------------------------
-
-    private static async Task<ScenarioResult> IdleAsync(LoadOptions o, RunStats stats, CancellationToken cancellationToken)
-    {
-        var tokens = new TokenSource(o);
-        var heapBefore = o.GcUrl is null ? 0 : await ForceGcAsync(o.GcUrl);
-        var before = o.Pid is { } pid ? ResidentBytes(pid) : 0;
-        var connections = new List<LoadConnection>();
-        try
-        {
-            connections.AddRange(await ConnectManyAsync(o, o.Connections, i => tokens.ForAsync("client" + (i % 3 + 1)), cancellationToken, subscribe: true, tolerate: true));
-            stats.Start(TimeSpan.Zero);
-            // Read every socket, so one the broker closes (or drops) is seen as closed when counting what held.
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var loops = connections.Select(c => c.ReceiveLoopAsync(_ => { }, stop.Token)).ToList();
-            await Task.Delay(o.Duration, cancellationToken);
-            var held = connections.Count(c => c.IsOpen);
-            var extra = new Dictionary<string, double> { ["held"] = held, ["requested"] = o.Connections };
-            if (o.GcUrl is not null)
-            {
-                var heapAfter = await ForceGcAsync(o.GcUrl);
-                extra["heap_bytes_per_connection"] = held == 0 ? 0 : (heapAfter - heapBefore) / (double)held;
-            }
-            if (o.Pid is { } p)
-            {
-                var after = ResidentBytes(p);
-                extra["rss_before_mib"] = before / 1048576.0;
-                extra["rss_after_mib"] = after / 1048576.0;
-                extra["bytes_per_connection"] = held == 0 ? 0 : (after - before) / (double)held;
-            }
-            stop.Cancel();                                             // (cancelling a receive aborts its socket: measure first)
-            await SettledAsync(loops);
-            return Result(o, stats, held, lost: o.Connections - held, extra);
-        }
-        finally
-        {
-            await DisposeAllAsync(connections);
-        }
-    }
-
-    private static async Task<long> ForceGcAsync(Uri url)
-    {
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        using var response = await client.PostAsync(url, null);
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
-        return body.GetProperty("heapAfter").GetInt64();
-    }
-
-    private static long ResidentBytes(int pid)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line[6..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-        }
-        return 0;
     }
 
     // ---- chat: stored messages with receipts (WsBroker) ---------------------------------------------------------------------
@@ -517,26 +461,29 @@ public static class Scenarios
             await Task.Delay(50, CancellationToken.None);
     }
 
-    /// <summary>Opens <paramref name="count"/> connections, 32 at a time. With <paramref name="tolerate"/> a connection that
-    /// fails is left out (idle counts what held); without, the first failure disposes the others and fails the run.</summary>
-    private static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken,
-        bool subscribe = false, bool tolerate = false, Func<int, Uri>? url = null)
+    /// <summary>Opens <paramref name="count"/> connections, numbered from <paramref name="first"/>, --connect-concurrency at a
+    /// time; with <paramref name="subscribe"/> each subscribes to a destination of its own and waits for the RECEIPT. With
+    /// <paramref name="tolerate"/> a connection that fails is left out and passed to <paramref name="failed"/> (idle counts
+    /// what held); without, the first failure disposes the others and fails the run.</summary>
+    internal static async Task<List<LoadConnection>> ConnectManyAsync(LoadOptions o, int count, Func<int, Task<string?>> token, CancellationToken cancellationToken,
+        bool subscribe = false, bool tolerate = false, Func<int, Uri>? url = null, int first = 0, Action<Exception>? failed = null)
     {
         url ??= o.UrlFor;
         var result = new LoadConnection?[count];
         try
         {
-            await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (i, ct) =>
+            await Parallel.ForEachAsync(Enumerable.Range(first, count), new ParallelOptions { MaxDegreeOfParallelism = o.ConnectConcurrency, CancellationToken = cancellationToken }, async (i, ct) =>
             {
                 LoadConnection? connection = null;
                 try
                 {
                     connection = await LoadConnection.ConnectAsync(o, url(i), await token(i), ct);
                     if (subscribe) await connection.SubscribeAsync($"{o.Prefix}.idle{i}", "i", ct);
-                    result[i] = connection;
+                    result[i - first] = connection;
                 }
-                catch (Exception) when (tolerate && !ct.IsCancellationRequested)
+                catch (Exception ex) when (tolerate && !ct.IsCancellationRequested)
                 {
+                    failed?.Invoke(ex);
                     if (connection is not null) await connection.DisposeAsync();
                 }
             });

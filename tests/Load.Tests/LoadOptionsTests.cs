@@ -1,3 +1,5 @@
+using WsBroker.Protocol;
+
 namespace WsBroker.Load.Tests;
 
 public class LoadOptionsTests
@@ -23,6 +25,25 @@ public class LoadOptionsTests
         Assert.Equal(new Uri("ws://127.0.0.1:8080/ws"), o.Url);
         Assert.Equal(TimeSpan.FromSeconds(10), o.Duration);
         Assert.Equal(1_000_000, o.Messages);
+        Assert.Equal((StompHeartBeat.None, 1, 1, 32, (int?)null), (o.HeartBeat, o.SourceAddresses, o.Processes, o.ConnectConcurrency, o.ChildOffset));
+    }
+
+    [Fact]
+    public void Parse_ConnectionOptions_AreRead()
+    {
+        var o = LoadOptions.Parse(["idle", "--url", "ws://localhost:8080/ws", "--connections", "19000", "--heart-beat", "10000,5000",
+            "--source-addresses", "64", "--processes", "16", "--connect-concurrency", "1024"])!;
+        Assert.Equal((new StompHeartBeat(10000, 5000), 64, 16, 1024), (o.HeartBeat, o.SourceAddresses, o.Processes, o.ConnectConcurrency));
+        Assert.Equal(new StompHeartBeat(0, 100), LoadOptions.Parse(["fanout", "--heart-beat", "0,100", "--source-addresses", "2"])!.HeartBeat);
+        Assert.Equal(5, LoadOptions.Parse(["idle", "--child", "5"])!.ChildOffset);
+    }
+
+    [Fact]
+    public void Usage_NamesEveryOption_ButTheHiddenChild()
+    {
+        foreach (var option in new[] { "--heart-beat <cx>,<cy>", "--source-addresses <n>", "--processes <n>", "--connect-concurrency <n>" })
+            Assert.Contains(option, LoadOptions.Usage, StringComparison.Ordinal);
+        Assert.DoesNotContain("--child", LoadOptions.Usage, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -61,6 +82,23 @@ public class LoadOptionsTests
     [InlineData("--kill-after 12s must be within the run (--warmup + --duration = 12s)", "failover", "--url", A, "--url", B, "--dev-tokens",
         "--kill-pid", "1", "--kill-after", "12s")]
     [InlineData("--kill-pid 999999999: no such process", "failover", "--url", A, "--url", B, "--dev-tokens", "--kill-pid", "999999999", "--kill-after", "1s")]
+    [InlineData("--heart-beat must be <cx>,<cy> in ms, each 0 or from 100 to 3600000, not '10000'", "idle", "--heart-beat", "10000")]
+    [InlineData("--heart-beat must be <cx>,<cy>", "idle", "--heart-beat", "50,0")]
+    [InlineData("--heart-beat must be <cx>,<cy>", "idle", "--heart-beat", "0,3600001")]
+    [InlineData("--heart-beat must be <cx>,<cy>", "idle", "--heart-beat", "a,b")]
+    [InlineData("--heart-beat needs a value", "idle", "--heart-beat")]
+    [InlineData("--source-addresses must be a whole number from 1 to 64, not '0'", "idle", "--source-addresses", "0")]
+    [InlineData("--source-addresses must be a whole number from 1 to 64, not '65'", "idle", "--source-addresses", "65")]
+    [InlineData("--source-addresses needs IPv4 loopback URLs (127.x.x.x or localhost), not ws://[::1]:8080/ws", "idle", "--source-addresses", "2", "--url", "ws://[::1]:8080/ws")]
+    [InlineData("--source-addresses needs IPv4 loopback URLs", "idle", "--source-addresses", "2", "--url", "ws://10.0.0.1/ws", "--allow-remote")]
+    [InlineData("--processes must be a whole number from 1 to 16, not '17'", "idle", "--processes", "17")]
+    [InlineData("--processes must be a whole number from 1 to 16, not '0'", "idle", "--processes", "0")]
+    [InlineData("--processes is for idle, not fanout", "fanout", "--processes", "2")]
+    [InlineData("--processes 3 is more than --connections 2", "idle", "--processes", "3", "--connections", "2")]
+    [InlineData("--connect-concurrency must be a whole number from 1 to 1024, not '1025'", "idle", "--connect-concurrency", "1025")]
+    [InlineData("--connect-concurrency must be a whole number from 1 to 1024, not '0'", "pairs", "--connect-concurrency", "0")]
+    [InlineData("--child is for the children of idle --processes", "pairs", "--child", "0")]
+    [InlineData("--child is for the children of idle --processes", "idle", "--processes", "2", "--child", "0")]
     public void Parse_BadOptions_NameTheOption(string message, params string[] args) =>
         Assert.Contains(message, Assert.Throws<LoadUsageException>(() => LoadOptions.Parse(args)).Message);
 

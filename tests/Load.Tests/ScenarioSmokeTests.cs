@@ -1,33 +1,20 @@
 using System.Net.Http.Json;
-using Microsoft.AspNetCore.Builder;
-using WsBroker.Broker;
 
 namespace WsBroker.Load.Tests;
 
 /// <summary>Every scenario, briefly, against an in-process WsBroker: it completes, and nothing is lost. Not a speed test.</summary>
 public sealed class ScenarioSmokeTests : IAsyncLifetime
 {
-    private WebApplication _app = null!;
-    private string _database = "";
+    private TestBroker _broker = null!;
     private Uri _ws = null!;
 
     public async Task InitializeAsync()
     {
-        _database = Path.Combine(Path.GetTempPath(), $"wsbroker-load-test-{Guid.NewGuid():N}.db");
-        // The chat scenario sends far faster than a person: the per-session chat rate limit is raised as load/compare.sh does.
-        _app = BrokerApp.Build(["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default=Warning", $"--ConnectionStrings:Sqlite=Data Source={_database}",
-            "--Chat:MessagesPerSecond=1000000", "--Chat:MessageBurst=1000000"]);
-        await _app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        _ws = new Uri(_app.Urls.First().Replace("http", "ws", StringComparison.Ordinal) + "/ws");
+        _broker = await TestBroker.StartAsync();
+        _ws = _broker.Ws;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        await _app.DisposeAsync();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var f in new[] { _database, _database + "-wal", _database + "-shm" }) File.Delete(f);
-    }
+    public async Task DisposeAsync() => await _broker.DisposeAsync();
 
     private async Task<ScenarioResult> RunAsync(params string[] args)
     {
@@ -38,7 +25,7 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
     private async Task<string> TokenAsync(string user)
     {
         using var http = new HttpClient();
-        using var response = await http.PostAsJsonAsync(new Uri(_app.Urls.First() + "/api/dev/token"), new { userId = user });
+        using var response = await http.PostAsJsonAsync(new Uri(_broker.Http + "/api/dev/token"), new { userId = user });
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("token").GetString()!;
     }
@@ -91,6 +78,15 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
         Assert.Equal(0, r.Lost);
         Assert.Equal(r.Sent * 25, r.Received);
         Assert.Equal(0, r.Extra["subscribers_with_loss"]);
+    }
+
+    [Fact]
+    public async Task FanOut_OverSourceAddresses_EverySubscriberGetsEveryMessage()
+    {
+        var r = await RunAsync("fanout", "--subscribers", "25", "--rate", "200", "--duration", "1s", "--source-addresses", "3", "--connect-concurrency", "8");
+        Assert.True(r.Sent > 0);
+        Assert.Equal(0, r.Lost);
+        Assert.Equal(r.Sent * 25, r.Received);
     }
 
     [Fact]
