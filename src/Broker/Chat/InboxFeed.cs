@@ -46,7 +46,7 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
     private Timer? _sweeper;
 
     public InboxFeed(InboxLoader loader, IUserStore users, IPresence presence, IUserEvents userEvents, TopicRouter router, MessageIdGenerator ids,
-        IOptions<ChatOptions> chat, IOptions<BrokerOptions> broker, BrokerMetrics metrics, ILogger<InboxFeed> logger)
+        IOptions<ChatOptions> chat, IOptions<BrokerOptions> broker, BrokerMetrics metrics, ILogger<InboxFeed> logger, IBackplane backplane)
     {
         _loader = loader;
         _users = users;
@@ -65,6 +65,9 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
         {
             if (!_states.IsEmpty) Post(user);
         };
+        // Messages of other nodes may have been missed: what this node holds can no longer be trusted (BackplaneGap closes
+        // the inbox subscriptions; their clients resubscribe and get inboxes read afresh from the store).
+        backplane.Resumed += BackplaneResumed;
         metrics.ObserveGauge("wsbroker_inboxes", () => _states.Count, "{inbox}",
             "Live inboxes held on this node: subscribed, being read, or kept for a resume (Chat:InboxRetainSeconds).");
     }
@@ -89,6 +92,8 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
     public void Unsubscribed(Subscription subscription) => Post(new Ended(subscription));
 
     private void Post(object item) => _events.Writer.TryWrite(item);
+
+    internal void BackplaneResumed() => Post(Gap.Instance);
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -154,6 +159,7 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
             case Loaded loaded: return LoadedAsync(loaded);
             case Ended ended: Unsubscribe(ended.Subscription); break;
             case Sweep: SweepRetained(); break;
+            case Gap: Forget(); break;
         }
         return ValueTask.CompletedTask;
     }
@@ -332,6 +338,20 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
         if (_states.IsEmpty) _tap.Detach(_router);
     }
 
+    // After a backplane gap: every inbox read so far is dropped (those being read keep going: their read comes after the
+    // gap), so that the next subscription of each user reads the store again.
+    private void Forget()
+    {
+        foreach (var state in _states.Values)
+        {
+            if (!state.IsLoaded) continue;
+            _states.TryRemove(state.UserId, out _);
+            foreach (var peerId in state.Entries.Keys) Unindex(peerId, state);
+            foreach (var subscription in state.Subscriptions) _bySubscription.Remove(subscription);
+        }
+        if (_states.IsEmpty) _tap.Detach(_router);
+    }
+
     private void Index(string peerId, InboxState state)
     {
         var states = _byPeer.GetOrAdd(peerId, static _ => []);
@@ -371,6 +391,11 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
     private sealed class Sweep
     {
         public static readonly Sweep Instance = new();
+    }
+
+    private sealed class Gap
+    {
+        public static readonly Gap Instance = new();
     }
 
     private static partial class Log

@@ -5,8 +5,9 @@ namespace WsBroker.Broker.Sessions;
 
 /// <summary>
 /// After a backplane outage (docs/design.md §8, "Backplane outage") this node may have missed what other nodes published
-/// meanwhile. Stored messages are recovered with <c>since</c>, so every session with a subscription that can resume is
-/// closed with ERROR <c>backplane gap</c> (a raw topic URL: close code 1012), and its client resumes, on this node or another,
+/// meanwhile. Stored messages are recovered with <c>since</c>, so every session with a subscription that can resume (a
+/// replay source's, or one a plug-in serves itself such as the inbox, which rebuilds from the store) is closed with
+/// ERROR <c>backplane gap</c> (a raw topic URL: close code 1012), and its client resumes, on this node or another,
 /// from the last message it has. Sessions with only other subscriptions keep running: what they missed was never stored.
 /// The closes are spread over time (<see cref="SessionsPerStep"/> every <see cref="Step"/>) so that the reconnects do
 /// not all come at once.
@@ -52,7 +53,7 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
 
     private async Task CloseResumableAsync()
     {
-        Func<Destination, bool> resumable = d => services.FindReplaySource(d) is not null;
+        Func<Destination, bool> resumable = d => services.FindReplaySource(d) is not null || services.FindSubscriptionHandler(d) is not null;
         var sessions = services.Sessions.All.Where(s => s.Subscribes(resumable)).ToArray();
         Log.Closing(logger, sessions.Length);
         for (var i = 0; i < sessions.Length && !_stopping.IsCancellationRequested; i++)

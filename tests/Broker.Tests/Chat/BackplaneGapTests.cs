@@ -16,7 +16,7 @@ public sealed class BackplaneGapTests : IAsyncLifetime
     public async Task DisposeAsync() => await _broker.DisposeAsync();
 
     [Fact]
-    public async Task Sessions_with_a_chat_subscription_are_closed_with_an_error_and_the_others_keep_running()
+    public async Task Sessions_with_a_chat_or_inbox_subscription_are_closed_with_an_error_and_the_others_keep_running()
     {
         await using var customer = await _broker.ConnectAsync("client1");
         await customer.SendAsync("SUBSCRIBE\nid:chat\ndestination:/topic/private-chat/admin1/client1\nreceipt:r\n\n\0");
@@ -24,13 +24,16 @@ public sealed class BackplaneGapTests : IAsyncLifetime
         await using var admin = await _broker.ConnectAsync("admin1", "admin");
         await admin.SendAsync("SUBSCRIBE\nid:all\ndestination:/topic/private-chat/admin1/*\nreceipt:r\n\n\0");
         await admin.ReceiveAsync(StompCommand.Receipt);
+        await using var inbox = await _broker.ConnectAsync("admin1", "admin");
+        await inbox.SendAsync("SUBSCRIBE\nid:inbox\ndestination:/user/queue/inbox\nreceipt:r\n\n\0");
+        await inbox.ReceiveUntilReceiptAsync("r");                // the snapshot, then the RECEIPT
         await using var reader = await _broker.ConnectAsync("client2");
         await reader.SendAsync("SUBSCRIBE\nid:news\ndestination:/topic/news\nreceipt:r\n\n\0");
         await reader.ReceiveAsync(StompCommand.Receipt);
 
         _broker.Services.GetServices<IHostedService>().OfType<BackplaneGap>().Single().OnResumed();
 
-        foreach (var closed in new[] { customer, admin })
+        foreach (var closed in new[] { customer, admin, inbox })
         {
             var frames = await closed.ReceiveUntilClosedAsync();
             var error = Assert.Single(frames, f => f.Command == StompCommand.Error);

@@ -110,6 +110,23 @@ public sealed class InboxFeedTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Inbox_AfterABackplaneGap_IsReadAgain_SoSinceGetsASnapshot()
+    {
+        await using var carla = await _broker.ConnectAsync("client1");
+        await SayAsync(carla, "admin1", "client1", "before the gap");
+        var admin = await InboxAsync("admin1", "admin");
+        var snapshot = Delta.Of(Assert.Single(await admin.ReceiveUntilReceiptAsync("inbox")));
+        await admin.DisposeAsync();
+
+        // The cluster's backplane came back: what this node kept may lack other nodes' messages (BackplaneGap).
+        _broker.Services.GetRequiredService<InboxFeed>().BackplaneResumed();
+        await using var back = await InboxAsync("admin1", "admin", snapshot.Id.ToString(CultureInfo.InvariantCulture));
+        var again = Delta.Of(Assert.Single(await back.ReceiveUntilReceiptAsync("inbox")));
+        Assert.Equal("snapshot", again.Kind);
+        Assert.Equal("before the gap", Assert.Single(again.Conversations).Preview);
+    }
+
+    [Fact]
     public async Task Inbox_UserEvents_RenameAndDelete_AreUserDeltas()
     {
         await using var carla = await _broker.ConnectAsync("client3");
