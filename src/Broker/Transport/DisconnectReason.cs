@@ -1,3 +1,5 @@
+using System.Net.WebSockets;
+
 namespace WsBroker.Broker.Transport;
 
 /// <summary>Why a connection ended; logged once per connection.</summary>
@@ -14,4 +16,17 @@ public enum DisconnectReason
     TransportError,
     /// <summary>The cluster backplane was away: the session resumes elsewhere or here with <c>since</c>.</summary>
     BackplaneGap,
+}
+
+/// <summary>What a <see cref="DisconnectReason"/> means on the wire.</summary>
+public static class DisconnectReasons
+{
+    /// <summary>The WebSocket close status a reason maps to (RFC 6455 §7.4.1).</summary>
+    public static WebSocketCloseStatus ToCloseStatus(this DisconnectReason reason) => reason switch
+    {
+        DisconnectReason.ProtocolError or DisconnectReason.AuthenticationFailed or DisconnectReason.SlowConsumer => WebSocketCloseStatus.PolicyViolation,
+        DisconnectReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
+        DisconnectReason.BackplaneGap => (WebSocketCloseStatus)1012,    // RFC 6455 registry: service restart, reconnect
+        _ => WebSocketCloseStatus.NormalClosure,
+    };
 }
