@@ -16,6 +16,8 @@ public enum DisconnectReason
     TransportError,
     /// <summary>The cluster backplane was away: the session resumes elsewhere or here with <c>since</c>.</summary>
     BackplaneGap,
+    /// <summary>The client sent a message or frame over the broker's limit.</summary>
+    MessageTooBig,
 }
 
 /// <summary>What a <see cref="DisconnectReason"/> means on the wire.</summary>
@@ -25,6 +27,7 @@ public static class DisconnectReasons
     public static WebSocketCloseStatus ToCloseStatus(this DisconnectReason reason) => reason switch
     {
         DisconnectReason.ProtocolError or DisconnectReason.AuthenticationFailed or DisconnectReason.SlowConsumer => WebSocketCloseStatus.PolicyViolation,
+        DisconnectReason.MessageTooBig => WebSocketCloseStatus.MessageTooBig,
         DisconnectReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
         DisconnectReason.BackplaneGap => (WebSocketCloseStatus)1012,    // RFC 6455 registry: service restart, reconnect
         _ => WebSocketCloseStatus.NormalClosure,
