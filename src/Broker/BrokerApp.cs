@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -176,7 +177,11 @@ public static class BrokerApp
         services.AddSingleton<JwtValidator>();
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
+        services.AddSingleton<WebSocketAdmission>();
         services.AddSingleton<WebSocketEndpoint>();
+        services.AddSingleton<PipelineWebSocketEndpoint>();
+        // Broker:Transport=Pipeline: WebSocket upgrades are taken on Kestrel's connection layer, on every listen address.
+        services.Configure<KestrelServerOptions>(k => k.ConfigureEndpointDefaults(PipelineWebSocketEndpoint.Use));
         services.TryAddSingleton<IAccessPolicy, AclPolicy>();
         services.AddHostedService<HeartBeatScanner>();
         services.AddHostedService<BackplaneGap>();
@@ -184,7 +189,8 @@ public static class BrokerApp
         return services;
     }
 
-    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics.</summary>
+    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics. With
+    /// <c>Broker:Transport=Pipeline</c> they still serve the upgrades the connection layer leaves to them.</summary>
     public static void MapBroker(WebApplication app)
     {
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
