@@ -28,7 +28,8 @@ export function freePort() {
  * With WSBROKER_JS_CLUSTER=<n> in the environment, a call that names no port and no data folder starts a cluster of n
  * nodes instead (tests/js/cluster-harness.mjs) and returns the same shape, whose `url` and `wsUrl` name the next node at
  * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node; `env` adds
- * to (or overrides) the broker's environment. */
+ * to (or overrides) the broker's environment. WSBROKER_TEST_TRANSPORT=Pipeline|AspNetCore picks the WebSocket transport
+ * (as for the C# suites). */
 export async function startBroker({ port = 0, args = [], dataDir, single = false, env = {} } = {}) {
   const clusterNodes = Number(process.env.WSBROKER_JS_CLUSTER ?? 0);
   if (clusterNodes > 1 && !single && !port && !dataDir) return spreadOver(clusterNodes, args);
@@ -43,6 +44,7 @@ export async function startBroker({ port = 0, args = [], dataDir, single = false
     '--Broker:HeartBeatReceiveMs=500',
     '--Logging:LogLevel:Default=Warning',
     '--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information',
+    ...(process.env.WSBROKER_TEST_TRANSPORT ? [`--Broker:Transport=${process.env.WSBROKER_TEST_TRANSPORT}`] : []),
     ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1', ...env } });
   let output = '';
   const url = await new Promise((ok, fail) => {
