@@ -51,7 +51,7 @@ public sealed class BrokerOptions
     public int ShutdownTimeoutMs { get; set; } = 5_000;
     /// <summary>Which WebSocket implementation carries the sessions: <see cref="BrokerTransport.Pipeline"/> (Kestrel's
     /// connection layer) or <see cref="BrokerTransport.AspNetCore"/> (ASP.NET Core's WebSocket middleware).</summary>
-    public BrokerTransport Transport { get; set; } = BrokerTransport.AspNetCore;
+    public BrokerTransport Transport { get; set; } = BrokerTransport.Pipeline;
     /// <summary>Most open connections (0 = unlimited); beyond it upgrades get 503.</summary>
     public int MaxConnections { get; set; }
     /// <summary>Serve <c>POST /debug/gc</c> (forces a full garbage collection and reports the managed heap): for memory
