@@ -33,6 +33,29 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
 
     public async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        var (ours, session) = await AcceptAsync(connection);
+        if (!ours)
+        {
+            await next(connection);
+            return;
+        }
+        if (session is null) return;                                // refused (Connection: close), or gone
+        // Only the session and its transport live on: the request and its strings went with AcceptAsync.
+        var transport = (PipeWebSocketTransport)session.Transport;
+        try
+        {
+            await session.RunAsync();
+            await transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, services.Options.ShutdownTimeoutMs)));
+        }
+        finally
+        {
+            transport.Dispose();
+        }
+    }
+
+    // Peeks at the first request; for an upgrade that is ours, answers it and makes its session (null: refused or gone).
+    private async Task<(bool Ours, BrokerSession? Session)> AcceptAsync(ConnectionContext connection)
+    {
         UpgradeRequest? request;
         try
         {
@@ -40,14 +63,9 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
         catch (Exception ex) when (ex is IOException or ConnectionAbortedException)
         {
-            return;                                                  // gone before its first request
+            return (true, null);                                    // gone before its first request
         }
-        if (request is null)
-        {
-            await next(connection);
-            return;
-        }
-        await UpgradeAsync(connection, request);
+        return request is null ? (false, null) : (true, await UpgradeAsync(connection, request));
     }
 
     // Reads until the first request's head decides; null: not ours (nothing consumed). Bounded by Kestrel's limits and
@@ -92,7 +110,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
     }
 
-    private async Task UpgradeAsync(ConnectionContext connection, UpgradeRequest request)
+    private async Task<BrokerSession?> UpgradeAsync(ConnectionContext connection, UpgradeRequest request)
     {
         var output = connection.Transport.Output;
         string? subProtocol = null;
@@ -110,16 +128,16 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
             {
                 UpgradeResponses.WriteRefusal(output, refusal);
                 await output.FlushAsync();
-                return;                                             // Connection: close
+                return null;                                        // Connection: close
             }
             UpgradeResponses.WriteSwitchingProtocols(output, request.Key, subProtocol);
             await output.FlushAsync();
         }
         catch (Exception ex) when (ex is IOException or ConnectionAbortedException or InvalidOperationException)
         {
-            return;
+            return null;
         }
-        using var transport = new PipeWebSocketTransport(connection);
+        var transport = new PipeWebSocketTransport(connection);
         BrokerSession session;
         if (raw is null) session = new StompSession(transport, services, services.Sessions.NextSessionId(), request.Query("access_token"));
         else
@@ -129,8 +147,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
             session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), raw.Destination, raw.Principal, raw.Since);
         }
         Log.Upgraded(logger, connection.ConnectionId, session.SessionId);
-        await session.RunAsync();
-        await transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, services.Options.ShutdownTimeoutMs)));
+        return session;
     }
 
     private static partial class Log

@@ -50,21 +50,31 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
 
     // ---- reading ------------------------------------------------------------------------------------------------------
 
+    /// <summary>See <see cref="IConnectionTransport.ReadAsync"/>. A read waiting for the client ends with
+    /// <see cref="Abort"/>, not with <paramref name="cancellationToken"/> (which is checked before each read).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken)
     {
         while (true)
         {
             if (Has(CloseReceived)) return TransportReadResult.Completed;
+            cancellationToken.ThrowIfCancellationRequested();
             ReadResult input;
             try
             {
-                input = await _input.ReadAsync(cancellationToken);
+                // No token: a pending read would hold a registration on it for as long as the connection idles. Abort()
+                // ends the read instead (a session cancels its token and aborts its transport together).
+                input = await _input.ReadAsync(CancellationToken.None);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
                 // Kestrel aborted the connection (ConnectionAbortedException): the socket is gone.
                 throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the connection was aborted");
+            }
+            if (input.IsCanceled)                                       // FinishAsync's time is up (CancelPendingRead)
+            {
+                _input.AdvanceTo(input.Buffer.Start);
+                throw new OperationCanceledException(cancellationToken);
             }
             _keepAlive?.Received();
             var buffer = input.Buffer;
@@ -348,6 +358,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         _keepAlive?.Dispose();
         if (!Has(CloseSent) || Has(CloseReceived) || Has(Aborted) || Has(Failed)) return;
         using var cancel = new CancellationTokenSource(timeout);
+        using var wake = cancel.Token.UnsafeRegister(static input => ((PipeReader)input!).CancelPendingRead(), _input);
         try
         {
             while (true)
