@@ -183,12 +183,16 @@ public static class BrokerApp
         services.AddSingleton<JwtValidator>();
         services.AddSingleton<JwtIssuer>();
         services.AddSingleton<BrokerServices>();
+        services.AddSingleton<WebSocketAdmission>();
         services.AddSingleton<WebSocketEndpoint>();
         services.AddSingleton(sp => ConnectionLimits.Compute(sp.GetRequiredService<IOptions<BrokerOptions>>().Value,
             sp.GetRequiredService<ILogger<ConnectionLimits>>()));
         services.AddOptions<KestrelServerOptions>().Configure<ConnectionLimits, IOptions<BrokerOptions>>((k, limits, o) => limits.ApplyTo(k, o.Value));
         services.AddSingleton<ConnectionRefusals>();
         services.AddHostedService(sp => sp.GetRequiredService<ConnectionRefusals>());
+        services.AddSingleton<PipelineWebSocketEndpoint>();
+        // Broker:Transport=Pipeline: WebSocket upgrades are taken on Kestrel's connection layer, on every listen address.
+        services.Configure<KestrelServerOptions>(k => k.ConfigureEndpointDefaults(PipelineWebSocketEndpoint.Use));
         services.TryAddSingleton<IAccessPolicy, AclPolicy>();
         services.AddHostedService<HeartBeatScanner>();
         services.AddHostedService<BackplaneGap>();
@@ -196,7 +200,8 @@ public static class BrokerApp
         return services;
     }
 
-    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics.</summary>
+    /// <summary>Maps the WebSocket endpoints (with the WebSocket middleware they need), health, readiness and metrics. With
+    /// <c>Broker:Transport=Pipeline</c> they still serve the upgrades the connection layer leaves to them.</summary>
     public static void MapBroker(WebApplication app)
     {
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });

@@ -28,6 +28,10 @@ public sealed class TestBroker : IAsyncDisposable
     public Uri WsUri => new($"ws://{BaseUri.Authority}/ws");
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The transport the suite runs on: <c>WSBROKER_TEST_TRANSPORT=Pipeline|AspNetCore</c> (unset: the broker's
+    /// default), so that the same tests run on both (docs/design.md §1).</summary>
+    public static string? Transport => Environment.GetEnvironmentVariable("WSBROKER_TEST_TRANSPORT") is { Length: > 0 } t ? t : null;
+
     public static Task<TestBroker> StartAsync(params string[] settings) => StartAsync(null, settings);
 
     /// <summary>Starts a broker whose services <paramref name="configure"/> may change (a part replaced for a test).</summary>
@@ -39,6 +43,8 @@ public sealed class TestBroker : IAsyncDisposable
             "--urls", "http://127.0.0.1:0", $"--Auth:SigningKey={SigningKey}", "--Logging:LogLevel:Default=Warning",
             $"--ConnectionStrings:Sqlite=Data Source={database}",
         };
+        if (Transport is { } transport && !settings.Any(s => s.StartsWith("Broker:Transport=", StringComparison.OrdinalIgnoreCase)))
+            args.Add($"--Broker:Transport={transport}");
         args.AddRange(settings.Select(s => "--" + s));
         var app = BrokerApp.Build([.. args], builder => configure?.Invoke(builder.Services));
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));

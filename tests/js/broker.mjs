@@ -27,9 +27,10 @@ export function freePort() {
 /** Starts the broker; resolves once it listens. `port` 0 picks a free one. Extra args are passed through.
  * With WSBROKER_JS_CLUSTER=<n> in the environment, a call that names no port and no data folder starts a cluster of n
  * nodes instead (tests/js/cluster-harness.mjs) and returns the same shape, whose `url` and `wsUrl` name the next node at
- * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node.
- * `fdLimit` starts it under `ulimit -n <fdLimit>` (soft and hard). */
-export async function startBroker({ port = 0, args = [], dataDir, single = false, fdLimit } = {}) {
+ * each read: a single-node suite then runs with its clients spread over the nodes. `single` forces one node; `env` adds
+ * to (or overrides) the broker's environment. WSBROKER_TEST_TRANSPORT=Pipeline|AspNetCore picks the WebSocket transport
+ * (as for the C# suites). `fdLimit` starts it under `ulimit -n <fdLimit>` (soft and hard). */
+export async function startBroker({ port = 0, args = [], dataDir, single = false, env = {}, fdLimit } = {}) {
   const clusterNodes = Number(process.env.WSBROKER_JS_CLUSTER ?? 0);
   if (clusterNodes > 1 && !single && !port && !dataDir) return spreadOver(clusterNodes, args);
   if (!existsSync(brokerDll)) throw new Error(`broker not built: ${brokerDll} (run dotnet build -c Release first)`);
@@ -44,7 +45,8 @@ export async function startBroker({ port = 0, args = [], dataDir, single = false
     '--Broker:HeartBeatReceiveMs=500',
     '--Logging:LogLevel:Default=Warning',
     '--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information',
-    ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1' } });
+    ...(process.env.WSBROKER_TEST_TRANSPORT ? [`--Broker:Transport=${process.env.WSBROKER_TEST_TRANSPORT}`] : []),
+    ...args], { cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DOTNET_NOLOGO: '1', ...env } });
   let output = '';
   const url = await new Promise((ok, fail) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); fail(new Error(`broker did not start within 30 s:\n${output}`)); }, 30_000);

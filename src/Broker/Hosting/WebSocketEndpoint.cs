@@ -1,30 +1,26 @@
-using WsBroker.Broker.Destinations;
 using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Transport;
 
 namespace WsBroker.Broker.Hosting;
 
-/// <summary>Called by the host for <c>/ws</c> and <c>/ws/topic/…</c>: negotiates the WebSocket upgrade, wraps the socket in
-/// a <see cref="WebSocketTransport"/> and runs a session over it.</summary>
-public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationLifetime lifetime, ConnectionLimits limits, ConnectionRefusals refusals)
+/// <summary>Called by the host for <c>/ws</c> and <c>/ws/topic/…</c> on ASP.NET Core's HTTP pipeline
+/// (<c>Broker:Transport=AspNetCore</c>, and any upgrade the pipeline transport leaves to it): negotiates the WebSocket
+/// upgrade as <see cref="WebSocketAdmission"/> decides, wraps the socket in a <see cref="WebSocketTransport"/> and runs a
+/// session over it.</summary>
+public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmission admission)
 {
-    private static readonly string[] s_subProtocols = ["v12.stomp", "v11.stomp", "v10.stomp"];
-
     /// <summary>GET /ws: a STOMP session.</summary>
     public async Task HandleStompAsync(HttpContext context)
     {
         if (!await CanAcceptAsync(context)) return;
-        // Prefer the newest STOMP the client offers; a client that offers none still gets STOMP (1.2 rules, CONNECT decides).
-        var offered = context.WebSockets.WebSocketRequestedProtocols;
-        var chosen = s_subProtocols.FirstOrDefault(p => offered.Contains(p, StringComparer.OrdinalIgnoreCase));
-        if (offered.Count > 0 && chosen is null)
+        if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused)
         {
-            await Problem(context, StatusCodes.Status400BadRequest, "unsupported WebSocket subprotocol",
-                "offer v12.stomp, v11.stomp or v10.stomp");
+            await Problem(context, refused);
             return;
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
-        var session = new StompSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(),
+        using var transport = new WebSocketTransport(socket);
+        var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
             context.Request.Query["access_token"].FirstOrDefault());
         await session.RunAsync();
     }
@@ -33,49 +29,18 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
     public async Task HandleRawAsync(HttpContext context, string path)
     {
         if (!await CanAcceptAsync(context)) return;
-        if (services.Destinations.Get(Destination.TopicPrefix + path, out var invalid) is not { } destination)
+        var token = context.Request.Query["access_token"].FirstOrDefault()
+            ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
+        var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
+        if (admitted is null)
         {
-            await Problem(context, StatusCodes.Status400BadRequest, "invalid destination", invalid.ToMessage());
+            await Problem(context, refused!.Value);
             return;
         }
-        long? since = null;
-        if (context.Request.Query["since"].FirstOrDefault() is { } sinceText)
-        {
-            if (!long.TryParse(sinceText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value))
-            {
-                await Problem(context, StatusCodes.Status400BadRequest, "invalid since", "since must be a message id (0 for everything)");
-                return;
-            }
-            if (services.FindReplaySource(destination) is null)
-            {
-                await Problem(context, StatusCodes.Status400BadRequest, "invalid since", "since is only for stored destinations (chat conversations)");
-                return;
-            }
-            since = value;
-        }
-        var token = context.Request.Query["access_token"].FirstOrDefault() ?? BearerOf(context);
-        var (principal, error) = await services.Jwt.ValidateAsync(token);
-        if (principal is null)
-        {
-            services.Metrics.AuthenticationFailure();
-            await Problem(context, StatusCodes.Status401Unauthorized, "authentication failed", error!);
-            return;
-        }
-        if (await services.Policy.CanConnectAsync(principal) is { } refused)
-        {
-            services.Metrics.AuthenticationFailure();
-            await Problem(context, StatusCodes.Status403Forbidden, "forbidden", refused);
-            return;
-        }
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
-        {
-            KeepAliveInterval = TimeSpan.FromMilliseconds(Math.Max(1000, services.Options.HeartBeatSendMs)),
-            // Raw URLs have no STOMP heart-beats: a client that answers no ping within twice the receive interval is
-            // gone (half-open socket) and is closed, like a silent STOMP client.
-            KeepAliveTimeout = services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan
-                : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)),
-        });
-        var session = new RawTopicSession(new WebSocketTransport(socket), services, services.Sessions.NextSessionId(), destination, principal, since);
+        var (interval, timeout) = admission.RawKeepAlive;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
+        using var transport = new WebSocketTransport(socket);
+        var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
         await session.RunAsync();
     }
 
@@ -83,31 +48,17 @@ public sealed class WebSocketEndpoint(BrokerServices services, IHostApplicationL
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
-            await Problem(context, StatusCodes.Status400BadRequest, "WebSocket upgrade required", "connect with a WebSocket client");
+            await Problem(context, new UpgradeRefusal(StatusCodes.Status400BadRequest, "WebSocket upgrade required", "connect with a WebSocket client"));
             return false;
         }
-        if (lifetime.ApplicationStopping.IsCancellationRequested)
-        {
-            await Problem(context, StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later");
-            return false;
-        }
-        if (services.Sessions.Count >= limits.WebSockets)
-        {
-            refusals.WebSocketRefused();
-            context.Response.Headers.RetryAfter = "5";
-            await Problem(context, StatusCodes.Status503ServiceUnavailable, "too many connections",
-                $"this node holds {limits.WebSockets} WebSockets, as many as Broker:MaxConnections or its open-file limit allows; retry later or on another node");
-            return false;
-        }
-        return true;
+        if (admission.CheckCapacity() is not { } refused) return true;
+        await Problem(context, refused);
+        return false;
     }
 
-    private static string? BearerOf(HttpContext context)
+    private static Task Problem(HttpContext context, UpgradeRefusal refusal)
     {
-        var header = context.Request.Headers.Authorization.FirstOrDefault();
-        return header is not null && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : null;
+        if (refusal.RetryAfter is { } retry) context.Response.Headers.RetryAfter = retry.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Results.Problem(title: refusal.Title, detail: refusal.Detail, statusCode: refusal.Status).ExecuteAsync(context);
     }
-
-    internal static Task Problem(HttpContext context, int status, string title, string detail) =>
-        Results.Problem(title: title, detail: detail, statusCode: status).ExecuteAsync(context);
 }

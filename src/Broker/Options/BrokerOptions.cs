@@ -49,6 +49,9 @@ public sealed class BrokerOptions
     public int PartialFrameTimeoutMs { get; set; } = 30_000;
     /// <summary>How long shutdown waits for connections to flush and close.</summary>
     public int ShutdownTimeoutMs { get; set; } = 5_000;
+    /// <summary>Which WebSocket implementation carries the sessions: <see cref="BrokerTransport.Pipeline"/> (Kestrel's
+    /// connection layer) or <see cref="BrokerTransport.AspNetCore"/> (ASP.NET Core's WebSocket middleware).</summary>
+    public BrokerTransport Transport { get; set; } = BrokerTransport.Pipeline;
     /// <summary>Most open WebSocket connections; beyond it upgrades get 503. 0: derived from the open-file limit
     /// (<c>ConnectionLimits</c>), which is what a node can hold without running out of descriptors.</summary>
     public int MaxConnections { get; set; }
@@ -90,6 +93,7 @@ public sealed class BrokerOptions
         if (PartialFrameTimeoutMs < 100) yield return "Broker:PartialFrameTimeoutMs must be at least 100";
         if (ShutdownTimeoutMs < 0) yield return "Broker:ShutdownTimeoutMs must not be negative";
         if (MaxConnections < 0) yield return "Broker:MaxConnections must not be negative";
+        if (!Enum.IsDefined(Transport)) yield return $"Broker:Transport must be Pipeline or AspNetCore, not '{Transport}'";
     }
 }
 

@@ -58,7 +58,7 @@ public sealed class RawTopicSession : BrokerSession
         if (IsClosing) return message.End;
         if (message.Length > Services.Options.MaxBodyBytes)
         {
-            CloseWithError("message too large", null, DisconnectReason.ProtocolError);
+            CloseWithError("message too large", null, DisconnectReason.MessageTooBig);        // close 1009
             return message.End;
         }
         FramesIn++;

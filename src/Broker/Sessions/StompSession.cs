@@ -46,7 +46,9 @@ public sealed class StompSession : BrokerSession
             if (status == OperationStatus.NeedMoreData) break;
             if (status == OperationStatus.InvalidData)
             {
-                ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame);
+                // Over a size limit: close 1009 (message too big) after the ERROR; any other malformed frame 1008.
+                ProtocolError(error.ToMessage(), _parser.ReceiptOfInvalidFrame,
+                    error is StompParseError.FrameTooLarge or StompParseError.BodyTooLarge ? DisconnectReason.MessageTooBig : DisconnectReason.ProtocolError);
                 break;
             }
             FramesIn++;
@@ -384,10 +386,10 @@ public sealed class StompSession : BrokerSession
 
     private readonly record struct UserError(StompSession Session, string Message, string? ReceiptId, long Id);
 
-    private void ProtocolError(string message, string? receiptId)
+    private void ProtocolError(string message, string? receiptId, DisconnectReason reason = DisconnectReason.ProtocolError)
     {
         Services.Metrics.ProtocolError();
-        CloseWithError(message, receiptId, DisconnectReason.ProtocolError);
+        CloseWithError(message, receiptId, reason);
     }
 
     protected internal override byte[] BuildError(string message, string? receiptId, string? detail) =>

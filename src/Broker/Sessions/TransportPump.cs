@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.WebSockets;
 using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
@@ -7,11 +6,11 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.ReceiveAsync"/>
+/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.ReadAsync"/>
 /// to the session (<see cref="BrokerSession.ReceiveAsync"/>), and one writer loop that drains the session's bounded
 /// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"); the writer loop is the only code
 /// that sends. Static: both loops run over their session's own fields, so the pump costs a connection no object of its
-/// own, and an idle one holds neither a pipe nor a write buffer, only the pending zero-byte receive.
+/// own, and an idle one holds no write buffer (and, in the transport, no read buffer), only the pending read.
 /// </summary>
 internal static class TransportPump
 {
@@ -27,73 +26,56 @@ internal static class TransportPump
         var account = session.OpenCreditAccount();
         account.MakeCurrent();
         await session.StartAsync();
-        // The pipe is borrowed from a pool while bytes are in flight and given back when everything read has been
-        // consumed: an idle session holds neither a pipe nor a buffer, only the pending zero-byte receive.
-        Pipe? pipe = null;
-        long messageBytes = 0;
-        try
+        // The transport owns the buffers (Kestrel's connection pipe, or a pipe borrowed while bytes are in flight): an idle
+        // session holds none, only the pending read.
+        var transport = session.Transport;
+        long left = 0;                                                    // what the last read left unconsumed
+        while (!session.IsClosing)
         {
-            while (!session.IsClosing)
+            var read = await transport.ReadAsync(session.Aborted);
+            if (read.IsCompleted) return;
+            var buffer = read.Buffer;
+            // Nothing the client sends after its token expired is handled (the scanner may not have looked yet).
+            if (session.ExpireIfDue(session.Clock.Received()))
             {
-                if (pipe is null)
-                {
-                    var probe = await session.Transport.ReceiveAsync(Memory<byte>.Empty, session.Aborted);
-                    if (probe.MessageType == WebSocketMessageType.Close) return;
-                    pipe = PipePool.Rent();
-                }
-                var received = await session.Transport.ReceiveAsync(pipe.Writer.GetMemory(1), session.Aborted);
-                if (received.MessageType == WebSocketMessageType.Close) return;
-                pipe.Writer.Advance(received.Count);
-                // Nothing the client sends after its token expired is handled (the scanner may not have looked yet).
-                if (session.ExpireIfDue(session.Clock.Received())) break;
-                session.Services.Metrics.BytesReceived(received.Count);
-                messageBytes += received.Count;
-                if (session.MessageLimit > 0 && !received.EndOfMessage && messageBytes <= session.MessageLimit) continue;
-                messageBytes = 0;
-                await pipe.Writer.FlushAsync(session.Aborted);            // no pause threshold: completes at once
-                pipe.Reader.TryRead(out var read);
-                var buffer = read.Buffer;
-                var consumed = buffer.Start;
-                account.BeginHandling();
-                try
-                {
-                    var handled = session.ReceiveAsync(buffer);
-                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
-                    else
-                    {
-                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
-                        // its silence is not its fault (CheckTimeouts waits).
-                        session.PauseReading();
-                        try { consumed = await handled; }
-                        finally { session.ResumeReading(); }
-                    }
-                }
-                finally
-                {
-                    account.EndHandling();
-                    // consumed = start of the unfinished frame; examined = all of it: the next read waits for new bytes.
-                    pipe.Reader.AdvanceTo(consumed, buffer.End);
-                }
-                if (consumed.Equals(buffer.End))
-                {
-                    PipePool.Return(pipe);                                // nothing half-read: give the pipe back
-                    pipe = null;
-                    session.Clock.NoPartialFrame();
-                }
-                else session.Clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
-                // Credit flow: what this read published went into queues above high water; read nothing more until they
-                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
-                var credit = session.WaitForCreditAsync();
-                if (!credit.IsCompletedSuccessfully) await credit;
+                transport.AdvanceTo(buffer.Start);
+                break;
             }
-        }
-        finally
-        {
-            if (pipe is not null)
+            session.Services.Metrics.BytesReceived((int)(buffer.Length - left));
+            if (session.MessageLimit > 0 && !read.EndOfMessage && buffer.Length <= session.MessageLimit)
             {
-                await pipe.Reader.CompleteAsync();                        // a half-read pipe is not reused
-                await pipe.Writer.CompleteAsync();
+                transport.AdvanceTo(buffer.Start);                        // a whole message first (raw topic URLs)
+                left = buffer.Length;
+                continue;
             }
+            var consumed = buffer.Start;
+            account.BeginHandling();
+            try
+            {
+                var handled = session.ReceiveAsync(buffer);
+                if (handled.IsCompletedSuccessfully) consumed = handled.Result;
+                else
+                {
+                    // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
+                    // its silence is not its fault (CheckTimeouts waits).
+                    session.PauseReading();
+                    try { consumed = await handled; }
+                    finally { session.ResumeReading(); }
+                }
+            }
+            finally
+            {
+                account.EndHandling();
+                // consumed = start of the unfinished frame; the transport keeps the rest for the next read.
+                transport.AdvanceTo(consumed);
+            }
+            left = buffer.Slice(consumed).Length;
+            if (left == 0) session.Clock.NoPartialFrame();
+            else session.Clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
+            // Credit flow: what this read published went into queues above high water; read nothing more until they
+            // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
+            var credit = session.WaitForCreditAsync();
+            if (!credit.IsCompletedSuccessfully) await credit;
         }
     }
 

@@ -1,19 +1,22 @@
-using System.Net.WebSockets;
-
 namespace WsBroker.Broker.Transport;
 
 /// <summary>
-/// What a session sees of its connection (cf. MQTTnet's channel adapter): receives of message bytes, whole messages
-/// out, and the close. The WebSocket is one implementation (<see cref="WebSocketTransport"/>); tests and benchmarks use
-/// <see cref="InMemoryTransport"/>. Sessions never touch sockets; the session's pump (<c>TransportPump</c>) owns the
-/// buffers, so an idle connection holds none and its one pending receive is awaited directly, with no extra state.
+/// What a session sees of its connection (cf. MQTTnet's channel adapter, SignalR's <c>IDuplexPipe</c>): the payload bytes
+/// of the client's messages as one stream, whole messages out, and the close. Implementations: <see cref="PipeWebSocketTransport"/>
+/// (RFC 6455 over Kestrel's connection pipes, its buffers read in place), <see cref="WebSocketTransport"/> (ASP.NET Core's
+/// <see cref="System.Net.WebSockets.WebSocket"/>), and <see cref="InMemoryTransport"/> for tests and benchmarks. Sessions never
+/// touch sockets; an idle connection holds no buffer, only its one pending read.
 /// </summary>
 public interface IConnectionTransport
 {
-    /// <summary>Receives bytes of the client's messages into <paramref name="buffer"/>: the count, whether that ended a
-    /// message, and <see cref="WebSocketMessageType.Close"/> when the client has gone. An empty buffer waits until bytes
-    /// are available without taking any (how an idle connection waits without a buffer).</summary>
-    ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken);
+    /// <summary>Waits for the client's bytes and returns every unconsumed payload byte: what the last read left, then new
+    /// bytes (a read always brings new ones). The buffer is valid until <see cref="AdvanceTo"/>, which must follow every read
+    /// that is not completed.</summary>
+    ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken);
+
+    /// <summary>Consumes the bytes of the last read before <paramref name="consumed"/> (a position in its buffer); the rest
+    /// comes again, first, in the next read.</summary>
+    void AdvanceTo(SequencePosition consumed);
 
     /// <summary>Sends one message (one WebSocket message). Called by the session's one writer loop only.</summary>
     ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken);

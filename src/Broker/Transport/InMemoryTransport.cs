@@ -1,19 +1,21 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 
 namespace WsBroker.Broker.Transport;
 
 /// <summary>
 /// A transport with no socket, for tests and benchmarks: the test writes the client's bytes to <see cref="Client"/> (a
-/// byte stream: each receive returns what is there as one message) and reads what the session sent from
+/// byte stream: each read returns what is there as one message) and reads what the session sent from
 /// <see cref="Sent"/> (one entry per message). Completing <see cref="Client"/> is the client closing.
 /// </summary>
 public sealed class InMemoryTransport : IConnectionTransport
 {
     private readonly Pipe _input = new(new PipeOptions(pauseWriterThreshold: 0, resumeWriterThreshold: 0, useSynchronizationContext: false));
     private readonly Channel<SentMessage> _sent = Channel.CreateUnbounded<SentMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private ReadOnlySequence<byte> _last;                       // the last read's buffer
+    private long _left;                                          // unconsumed bytes the last read left
     private int _closed;
 
     /// <summary>Where the test writes what the client sends.</summary>
@@ -30,15 +32,25 @@ public sealed class InMemoryTransport : IConnectionTransport
     /// <summary>When true, <see cref="SendAsync"/> drops what it is given (benchmarks: the socket write is not measured).</summary>
     public bool Discard { get; init; }
 
-    public async ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken)
     {
         var read = await _input.Reader.ReadAsync(cancellationToken);
-        if (read.Buffer.IsEmpty && read.IsCompleted) return new ValueWebSocketReceiveResult(0, WebSocketMessageType.Close, true);
-        var count = (int)Math.Min(buffer.Length, read.Buffer.Length);
-        var taken = read.Buffer.Slice(0, count);
-        taken.CopyTo(buffer.Span);
-        _input.Reader.AdvanceTo(taken.End);
-        return new ValueWebSocketReceiveResult(count, WebSocketMessageType.Binary, endOfMessage: count == read.Buffer.Length);
+        // Completed: the client closed; a trailing partial frame dies with it.
+        if (read.IsCompleted && read.Buffer.Length == _left)
+        {
+            _input.Reader.AdvanceTo(read.Buffer.End);
+            return TransportReadResult.Completed;
+        }
+        _last = read.Buffer;
+        return new TransportReadResult(read.Buffer, EndOfMessage: true, IsCompleted: false);
+    }
+
+    public void AdvanceTo(SequencePosition consumed)
+    {
+        _input.Reader.AdvanceTo(consumed, _last.End);
+        _left = _last.Slice(consumed).Length;
+        _last = default;
     }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)

@@ -1,13 +1,54 @@
+using System.IO.Pipelines;
 using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
 
 namespace WsBroker.Broker.Transport;
 
-/// <summary>A session's transport over an ASP.NET Core <see cref="WebSocket"/>: its receives are the socket's own, so a
-/// pending one costs nothing beyond what the socket already holds.</summary>
-public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport
+/// <summary>A session's transport over an ASP.NET Core <see cref="WebSocket"/> (<c>Broker:Transport=AspNetCore</c>). The
+/// socket receives into a pipe borrowed from <see cref="PipePool"/> while bytes are in flight; an idle connection waits
+/// with a zero-byte receive and holds no pipe.</summary>
+public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport, IDisposable
 {
-    public ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
-        socket.ReceiveAsync(buffer, cancellationToken);
+    private Pipe? _pipe;
+    private SequencePosition? _end;                              // end of the last read's buffer (null: it was empty)
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken)
+    {
+        if (_pipe is null)
+        {
+            var probe = await socket.ReceiveAsync(Memory<byte>.Empty, cancellationToken);
+            if (probe.MessageType == WebSocketMessageType.Close) return TransportReadResult.Completed;
+            _pipe = PipePool.Rent();
+        }
+        var received = await socket.ReceiveAsync(_pipe.Writer.GetMemory(1), cancellationToken);
+        if (received.MessageType == WebSocketMessageType.Close) return TransportReadResult.Completed;
+        _pipe.Writer.Advance(received.Count);
+        await _pipe.Writer.FlushAsync(cancellationToken);          // no pause threshold: completes at once
+        if (!_pipe.Reader.TryRead(out var read))                     // an empty message into an empty pipe
+        {
+            _end = null;
+            return new TransportReadResult(default, received.EndOfMessage, IsCompleted: false);
+        }
+        _end = read.Buffer.End;
+        return new TransportReadResult(read.Buffer, received.EndOfMessage, IsCompleted: false);
+    }
+
+    public void AdvanceTo(SequencePosition consumed)
+    {
+        if (_pipe is null) return;
+        if (_end is not { } end)
+        {
+            PipePool.Return(_pipe);
+            _pipe = null;
+            return;
+        }
+        // examined = everything: the next read waits for new bytes.
+        _pipe.Reader.AdvanceTo(consumed, end);
+        if (!consumed.Equals(end)) return;
+        PipePool.Return(_pipe);                                      // nothing half-read: give the pipe back
+        _pipe = null;
+    }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken) =>
         socket.SendAsync(message, binary ? WebSocketMessageType.Binary : WebSocketMessageType.Text, true, cancellationToken);
@@ -15,24 +56,17 @@ public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport
     public async ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken)
     {
         if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
-        await socket.CloseOutputAsync(StatusOf(reason), DescriptionOf(reason), cancellationToken);
+        await socket.CloseOutputAsync(reason.ToCloseStatus(), reason.Description(), cancellationToken);
     }
 
     public void Abort() => socket.Abort();
 
-    /// <summary>The close code of an expired token: in the 4000-4999 range RFC 6455 §7.4.2 leaves to applications.</summary>
-    public const int TokenExpiredCloseCode = 4001;
-
-    /// <summary>The close status a reason maps to (RFC 6455 §7.4.1).</summary>
-    public static WebSocketCloseStatus StatusOf(DisconnectReason reason) => reason switch
+    /// <summary>Releases a half-read pipe (not reused) once the session has ended.</summary>
+    public void Dispose()
     {
-        DisconnectReason.TokenExpired => (WebSocketCloseStatus)TokenExpiredCloseCode,
-        DisconnectReason.ProtocolError or DisconnectReason.AuthenticationFailed or DisconnectReason.SlowConsumer => WebSocketCloseStatus.PolicyViolation,
-        DisconnectReason.ServerShutdown => WebSocketCloseStatus.EndpointUnavailable,
-        DisconnectReason.BackplaneGap => (WebSocketCloseStatus)1012,    // RFC 6455 registry: service restart, reconnect
-        _ => WebSocketCloseStatus.NormalClosure,
-    };
-
-    /// <summary>The close reason text: the reason's name, or what a client is told of an expired token.</summary>
-    public static string DescriptionOf(DisconnectReason reason) => reason == DisconnectReason.TokenExpired ? "token expired" : reason.ToString();
+        if (_pipe is null) return;
+        _pipe.Reader.Complete();
+        _pipe.Writer.Complete();
+        _pipe = null;
+    }
 }

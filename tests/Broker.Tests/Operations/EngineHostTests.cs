@@ -21,6 +21,7 @@ public class EngineHostTests
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Configuration["Auth:SigningKey"] = TestBroker.SigningKey;
+        if (TestBroker.Transport is { } transport) builder.Configuration["Broker:Transport"] = transport;
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         BrokerApp.AddBroker(builder.Services, builder.Configuration);
         await using var app = builder.Build();

@@ -66,6 +66,8 @@ public class ConfigurationTests
     [InlineData("--Cluster:Enabled=true", "Cluster:Enabled needs Bus:Transport=RabbitMq (RabbitMQ is the backplane)")]
     [InlineData("--Cluster:MaxBatchMessages=0", "Cluster:MaxBatchMessages must be between 1 and 100000")]
     [InlineData("--Storage:Provider=Oracle", "Storage:Provider: 'Oracle' is not one of Sqlite, MySql")]
+    [InlineData("--Broker:Transport=Http3", "Broker:Transport: 'Http3' is not one of AspNetCore, Pipeline")]
+    [InlineData("--Broker:Transport=7", "Broker:Transport must be Pipeline or AspNetCore, not '7'")]
     [InlineData("--Acl:Rules:0:Destination=/elsewhere", "Acl:Rules:0:Destination must start with /topic/")]
     [InlineData("--Acl:Rules:0:Send:0=admins", "Acl:Rules:0: 'admins' must be '*', 'role:<role>' or 'user:<id>'")]
     [InlineData("--Storage:Provider=MySql", "Auth:SigningKey or Auth:PublicKeyPath must be set")]

@@ -216,8 +216,9 @@ public sealed class CreditFlowTests : IAsyncDisposable
             }
         }
 
-        public ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
-            _inner.ReceiveAsync(buffer, cancellationToken);
+        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => _inner.ReadAsync(cancellationToken);
+
+        public void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);
 
         public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
         {

@@ -200,8 +200,8 @@ public sealed class TokenLifetimeTests : IAsyncDisposable
         var sent = await transport.Sent.ReadAllAsync().Select(m => Encoding.UTF8.GetString(m.Payload)).ToListAsync();
         Assert.Equal("token expired", JsonDocument.Parse(Assert.Single(sent)).RootElement.GetProperty("error").GetString());
         Assert.Equal(DisconnectReason.TokenExpired, transport.ClosedWith);
-        Assert.Equal((WebSocketCloseStatus)4001, WebSocketTransport.StatusOf(DisconnectReason.TokenExpired));
-        Assert.Equal("token expired", WebSocketTransport.DescriptionOf(DisconnectReason.TokenExpired));
+        Assert.Equal((WebSocketCloseStatus)4001, DisconnectReason.TokenExpired.ToCloseStatus());
+        Assert.Equal("token expired", DisconnectReason.TokenExpired.Description());
     }
 
     private void Publish(string body) =>
@@ -225,8 +225,9 @@ public sealed class TokenLifetimeTests : IAsyncDisposable
         public void Hold() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         public void Release() => _gate.TrySetResult();
 
-        public ValueTask<ValueWebSocketReceiveResult> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken) =>
-            Inner.ReceiveAsync(buffer, cancellationToken);
+        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
+
+        public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);
 
         public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
         {

@@ -1,0 +1,164 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+using WsBroker.Broker.Options;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
+
+namespace WsBroker.Broker.Hosting;
+
+/// <summary>
+/// The WebSocket endpoint on Kestrel's connection layer (<c>Broker:Transport=Pipeline</c>): connection middleware on every
+/// listen endpoint. It peeks at the first request of each connection without consuming it; a WebSocket upgrade to <c>/ws</c>
+/// or <c>/ws/topic/…</c> (<see cref="UpgradeRequest"/>) is answered here (101, or the refusal <see cref="WebSocketAdmission"/>
+/// decides) and its session runs over a <see cref="PipeWebSocketTransport"/> on the connection's own pipes, with no HTTP
+/// context, request or response objects kept for the connection's life. Every other connection (REST, health, metrics, the
+/// web pages, anything unusual) goes on to Kestrel's HTTP layer with its bytes untouched.
+/// </summary>
+public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, WebSocketAdmission admission, IOptions<KestrelServerOptions> kestrel,
+    ILogger<PipelineWebSocketEndpoint> logger)
+{
+    private readonly KestrelServerLimits _limits = kestrel.Value.Limits;
+
+    /// <summary>Puts the endpoint in front of a listen endpoint's HTTP layer when <c>Broker:Transport</c> is
+    /// <c>Pipeline</c> (set as Kestrel's endpoint default, so it covers every <c>--urls</c> address).</summary>
+    public static void Use(ListenOptions listen)
+    {
+        var provider = listen.ApplicationServices;
+        if (provider.GetRequiredService<IOptions<BrokerOptions>>().Value.Transport != BrokerTransport.Pipeline) return;
+        var endpoint = provider.GetRequiredService<PipelineWebSocketEndpoint>();
+        listen.Use(next => connection => endpoint.HandleAsync(connection, next));
+    }
+
+    public async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next)
+    {
+        var (ours, session) = await AcceptAsync(connection);
+        if (!ours)
+        {
+            await next(connection);
+            return;
+        }
+        if (session is null) return;                                // refused (Connection: close), or gone
+        // Only the session and its transport live on: the request and its strings went with AcceptAsync.
+        var transport = (PipeWebSocketTransport)session.Transport;
+        try
+        {
+            await session.RunAsync();
+            await transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, services.Options.ShutdownTimeoutMs)));
+        }
+        finally
+        {
+            transport.Dispose();
+        }
+    }
+
+    // Peeks at the first request; for an upgrade that is ours, answers it and makes its session (null: refused or gone).
+    private async Task<(bool Ours, BrokerSession? Session)> AcceptAsync(ConnectionContext connection)
+    {
+        UpgradeRequest? request;
+        try
+        {
+            request = await PeekAsync(connection.Transport.Input);
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionAbortedException)
+        {
+            return (true, null);                                    // gone before its first request
+        }
+        return request is null ? (false, null) : (true, await UpgradeAsync(connection, request));
+    }
+
+    // Reads until the first request's head decides; null: not ours (nothing consumed). Bounded by Kestrel's limits and
+    // header timeout (past it the connection is dropped).
+    private async Task<UpgradeRequest?> PeekAsync(PipeReader input)
+    {
+        var maxBytes = (int)Math.Min(int.MaxValue, _limits.MaxRequestLineSize + _limits.MaxRequestHeadersTotalSize);
+        CancellationTokenSource? timeout = null;
+        try
+        {
+            while (true)
+            {
+                if (!input.TryRead(out var read))
+                {
+                    timeout ??= new CancellationTokenSource(_limits.RequestHeadersTimeout);
+                    try
+                    {
+                        read = await input.ReadAsync(timeout.Token);
+                    }
+                    catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+                    {
+                        // Silent, or a request head that never ends: the socket is closed (Broker:ConnectTimeoutMs, see
+                        // ConnectionLimits), it does not get the HTTP layer's own timeout on top.
+                        throw new ConnectionAbortedException("no request within the header timeout");
+                    }
+                }
+                var peek = UpgradeRequest.Peek(read.Buffer, maxBytes, _limits.MaxRequestHeaderCount, out var request, out var end);
+                if (peek == UpgradePeek.Ours)
+                {
+                    input.AdvanceTo(end);
+                    return request;
+                }
+                if (peek == UpgradePeek.NotOurs || read.IsCompleted)
+                {
+                    input.AdvanceTo(read.Buffer.Start);                // consumed and examined nothing: Kestrel reads it all again
+                    return null;
+                }
+                input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            }
+        }
+        finally
+        {
+            timeout?.Dispose();
+        }
+    }
+
+    private async Task<BrokerSession?> UpgradeAsync(ConnectionContext connection, UpgradeRequest request)
+    {
+        var output = connection.Transport.Output;
+        string? subProtocol = null;
+        RawTopicAdmission? raw = null;
+        var refused = admission.CheckCapacity();
+        if (refused is null && request.RawPath is null) refused = WebSocketAdmission.ChooseSubProtocol(request.Protocols, out subProtocol);
+        else if (refused is null)
+        {
+            var token = request.Query("access_token") ?? WebSocketAdmission.BearerOf(request.Authorization);
+            (raw, refused) = await admission.AdmitRawAsync(request.RawPath!, request.Query("since"), token);
+        }
+        try
+        {
+            if (refused is { } refusal)
+            {
+                UpgradeResponses.WriteRefusal(output, refusal);
+                await output.FlushAsync();
+                return null;                                        // Connection: close
+            }
+            UpgradeResponses.WriteSwitchingProtocols(output, request.Key, subProtocol);
+            await output.FlushAsync();
+            // An upgraded connection no longer counts against Kestrel's HTTP share (MaxConcurrentConnections), as Kestrel
+            // does for its own upgrades: the WebSocket share is bounded by CheckCapacity above (ConnectionLimits).
+            connection.Features.Get<IDecrementConcurrentConnectionCountFeature>()?.ReleaseConnection();
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionAbortedException or InvalidOperationException)
+        {
+            return null;
+        }
+        var transport = new PipeWebSocketTransport(connection);
+        BrokerSession session;
+        if (raw is null) session = new StompSession(transport, services, services.Sessions.NextSessionId(), request.Query("access_token"));
+        else
+        {
+            var (interval, timeout) = admission.RawKeepAlive;
+            transport.StartKeepAlive(interval, timeout);
+            session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), raw.Destination, raw.Principal, raw.Since);
+        }
+        Log.Upgraded(logger, connection.ConnectionId, session.SessionId);
+        return session;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 110, Level = LogLevel.Debug, Message = "connection {ConnectionId} upgraded to WebSocket session {SessionId}")]
+        public static partial void Upgraded(ILogger logger, string connectionId, string sessionId);
+    }
+}

@@ -1,0 +1,385 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.WebSockets;
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Connections;
+
+namespace WsBroker.Broker.Transport;
+
+/// <summary>
+/// RFC 6455 over a Kestrel connection's own pipes (<c>Broker:Transport=Pipeline</c>), after the upgrade that
+/// <c>PipelineWebSocketEndpoint</c> answered. Reads: the payload of each data frame is unmasked in place in Kestrel's input
+/// buffer and handed to the session as it lies there, so STOMP frames are parsed with no copy. Only when the session leaves
+/// part of a frame unconsumed at the end of a WebSocket frame whose continuation lies past the next frame header (a STOMP
+/// frame split across WebSocket messages or fragments, or a raw URL's fragmented message) are the bytes carried in a pipe
+/// borrowed from <see cref="PipePool"/> until the session has consumed them. Control frames are answered as they come,
+/// between fragments too. An idle connection holds no buffer: only Kestrel's pending read, which keeps none.
+/// <para>Writes: the writer loop's messages, and the read side's pongs and close replies, take turns through a gate that
+/// allocates only when they meet; frames go out whole, one flush each.</para>
+/// <para>Closing: a client close is answered with its status, a server close carries the reason's status
+/// (<see cref="DisconnectReasons.ToCloseStatus"/>) and <see cref="FinishAsync"/> then waits, bounded, for the client's
+/// reply. Bad input fails the connection: close 1002 (protocol error) or 1007 (invalid UTF-8 in a text message or close
+/// reason), then a <see cref="WebSocketException"/> from the read.</para>
+/// </summary>
+public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
+{
+    private const int CloseSent = 1, CloseReceived = 2, Failed = 4, Aborted = 8;
+    private readonly ConnectionContext _connection;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private InboundFrames _frames;                               // a struct: the frame and message being read, in place
+    private Pipe? _carry;                                        // bytes the session left at a frame's end, with what follows
+    private ReadOnlySequence<byte> _read;                        // what the last read returned
+    private Delivered _delivered;                                // and from where
+    private SequencePosition _inputEnd;                          // the end of the input buffer that read examined
+    private int _state;
+    private int _writing;                                        // the write gate: 1 while someone writes
+    private TaskCompletionSource? _writeWaiter;                  // made only when the two writers meet
+    private WebSocketKeepAlive? _keepAlive;                      // raw topic URLs only
+
+    public PipeWebSocketTransport(ConnectionContext connection)
+    {
+        _connection = connection;
+        _input = connection.Transport.Input;
+        _output = connection.Transport.Output;
+    }
+
+    private bool Has(int flag) => (Volatile.Read(ref _state) & flag) != 0;
+
+    private void Set(int flag) => Interlocked.Or(ref _state, flag);
+
+    // ---- reading ------------------------------------------------------------------------------------------------------
+
+    /// <summary>See <see cref="IConnectionTransport.ReadAsync"/>. A read waiting for the client ends with
+    /// <see cref="Abort"/>, not with <paramref name="cancellationToken"/> (which is checked before each read).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (Has(CloseReceived)) return TransportReadResult.Completed;
+            cancellationToken.ThrowIfCancellationRequested();
+            ReadResult input;
+            try
+            {
+                // No token: a pending read would hold a registration on it for as long as the connection idles. Abort()
+                // ends the read instead (a session cancels its token and aborts its transport together).
+                input = await _input.ReadAsync(CancellationToken.None);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Kestrel aborted the connection (ConnectionAbortedException): the socket is gone.
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the connection was aborted");
+            }
+            if (input.IsCanceled)                                       // FinishAsync's time is up (CancelPendingRead)
+            {
+                _input.AdvanceTo(input.Buffer.Start);
+                throw new OperationCanceledException(cancellationToken);
+            }
+            _keepAlive?.Received();
+            var buffer = input.Buffer;
+            if (!_frames.InFrame)
+            {
+                var status = WebSocketFrameHeader.TryRead(buffer, out var header, out _);
+                if (status == OperationStatus.InvalidData || status == OperationStatus.Done && !_frames.Accepts(header))
+                    throw await FailAsync(WebSocketCloseStatus.ProtocolError);
+                if (status == OperationStatus.NeedMoreData || header.IsControl && buffer.Length < header.Length + header.PayloadLength)
+                {
+                    if (input.IsCompleted) return ClosedWithoutHandshake(buffer);
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+                if (header.IsControl)
+                {
+                    await ControlAsync(header, buffer.Slice(header.Length, header.PayloadLength));   // consumes the frame
+                    continue;
+                }
+                _frames.Start(header);
+                buffer = buffer.Slice(header.Length);
+                if (header.PayloadLength == 0)
+                {
+                    _input.AdvanceTo(buffer.Start);                     // the header; what follows is read again at once
+                    if (!_frames.EndFrame(out var invalidText)) continue;
+                    if (invalidText) throw await FailAsync(WebSocketCloseStatus.InvalidPayloadData);
+                    return _carry is null ? DeliverNothing() : DeliverCarry(endOfMessage: true);
+                }
+            }
+            var available = Math.Min(buffer.Length, _frames.Remaining);
+            if (available == 0)
+            {
+                if (input.IsCompleted) return ClosedWithoutHandshake(buffer);
+                _input.AdvanceTo(buffer.Start, buffer.End);
+                continue;
+            }
+            var payload = buffer.Slice(0, available);
+            if (_carry is not null)
+            {
+                var valid = CopyToCarry(payload);
+                _input.AdvanceTo(payload.End);
+                var ended = false;
+                var invalidText = false;
+                if (valid && _frames.Remaining == 0) ended = _frames.EndFrame(out invalidText);
+                if (!valid || invalidText) throw await FailAsync(WebSocketCloseStatus.InvalidPayloadData);
+                return DeliverCarry(ended);
+            }
+            if (!_frames.Unmask(payload)) throw await FailAsync(WebSocketCloseStatus.InvalidPayloadData);
+            var endOfMessage = _frames.IsFinal && available == _frames.Remaining;
+            if (endOfMessage && !_frames.TextComplete) throw await FailAsync(WebSocketCloseStatus.InvalidPayloadData);
+            _read = payload;
+            _inputEnd = buffer.End;
+            _delivered = Delivered.InPlace;
+            return new TransportReadResult(payload, endOfMessage, IsCompleted: false);
+        }
+    }
+
+    public void AdvanceTo(SequencePosition consumed)
+    {
+        var read = _read;
+        var delivered = _delivered;
+        _read = default;
+        _delivered = Delivered.Nothing;
+        if (delivered == Delivered.Carried)
+        {
+            _carry!.Reader.AdvanceTo(consumed, read.End);
+            if (!consumed.Equals(read.End)) return;
+            PipePool.Return(_carry);                                    // all consumed: back to reading in place
+            _carry = null;
+            return;
+        }
+        if (delivered == Delivered.Nothing) return;                    // an empty message: its header is consumed
+        var rest = read.Slice(consumed);
+        _frames.Consumed(read.Length - rest.Length);
+        if (rest.IsEmpty)
+        {
+            if (_frames.Remaining == 0) _frames.EndFrame(out _);        // its end was judged when it was delivered
+            _input.AdvanceTo(consumed);                                 // what follows (the next frame) is read again at once
+        }
+        else if (_frames.Remaining > rest.Length)
+            _input.AdvanceTo(consumed, _inputEnd);                      // the frame goes on: wait for more of it, in place
+        else
+        {
+            // The frame ends here, and the session's frame goes on in a later WebSocket frame: carry the rest.
+            _carry = PipePool.Rent();
+            foreach (var segment in rest) _carry.Writer.Write(segment.Span);
+            _frames.Consumed(rest.Length);
+            _frames.EndFrame(out _);
+            _input.AdvanceTo(rest.End);
+        }
+    }
+
+    private TransportReadResult DeliverNothing()
+    {
+        _delivered = Delivered.Nothing;
+        return new TransportReadResult(ReadOnlySequence<byte>.Empty, EndOfMessage: true, IsCompleted: false);
+    }
+
+    private TransportReadResult DeliverCarry(bool endOfMessage)
+    {
+        _carry!.Writer.FlushAsync().GetAwaiter().GetResult();          // no pause threshold: completes at once
+        _carry.Reader.TryRead(out var read);
+        _read = read.Buffer;
+        _delivered = Delivered.Carried;
+        return new TransportReadResult(read.Buffer, endOfMessage, IsCompleted: false);
+    }
+
+    // Copies payload bytes after the carried ones, unmasking (and validating) them on the way; false: invalid UTF-8.
+    private bool CopyToCarry(ReadOnlySequence<byte> payload)
+    {
+        foreach (var segment in payload)
+        {
+            var target = _carry!.Writer.GetSpan(segment.Length)[..segment.Length];
+            segment.Span.CopyTo(target);
+            _carry.Writer.Advance(segment.Length);
+            if (!_frames.UnmaskCopy(target)) return false;
+        }
+        return true;
+    }
+
+    private TransportReadResult ClosedWithoutHandshake(ReadOnlySequence<byte> buffer)
+    {
+        _input.AdvanceTo(buffer.End);
+        Set(CloseReceived);                                             // nothing more will come
+        if (Has(CloseSent)) return TransportReadResult.Completed;      // we closed; the client dropped without replying
+        throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the client closed the connection without a close frame");
+    }
+
+    // Ping, pong or close: `payload` is still masked, at most 125 bytes. Consumes the frame.
+    private async ValueTask ControlAsync(WebSocketFrameHeader header, ReadOnlySequence<byte> payload)
+    {
+        var bytes = ArrayPool<byte>.Shared.Rent(WebSocketFrameHeader.MaxControlPayload);
+        try
+        {
+            var length = (int)payload.Length;
+            payload.CopyTo(bytes);
+            WebSocketMask.Apply(bytes.AsSpan(0, length), header.Mask, 0);
+            _input.AdvanceTo(payload.End);
+            switch (header.Opcode)
+            {
+                case WebSocketOpcode.Ping:
+                    await WriteControlAsync(WebSocketOpcode.Pong, bytes.AsMemory(0, length));
+                    break;
+                case WebSocketOpcode.Close:
+                    var (status, error) = WebSocketCloseFrame.Read(bytes.AsSpan(0, length));
+                    if (error is { } bad) throw await FailAsync(bad);
+                    Set(CloseReceived);
+                    await WriteControlAsync(WebSocketOpcode.Close, bytes.AsMemory(0, status is null ? 0 : 2));   // echo the status
+                    break;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    // Fails the connection (RFC 6455 §7.1.7): close with `status` unless a close was sent, then the read throws.
+    private async ValueTask<Exception> FailAsync(WebSocketCloseStatus status)
+    {
+        Set(Failed);
+        try
+        {
+            await WriteCloseAsync(status, status == WebSocketCloseStatus.InvalidPayloadData ? "invalid UTF-8" : "protocol error", default);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or WebSocketException or InvalidOperationException) { }
+        return new WebSocketException(WebSocketError.Faulted, $"WebSocket protocol violation: close {(int)status}");
+    }
+
+    // ---- writing ------------------------------------------------------------------------------------------------------
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
+    {
+        await EnterWriteAsync(cancellationToken);
+        try
+        {
+            if (Has(CloseSent)) throw new WebSocketException(WebSocketError.InvalidState, "the connection is closing");
+            WebSocketFrameWriter.Write(_output, binary ? WebSocketOpcode.Binary : WebSocketOpcode.Text, message.Span);
+            await FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            ExitWrite();
+        }
+    }
+
+    public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) =>
+        WriteCloseAsync(reason.ToCloseStatus(), reason.Description(), cancellationToken);
+
+    private async ValueTask WriteCloseAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
+    {
+        await EnterWriteAsync(cancellationToken);
+        try
+        {
+            if (Has(CloseSent) || Has(Aborted)) return;
+            Set(CloseSent);
+            WebSocketFrameWriter.WriteClose(_output, status, reason);
+            await FlushAsync(cancellationToken);
+        }
+        finally
+        {
+            ExitWrite();
+        }
+    }
+
+    // A pong, or the reply to the client's close: nothing after a close.
+    private async ValueTask WriteControlAsync(WebSocketOpcode opcode, ReadOnlyMemory<byte> payload)
+    {
+        await EnterWriteAsync(default);
+        try
+        {
+            if (Has(CloseSent) || Has(Aborted)) return;
+            if (opcode == WebSocketOpcode.Close) Set(CloseSent);
+            WebSocketFrameWriter.Write(_output, opcode, payload.Span);
+            await FlushAsync(default);
+        }
+        finally
+        {
+            ExitWrite();
+        }
+    }
+
+    internal async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        var flushed = await _output.FlushAsync(cancellationToken);
+        if (flushed.IsCompleted) throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the connection is gone");
+    }
+
+    internal bool TryEnterWrite() => Interlocked.CompareExchange(ref _writing, 1, 0) == 0;
+
+    private ValueTask EnterWriteAsync(CancellationToken cancellationToken) =>
+        TryEnterWrite() ? ValueTask.CompletedTask : WaitToWriteAsync(cancellationToken);
+
+    private async ValueTask WaitToWriteAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var current = Interlocked.CompareExchange(ref _writeWaiter, waiter, null) ?? waiter;
+            if (TryEnterWrite())
+            {
+                Interlocked.CompareExchange(ref _writeWaiter, null, waiter);
+                return;
+            }
+            await current.Task.WaitAsync(cancellationToken);            // the holder wakes us when it leaves
+        }
+    }
+
+    internal void ExitWrite()
+    {
+        Volatile.Write(ref _writing, 0);
+        Interlocked.Exchange(ref _writeWaiter, null)?.TrySetResult();
+    }
+
+    internal PipeWriter Output => _output;
+
+    internal bool IsClosing => Has(CloseSent) || Has(Aborted);
+
+    /// <summary>Whether bytes are carried in a borrowed pipe (tests: an idle connection holds none).</summary>
+    internal bool IsCarrying => _carry is not null;
+
+    // ---- closing ------------------------------------------------------------------------------------------------------
+
+    /// <summary>Sends a ping every <paramref name="interval"/>, and drops a connection that has sent nothing for
+    /// <paramref name="timeout"/> (raw topic URLs: they have no STOMP heart-beats).</summary>
+    public void StartKeepAlive(TimeSpan interval, TimeSpan timeout) => _keepAlive = new WebSocketKeepAlive(this, interval, timeout);
+
+    public void Abort()
+    {
+        if ((Interlocked.Or(ref _state, Aborted) & Aborted) != 0) return;
+        _keepAlive?.Dispose();
+        _connection.Abort(new ConnectionAbortedException("the broker dropped the connection"));
+    }
+
+    /// <summary>After the session: when the broker sent a close and the client has not answered it yet, reads (and drops)
+    /// what comes until the client's close, the end of the connection or <paramref name="timeout"/>, so that closing the
+    /// socket does not reset a connection whose last bytes are still unread.</summary>
+    public async Task FinishAsync(TimeSpan timeout)
+    {
+        _keepAlive?.Dispose();
+        if (!Has(CloseSent) || Has(CloseReceived) || Has(Aborted) || Has(Failed)) return;
+        using var cancel = new CancellationTokenSource(timeout);
+        using var wake = cancel.Token.UnsafeRegister(static input => ((PipeReader)input!).CancelPendingRead(), _input);
+        try
+        {
+            while (true)
+            {
+                var read = await ReadAsync(cancel.Token);
+                if (read.IsCompleted) return;
+                AdvanceTo(read.Buffer.End);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException) { }
+    }
+
+    /// <summary>Releases a carried pipe (not reused) and the keep-alive timer.</summary>
+    public void Dispose()
+    {
+        _keepAlive?.Dispose();
+        if (_carry is null) return;
+        _carry.Reader.Complete();
+        _carry.Writer.Complete();
+        _carry = null;
+    }
+
+    private enum Delivered : byte { Nothing, InPlace, Carried }
+}

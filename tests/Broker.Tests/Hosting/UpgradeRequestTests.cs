@@ -1,0 +1,100 @@
+using System.Buffers;
+using System.Text;
+using WsBroker.Broker.Hosting;
+
+namespace WsBroker.Broker.Tests.Hosting;
+
+/// <summary>What the pipeline transport's connection middleware takes from a connection's first bytes, and what it leaves
+/// to Kestrel's HTTP layer untouched.</summary>
+public class UpgradeRequestTests
+{
+    private const int MaxBytes = 40 * 1024;
+    private const int MaxHeaders = 100;
+
+    private static string Upgrade(string target = "/ws", string extra = "", string version = "13", string key = "dGhlIHNhbXBsZSBub25jZQ==") =>
+        $"GET {target} HTTP/1.1\r\nHost: broker:8080\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+        + $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n";
+
+    private static UpgradePeek Peek(string head, out UpgradeRequest? request, out long consumed, int maxBytes = MaxBytes)
+    {
+        var buffer = new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(head));
+        var peek = UpgradeRequest.Peek(buffer, maxBytes, MaxHeaders, out request, out var end);
+        consumed = buffer.Slice(0, end).Length;
+        return peek;
+    }
+
+    [Fact]
+    public void Peek_StompUpgrade_TakesKeyProtocolsAndToken_AndEndsAtTheBlankLine()
+    {
+        var head = Upgrade("/ws?access_token=a.b%2Bc", "Sec-WebSocket-Protocol: v11.stomp, v12.stomp\r\nsec-websocket-protocol: v10.stomp\r\n");
+        Assert.Equal(UpgradePeek.Ours, Peek(head + "\x81\x85", out var request, out var consumed));
+        Assert.Equal(head.Length, consumed);                          // the frame bytes after the head are left
+        Assert.Equal("dGhlIHNhbXBsZSBub25jZQ==", request!.Key);
+        Assert.Null(request.RawPath);
+        Assert.Equal(["v11.stomp", "v12.stomp", "v10.stomp"], request.Protocols);
+        Assert.Equal("a.b+c", request.Query("access_token"));
+        Assert.Null(request.Query("since"));
+    }
+
+    [Fact]
+    public void Peek_RawTopicUrl_TakesThePathSinceAndBearer()
+    {
+        Assert.Equal(UpgradePeek.Ours, Peek(Upgrade("/ws/topic/private-chat/admin1/client1?since=42", "Authorization: Bearer t0k\r\n"), out var request, out _));
+        Assert.Equal("private-chat/admin1/client1", request!.RawPath);
+        Assert.Equal("42", request.Query("since"));
+        Assert.Equal("Bearer t0k", request.Authorization);
+    }
+
+    [Fact]
+    public void Peek_HeadSplitAtEveryOffset_WaitsThenTakesIt()
+    {
+        var head = Upgrade("/ws/topic/a");
+        for (var at = 0; at < head.Length; at++)
+            Assert.Equal(UpgradePeek.NeedMoreData, Peek(head[..at], out _, out _));
+        Assert.Equal(UpgradePeek.Ours, Peek(head, out _, out _));
+    }
+
+    [Theory]
+    [InlineData("GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n")]
+    [InlineData("POST /ws HTTP/1.1\r\nHost: b\r\n\r\n")]
+    [InlineData("GET /metrics HTTP/1.1\r\n")]                      // undecided bytes are not needed: the prefix decides
+    [InlineData("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")]
+    [InlineData("\x16\x03\x01\x02\x00")]                            // a TLS client hello
+    [InlineData("GET /wsx HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\n\r\n")]
+    [InlineData("GET /ws HTTP/1.1\r\nHost: b\r\n\r\n")]            // GET /ws without an upgrade: ASP.NET Core answers 400
+    public void Peek_NotAWebSocketUpgradeOfOurs_IsLeftToKestrel(string head) => Assert.Equal(UpgradePeek.NotOurs, Peek(head, out _, out _));
+
+    public static TheoryData<string, string> Unusual => new()
+    {
+        { "version 12", Upgrade(version: "12") },
+        { "short key", Upgrade(key: "c2hvcnQ=") },
+        { "HTTP/1.0", Upgrade().Replace("HTTP/1.1", "HTTP/1.0", StringComparison.Ordinal) },
+        { "percent-encoded path", Upgrade("/ws/topic/a%2Fb") },
+        { "dot segment", Upgrade("/ws/topic/../x") },
+        { "other case", Upgrade("/WS") },
+        { "a body", Upgrade(extra: "Content-Length: 5\r\n") },
+        { "no Host", Upgrade().Replace("Host: broker:8080\r\n", "", StringComparison.Ordinal) },
+        { "no Upgrade token", Upgrade().Replace("Upgrade: websocket", "Upgrade: h2c", StringComparison.Ordinal) },
+        { "folded header line", Upgrade(extra: "X-A: 1\r\n  continued\r\n") },
+        { "space before the colon", Upgrade(extra: "X-A : 1\r\n") },
+        { "bare LF", Upgrade(extra: "X-A: 1\nX-B: 2\r\n") },
+        { "non-ASCII byte", Upgrade(extra: "X-A: \u00e9\r\n") },
+    };
+
+    [Theory]
+    [MemberData(nameof(Unusual))]
+    public void Peek_UnusualUpgrade_IsLeftToKestrelAndAspNetCore(string name, string head) =>
+        Assert.True(Peek(head, out _, out _) == UpgradePeek.NotOurs, name);
+
+    [Fact]
+    public void Peek_HeadOverTheLimit_IsLeftToKestrel()
+    {
+        var head = Upgrade(extra: "X-Big: " + new string('x', 600) + "\r\n");
+        Assert.Equal(UpgradePeek.NotOurs, Peek(head, out _, out _, maxBytes: 512));
+        Assert.Equal(UpgradePeek.NotOurs, Peek(head[..520], out _, out _, maxBytes: 512));   // no end in sight
+    }
+
+    [Fact]
+    public void AcceptKey_IsRfc6455Section1_3sExample() =>
+        Assert.Equal("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", UpgradeResponses.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="));
+}
