@@ -2,7 +2,8 @@
 # Runs every WsBroker test suite on a fresh Debian machine with the .NET SDK:
 #   1. installs and starts MariaDB and RabbitMQ if they are missing (scripts/services-up.sh),
 #   2. builds the whole solution,
-#   3. runs every xunit project under tests/ and every Node test suite (tests/js, web-js),
+#   3. runs every xunit project under tests/ and every Node test suite (tests/js, web-js), then the suites about the
+#      broker's WebSockets again on the second transport (Broker:Transport=AspNetCore),
 #   4. prints one line "N passed, N failed, N skipped" summed over all suites.
 # Exits non-zero if a build or a test failed, or if no test ran.
 # Usage: ./test.sh [--no-services]   (--no-services: do not install/start MariaDB and RabbitMQ)
@@ -17,7 +18,7 @@ start_services=1
 for arg in "$@"; do
   case "$arg" in
     --no-services) start_services=0 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,14 +60,14 @@ count_trx() {
   passed=$((passed + p)); failed=$((failed + f + e + t)); skipped=$((skipped + n))
 }
 
-for proj in tests/*.Tests/*.Tests.csproj; do
-  name=$(basename "$proj" .csproj)
+# run_dotnet <project> <name>: one xunit project, its counters summed from its TRX file.
+run_dotnet() {
+  local proj=$1 name=$2
   echo "== $name"
   dotnet test "$proj" -c Release --no-build -nologo \
     --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
-    --results-directory "$results" 2>&1 | grep -vE '^\s*(Passed|Skipped) ' 
-  rc=${PIPESTATUS[0]}
-  failed_before=$failed
+    --results-directory "$results" 2>&1 | grep -vE '^\s*(Passed|Skipped) '
+  local rc=${PIPESTATUS[0]} failed_before=$failed
   if [ -f "$results/$name.trx" ]; then
     count_trx "$results/$name.trx" || { echo "test.sh: $name: unreadable TRX" >&2; broken=$((broken + 1)); }
     # A crashed test host still writes a TRX, with zero counters: a non-zero exit with no failed test is a failure.
@@ -78,27 +79,50 @@ for proj in tests/*.Tests/*.Tests.csproj; do
     echo "test.sh: $name has tests but produced no results (exit $rc)" >&2
     broken=$((broken + 1))
   fi
-done
+}
 
-# Node suites: any folder with a package.json whose "test" script runs node --test.
-for dir in tests/js web-js; do
-  [ -f "$dir/package.json" ] || continue
-  echo "== node: $dir"
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { broken=$((broken + 1)); continue; }
-  out="$results/$(tr / - <<<"$dir").tap"
+# run_node <dir> <name> [files...]: a Node suite (its package.json "test" script, or node --test on the files given),
+# its counters summed from the TAP output.
+run_node() {
+  local dir=$1 name=$2; shift 2
+  echo "== node: $name"
+  local out="$results/$name.tap" rc
   # Bounded: a test that leaves a socket or timer behind must not hold the whole run (node waits for them).
-  (cd "$dir" && timeout --kill-after=10 900 npm test --silent -- --test-reporter=tap) >"$out" 2>&1
+  if [ $# -gt 0 ]; then
+    (cd "$dir" && timeout --kill-after=10 900 node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=tap "$@") >"$out" 2>&1
+  else
+    (cd "$dir" && timeout --kill-after=10 900 npm test --silent -- --test-reporter=tap) >"$out" 2>&1
+  fi
   rc=$?
   grep -E '^# (tests|pass|fail|skipped|todo|cancelled)' "$out" || true
   grep -E '^not ok' "$out" || true
+  local p f c s
   p=$(grep -E '^# pass ' "$out" | tail -n 1 | awk '{print $3}')
   f=$(grep -E '^# fail ' "$out" | tail -n 1 | awk '{print $3}')
   c=$(grep -E '^# cancelled ' "$out" | tail -n 1 | awk '{print $3}')
   s=$(grep -E '^# skipped ' "$out" | tail -n 1 | awk '{print $3}')
-  if [ -z "$p" ]; then echo "test.sh: $dir printed no summary (exit $rc)" >&2; tail -n 30 "$out"; broken=$((broken + 1)); continue; fi
+  if [ -z "$p" ]; then echo "test.sh: $name printed no summary (exit $rc)" >&2; tail -n 30 "$out"; broken=$((broken + 1)); return; fi
   passed=$((passed + p)); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0}))
   if [ "$rc" != 0 ] && [ "${f:-0}" = 0 ] && [ "${c:-0}" = 0 ]; then broken=$((broken + 1)); fi
+}
+
+for proj in tests/*.Tests/*.Tests.csproj; do run_dotnet "$proj" "$(basename "$proj" .csproj)"; done
+
+# Node suites: any folder with a package.json whose "test" script runs node --test.
+for dir in tests/js web-js; do
+  [ -f "$dir/package.json" ] || continue
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) || { broken=$((broken + 1)); continue; }
+  run_node "$dir" "$(tr / - <<<"$dir")"
 done
+
+# The same suites again on the other WebSocket transport (Broker:Transport=AspNetCore; Pipeline is the default): every
+# suite that runs a broker's WebSockets, not the ones that are not about it (Protocol, Persistence, UserSync, the load
+# tool), nor cluster.test.mjs (cluster nodes on the default) and websocket-rfc6455.test.mjs (the Pipeline framing itself).
+export WSBROKER_TEST_TRANSPORT=AspNetCore
+run_dotnet tests/Broker.Tests/Broker.Tests.csproj Broker.Tests-AspNetCore
+run_node tests/js tests-js-AspNetCore $(cd tests/js && ls ./*.test.mjs | grep -vE '/(cluster|websocket-rfc6455)\.test\.mjs$')
+run_node web-js web-js-AspNetCore test/browser.test.mjs
+unset WSBROKER_TEST_TRANSPORT
 
 # The failures again, by name, just above the summary (the suites' own output is long).
 for trx in "$results"/*.trx; do

@@ -230,6 +230,8 @@ test('a short-lived token is refreshed in band: POST /api/dev/token again, SEND 
   assert.equal(await page.locator('#status-pill').getAttribute('data-state'), 'connected');
   assert.deepEqual(errors, [], 'no script errors');
   await context.close();
+});
+
 /** A STOMP session of `userId` without a browser (raw frames over `ws`): send() resolves with the RECEIPT's headers. */
 async function stompAs(base, userId) {
   const { default: WebSocket } = await import('ws');
