@@ -181,12 +181,14 @@ public sealed class InboxFeedTests : IAsyncLifetime
             {
                 var expected = (await messages.GetConversationsAsync($"hand-{a}")).Single();
                 var (client, view) = inboxes[a];
-                while (!view.TryGetValue("client1", out var entry) || entry.LastMessageId != expected.LastMessage!.Id)
+                void Apply(Delta delta)
                 {
-                    var delta = await NextAsync(client);
                     if (delta.Kind == "snapshot") foreach (var c in delta.Conversations) view[c.Peer] = c;
                     else view[delta.Peer!] = delta.Conversation;
                 }
+                // The snapshot (and any delta before the RECEIPT), then deltas until the last message is shown.
+                foreach (var frame in await client.ReceiveUntilReceiptAsync("inbox")) Apply(Delta.Of(frame));
+                while (!view.TryGetValue("client1", out var entry) || entry.LastMessageId != expected.LastMessage!.Id) Apply(await NextAsync(client));
                 Assert.Equal(expected.UnreadCount, view["client1"].Unread);
                 Assert.Equal(a == 0 ? perAdmin + 1 : perAdmin, view["client1"].Unread);
                 await client.AssertNoFrameAsync(TimeSpan.FromMilliseconds(100));

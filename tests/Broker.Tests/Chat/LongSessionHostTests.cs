@@ -13,6 +13,8 @@ namespace WsBroker.Broker.Tests.Chat;
 
 /// <summary>Long-lived sessions on a real broker (embedded, demo users, <c>Auth:ClockSkewSeconds=0</c>): the scanner
 /// expires a session whose token ran out, <c>/api/me</c> answers from the users table, and dev tokens may be short-lived.</summary>
+// It reads counters from /metrics: alone, as every test that does (MetricsText).
+[Collection(Operations.MetricsCollection.Name)]
 public sealed class LongSessionHostTests : IAsyncLifetime
 {
     private TestBroker _broker = null!;
@@ -41,7 +43,7 @@ public sealed class LongSessionHostTests : IAsyncLifetime
         Assert.Equal("token expired", client.Socket.CloseStatusDescription);
         // The session's end is counted once its run is over, just after the close the client saw.
         var metrics = await MetricsText.ScrapeAsync(_broker.BaseUri);
-        for (var i = 0; i < 100 && metrics["wsbroker_disconnects_total{reason=\"TokenExpired\"}"] < 1; i++)
+        for (var i = 0; i < 100 && (metrics["wsbroker_disconnects_total{reason=\"TokenExpired\"}"] < 1 || metrics["wsbroker_sessions_expired_total"] < 1); i++)
         {
             await Task.Delay(50);
             metrics = await MetricsText.ScrapeAsync(_broker.BaseUri);
