@@ -354,12 +354,12 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Complete();
         try
         {
             _abort.Cancel();
         }
         catch (ObjectDisposedException) { }
+        _outbox.Complete();                                       // after the cancel: the writer it wakes sees the abort
         Transport.Abort();
     }
 
