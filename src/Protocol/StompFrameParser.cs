@@ -15,8 +15,9 @@ using System.Text.Unicode;
 namespace WsBroker.Protocol;
 
 /// <summary>
-/// A resumable, bounded, allocation-free STOMP frame parser. One instance per connection: it keeps scratch buffers for
-/// unescaped headers and reuses them for every frame. After <see cref="TryParse(ref ReadOnlySequence{byte}, out StompParseError)"/>
+/// A resumable, bounded, allocation-free STOMP frame parser. One instance per connection: it rents scratch buffers for
+/// unescaped headers from the shared array pools and reuses them for every frame; <see cref="ReleaseScratch"/> gives them
+/// back between frames, so that an idle connection's parser holds no array. After <see cref="TryParse(ref ReadOnlySequence{byte}, out StompParseError)"/>
 /// returns <see cref="OperationStatus.Done"/>, <see cref="Frame"/> describes the frame until the next call or until the
 /// input buffer is released (the body is a slice of the input).
 /// </summary>
@@ -29,11 +30,14 @@ public sealed class StompFrameParser
     private const byte Backslash = (byte)'\\';
 
     private readonly StompLimits _limits;
-    private byte[] _text = new byte[256];
+    private const int FirstTextLength = 256;
+    private const int FirstSlotCount = 8;
+
+    private byte[] _text = [];                                         // rented on the first header (see ReleaseScratch)
     private int _textLength;
-    private HeaderSlot[] _slots = new HeaderSlot[8];
+    private HeaderSlot[] _slots = [];
     private int _headerCount;
-    private byte[]? _lineScratch;
+    private byte[]? _lineScratch;                                      // rented for a line that crosses segments
     private StompCommand _command;
     private ReadOnlySequence<byte> _body;
 
@@ -97,6 +101,24 @@ public sealed class StompFrameParser
 
     /// <summary>True when <see cref="PartialFrameBytes"/> is non-zero: part of a frame has arrived, not all of it.</summary>
     public bool HasPartialFrame => _partialBytes > 0;
+
+    /// <summary>
+    /// Gives the header scratch buffers back to the pools unless a frame is half-parsed (<see cref="HasPartialFrame"/>: its
+    /// header lines are kept in them), so that a parser between frames holds no array; the next header rents them again.
+    /// Call it once the frames parsed so far have been handled: <see cref="Frame"/> is empty afterwards.
+    /// </summary>
+    public void ReleaseScratch()
+    {
+        if (HasPartialFrame) return;
+        _headerCount = 0;
+        _textLength = 0;
+        _command = StompCommand.None;
+        _body = default;
+        Return(ref _text);
+        Return(ref _slots);
+        if (_lineScratch is not null) ArrayPool<byte>.Shared.Return(_lineScratch);
+        _lineScratch = null;
+    }
 
     internal ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots[index].NameStart, _slots[index].NameLength);
     internal ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots[index].ValueStart, _slots[index].ValueLength);
@@ -348,7 +370,7 @@ public sealed class StompFrameParser
                 return window.Length > max ? LineStatus.TooLong : LineStatus.NeedMore;
             }
             var slice = window.Slice(0, position.Value);
-            _lineScratch ??= new byte[max];
+            _lineScratch ??= ArrayPool<byte>.Shared.Rent(max);
             slice.CopyTo(_lineScratch);
             line = _lineScratch.AsSpan(0, (int)slice.Length);
             reader.Advance(slice.Length + 1);
@@ -364,8 +386,8 @@ public sealed class StompFrameParser
         // STOMP 1.2: a CR in a header is sent as "\r"; a raw one (other than the CRLF line end, already removed) is invalid.
         if (crEscape && escaping && line.IndexOf(Cr) >= 0) return StompParseError.MalformedHeader;
         if (!Utf8.IsValid(line)) return StompParseError.InvalidUtf8;
-        if (_text.Length < _textLength + line.Length) Array.Resize(ref _text, Math.Max(_text.Length * 2, _textLength + line.Length));
-        if (_headerCount == _slots.Length) Array.Resize(ref _slots, _slots.Length * 2);
+        if (_text.Length < _textLength + line.Length) Grow(ref _text, _textLength, Math.Max(FirstTextLength, Math.Max(_text.Length * 2, _textLength + line.Length)));
+        if (_headerCount == _slots.Length) Grow(ref _slots, _headerCount, Math.Max(FirstSlotCount, _slots.Length * 2));
 
         ref var slot = ref _slots[_headerCount];
         slot.NameStart = _textLength;
@@ -380,6 +402,21 @@ public sealed class StompFrameParser
         _textLength += written;
         _headerCount++;
         return StompParseError.None;
+    }
+
+    // A scratch array from the pool at least `length` long, with the `used` items of the old one (which goes back).
+    private static void Grow<T>(ref T[] array, int used, int length)
+    {
+        var grown = ArrayPool<T>.Shared.Rent(length);
+        array.AsSpan(0, used).CopyTo(grown);
+        Return(ref array);
+        array = grown;
+    }
+
+    private static void Return<T>(ref T[] array)
+    {
+        if (array.Length > 0) ArrayPool<T>.Shared.Return(array);
+        array = [];
     }
 
     /// <summary>Copies <paramref name="source"/>, undoing STOMP escapes when asked; -1 for an undefined escape.</summary>

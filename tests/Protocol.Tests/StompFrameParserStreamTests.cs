@@ -11,7 +11,8 @@ public class StompFrameParserStreamTests
 
     /// <summary>Feeds <paramref name="bytes"/> in pieces of <paramref name="piece"/> bytes, as a read loop over a pipe
     /// does (consumed = start of the unfinished frame, examined = everything), and collects the frames.</summary>
-    private static (List<StompFrame> Frames, OperationStatus Last, StompParseError Error) Stream(StompFrameParser parser, byte[] bytes, int piece)
+    private static (List<StompFrame> Frames, OperationStatus Last, StompParseError Error) Stream(StompFrameParser parser, byte[] bytes, int piece,
+        bool releaseScratch = false)
     {
         var frames = new List<StompFrame>();
         var start = 0;
@@ -29,6 +30,7 @@ public class StompFrameParserStreamTests
             }
             if (status == OperationStatus.InvalidData) return (frames, status, error);
             Assert.Equal(buffer.Length, parser.PartialFrameBytes);
+            if (releaseScratch) parser.ReleaseScratch();               // as a session does after each read
             start = end - (int)buffer.Length;
             if (end == bytes.Length) return (frames, status, error);
         }
@@ -48,6 +50,21 @@ public class StompFrameParserStreamTests
         Assert.Equal(["one", "\0t\0w\0", "three", ""], frames.Select(f => f.BodyText));
         Assert.Equal("r:1", frames[0].Headers["receipt"]);
         Assert.Equal("/b", frames[1].Headers["destination"]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Pieces))]
+    public void TryParseNext_ScratchReleasedAfterEveryRead_KeepsTheUnfinishedFramesHeadersAndParsesTheSame(int piece)
+    {
+        var bytes = Utf8("SEND\ndestination:/a\nreceipt:r\\c1\n\none\0" + "SEND\r\n" + string.Concat(Enumerable.Range(0, 20).Select(i => $"h{i}:{new string('v', 20)}\r\n"))
+            + "destination:/b\r\ncontent-length:3\r\n\n\0w\0\0MESSAGE\nx:y\n\nthree\0");
+        var (frames, last, _) = Stream(new StompFrameParser(), bytes, piece, releaseScratch: true);
+        Assert.Equal(OperationStatus.NeedMoreData, last);
+        Assert.Equal([StompCommand.Send, StompCommand.Send, StompCommand.Message], frames.Select(f => f.Command));
+        Assert.Equal("r:1", frames[0].Headers["receipt"]);
+        Assert.Equal("/b", frames[1].Headers["destination"]);
+        Assert.Equal(new string('v', 20), frames[1].Headers["h19"]);
+        Assert.Equal("y", frames[2].Headers["x"]);
     }
 
     [Theory]

@@ -290,6 +290,30 @@ public class StompFrameParserTests
         Assert.Equal(0, allocated);
     }
 
+    [Fact]
+    public void TryParse_ScratchReleasedAfterEveryFrame_AllocatesNothingAfterWarmUp()
+    {
+        // What a session does after each read: the scratch goes back to the pools and is rented again, not allocated.
+        var wire = TestSequence.Whole(Utf8("SEND\ndestination:/topic/a\nreceipt:r-1\ncontent-type:text/plain\n\nhello\0"));
+        var parser = new StompFrameParser();
+        var done = 0;
+        for (var i = 0; i < 100; i++)
+        {
+            done += ParseOnce(parser, wire);
+            parser.ReleaseScratch();
+        }
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            done += ParseOnce(parser, wire);
+            parser.ReleaseScratch();
+        }
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(1100, done);
+        Assert.Equal(0, allocated);
+        Assert.Equal(0, parser.HeaderCount);                            // released: the frame view is empty
+    }
+
     private static int ParseOnce(StompFrameParser parser, ReadOnlySequence<byte> input)
     {
         var buffer = input;

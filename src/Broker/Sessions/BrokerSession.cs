@@ -25,7 +25,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private Outbox _outbox;                                        // a struct: used in place, never copied
     private SessionClock _clock;                                   // a struct too
     private readonly CancellationTokenSource _abort = new();
-    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private SessionCompletion _completion;                        // a struct too: no task unless someone waits for the end
     private int _closeRequested;
     private int _reason = -1;
     private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
@@ -106,7 +106,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
                 Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
             _abort.Dispose();
-            _completion.TrySetResult();
+            _completion.Complete();
         }
     }
 
@@ -354,12 +354,12 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         SetReason(reason);
         Volatile.Write(ref _closeRequested, 1);
-        _outbox.Complete();
         try
         {
             _abort.Cancel();
         }
         catch (ObjectDisposedException) { }
+        _outbox.Complete();                                       // after the cancel: the writer it wakes sees the abort
         Transport.Abort();
     }
 

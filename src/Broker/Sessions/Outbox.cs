@@ -1,5 +1,3 @@
-using System.Threading.Channels;
-
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
@@ -9,17 +7,14 @@ namespace WsBroker.Broker.Sessions;
 /// <c>…HardCapBytes</c>) a write fails, and the session treats that as a slow consumer. Writing never blocks. Control items
 /// (ERROR, close, heart-beat) count against neither mark nor the byte cap. The publishers waiting for the drain wait here
 /// (<see cref="WhenDrained"/>): the writer releases them once it has read the queue under the low-water mark, and
-/// <see cref="Complete"/> releases them for good.
+/// <see cref="Complete"/> releases them for good. The items wait in an <see cref="OutboxQueue"/>, which holds no array while
+/// the session is idle.
 /// <para>A struct kept in a (non-readonly) field of its session, so an idle session pays for no extra object: use it only
 /// through that field, never through a copy.</para>
 /// </summary>
 internal struct Outbox(int highFrames, int highBytes, int capFrames, int capBytes)
 {
-    private readonly Channel<Outbound> _channel = Channel.CreateBounded<Outbound>(new BoundedChannelOptions(capFrames)
-    {
-        SingleReader = true,
-        FullMode = BoundedChannelFullMode.Wait,                  // TryWrite fails when full: the hard cap
-    });
+    private readonly OutboxQueue _queue = new(capFrames);        // TryWrite fails when full: the hard cap
     private readonly int _highFrames = highFrames;
     private readonly int _highBytes = highBytes;
     private readonly int _capBytes = capBytes;
@@ -46,7 +41,7 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
     public bool TryWrite(in Outbound item)
     {
         Interlocked.Increment(ref _queuedFrames);
-        if (Interlocked.Add(ref _queuedBytes, item.Size) > _capBytes || !_channel.Writer.TryWrite(item))
+        if (Interlocked.Add(ref _queuedBytes, item.Size) > _capBytes || !_queue.TryWrite(item))
         {
             Interlocked.Add(ref _queuedBytes, -item.Size);
             Interlocked.Decrement(ref _queuedFrames);
@@ -55,11 +50,11 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
         return true;
     }
 
-    public readonly bool TryWriteControl(in Outbound item) => _channel.Writer.TryWrite(item with { Counted = false });
+    public readonly bool TryWriteControl(in Outbound item) => _queue.TryWrite(item with { Counted = false });
 
     public bool TryRead(out Outbound item)
     {
-        if (!_channel.Reader.TryRead(out item)) return false;
+        if (!_queue.TryRead(out item)) return false;
         if (item.Counted)
         {
             Interlocked.Add(ref _queuedBytes, -item.Size);
@@ -68,13 +63,15 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
         return true;
     }
 
-    public readonly ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken) => _channel.Reader.WaitToReadAsync(cancellationToken);
+    /// <summary>True once something is queued, false once completed and drained. No token: <see cref="Complete"/> ends the
+    /// wait (an aborted session completes its outbox), so an idle writer loop holds no cancellation registration.</summary>
+    public readonly ValueTask<bool> WaitToReadAsync() => _queue.WaitToReadAsync();
 
     /// <summary>No more writes: the reader drains what is queued, then ends. Nobody waits for the drain any more (a
     /// closing session holds no publisher).</summary>
     public void Complete()
     {
-        _channel.Writer.TryComplete();
+        _queue.Complete();
         ReleaseDrained();
     }
 

@@ -59,6 +59,7 @@ public sealed class StompSession : BrokerSession
             var credit = WaitForCreditAsync();
             if (!credit.IsCompletedSuccessfully) await credit;
         }
+        _parser.ReleaseScratch();                                 // between frames the parser holds no array (idle)
         return buffer.Start;
     }
 

@@ -8,50 +8,52 @@ namespace WsBroker.Broker.Sessions;
 /// <summary>
 /// One session's subscriptions: by the client's id, by the per-session number in <c>ack</c> ids, and the
 /// <c>/user/queue/…</c> ones that never enter the shared router. Thread-safe (deliveries and the read loop meet here);
-/// lookups do not allocate.
+/// lookups do not allocate. The gate is the id dictionary itself: every session has a table, so a lock object of its own
+/// would cost each one an object.
 /// </summary>
 internal sealed class SubscriptionTable(int max)
 {
-    private readonly Lock _gate = new();
     private readonly Dictionary<string, Subscription> _byId = new(StringComparer.Ordinal);
-    private readonly List<Subscription> _userQueue = [];
+    private List<Subscription>? _userQueue;                        // made on the first user-queue subscription
     private int _nextNumber;
+
+    private object Gate => _byId;
 
     /// <summary>Adds the subscription <paramref name="create"/> makes from the next number, unless the id is taken or the
     /// table is full.</summary>
     public SubscribeOutcome TryAdd(string id, Func<int, Subscription> create, out Subscription? added)
     {
         added = null;
-        lock (_gate)
+        lock (Gate)
         {
             if (_byId.ContainsKey(id)) return SubscribeOutcome.DuplicateId;
             if (_byId.Count >= max) return SubscribeOutcome.TooMany;
             added = create(++_nextNumber);
             _byId[id] = added;
-            if (added.Destination.Kind == DestinationKind.UserQueue) _userQueue.Add(added);
+            if (added.Destination.Kind == DestinationKind.UserQueue) (_userQueue ??= []).Add(added);
             return SubscribeOutcome.Added;
         }
     }
 
     public Subscription? Remove(string id)
     {
-        lock (_gate)
+        lock (Gate)
         {
             if (!_byId.Remove(id, out var subscription)) return null;
-            if (subscription.Destination.Kind == DestinationKind.UserQueue) _userQueue.Remove(subscription);
+            if (subscription.Destination.Kind == DestinationKind.UserQueue) _userQueue?.Remove(subscription);
             return subscription;
         }
     }
 
     public Subscription? ById(string id)
     {
-        lock (_gate) return _byId.GetValueOrDefault(id);
+        lock (Gate) return _byId.GetValueOrDefault(id);
     }
 
     /// <summary>The subscription with per-session <paramref name="number"/> (STOMP 1.2 <c>ack</c> ids).</summary>
     public Subscription? ByNumber(int number)
     {
-        lock (_gate)
+        lock (Gate)
         {
             foreach (var subscription in _byId.Values)
             {
@@ -64,7 +66,7 @@ internal sealed class SubscriptionTable(int max)
     /// <summary>The subscription that has <paramref name="messageId"/> outstanding (STOMP 1.0 ACK by message-id alone).</summary>
     public Subscription? Outstanding(long messageId)
     {
-        lock (_gate)
+        lock (Gate)
         {
             foreach (var subscription in _byId.Values)
             {
@@ -111,8 +113,9 @@ internal sealed class SubscriptionTable(int max)
     public int ForEachUserQueue<TState>(string destination, TState state, Action<Subscription, TState> action)
     {
         var count = 0;
-        lock (_gate)
+        lock (Gate)
         {
+            if (_userQueue is null) return 0;
             foreach (var subscription in _userQueue)
             {
                 if (subscription.Destination.Text != destination) continue;
@@ -126,7 +129,7 @@ internal sealed class SubscriptionTable(int max)
     /// <summary>Whether a subscription's destination is one <paramref name="predicate"/> accepts.</summary>
     public bool Any(Func<Destination, bool> predicate)
     {
-        lock (_gate)
+        lock (Gate)
         {
             foreach (var subscription in _byId.Values)
             {
@@ -139,11 +142,11 @@ internal sealed class SubscriptionTable(int max)
     /// <summary>Empties the table; returns what it held.</summary>
     public Subscription[] Clear()
     {
-        lock (_gate)
+        lock (Gate)
         {
             Subscription[] all = [.. _byId.Values];
             _byId.Clear();
-            _userQueue.Clear();
+            _userQueue?.Clear();
             return all;
         }
     }

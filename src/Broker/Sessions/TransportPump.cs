@@ -85,8 +85,10 @@ internal static class TransportPump
         using var buffer = new PooledBufferWriter();
         try
         {
-            while (await session.Outbox.WaitToReadAsync(session.Aborted))
+            // The wait takes no token: an abort cancels the session's token, then completes the outbox, which ends the wait.
+            while (await session.Outbox.WaitToReadAsync())
             {
+                session.Aborted.ThrowIfCancellationRequested();
                 if (session.Outbox.IsSlow || session.IsExpired) break;
                 var close = false;
                 var batch = new OutboundBatch();
@@ -110,6 +112,7 @@ internal static class TransportPump
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close) break;
             }
+            session.Aborted.ThrowIfCancellationRequested();       // aborted: no last word, no close handshake
             // The backlog was discarded: the last word is why.
             (string Message, string Detail)? last = session.IsExpired ? ("token expired", ExpiredDetail)
                 : session.Outbox.IsSlow ? ("slow consumer", "the client did not read its messages fast enough") : null;

@@ -26,4 +26,10 @@ public interface IConnectionTransport
 
     /// <summary>Drops the connection now.</summary>
     void Abort();
+
+    /// <summary>Called for every session on each tick of the broker's one heart-beat scanner (<c>HeartBeatScanner</c>,
+    /// <paramref name="nowMs"/> on <see cref="Environment.TickCount64"/>): a transport with a keep-alive of its own (a raw
+    /// topic URL's pings on <see cref="PipeWebSocketTransport"/>) sends a due ping or drops a silent client here, so that no
+    /// connection owns a timer. Others do nothing.</summary>
+    void KeepAlive(long nowMs);
 }

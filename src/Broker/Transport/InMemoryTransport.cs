@@ -69,6 +69,8 @@ public sealed class InMemoryTransport : IConnectionTransport
         return ValueTask.CompletedTask;
     }
 
+    public void KeepAlive(long nowMs) { }
+
     public void Abort()
     {
         Aborted = true;

@@ -35,7 +35,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     private int _state;
     private int _writing;                                        // the write gate: 1 while someone writes
     private TaskCompletionSource? _writeWaiter;                  // made only when the two writers meet
-    private WebSocketKeepAlive? _keepAlive;                      // raw topic URLs only
+    private WebSocketKeepAlive? _keepAlive;                      // raw topic URLs only (no timer: the scanner ticks it)
 
     public PipeWebSocketTransport(ConnectionContext connection)
     {
@@ -340,13 +340,14 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     // ---- closing ------------------------------------------------------------------------------------------------------
 
     /// <summary>Sends a ping every <paramref name="interval"/>, and drops a connection that has sent nothing for
-    /// <paramref name="timeout"/> (raw topic URLs: they have no STOMP heart-beats).</summary>
+    /// <paramref name="timeout"/> (raw topic URLs: they have no STOMP heart-beats), on the ticks of <see cref="KeepAlive"/>.</summary>
     public void StartKeepAlive(TimeSpan interval, TimeSpan timeout) => _keepAlive = new WebSocketKeepAlive(this, interval, timeout);
+
+    public void KeepAlive(long nowMs) => _keepAlive?.Tick(nowMs);
 
     public void Abort()
     {
         if ((Interlocked.Or(ref _state, Aborted) & Aborted) != 0) return;
-        _keepAlive?.Dispose();
         _connection.Abort(new ConnectionAbortedException("the broker dropped the connection"));
     }
 
@@ -355,7 +356,6 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     /// socket does not reset a connection whose last bytes are still unread.</summary>
     public async Task FinishAsync(TimeSpan timeout)
     {
-        _keepAlive?.Dispose();
         if (!Has(CloseSent) || Has(CloseReceived) || Has(Aborted) || Has(Failed)) return;
         using var cancel = new CancellationTokenSource(timeout);
         using var wake = cancel.Token.UnsafeRegister(static input => ((PipeReader)input!).CancelPendingRead(), _input);
@@ -371,10 +371,9 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException) { }
     }
 
-    /// <summary>Releases a carried pipe (not reused) and the keep-alive timer.</summary>
+    /// <summary>Releases a carried pipe (not reused).</summary>
     public void Dispose()
     {
-        _keepAlive?.Dispose();
         if (_carry is null) return;
         _carry.Reader.Complete();
         _carry.Writer.Complete();

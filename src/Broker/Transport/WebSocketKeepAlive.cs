@@ -2,48 +2,46 @@ namespace WsBroker.Broker.Transport;
 
 /// <summary>Pings of a <see cref="PipeWebSocketTransport"/> whose sessions have no heart-beats of their own (raw topic
 /// URLs), as ASP.NET Core's keep-alive does: a ping every interval, and a client that has sent nothing (not even a pong) for
-/// the timeout is dropped (a half-open connection). One timer per such connection.</summary>
-internal sealed class WebSocketKeepAlive : IDisposable
+/// the timeout is dropped (a half-open connection). It owns no timer: the broker's one heart-beat scanner calls
+/// <see cref="Tick"/> (through <see cref="IConnectionTransport.KeepAlive"/>) for every session on each of its ticks, so a
+/// ping or a drop comes up to one tick (at most 1 s) after it is due.</summary>
+internal sealed class WebSocketKeepAlive(PipeWebSocketTransport transport, TimeSpan interval, TimeSpan timeout)
 {
-    private readonly PipeWebSocketTransport _transport;
-    private readonly long _timeoutMs;                              // 0: never dropped
-    private readonly Timer _timer;
+    private readonly long _intervalMs = (long)interval.TotalMilliseconds;
+    private readonly long _timeoutMs = timeout == Timeout.InfiniteTimeSpan ? 0 : (long)timeout.TotalMilliseconds;   // 0: never dropped
     private long _lastReceivedMs = Environment.TickCount64;
-
-    public WebSocketKeepAlive(PipeWebSocketTransport transport, TimeSpan interval, TimeSpan timeout)
-    {
-        _transport = transport;
-        _timeoutMs = timeout == Timeout.InfiniteTimeSpan ? 0 : (long)timeout.TotalMilliseconds;
-        _timer = new Timer(static state => ((WebSocketKeepAlive)state!).Tick(), this, interval, interval);
-    }
+    private long _lastPingMs = Environment.TickCount64;              // the scanner's thread only
 
     /// <summary>The client sent bytes.</summary>
     public void Received() => Volatile.Write(ref _lastReceivedMs, Environment.TickCount64);
 
-    public void Dispose() => _timer.Dispose();
-
-    private void Tick()
+    /// <summary>Drops the connection when the client has been silent past the timeout, else pings when an interval has
+    /// passed since the last ping (skipped while a send is under way: the connection is busy anyway).</summary>
+    public void Tick(long nowMs)
     {
-        if (_timeoutMs > 0 && Environment.TickCount64 - Volatile.Read(ref _lastReceivedMs) > _timeoutMs)
+        if (transport.IsClosing) return;
+        if (_timeoutMs > 0 && nowMs - Volatile.Read(ref _lastReceivedMs) > _timeoutMs)
         {
-            _transport.Abort();
+            transport.Abort();
             return;
         }
-        if (_transport.TryEnterWrite()) _ = PingAsync();              // else a send is under way: no ping needed now
+        if (nowMs - _lastPingMs < _intervalMs) return;
+        _lastPingMs = nowMs;
+        if (transport.TryEnterWrite()) _ = PingAsync();
     }
 
     private async Task PingAsync()
     {
         try
         {
-            if (_transport.IsClosing) return;
-            WebSocketFrameWriter.Write(_transport.Output, WebSocketOpcode.Ping, []);
-            await _transport.FlushAsync(CancellationToken.None);
+            if (transport.IsClosing) return;
+            WebSocketFrameWriter.Write(transport.Output, WebSocketOpcode.Ping, []);
+            await transport.FlushAsync(CancellationToken.None);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or System.Net.WebSockets.WebSocketException or InvalidOperationException) { }
         finally
         {
-            _transport.ExitWrite();
+            transport.ExitWrite();
         }
     }
 }

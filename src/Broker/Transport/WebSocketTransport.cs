@@ -61,6 +61,10 @@ public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport,
 
     public void Abort() => socket.Abort();
 
+    /// <summary>Nothing: a raw topic URL's pings are ASP.NET Core's keep-alive on this path (its own timer per connection,
+    /// set up by <c>WebSocketEndpoint</c>).</summary>
+    public void KeepAlive(long nowMs) { }
+
     /// <summary>Releases a half-read pipe (not reused) once the session has ended.</summary>
     public void Dispose()
     {

@@ -228,6 +228,8 @@ public sealed class CreditFlowTests : IAsyncDisposable
 
         public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => _inner.CloseAsync(reason, cancellationToken);
 
+        public void KeepAlive(long nowMs) { }
+
         public void Abort()
         {
             ReleaseSends();

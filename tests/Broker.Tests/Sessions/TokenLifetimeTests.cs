@@ -240,6 +240,8 @@ public sealed class TokenLifetimeTests : IAsyncDisposable
         public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => Inner.CloseAsync(reason, cancellationToken);
         public void Abort() => Inner.Abort();
 
+        public void KeepAlive(long nowMs) { }
+
         private static TaskCompletionSource Open()
         {
             var open = new TaskCompletionSource();

@@ -241,12 +241,16 @@ public class PipeWebSocketTransportTests
     }
 
     [Fact]
-    public async Task KeepAlive_PingsAndDropsAClientThatSendsNothing()
+    public async Task KeepAlive_TickedByTheScanner_PingsWhenDueAndDropsAClientThatSendsNothing()
     {
         var peer = new WebSocketPeer();
         var read = peer.Server.ReadAsync(CancellationToken.None).AsTask();
-        peer.Server.StartKeepAlive(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(200));
+        var start = Environment.TickCount64;
+        peer.Server.StartKeepAlive(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3));
+        peer.Server.KeepAlive(start + 2_000);                   // the scanner's tick: an interval passed, within the timeout
         Assert.Equal((WebSocketOpcode.Ping, ""), await NextAsync(peer));
+        Assert.False(peer.WasAborted);
+        peer.Server.KeepAlive(start + 60_000);                  // silent past the timeout
         await Assert.ThrowsAsync<WebSocketException>(() => read.WaitAsync(WebSocketPeer.Timeout));
         Assert.True(peer.WasAborted);
     }

@@ -1,0 +1,126 @@
+using System.Buffers;
+using System.Threading.Tasks.Sources;
+
+namespace WsBroker.Broker.Sessions;
+
+/// <summary>
+/// The items of an <see cref="Outbox"/> in order: bounded, many writers, one reader (the writer loop). It does what a
+/// bounded <c>Channel</c> with <c>SingleReader</c> did for the outbox, in one small object instead of about ten
+/// (docs/performance.md, issue 17): the ring's array is rented from the pool when an item arrives after the reader went
+/// idle and given back when the reader finds it empty, so an idle session holds none; the reader's wait is this object
+/// (an <see cref="IValueTaskSource{TResult}"/>, reused), and it takes no cancellation token, so a waiting reader holds no
+/// registration: <see cref="Complete"/> ends the wait (an aborted session completes its outbox).
+/// </summary>
+internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
+{
+    private const int FirstLength = 16;
+    private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
+    private Outbound[]? _items;                                     // the ring (null while the reader is idle)
+    private int _head;
+    private int _count;
+    private bool _waiting;                                          // the reader waits for an item (the ring is empty)
+    private bool _completed;
+
+    // The gate is this object: it is private to its Outbox, and a lock of its own would cost every session an object.
+    private object Gate => this;
+
+    /// <summary>Queues <paramref name="item"/>; false when <paramref name="capacity"/> items wait, or after <see cref="Complete"/>.</summary>
+    public bool TryWrite(in Outbound item)
+    {
+        bool wake;
+        lock (Gate)
+        {
+            if (_completed || _count >= capacity) return false;
+            if (_items is null) _items = ArrayPool<Outbound>.Shared.Rent(Math.Min(FirstLength, capacity));
+            else if (_count == _items.Length) Grow();
+            _items[(_head + _count) % _items.Length] = item;
+            _count++;
+            wake = _waiting;
+            _waiting = false;
+        }
+        if (wake) _wait.SetResult(true);
+        return true;
+    }
+
+    /// <summary>The reader takes the oldest item.</summary>
+    public bool TryRead(out Outbound item)
+    {
+        lock (Gate)
+        {
+            if (_count == 0)
+            {
+                item = default;
+                return false;
+            }
+            item = _items![_head];
+            _items[_head] = default;                                // the ring goes back to the pool holding nothing
+            _head = (_head + 1) % _items.Length;
+            _count--;
+            return true;
+        }
+    }
+
+    /// <summary>True once an item waits, false once the queue is completed and empty. The one reader calls it again only
+    /// after the previous wait completed.</summary>
+    public ValueTask<bool> WaitToReadAsync()
+    {
+        lock (Gate)
+        {
+            if (_count > 0) return new ValueTask<bool>(true);
+            ReturnRing();                                           // empty: the reader goes idle holding no array
+            if (_completed) return new ValueTask<bool>(false);
+            _wait.Reset();
+            _waiting = true;
+            return new ValueTask<bool>(this, _wait.Version);
+        }
+    }
+
+    /// <summary>No more writes; the reader reads what is queued, then its wait returns false.</summary>
+    public void Complete()
+    {
+        bool wake;
+        lock (Gate)
+        {
+            if (_completed) return;
+            _completed = true;
+            wake = _waiting;                                        // waiting: the ring is empty
+            _waiting = false;
+        }
+        if (wake) _wait.SetResult(false);
+    }
+
+    /// <summary>Whether the ring's array is held (tests: an idle queue holds none).</summary>
+    internal bool HoldsArray
+    {
+        get
+        {
+            lock (Gate) return _items is not null;
+        }
+    }
+
+    private void Grow()
+    {
+        var old = _items!;
+        var grown = ArrayPool<Outbound>.Shared.Rent(old.Length * 2);
+        for (var i = 0; i < _count; i++) grown[i] = old[(_head + i) % old.Length];
+        Array.Clear(old);
+        ArrayPool<Outbound>.Shared.Return(old);
+        _items = grown;
+        _head = 0;
+    }
+
+    private void ReturnRing()
+    {
+        if (_items is null) return;
+        ArrayPool<Outbound>.Shared.Return(_items);                  // every slot was cleared as it was read
+        _items = null;
+        _head = 0;
+    }
+
+    bool IValueTaskSource<bool>.GetResult(short token) => _wait.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _wait.GetStatus(token);
+
+    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _wait.OnCompleted(continuation, state, token, flags);
+}

@@ -1,0 +1,84 @@
+using WsBroker.Broker.Sessions;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Sessions;
+
+public sealed class OutboxQueueTests
+{
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
+
+    private static Outbound Item(int n) => Outbound.Frame(StompCommand.Receipt, [], n, pooled: false, binary: false);
+
+    [Fact]
+    public void TryWrite_PastTheRingsFirstLength_ReadsInOrderUpToTheCapacity()
+    {
+        var queue = new OutboxQueue(capacity: 100);
+        for (var round = 0; round < 3; round++)                       // the ring wraps, grows, and is given back each round
+        {
+            for (var i = 0; i < 100; i++) Assert.True(queue.TryWrite(Item(i)));
+            Assert.False(queue.TryWrite(Item(100)));                  // full: the hard cap
+            for (var i = 0; i < 60; i++)
+            {
+                Assert.True(queue.TryRead(out var item));
+                Assert.Equal(i, item.Length);
+            }
+            for (var i = 100; i < 160; i++) Assert.True(queue.TryWrite(Item(i)));
+            for (var i = 60; i < 160; i++)
+            {
+                Assert.True(queue.TryRead(out var item));
+                Assert.Equal(i, item.Length);
+            }
+            Assert.False(queue.TryRead(out _));
+            Assert.True(queue.WaitToReadAsync() is { IsCompleted: false });   // the reader goes idle
+            Assert.False(queue.HoldsArray, "an idle queue holds no array");
+            Assert.True(queue.TryWrite(Item(-1)));                    // wakes it
+            Assert.True(queue.TryRead(out _));
+        }
+    }
+
+    [Fact]
+    public async Task WaitToReadAsync_WokenByAWriteThenByComplete_AndDrainsWhatWasQueuedBeforeTheEnd()
+    {
+        var queue = new OutboxQueue(capacity: 8);
+        var wait = queue.WaitToReadAsync().AsTask();
+        Assert.False(wait.IsCompleted);
+        Assert.True(queue.TryWrite(Item(1)));
+        Assert.True(await wait.WaitAsync(s_timeout));
+        Assert.True(queue.TryRead(out _));
+
+        wait = queue.WaitToReadAsync().AsTask();
+        queue.Complete();
+        Assert.False(await wait.WaitAsync(s_timeout));                // completed and empty
+
+        var ended = new OutboxQueue(capacity: 8);
+        Assert.True(ended.TryWrite(Item(1)));
+        ended.Complete();
+        Assert.False(ended.TryWrite(Item(2)));                         // no writes after the end
+        Assert.True(await ended.WaitToReadAsync());                    // but what was queued is read
+        Assert.True(ended.TryRead(out var last));
+        Assert.Equal(1, last.Length);
+        Assert.False(await ended.WaitToReadAsync());
+        Assert.False(ended.HoldsArray);
+    }
+
+    [Fact]
+    public async Task TryWrite_FromManyThreads_TheOneReaderGetsEveryItemOnce()
+    {
+        const int Writers = 4, PerWriter = 5_000;
+        var queue = new OutboxQueue(capacity: Writers * PerWriter);
+        var reader = Task.Run(async () =>
+        {
+            var seen = new HashSet<int>();
+            while (seen.Count < Writers * PerWriter && await queue.WaitToReadAsync())
+            {
+                while (queue.TryRead(out var item)) Assert.True(seen.Add(item.Length));
+            }
+            return seen.Count;
+        });
+        await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < PerWriter; i++) Assert.True(queue.TryWrite(Item(w * PerWriter + i)));
+        })));
+        Assert.Equal(Writers * PerWriter, await reader.WaitAsync(s_timeout));
+    }
+}
