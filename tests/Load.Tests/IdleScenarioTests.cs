@@ -38,7 +38,8 @@ public sealed class IdleScenarioTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal((0, 0), ((int)x["closed_by_broker"], (int)x["processes_failed"]));
         Assert.Equal((2, 2), ((int)x["processes"], (int)x["source_addresses"]));
         Assert.True(x["connect_seconds"] > 0 && x["connect_per_second"] > 0, "connect phase");
-        Assert.Equal(40 / x["connect_seconds"], x["connect_per_second"], 0.5);
+        // connect_seconds is rounded to the millisecond: over a phase of about 0.1 s that moves the rate by up to 1%.
+        Assert.Equal(40 / x["connect_seconds"], x["connect_per_second"], 0.01 * x["connect_per_second"] + 0.5);
         // STOMP 1.2: max(1000 asked, 1000 the broker wants). In a 3 s hold every connection beats at least once each way.
         Assert.Equal(1000, x["heart_beat_send_ms"]);
         Assert.True(x["heart_beats_sent"] >= 40, $"sent {x["heart_beats_sent"]}");
