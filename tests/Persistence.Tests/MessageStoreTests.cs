@@ -71,10 +71,19 @@ public sealed class MessageStoreTests : IAsyncLifetime
         // looked at, and it would have timed out (it failed so in CI once).
         await using var store = Unreachable(open: true, new PersistenceOptions { QueueCapacity = 1, BatchSize = 1 }, writeTimeoutMs: 10_000);
         var first = store.Append(Draft(), () => 1);
-        await Task.Delay(300);                                          // the writer holds the first one, retrying
-        var second = store.Append(Draft(), () => 2);                    // waits in the queue
-        var third = store.Append(Draft(), () => 3);
-        Assert.Equal(3, third.Id);
+        // Once the writer holds the first one (retrying), one more fits in the queue. Until then an append finds the queue
+        // full: on a loaded machine the writer may take a while to pick the first up, so try again until one waits.
+        PendingAppend second;
+        var next = 2L;
+        for (var attempt = 0; ; attempt++)
+        {
+            await Task.Delay(100);
+            second = store.Append(Draft(), () => next++);
+            if (!second.Committed.IsCompleted) break;                   // waits in the queue
+            Assert.True(attempt < 100, "the writer never took the first append");
+        }
+        var third = store.Append(Draft(), () => 1000);
+        Assert.Equal(1000, third.Id);
         var ex = await Assert.ThrowsAsync<PersistenceUnavailableException>(() => third.Committed);
         Assert.Equal("storage unavailable: write queue full", ex.Message);
         Assert.False(second.Committed.IsCompleted);
