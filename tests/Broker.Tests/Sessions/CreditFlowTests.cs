@@ -170,19 +170,18 @@ public sealed class CreditFlowTests : IAsyncDisposable
         }
     }
 
-    /// <summary>An in-memory transport whose sends can be held: a held send is a client that stopped reading.</summary>
+    /// <summary>A client over a <see cref="HeldSendTransport"/>: it writes frames and parses what the session sent.</summary>
     private sealed class SessionIo : IConnectionTransport
     {
-        private readonly InMemoryTransport _inner = new();
+        private readonly HeldSendTransport _io = new();
         private readonly StompFrameParser _parser = new(StompLimits.Default);
-        private TaskCompletionSource? _held;
         private byte[] _pending = [];
 
-        public void HoldSends() => Volatile.Write(ref _held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        public void HoldSends() => _io.Hold();
 
-        public void ReleaseSends() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
+        public void ReleaseSends() => _io.Release();
 
-        public async Task WriteAsync(string wire) => await _inner.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
+        public async Task WriteAsync(string wire) => await _io.Inner.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
 
         public async Task SubscribeAsync(string destination)
         {
@@ -201,7 +200,7 @@ public sealed class CreditFlowTests : IAsyncDisposable
                     _pending = sequence.ToArray();
                     return frame;
                 }
-                if (!_inner.Sent.TryRead(out var message)) return null;
+                if (!_io.Inner.Sent.TryRead(out var message)) return null;
                 _pending = [.. _pending, .. message.Payload];
             }
         }
@@ -212,28 +211,21 @@ public sealed class CreditFlowTests : IAsyncDisposable
             while (true)
             {
                 if (TryTakeFrame() is { } frame) return frame;
-                await _inner.Sent.WaitToReadAsync(timeout.Token);
+                await _io.Inner.Sent.WaitToReadAsync(timeout.Token);
             }
         }
 
-        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => _inner.ReadAsync(cancellationToken);
+        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => _io.Inner.ReadAsync(cancellationToken);
 
-        public void AdvanceTo(SequencePosition consumed) => _inner.AdvanceTo(consumed);
+        public void AdvanceTo(SequencePosition consumed) => _io.Inner.AdvanceTo(consumed);
 
-        public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
-        {
-            if (Volatile.Read(ref _held) is { } held) await held.Task.WaitAsync(cancellationToken);
-            await _inner.SendAsync(message, binary, cancellationToken);
-        }
+        public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken) =>
+            _io.SendAsync(message, binary, cancellationToken);
 
-        public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => _inner.CloseAsync(reason, cancellationToken);
+        public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => _io.Inner.CloseAsync(reason, cancellationToken);
 
         public void KeepAlive(long nowMs) { }
 
-        public void Abort()
-        {
-            ReleaseSends();
-            _inner.Abort();
-        }
+        public void Abort() => _io.Abort();
     }
 }

@@ -17,7 +17,7 @@ namespace WsBroker.Broker.Tests.Sessions;
 public sealed class TokenLifetimeTests : IAsyncDisposable
 {
     private const string Key = "token-lifetime-tests-signing-key-0123456789";
-    private readonly GatedTransport _transport = new();
+    private readonly HeldSendTransport _transport = new();
     private readonly BrokerServices _services;
     private readonly StompSession _session;
     private readonly InMemoryStompClient _client;
@@ -212,41 +212,5 @@ public sealed class TokenLifetimeTests : IAsyncDisposable
         _transport.Release();
         _session.Abort(DisconnectReason.ClientClosed);
         await _run.WaitAsync(TimeSpan.FromSeconds(10));
-    }
-
-    /// <summary>An in-memory transport whose sends can be held, as a client that stopped reading holds a socket send.</summary>
-    private sealed class GatedTransport : IConnectionTransport
-    {
-        private TaskCompletionSource _gate = Open();
-
-        public InMemoryTransport Inner { get; } = new();
-        public TaskCompletionSource SendEntered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Hold() => _gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        public void Release() => _gate.TrySetResult();
-
-        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
-
-        public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);
-
-        public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
-        {
-            var gate = _gate.Task;
-            if (!gate.IsCompleted) SendEntered.TrySetResult();
-            await gate.WaitAsync(cancellationToken);
-            await Inner.SendAsync(message, binary, cancellationToken);
-        }
-
-        public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => Inner.CloseAsync(reason, cancellationToken);
-        public void Abort() => Inner.Abort();
-
-        public void KeepAlive(long nowMs) { }
-
-        private static TaskCompletionSource Open()
-        {
-            var open = new TaskCompletionSource();
-            open.SetResult();
-            return open;
-        }
     }
 }

@@ -1,0 +1,42 @@
+using WsBroker.Broker.Transport;
+
+namespace WsBroker.Broker.Tests.Sessions;
+
+/// <summary>An in-memory transport whose sends can be held: a held send is a client that stopped reading (its socket send
+/// does not complete). <see cref="SendEntered"/> tells a test that the writer is inside a held send.</summary>
+internal sealed class HeldSendTransport : IConnectionTransport
+{
+    private TaskCompletionSource? _held;
+
+    public InMemoryTransport Inner { get; } = new();
+
+    public TaskCompletionSource SendEntered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Hold() => Volatile.Write(ref _held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public void Release() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
+
+    public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
+
+    public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);
+
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _held) is { } held)
+        {
+            SendEntered.TrySetResult();
+            await held.Task.WaitAsync(cancellationToken);
+        }
+        await Inner.SendAsync(message, binary, cancellationToken);
+    }
+
+    public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => Inner.CloseAsync(reason, cancellationToken);
+
+    public void KeepAlive(long nowMs) { }
+
+    public void Abort()
+    {
+        Release();
+        Inner.Abort();
+    }
+}
