@@ -72,7 +72,7 @@ public sealed partial record ConnectionLimits(long SoftBefore, long Soft, long H
         return (before, Clamp(limit.Current), Clamp(limit.Maximum));
     }
 
-    /// <summary>Descriptors open in this process now (-1 where /proc is not there).</summary>
+    /// <summary>Descriptors open in this process now (0 where /proc is not there).</summary>
     internal static int CountOpenFiles()
     {
         try
