@@ -248,10 +248,16 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         return false;
     }
 
+    private static ReadOnlySpan<byte> HeartBeatBytes => "\n"u8;
+
     /// <summary>A heart-beat is due when nothing was sent for the negotiated interval (called by the scanner).</summary>
     internal void SendHeartBeatIfDue(long nowMs)
     {
-        if (!IsClosing && _clock.TakeHeartBeat(nowMs)) _outbox.TryWriteControl(Outbound.HeartBeat);
+        if (IsClosing || !_clock.TakeHeartBeat(nowMs)) return;
+        // Straight to the socket when nothing waits for the writer and the transport can (the scanner's pass sends
+        // thousands so, with no writer loop woken for each); otherwise the writer sends it (or something else instead).
+        if (Protocol == "stomp" && _outbox.IsEmpty && Transport.TrySendNow(HeartBeatBytes)) Services.Metrics.FramesSent(0, 1, messages: 0);
+        else _outbox.TryWriteHeartBeat();
     }
 
     /// <summary>Cuts a session whose socket send has made no progress for <c>Broker:SlowConsumerMs</c>; stops one whose token

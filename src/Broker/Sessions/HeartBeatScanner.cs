@@ -23,8 +23,8 @@ public sealed class HeartBeatScanner(BrokerServices services) : BackgroundServic
     {
         foreach (var session in sessions.All)
         {
+            session.CheckTimeouts(nowMs);                // first: a session it closes (its token expired, say) gets no beat
             session.SendHeartBeatIfDue(nowMs);
-            session.CheckTimeouts(nowMs);
             session.Transport.KeepAlive(nowMs);
         }
     }

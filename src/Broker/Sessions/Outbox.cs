@@ -52,6 +52,12 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
 
     public readonly bool TryWriteControl(in Outbound item) => _queue.TryWrite(item with { Counted = false });
 
+    /// <summary>Asks the writer for a heart-beat (a flag: it takes no slot of the ring); false once completed.</summary>
+    public readonly bool TryWriteHeartBeat() => _queue.TryWriteHeartBeat();
+
+    /// <summary>Nothing waits for the writer.</summary>
+    public readonly bool IsEmpty => _queue.IsEmpty;
+
     public bool TryRead(out Outbound item)
     {
         if (!_queue.TryRead(out item)) return false;

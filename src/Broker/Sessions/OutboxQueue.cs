@@ -6,19 +6,25 @@ namespace WsBroker.Broker.Sessions;
 /// <summary>
 /// The items of an <see cref="Outbox"/> in order: bounded, many writers, one reader (the writer loop). It does what a
 /// bounded <c>Channel</c> with <c>SingleReader</c> did for the outbox, in one small object instead of about ten
-/// (docs/performance.md, issue 17): the ring's array is rented from the pool when an item arrives after the reader went
-/// idle and given back when the reader finds it empty, so an idle session holds none; the reader's wait is this object
+/// (docs/performance.md, issue 17): a lone item waits in a slot of its own, and the ring's array is rented from the pool
+/// only when a second item arrives before the reader took the first (a broadcast to thousands of idle sessions rents none,
+/// where the pool's few arrays would have run out at once and the rest been allocated); it goes back when the reader finds
+/// the queue empty, so an idle session holds none; the reader's wait is this object
 /// (an <see cref="IValueTaskSource{TResult}"/>, reused), and it takes no cancellation token, so a waiting reader holds no
-/// registration: <see cref="Complete"/> ends the wait (an aborted session completes its outbox).
+/// registration: <see cref="Complete"/> ends the wait (an aborted session completes its outbox). A heart-beat is a flag, not
+/// an item (<see cref="TryWriteHeartBeat"/>): the one that matters is the one still pending, and it takes no ring, so the
+/// scanner's heart-beats to thousands of idle sessions rent (and, past the pool's few, allocate) no arrays.
 /// </summary>
 internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
 {
     private const int FirstLength = 16;
     private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
-    private Outbound[]? _items;                                     // the ring (null while the reader is idle)
+    private Outbound _one;                                          // the lone item while there is no ring
+    private Outbound[]? _items;                                     // the ring (null while at most one item waits)
     private int _head;
     private int _count;
     private bool _waiting;                                          // the reader waits for an item (the ring is empty)
+    private bool _heartBeat;                                        // a heart-beat is due (read after the ring's items)
     private bool _completed;
 
     // The gate is this object: it is private to its Outbox, and a lock of its own would cost every session an object.
@@ -31,9 +37,19 @@ internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
         lock (Gate)
         {
             if (_completed || _count >= capacity) return false;
-            if (_items is null) _items = ArrayPool<Outbound>.Shared.Rent(Math.Min(FirstLength, capacity));
-            else if (_count == _items.Length) Grow();
-            _items[(_head + _count) % _items.Length] = item;
+            if (_items is null && _count == 0) _one = item;
+            else
+            {
+                if (_items is null)                                 // a second item: the lone one moves into a ring
+                {
+                    _items = ArrayPool<Outbound>.Shared.Rent(Math.Min(FirstLength, capacity));
+                    _items[0] = _one;
+                    _one = default;
+                    _head = 0;
+                }
+                else if (_count == _items.Length) Grow();
+                _items[(_head + _count) % _items.Length] = item;
+            }
             _count++;
             wake = _waiting;
             _waiting = false;
@@ -42,17 +58,50 @@ internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
         return true;
     }
 
-    /// <summary>The reader takes the oldest item.</summary>
+    /// <summary>Asks for a heart-beat; false after <see cref="Complete"/>. Two asks before the reader comes are one.</summary>
+    public bool TryWriteHeartBeat()
+    {
+        bool wake;
+        lock (Gate)
+        {
+            if (_completed) return false;
+            _heartBeat = true;
+            wake = _waiting;
+            _waiting = false;
+        }
+        if (wake) _wait.SetResult(true);
+        return true;
+    }
+
+    /// <summary>Nothing waits to be read (no item, no heart-beat).</summary>
+    public bool IsEmpty
+    {
+        get
+        {
+            lock (Gate) return _count == 0 && !_heartBeat;
+        }
+    }
+
+    /// <summary>The reader takes the oldest item; a pending heart-beat comes after the items.</summary>
     public bool TryRead(out Outbound item)
     {
         lock (Gate)
         {
             if (_count == 0)
             {
-                item = default;
-                return false;
+                item = _heartBeat ? Outbound.HeartBeat : default;
+                var read = _heartBeat;
+                _heartBeat = false;
+                return read;
             }
-            item = _items![_head];
+            if (_items is null)
+            {
+                item = _one;
+                _one = default;
+                _count = 0;
+                return true;
+            }
+            item = _items[_head];
             _items[_head] = default;                                // the ring goes back to the pool holding nothing
             _head = (_head + 1) % _items.Length;
             _count--;
@@ -66,7 +115,7 @@ internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
     {
         lock (Gate)
         {
-            if (_count > 0) return new ValueTask<bool>(true);
+            if (_count > 0 || _heartBeat) return new ValueTask<bool>(true);
             ReturnRing();                                           // empty: the reader goes idle holding no array
             if (_completed) return new ValueTask<bool>(false);
             _wait.Reset();

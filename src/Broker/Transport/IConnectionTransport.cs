@@ -21,6 +21,11 @@ public interface IConnectionTransport
     /// <summary>Sends one message (one WebSocket message). Called by the session's one writer loop only.</summary>
     ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken);
 
+    /// <summary>Sends a small text message at once, on the caller's thread, if no other send is under way and the connection
+    /// takes it without waiting; false (nothing sent) otherwise, and the caller queues it for the writer loop instead. The
+    /// heart-beat scanner sends due heart-beats so, thousands in one pass, with no wake-up of a writer loop each.</summary>
+    bool TrySendNow(ReadOnlySpan<byte> message) => false;
+
     /// <summary>Starts the close handshake with a status that says why (after everything sent).</summary>
     ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken);
 

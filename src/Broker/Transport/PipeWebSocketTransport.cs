@@ -262,6 +262,42 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         }
     }
 
+    /// <summary>See <see cref="IConnectionTransport.TrySendNow"/>: through the write gate without waiting for it, one
+    /// frame and a flush that Kestrel's output pipe completes at once unless it is above its pause threshold (then the gate
+    /// opens when the flush completes).</summary>
+    public bool TrySendNow(ReadOnlySpan<byte> message)
+    {
+        if (IsClosing || !TryEnterWrite()) return false;
+        var exit = true;
+        try
+        {
+            if (IsClosing) return false;
+            WebSocketFrameWriter.Write(_output, WebSocketOpcode.Text, message);
+            var flush = _output.FlushAsync();
+            if (!flush.IsCompleted)
+            {
+                exit = false;
+                _ = ExitWhenFlushedAsync(flush);
+            }
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
+        {
+            return true;                                             // the connection is gone: its session ends anyway
+        }
+        finally
+        {
+            if (exit) ExitWrite();
+        }
+    }
+
+    private async Task ExitWhenFlushedAsync(ValueTask<FlushResult> flush)
+    {
+        try { await flush; }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException) { }
+        finally { ExitWrite(); }
+    }
+
     public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) =>
         WriteCloseAsync(reason.ToCloseStatus(), reason.Description(), cancellationToken);
 

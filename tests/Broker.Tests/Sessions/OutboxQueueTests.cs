@@ -32,8 +32,44 @@ public sealed class OutboxQueueTests
             Assert.True(queue.WaitToReadAsync() is { IsCompleted: false });   // the reader goes idle
             Assert.False(queue.HoldsArray, "an idle queue holds no array");
             Assert.True(queue.TryWrite(Item(-1)));                    // wakes it
-            Assert.True(queue.TryRead(out _));
+            Assert.False(queue.HoldsArray, "a lone item takes no ring");
+            Assert.True(queue.TryRead(out var lone));
+            Assert.Equal(-1, lone.Length);
+            Assert.True(queue.TryWrite(Item(-2)));                    // two: the lone one moves into a ring, first
+            Assert.True(queue.TryWrite(Item(-3)));
+            Assert.True(queue.HoldsArray);
+            Assert.True(queue.TryRead(out var first));
+            Assert.True(queue.TryRead(out var second));
+            Assert.Equal((-2, -3), (first.Length, second.Length));
+            Assert.True(queue.WaitToReadAsync() is { IsCompleted: false });
         }
+    }
+
+    [Fact]
+    public async Task TryWriteHeartBeat_IsAFlagReadAfterTheItems_AndTakesNoRing()
+    {
+        var queue = new OutboxQueue(capacity: 4);
+        var wait = queue.WaitToReadAsync().AsTask();
+        Assert.True(queue.IsEmpty);
+        Assert.True(queue.TryWriteHeartBeat());
+        Assert.True(queue.TryWriteHeartBeat());                       // two asks before the reader comes are one
+        Assert.True(await wait.WaitAsync(s_timeout));                 // it wakes the reader
+        Assert.False(queue.HoldsArray, "a heart-beat takes no ring");
+        Assert.False(queue.IsEmpty);
+        for (var i = 0; i < 4; i++) Assert.True(queue.TryWrite(Item(i)));   // the items do not count it against the capacity
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(queue.TryRead(out var item));
+            Assert.Equal((OutboundKind.Frame, i), (item.Kind, item.Length));
+        }
+        Assert.True(queue.TryRead(out var beat));
+        Assert.Equal(OutboundKind.HeartBeat, beat.Kind);
+        Assert.False(queue.TryRead(out _));
+        Assert.True(queue.IsEmpty);
+
+        queue.Complete();
+        Assert.False(queue.TryWriteHeartBeat());                      // none after the end
+        Assert.False(await queue.WaitToReadAsync());
     }
 
     [Fact]

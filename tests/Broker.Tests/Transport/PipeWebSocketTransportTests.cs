@@ -203,6 +203,23 @@ public class PipeWebSocketTransportTests
         Assert.Equal((WebSocketOpcode.Text, "text"), await NextAsync(peer));
     }
 
+    [Fact]
+    public async Task TrySendNow_WhenNoSendIsUnderWay_SendsOneTextFrameAtOnce_ElseLeavesItToTheCaller()
+    {
+        var peer = new WebSocketPeer();
+        Assert.True(peer.Server.TrySendNow("\n"u8));
+        Assert.Equal((WebSocketOpcode.Text, "\n"), await NextAsync(peer));
+
+        Assert.True(peer.Server.TryEnterWrite());                  // another send holds the gate: nothing is sent
+        Assert.False(peer.Server.TrySendNow("\n"u8));
+        peer.Server.ExitWrite();
+        await peer.Server.SendAsync("after"u8.ToArray(), binary: false, CancellationToken.None);
+        Assert.Equal((WebSocketOpcode.Text, "after"), await NextAsync(peer));   // the refused one never went out
+
+        await peer.Server.CloseAsync(DisconnectReason.ClientClosed, CancellationToken.None);
+        Assert.False(peer.Server.TrySendNow("\n"u8));              // closing: the caller's queue decides (it is completed)
+    }
+
     [Theory]
     [InlineData(DisconnectReason.ClientClosed, 1000)]
     [InlineData(DisconnectReason.ProtocolError, 1008)]
