@@ -39,6 +39,10 @@ public static class BrokerApp
         builder.WebHost.UseKestrel(k => k.AddServerHeader = false);
         // Kestrel logs each connection it closes past its limit; ConnectionRefusals logs them at most once per interval.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.Error);
+        // Kestrel opens a logging scope for every connection and it lives as long as the connection (a scope object and an
+        // execution context of its own: about 150 bytes of every idle connection, docs/performance.md). Nothing prints
+        // scopes unless the console is told to, so they are captured only then.
+        builder.Services.Configure<LoggerFilterOptions>(o => o.CaptureScopes = builder.Configuration.GetValue("Logging:Console:FormatterOptions:IncludeScopes", false));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
         configure?.Invoke(builder);
         // The default listen address, unless --urls, Urls / WSBROKER_Urls, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS
