@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -189,8 +190,9 @@ public static class BrokerApp
         services.AddSingleton<BrokerServices>();
         services.AddSingleton<WebSocketAdmission>();
         services.AddSingleton<WebSocketEndpoint>();
-        services.AddSingleton(sp => ConnectionLimits.Compute(sp.GetRequiredService<IOptions<BrokerOptions>>().Value,
-            sp.GetRequiredService<ILogger<ConnectionLimits>>()));
+        services.AddOptions<SocketTransportOptions>().Configure<IOptions<BrokerOptions>>((s, o) => s.UnsafePreferInlineScheduling = o.Value.InlineScheduling);
+        services.TryAddSingleton(sp => ConnectionLimits.Compute(sp.GetRequiredService<IOptions<BrokerOptions>>().Value,
+            sp.GetRequiredService<ILogger<ConnectionLimits>>()));                  // a test may set the shares
         services.AddOptions<KestrelServerOptions>().Configure<ConnectionLimits, IOptions<BrokerOptions>>((k, limits, o) => limits.ApplyTo(k, o.Value));
         services.AddSingleton<ConnectionRefusals>();
         services.AddHostedService(sp => sp.GetRequiredService<ConnectionRefusals>());

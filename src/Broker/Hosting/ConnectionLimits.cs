@@ -49,10 +49,13 @@ public sealed partial record ConnectionLimits(long SoftBefore, long Soft, long H
 
     /// <summary>Kestrel's share of the limits: HTTP connections, upgraded ones, and how long a connection may wait for
     /// its first request or between requests and take to send a request's headers (<c>Broker:ConnectTimeoutMs</c>: a
-    /// socket that connects and says nothing holds a descriptor no longer than a WebSocket that never sends CONNECT).</summary>
+    /// socket that connects and says nothing holds a descriptor no longer than a WebSocket that never sends CONNECT).
+    /// <para>With <c>Broker:Transport=Pipeline</c> the endpoint in front of the HTTP layer counts the HTTP share itself
+    /// (<c>PipelineWebSocketEndpoint</c>), as Kestrel would: Kestrel's count is an async frame around every connection for
+    /// its whole life, upgraded or not (136 bytes of every idle WebSocket).</para></summary>
     public void ApplyTo(KestrelServerOptions kestrel, BrokerOptions options)
     {
-        kestrel.Limits.MaxConcurrentConnections = Http;
+        kestrel.Limits.MaxConcurrentConnections = options.Transport == BrokerTransport.Pipeline ? null : Http;
         kestrel.Limits.MaxConcurrentUpgradedConnections = WebSockets + UpgradeSlack;
         kestrel.Limits.KeepAliveTimeout = TimeSpan.FromMilliseconds(options.ConnectTimeoutMs);
         kestrel.Limits.RequestHeadersTimeout = TimeSpan.FromMilliseconds(options.ConnectTimeoutMs);

@@ -5,8 +5,8 @@ namespace WsBroker.Broker.Hosting;
 
 /// <summary>
 /// Connections refused for want of room (<see cref="ConnectionLimits"/>): WebSocket upgrades answered 503 here, and HTTP
-/// connections Kestrel closed at once past its share (read from Kestrel's own <c>kestrel.rejected_connections</c>
-/// instrument). Both are counted in <c>wsbroker_connections_refused_total{reason}</c> and logged at most once per
+/// connections closed at once past their share (by the pipeline transport's endpoint, or by Kestrel: read from its own
+/// <c>kestrel.rejected_connections</c> instrument). Both are counted in <c>wsbroker_connections_refused_total{reason}</c> and logged at most once per
 /// <see cref="LogInterval"/>, with the count since the last line: a flood of connections must not become a flood of logs.
 /// </summary>
 public sealed partial class ConnectionRefusals : IHostedService, IDisposable
@@ -43,6 +43,10 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
         _refused.Add(1, _webSocketTag);
         LogNowAndThen();
     }
+
+    /// <summary>A connection was closed at once: the HTTP share was full (the pipeline transport's own count, see
+    /// <c>PipelineWebSocketEndpoint</c>; Kestrel's refusals come through its instrument).</summary>
+    public void HttpRefused() => HttpRefused(1);
 
     private void HttpRefused(long count)
     {

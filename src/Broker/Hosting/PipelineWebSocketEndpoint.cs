@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Options;
@@ -18,9 +17,10 @@ namespace WsBroker.Broker.Hosting;
 /// web pages, anything unusual) goes on to Kestrel's HTTP layer with its bytes untouched.
 /// </summary>
 public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, WebSocketAdmission admission, IOptions<KestrelServerOptions> kestrel,
-    ILogger<PipelineWebSocketEndpoint> logger)
+    ConnectionLimits limits, ConnectionRefusals refusals, ILogger<PipelineWebSocketEndpoint> logger)
 {
     private readonly KestrelServerLimits _limits = kestrel.Value.Limits;
+    private int _http;                                              // connections not (yet) upgraded: the HTTP share
 
     /// <summary>Puts the endpoint in front of a listen endpoint's HTTP layer when <c>Broker:Transport</c> is
     /// <c>Pipeline</c> (set as Kestrel's endpoint default, so it covers every <c>--urls</c> address).</summary>
@@ -32,13 +32,30 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         listen.Use(next => connection => endpoint.HandleAsync(connection, next));
     }
 
+    /// <summary>One connection: counted against the HTTP share until it is upgraded (<see cref="ConnectionLimits.Http"/>;
+    /// past it the connection is closed at once, as Kestrel does with its own limit, which is off on this transport), then
+    /// either handed to the HTTP layer or run as a session.</summary>
     public async Task HandleAsync(ConnectionContext connection, ConnectionDelegate next)
     {
-        var (ours, session) = await AcceptAsync(connection);
-        if (!ours)
+        if (Interlocked.Increment(ref _http) > limits.Http)
         {
-            await next(connection);
-            return;
+            Interlocked.Decrement(ref _http);
+            refusals.HttpRefused();
+            return;                                                 // Kestrel closes the socket
+        }
+        BrokerSession? session;
+        try
+        {
+            (var ours, session) = await AcceptAsync(connection);
+            if (!ours)
+            {
+                await next(connection);
+                return;
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _http);                       // upgraded, refused, gone, or its HTTP life is over
         }
         if (session is null) return;                                // refused (Connection: close), or gone
         // Only the session and its transport live on: the request and its strings went with AcceptAsync.
@@ -135,9 +152,6 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
             }
             UpgradeResponses.WriteSwitchingProtocols(output, request.Key, subProtocol);
             await output.FlushAsync();
-            // An upgraded connection no longer counts against Kestrel's HTTP share (MaxConcurrentConnections), as Kestrel
-            // does for its own upgrades: the WebSocket share is bounded by CheckCapacity above (ConnectionLimits).
-            connection.Features.Get<IDecrementConcurrentConnectionCountFeature>()?.ReleaseConnection();
         }
         catch (Exception ex) when (ex is IOException or ConnectionAbortedException or InvalidOperationException)
         {

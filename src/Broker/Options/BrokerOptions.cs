@@ -52,6 +52,10 @@ public sealed class BrokerOptions
     /// <summary>Which WebSocket implementation carries the sessions: <see cref="BrokerTransport.Pipeline"/> (Kestrel's
     /// connection layer) or <see cref="BrokerTransport.AspNetCore"/> (ASP.NET Core's WebSocket middleware).</summary>
     public BrokerTransport Transport { get; set; } = BrokerTransport.Pipeline;
+    /// <summary>Kestrel runs what follows a socket's read or write on the thread that completed it, instead of queueing it
+    /// to the thread pool (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): a flush sends at once, and a
+    /// received frame is handled without another hop. The broker's handlers never block, which is what the setting asks.</summary>
+    public bool InlineScheduling { get; set; } = true;
     /// <summary>Most open WebSocket connections; beyond it upgrades get 503. 0: derived from the open-file limit
     /// (<c>ConnectionLimits</c>), which is what a node can hold without running out of descriptors.</summary>
     public int MaxConnections { get; set; }
