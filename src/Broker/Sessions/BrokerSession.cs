@@ -26,6 +26,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private SessionClock _clock;                                   // a struct too
     private readonly CancellationTokenSource _abort = new();
     private SessionCompletion _completion;                        // a struct too: no task unless someone waits for the end
+    private SessionCompletion _writer;                            // the writer's end, likewise
     private int _closeRequested;
     private int _reason = -1;
     private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
@@ -73,41 +74,55 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>The clock in place, for the pump (a struct: never copy it).</summary>
     internal ref SessionClock Clock => ref _clock;
 
-    /// <summary>Runs the session to its end.</summary>
-    public async Task RunAsync()
+    /// <summary>Runs the session to its end (<see cref="TransportPump.RunAsync"/>: the read loop is this task's own flow,
+    /// so an idle session waits in one async frame, not in two).</summary>
+    public Task RunAsync() => TransportPump.RunAsync(this);
+
+    /// <summary>The pump starts the session: it is registered and counted.</summary>
+    internal void Opened()
     {
         Services.Sessions.Add(this);
         Services.Metrics.ConnectionOpened();
-        var writer = TransportPump.WriteLoopAsync(this);
-        try
+    }
+
+    /// <summary>The read loop ended with <paramref name="ex"/>: why the session ends (an abort's own cancellation says
+    /// nothing new; anything unexpected is logged).</summary>
+    internal void ReadFailed(Exception ex)
+    {
+        switch (ex)
         {
-            await TransportPump.ReadLoopAsync(this);
-            SetReason(DisconnectReason.ClientClosed);
+            case OperationCanceledException when _abort.IsCancellationRequested: break;
+            case WebSocketException or IOException: SetReason(DisconnectReason.TransportError); break;
+            default:
+                SetReason(DisconnectReason.TransportError);
+                Log.ConnectionFailed(Services.Logger, ex, SessionId);
+                break;
         }
-        catch (OperationCanceledException) when (_abort.IsCancellationRequested) { }
-        catch (WebSocketException) { SetReason(DisconnectReason.TransportError); }
-        catch (IOException) { SetReason(DisconnectReason.TransportError); }
-        catch (Exception ex)
-        {
-            SetReason(DisconnectReason.TransportError);
-            Log.ConnectionFailed(Services.Logger, ex, SessionId);
-        }
-        finally
-        {
-            // Let the writer flush what is queued (e.g. an ERROR), then close; abort when it takes too long.
-            _outbox.Complete();                                   // and the publishers waiting for its drain released
-            _credit?.Close();
-            if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
-            await writer.ConfigureAwait(false);
-            OnClosed();
-            Services.Sessions.Remove(this);
-            _abortTimer?.Dispose();
-            Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
-            Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
-                Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
-            _abort.Dispose();
-            _completion.Complete();
-        }
+    }
+
+    /// <summary>The read loop ended normally: the client closed.</summary>
+    internal void ReadEnded() => SetReason(DisconnectReason.ClientClosed);
+
+    /// <summary>The writer has ended (<see cref="TransportPump.StartWriter"/>): all sent, or the session cut.</summary>
+    internal void WriterEnded() => _writer.Complete();
+
+    /// <summary>After the read loop: lets the writer flush what is queued (e.g. an ERROR) and close, aborting when it takes
+    /// too long, then releases the session.</summary>
+    internal async Task EndAsync()
+    {
+        _outbox.Complete();                                       // and the publishers waiting for its drain released
+        _credit?.Close();
+        var writer = _writer.Task;
+        if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
+        await writer.ConfigureAwait(false);
+        OnClosed();
+        Services.Sessions.Remove(this);
+        _abortTimer?.Dispose();
+        Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
+        Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
+            Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
+        _abort.Dispose();
+        _completion.Complete();
     }
 
     // ---- what the pump asks of the session ----------------------------------------------------------------------------

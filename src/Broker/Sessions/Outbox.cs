@@ -69,9 +69,10 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
         return true;
     }
 
-    /// <summary>True once something is queued, false once completed and drained. No token: <see cref="Complete"/> ends the
-    /// wait (an aborted session completes its outbox), so an idle writer loop holds no cancellation registration.</summary>
-    public readonly ValueTask<bool> WaitToReadAsync() => _queue.WaitToReadAsync();
+    /// <summary>Whether something is queued, the outbox is completed and drained, or neither yet: then
+    /// <paramref name="resume"/> runs once it is (<see cref="OutboxQueue.WaitToRead"/>). No token: <see cref="Complete"/> ends
+    /// the wait (an aborted session completes its outbox), so an idle writer holds no cancellation registration.</summary>
+    public readonly OutboxRead WaitToRead(Action<object?> resume, object state) => _queue.WaitToRead(resume, state);
 
     /// <summary>No more writes: the reader drains what is queued, then ends. Nobody waits for the drain any more (a
     /// closing session holds no publisher).</summary>

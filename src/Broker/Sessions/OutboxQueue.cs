@@ -9,13 +9,13 @@ namespace WsBroker.Broker.Sessions;
 /// (docs/performance.md, issue 17): a lone item waits in a slot of its own, and the ring's array is rented from the pool
 /// only when a second item arrives before the reader took the first (a broadcast to thousands of idle sessions rents none,
 /// where the pool's few arrays would have run out at once and the rest been allocated); it goes back when the reader finds
-/// the queue empty, so an idle session holds none; the reader's wait is this object
-/// (an <see cref="IValueTaskSource{TResult}"/>, reused), and it takes no cancellation token, so a waiting reader holds no
+/// the queue empty, so an idle session holds none; the reader does not wait in an async frame either: it leaves a resume
+/// callback (<see cref="WaitToRead"/>) and returns, and it takes no cancellation token, so a waiting reader holds no
 /// registration: <see cref="Complete"/> ends the wait (an aborted session completes its outbox). A heart-beat is a flag, not
 /// an item (<see cref="TryWriteHeartBeat"/>): the one that matters is the one still pending, and it takes no ring, so the
 /// scanner's heart-beats to thousands of idle sessions rent (and, past the pool's few, allocate) no arrays.
 /// </summary>
-internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
+internal sealed class OutboxQueue(int capacity)
 {
     private const int FirstLength = 16;
     private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
@@ -109,22 +109,29 @@ internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
         }
     }
 
-    /// <summary>True once an item waits, false once the queue is completed and empty. The one reader calls it again only
-    /// after the previous wait completed.</summary>
-    public ValueTask<bool> WaitToReadAsync()
+    /// <summary>What the one reader finds: <see cref="OutboxRead.Ready"/> (an item or a heart-beat waits),
+    /// <see cref="OutboxRead.Completed"/> (completed and empty: the end), or <see cref="OutboxRead.Waiting"/>: nothing yet,
+    /// and <paramref name="resume"/>(<paramref name="state"/>) runs on the thread pool once something comes or the queue is
+    /// completed. The reader then holds nothing while it waits: no async frame, no array (the ring goes back to the pool);
+    /// after <see cref="OutboxRead.Waiting"/> it returns at once and asks again when resumed.</summary>
+    public OutboxRead WaitToRead(Action<object?> resume, object state)
     {
+        short version;
         lock (Gate)
         {
-            if (_count > 0 || _heartBeat) return new ValueTask<bool>(true);
+            if (_count > 0 || _heartBeat) return OutboxRead.Ready;
             ReturnRing();                                           // empty: the reader goes idle holding no array
-            if (_completed) return new ValueTask<bool>(false);
+            if (_completed) return OutboxRead.Completed;
             _wait.Reset();
             _waiting = true;
-            return new ValueTask<bool>(this, _wait.Version);
+            version = _wait.Version;
         }
+        // A write or the completion may already have set the result: then the resume is scheduled at once.
+        _wait.OnCompleted(resume, state, version, ValueTaskSourceOnCompletedFlags.None);
+        return OutboxRead.Waiting;
     }
 
-    /// <summary>No more writes; the reader reads what is queued, then its wait returns false.</summary>
+    /// <summary>No more writes; the reader reads what is queued, then finds <see cref="OutboxRead.Completed"/>.</summary>
     public void Complete()
     {
         bool wake;
@@ -165,11 +172,12 @@ internal sealed class OutboxQueue(int capacity) : IValueTaskSource<bool>
         _items = null;
         _head = 0;
     }
+}
 
-    bool IValueTaskSource<bool>.GetResult(short token) => _wait.GetResult(token);
-
-    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _wait.GetStatus(token);
-
-    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _wait.OnCompleted(continuation, state, token, flags);
+/// <summary>What the reader of an <see cref="OutboxQueue"/> finds (<see cref="OutboxQueue.WaitToRead"/>).</summary>
+internal enum OutboxRead
+{
+    Ready,
+    Waiting,
+    Completed,
 }

@@ -6,11 +6,14 @@ using WsBroker.Protocol;
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>
-/// The transport pump every session shares: one read loop that hands the bytes of <see cref="IConnectionTransport.ReadAsync"/>
-/// to the session (<see cref="BrokerSession.ReceiveAsync"/>), and one writer loop that drains the session's bounded
-/// <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side"); the writer loop is the only code
-/// that sends. Static: both loops run over their session's own fields, so the pump costs a connection no object of its
-/// own, and an idle one holds no write buffer (and, in the transport, no read buffer), only the pending read.
+/// The transport pump every session shares: the session's run, whose flow is one read loop that hands the bytes of
+/// <see cref="IConnectionTransport.ReadAsync"/> to the session (<see cref="BrokerSession.ReceiveAsync"/>; the loop is the
+/// run's own frame, so an idle session waits in one async frame here, not in a run awaiting a loop), and one writer that
+/// drains the session's bounded <see cref="Outbox"/> into as few transport messages as possible (STYLE.md "Write side") and
+/// runs only while there is something to send. The writer is the only code that sends, but for the heart-beat scanner's
+/// beats (<see cref="IConnectionTransport.TrySendNow"/>). Static: both run over their session's own fields, so the pump
+/// costs a connection no object of its own, and an idle one holds no write buffer and no writer frame (and, in the
+/// transport, no read buffer), only the pending read.
 /// </summary>
 internal static class TransportPump
 {
@@ -19,75 +22,102 @@ internal static class TransportPump
     private const string ExpiredDetail =
         "the session's token expired (its exp plus Auth:ClockSkewSeconds) without a refresh: SEND /session/token with a new one before then";
 
-    public static async Task ReadLoopAsync(BrokerSession session)
+    /// <summary>Runs <paramref name="session"/> to its end: starts the writer loop, reads until the client or the broker
+    /// ends the session, then lets the session end (<see cref="BrokerSession.EndAsync"/>).</summary>
+    public static async Task RunAsync(BrokerSession session)
     {
-        // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
-        // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
-        var account = session.OpenCreditAccount();
-        account.MakeCurrent();
-        await session.StartAsync();
-        // The transport owns the buffers (Kestrel's connection pipe, or a pipe borrowed while bytes are in flight): an idle
-        // session holds none, only the pending read.
-        var transport = session.Transport;
-        long left = 0;                                                    // what the last read left unconsumed
-        while (!session.IsClosing)
+        session.Opened();
+        StartWriter(session);
+        try
         {
-            var read = await transport.ReadAsync(session.Aborted);
-            if (read.IsCompleted) return;
-            var buffer = read.Buffer;
-            // Nothing the client sends after its token expired is handled (the scanner may not have looked yet).
-            if (session.ExpireIfDue(session.Clock.Received()))
+            // The account is ambient for this loop's whole async flow: LocalDelivery finds it however deep the publish is (a
+            // SEND, a chat handler after an await). Set here, the change stays inside this method's flow.
+            var account = session.OpenCreditAccount();
+            account.MakeCurrent();
+            await session.StartAsync();
+            // The transport owns the buffers (Kestrel's connection pipe, or a pipe borrowed while bytes are in flight): an idle
+            // session holds none, only the pending read.
+            var transport = session.Transport;
+            long left = 0;                                                    // what the last read left unconsumed
+            while (!session.IsClosing)
             {
-                transport.AdvanceTo(buffer.Start);
-                break;
-            }
-            session.Services.Metrics.BytesReceived((int)(buffer.Length - left));
-            if (session.MessageLimit > 0 && !read.EndOfMessage && buffer.Length <= session.MessageLimit)
-            {
-                transport.AdvanceTo(buffer.Start);                        // a whole message first (raw topic URLs)
-                left = buffer.Length;
-                continue;
-            }
-            var consumed = buffer.Start;
-            account.BeginHandling();
-            try
-            {
-                var handled = session.ReceiveAsync(buffer);
-                if (handled.IsCompletedSuccessfully) consumed = handled.Result;
-                else
+                var read = await transport.ReadAsync(session.Aborted);
+                if (read.IsCompleted) break;
+                var buffer = read.Buffer;
+                // Nothing the client sends after its token expired is handled (the scanner may not have looked yet).
+                if (session.ExpireIfDue(session.Clock.Received()))
                 {
-                    // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
-                    // its silence is not its fault (CheckTimeouts waits).
-                    session.PauseReading();
-                    try { consumed = await handled; }
-                    finally { session.ResumeReading(); }
+                    transport.AdvanceTo(buffer.Start);
+                    break;
                 }
+                session.Services.Metrics.BytesReceived((int)(buffer.Length - left));
+                if (session.MessageLimit > 0 && !read.EndOfMessage && buffer.Length <= session.MessageLimit)
+                {
+                    transport.AdvanceTo(buffer.Start);                        // a whole message first (raw topic URLs)
+                    left = buffer.Length;
+                    continue;
+                }
+                var consumed = buffer.Start;
+                account.BeginHandling();
+                try
+                {
+                    var handled = session.ReceiveAsync(buffer);
+                    if (handled.IsCompletedSuccessfully) consumed = handled.Result;
+                    else
+                    {
+                        // A handler awaited (a database lookup, say): the client's heart-beats are not read meanwhile, and
+                        // its silence is not its fault (CheckTimeouts waits).
+                        session.PauseReading();
+                        try { consumed = await handled; }
+                        finally { session.ResumeReading(); }
+                    }
+                }
+                finally
+                {
+                    account.EndHandling();
+                    // consumed = start of the unfinished frame; the transport keeps the rest for the next read.
+                    transport.AdvanceTo(consumed);
+                }
+                left = buffer.Slice(consumed).Length;
+                if (left == 0) session.Clock.NoPartialFrame();
+                else session.Clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
+                // Credit flow: what this read published went into queues above high water; read nothing more until they
+                // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
+                var credit = session.WaitForCreditAsync();
+                if (!credit.IsCompletedSuccessfully) await credit;
             }
-            finally
-            {
-                account.EndHandling();
-                // consumed = start of the unfinished frame; the transport keeps the rest for the next read.
-                transport.AdvanceTo(consumed);
-            }
-            left = buffer.Slice(consumed).Length;
-            if (left == 0) session.Clock.NoPartialFrame();
-            else session.Clock.PartialFrame(progressed: !consumed.Equals(buffer.Start));
-            // Credit flow: what this read published went into queues above high water; read nothing more until they
-            // drain (one read is at most one pipe segment of frames, so the overshoot is bounded).
-            var credit = session.WaitForCreditAsync();
-            if (!credit.IsCompletedSuccessfully) await credit;
+            session.ReadEnded();
+        }
+        catch (Exception ex)
+        {
+            session.ReadFailed(ex);
+        }
+        finally
+        {
+            await session.EndAsync();
         }
     }
 
-    public static async Task WriteLoopAsync(BrokerSession session)
+    // The writer's resume: static, so a waiting writer costs its session no delegate.
+    private static readonly Action<object?> s_resumeWriter = static state => _ = WriteAsync((BrokerSession)state!);
+
+    /// <summary>Starts the session's writer: it sends what is queued and, when the outbox is empty, leaves a resume with it
+    /// and returns (<see cref="Outbox.WaitToRead"/>), so an idle session's writer holds no async frame and no buffer. It runs
+    /// again on the thread pool when something is queued; only one runs at a time (only the one that returned leaves a
+    /// resume). Its end (the outbox completed and drained, or the session cut) is <see cref="BrokerSession.WriterEnded"/>.</summary>
+    public static void StartWriter(BrokerSession session) => _ = WriteAsync(session);
+
+    private static async Task WriteAsync(BrokerSession session)
     {
-        await Task.Yield();
-        using var buffer = new PooledBufferWriter();
+        var buffer = new PooledBufferWriter();
         try
         {
-            // The wait takes no token: an abort cancels the session's token, then completes the outbox, which ends the wait.
-            while (await session.Outbox.WaitToReadAsync())
+            while (true)
             {
+                // The wait takes no token: an abort cancels the session's token, then completes the outbox, which ends it.
+                var found = session.Outbox.WaitToRead(s_resumeWriter, session);
+                if (found == OutboxRead.Waiting) return;                  // resumed when something comes (the finally runs first)
+                if (found == OutboxRead.Completed) break;
                 session.Aborted.ThrowIfCancellationRequested();
                 if (session.Outbox.IsSlow || session.IsExpired) break;
                 var close = false;
@@ -132,6 +162,11 @@ internal static class TransportPump
         catch (WebSocketException) { }
         catch (ObjectDisposedException) { }
         catch (IOException) { }
+        finally
+        {
+            buffer.Dispose();
+        }
+        session.WriterEnded();                                    // not reached when it only went to wait (return above)
     }
 
     /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>

@@ -49,7 +49,7 @@ public sealed class OutboxQueueTests
     public async Task TryWriteHeartBeat_IsAFlagReadAfterTheItems_AndTakesNoRing()
     {
         var queue = new OutboxQueue(capacity: 4);
-        var wait = queue.WaitToReadAsync().AsTask();
+        var wait = queue.WaitToReadAsync();
         Assert.True(queue.IsEmpty);
         Assert.True(queue.TryWriteHeartBeat());
         Assert.True(queue.TryWriteHeartBeat());                       // two asks before the reader comes are one
@@ -76,13 +76,13 @@ public sealed class OutboxQueueTests
     public async Task WaitToReadAsync_WokenByAWriteThenByComplete_AndDrainsWhatWasQueuedBeforeTheEnd()
     {
         var queue = new OutboxQueue(capacity: 8);
-        var wait = queue.WaitToReadAsync().AsTask();
+        var wait = queue.WaitToReadAsync();
         Assert.False(wait.IsCompleted);
         Assert.True(queue.TryWrite(Item(1)));
         Assert.True(await wait.WaitAsync(s_timeout));
         Assert.True(queue.TryRead(out _));
 
-        wait = queue.WaitToReadAsync().AsTask();
+        wait = queue.WaitToReadAsync();
         queue.Complete();
         Assert.False(await wait.WaitAsync(s_timeout));                // completed and empty
 
@@ -116,5 +116,27 @@ public sealed class OutboxQueueTests
             for (var i = 0; i < PerWriter; i++) Assert.True(queue.TryWrite(Item(w * PerWriter + i)));
         })));
         Assert.Equal(Writers * PerWriter, await reader.WaitAsync(s_timeout));
+    }
+}
+
+/// <summary>The reader's side as a task, over <see cref="OutboxQueue.WaitToRead"/>: true once something waits, false once
+/// completed and empty; while it must wait, a task that its resume completes (then it asks again, as the writer does).</summary>
+internal static class OutboxQueueReading
+{
+    public static Task<bool> WaitToReadAsync(this OutboxQueue queue)
+    {
+        var resumed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        return queue.WaitToRead(static state => ((TaskCompletionSource)state!).SetResult(), resumed) switch
+        {
+            OutboxRead.Ready => Task.FromResult(true),
+            OutboxRead.Completed => Task.FromResult(false),
+            _ => AgainAsync(queue, resumed.Task),
+        };
+    }
+
+    private static async Task<bool> AgainAsync(OutboxQueue queue, Task resumed)
+    {
+        await resumed;
+        return await queue.WaitToReadAsync();
     }
 }
