@@ -8,16 +8,20 @@ namespace WsBroker.Broker.Sessions;
 /// <summary>
 /// One session's subscriptions: by the client's id, by the per-session number in <c>ack</c> ids, and the
 /// <c>/user/queue/…</c> ones that never enter the shared router. Thread-safe (deliveries and the read loop meet here);
-/// lookups do not allocate. The gate is the id dictionary itself: every session has a table, so a lock object of its own
-/// would cost each one an object.
+/// lookups do not allocate. Most sessions hold one subscription (a customer's conversation, an idle tab): it waits in a
+/// field, and the id dictionary is made only for a second one (176 bytes of every such session otherwise). The gate is the
+/// table itself: every session has one, so a lock object of its own would cost each one an object.
 /// </summary>
 internal sealed class SubscriptionTable(int max)
 {
-    private readonly Dictionary<string, Subscription> _byId = new(StringComparer.Ordinal);
+    private Subscription? _single;                                 // the one subscription while there is no dictionary
+    private Dictionary<string, Subscription>? _byId;               // made for a second subscription, then kept
     private List<Subscription>? _userQueue;                        // made on the first user-queue subscription
     private int _nextNumber;
 
-    private object Gate => _byId;
+    private object Gate => this;
+
+    private int Count => _byId?.Count ?? (_single is null ? 0 : 1);
 
     /// <summary>Adds the subscription <paramref name="create"/> makes from the next number, unless the id is taken or the
     /// table is full.</summary>
@@ -26,10 +30,17 @@ internal sealed class SubscriptionTable(int max)
         added = null;
         lock (Gate)
         {
-            if (_byId.ContainsKey(id)) return SubscribeOutcome.DuplicateId;
-            if (_byId.Count >= max) return SubscribeOutcome.TooMany;
+            if (Find(id) is not null) return SubscribeOutcome.DuplicateId;
+            if (Count >= max) return SubscribeOutcome.TooMany;
             added = create(++_nextNumber);
-            _byId[id] = added;
+            if (_byId is null && _single is null) _single = added;
+            else
+            {
+                _byId ??= new Dictionary<string, Subscription>(StringComparer.Ordinal);
+                if (_single is not null) _byId[_single.Id] = _single;
+                _single = null;
+                _byId[id] = added;
+            }
             if (added.Destination.Kind == DestinationKind.UserQueue) (_userQueue ??= []).Add(added);
             return SubscribeOutcome.Added;
         }
@@ -39,7 +50,13 @@ internal sealed class SubscriptionTable(int max)
     {
         lock (Gate)
         {
-            if (!_byId.Remove(id, out var subscription)) return null;
+            Subscription? subscription;
+            if (_single is not null && _single.Id == id)
+            {
+                subscription = _single;
+                _single = null;
+            }
+            else if (_byId is null || !_byId.Remove(id, out subscription)) return null;
             if (subscription.Destination.Kind == DestinationKind.UserQueue) _userQueue?.Remove(subscription);
             return subscription;
         }
@@ -47,14 +64,18 @@ internal sealed class SubscriptionTable(int max)
 
     public Subscription? ById(string id)
     {
-        lock (Gate) return _byId.GetValueOrDefault(id);
+        lock (Gate) return Find(id);
     }
+
+    private Subscription? Find(string id) => _single is not null ? (_single.Id == id ? _single : null) : _byId?.GetValueOrDefault(id);
 
     /// <summary>The subscription with per-session <paramref name="number"/> (STOMP 1.2 <c>ack</c> ids).</summary>
     public Subscription? ByNumber(int number)
     {
         lock (Gate)
         {
+            if (_single is not null) return _single.Number == number ? _single : null;
+            if (_byId is null) return null;
             foreach (var subscription in _byId.Values)
             {
                 if (subscription.Number == number) return subscription;
@@ -68,6 +89,8 @@ internal sealed class SubscriptionTable(int max)
     {
         lock (Gate)
         {
+            if (_single is not null) return _single.IsOutstanding(messageId) ? _single : null;
+            if (_byId is null) return null;
             foreach (var subscription in _byId.Values)
             {
                 if (subscription.IsOutstanding(messageId)) return subscription;
@@ -131,6 +154,8 @@ internal sealed class SubscriptionTable(int max)
     {
         lock (Gate)
         {
+            if (_single is not null) return predicate(_single.Destination);
+            if (_byId is null) return false;
             foreach (var subscription in _byId.Values)
             {
                 if (predicate(subscription.Destination)) return true;
@@ -144,8 +169,9 @@ internal sealed class SubscriptionTable(int max)
     {
         lock (Gate)
         {
-            Subscription[] all = [.. _byId.Values];
-            _byId.Clear();
+            Subscription[] all = _single is not null ? [_single] : _byId is null ? [] : [.. _byId.Values];
+            _single = null;
+            _byId?.Clear();
             _userQueue?.Clear();
             return all;
         }
