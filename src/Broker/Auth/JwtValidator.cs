@@ -77,17 +77,18 @@ public sealed class JwtValidator
                 _ => "invalid token",
             });
         }
-        var sub = Claim(result, "sub");
+        // The claims are read from the token's payload: the result's Claims dictionary would build a ClaimsIdentity for
+        // every CONNECT (the connect rate, issue 17).
+        if (result.SecurityToken is not JsonWebToken jwt) return (null, "invalid token");
+        var sub = Claim(jwt, "sub");
         if (string.IsNullOrEmpty(sub) || sub.Length > 64) return (null, "token has no valid sub");
-        var role = Claim(result, "role") ?? "";
-        var name = Claim(result, "name") ?? sub;
+        var role = Claim(jwt, "role") ?? "";
+        var name = Claim(jwt, "name") ?? sub;
         // A token without exp is refused above (RequireExpirationTime); ValidTo is MinValue for one, read as "never".
-        var exp = result.SecurityToken is JsonWebToken jwt && jwt.ValidTo != DateTime.MinValue
-            ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;
+        var exp = jwt.ValidTo != DateTime.MinValue ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;
         return (new BrokerPrincipal(sub, role, name, exp), null);
     }
 
-    private static string? Claim(TokenValidationResult result, string type) =>
-        result.Claims.TryGetValue(type, out var value) ? value?.ToString() : null;
+    private static string? Claim(JsonWebToken jwt, string type) => jwt.TryGetPayloadValue<object>(type, out var value) ? value?.ToString() : null;
 }
 

@@ -12,6 +12,7 @@ public sealed class DestinationCache(Func<Destination, object?> classify)
 {
     private const int MaxEntries = 100_000;
     private readonly ConcurrentDictionary<string, Destination> _parsed = new(StringComparer.Ordinal);
+    private int _count;                                            // about: ConcurrentDictionary.Count takes every lock
     private ConcurrentDictionary<string, Destination>.AlternateLookup<ReadOnlySpan<char>> BySpan => _parsed.GetAlternateLookup<ReadOnlySpan<char>>();
 
     /// <summary>The destination named by <paramref name="utf8"/>, or null with the reason.</summary>
@@ -37,7 +38,16 @@ public sealed class DestinationCache(Func<Destination, object?> classify)
         var destination = Destination.Parse(text, out error);
         if (destination is null) return null;                  // refused: the error path does not fill the cache
         destination.Classification = classify(destination);
-        if (_parsed.Count >= MaxEntries) _parsed.Clear();
-        return _parsed.GetOrAdd(text, destination);
+        if (Volatile.Read(ref _count) >= MaxEntries)
+        {
+            _parsed.Clear();
+            Volatile.Write(ref _count, 0);
+        }
+        if (_parsed.TryAdd(text, destination))
+        {
+            Interlocked.Increment(ref _count);
+            return destination;
+        }
+        return _parsed.TryGetValue(text, out var other) ? other : destination;
     }
 }

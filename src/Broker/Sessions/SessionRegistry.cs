@@ -11,6 +11,7 @@ public sealed class SessionRegistry
     private readonly Dictionary<string, List<BrokerSession>> _byUser = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private long _nextId;
+    private int _count;                                             // ConcurrentDictionary.Count takes every lock: each upgrade asks
 
     public event Action<string>? UserOnline;
     public event Action<string>? UserOffline;
@@ -18,7 +19,7 @@ public sealed class SessionRegistry
     /// <summary>Raised once per connection when it has ended (per-session state elsewhere can be dropped).</summary>
     public event Action<BrokerSession>? SessionEnded;
 
-    public int Count => _all.Count;
+    public int Count => Volatile.Read(ref _count);
 
     public string NextSessionId() => "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
@@ -33,7 +34,10 @@ public sealed class SessionRegistry
         }
     }
 
-    internal void Add(BrokerSession connection) => _all[connection.SessionId] = connection;
+    internal void Add(BrokerSession connection)
+    {
+        if (_all.TryAdd(connection.SessionId, connection)) Interlocked.Increment(ref _count);
+    }
 
     internal void Authenticated(BrokerSession connection)
     {
@@ -50,7 +54,7 @@ public sealed class SessionRegistry
 
     internal void Remove(BrokerSession connection)
     {
-        _all.TryRemove(connection.SessionId, out _);
+        if (_all.TryRemove(connection.SessionId, out _)) Interlocked.Decrement(ref _count);
         SessionEnded?.Invoke(connection);
         if (connection.Principal is not { } principal) return;
         var last = false;
