@@ -7,14 +7,16 @@
 # With --transport <name> (repeatable) the broker is started once per name with --Broker:Transport=<name> and both runs
 # are made against each, so that transports are compared side by side in one run. Loopback only; every run is bounded in
 # time; the script stops only the broker it started.
+# With --rabbitmq <n>, RabbitMQ Web-STOMP (scripts/webstomp-up.sh) then holds n idle connections the same way, for
+# reference: whether it holds them, its RSS per connection and its CPU while idle.
 # Usage: load/connections.sh [out-folder (default docs/perf/issue-17)] [--transport <name>]... [--connections <n> (19000)]
 #          [--hold <time> (60s)] [--processes <n> (one per 10,000 connections)] [--source-addresses <n> (4)]
-#          [--connect-concurrency <n> per process (128)] [--rate <broadcasts/s> (2)] [--port <n> (8170)]
+#          [--connect-concurrency <n> per process (128)] [--rate <broadcasts/s> (2)] [--port <n> (8170)] [--rabbitmq <n>]
 # Writes <out>/report.md (environment and the runs' table), <out>/runs.jsonl (a JSON line per run) and the tool's
 # <label>-<scenario>.json of each run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=docs/perf/issue-17; transports=(); connections=19000; hold=60s; processes=""; sources=4; concurrency=128; rate=2; port=8170
+out=docs/perf/issue-17; transports=(); rabbitmq=0; connections=19000; hold=60s; processes=""; sources=4; concurrency=128; rate=2; port=8170
 while [ $# -gt 0 ]; do
   case $1 in
     --transport) transports+=("$2"); shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --connect-concurrency) concurrency=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
+    --rabbitmq) rabbitmq=$2; shift 2 ;;
     -*) echo "connections.sh: unknown option $1" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -94,6 +97,17 @@ for transport in "${transports[@]}"; do
   stop_broker
 done
 
+if [ "$rabbitmq" -gt 0 ]; then
+  scripts/webstomp-up.sh >&2
+  beam=$(pgrep -f 'beam.smp.*rabbit' | head -n 1)
+  rprocesses=$(( (rabbitmq + 9999) / 10000 ))
+  echo "+ $load idle (RabbitMQ Web-STOMP, $rabbitmq)" >&2
+  timeout --kill-after=30 $(( rabbitmq / 50 + hold_s + 300 )) $load idle --connections "$rabbitmq" --heart-beat 10000,10000 \
+    --duration "$hold" --processes "$rprocesses" --source-addresses "$sources" --connect-concurrency "$concurrency" --pid "$beam" \
+    --url ws://127.0.0.1:15674/ws --login guest --passcode guest --label RabbitMQ --out "$out" --no-progress \
+    | tee /dev/stderr | { grep '^{' || true; } >> "$out/runs.jsonl"
+fi
+
 table=$(cat "$out/report.md")
 {
   echo "# Connections at the machine's limit (issue 17)"
@@ -105,6 +119,7 @@ table=$(cat "$out/report.md")
   echo "One broker per transport (${transports[*]:-default}; embedded SQLite, heart-beats 10000,10000). idle: $connections connections"
   echo "from $processes process(es) of the tool over $sources source addresses, $concurrency connecting at a time per process, each"
   echo "with one SUBSCRIBE and heart-beat 10000,10000, held $hold. fanout: one publisher at $rate/s for 10 s to $connections subscribers."
+  [ "$rabbitmq" -gt 0 ] && echo "RabbitMQ Web-STOMP (Debian's RabbitMQ, scripts/webstomp-up.sh): idle, $rabbitmq connections, the same way."
   echo
   echo "$table"
   echo

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.WebSockets;
 using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
@@ -41,6 +42,21 @@ internal static class TransportPump
             long left = 0;                                                    // what the last read left unconsumed
             while (!session.IsClosing)
             {
+                if (transport.Waitable is { } input && !session.Aborted.IsCancellationRequested)
+                {
+                    // Wait for the client here, on the pipe itself, so that an idle session holds this frame only; what
+                    // came is left unexamined, and ReadAsync finds it at once. A failed wait (the connection aborted) is
+                    // ReadAsync's to report, as it reads the same pipe.
+                    var waited = false;
+                    ReadResult ready = default;
+                    try
+                    {
+                        ready = await input.ReadAsync(CancellationToken.None);
+                        waited = true;
+                    }
+                    catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException) { }
+                    if (waited) input.AdvanceTo(ready.Buffer.Start, ready.Buffer.Start);
+                }
                 var read = await transport.ReadAsync(session.Aborted);
                 if (read.IsCompleted) break;
                 var buffer = read.Buffer;

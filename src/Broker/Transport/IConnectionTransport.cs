@@ -14,6 +14,11 @@ public interface IConnectionTransport
     /// that is not completed.</summary>
     ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken);
 
+    /// <summary>A pipe the pump may wait on itself before <see cref="ReadAsync"/>, which then finds the bytes without waiting:
+    /// a transport that reads its connection's pipe in place offers it, so that a session waiting for its client holds no
+    /// async frame of the transport (256 bytes of every idle connection). Null: <see cref="ReadAsync"/> waits.</summary>
+    System.IO.Pipelines.PipeReader? Waitable => null;
+
     /// <summary>Consumes the bytes of the last read before <paramref name="consumed"/> (a position in its buffer); the rest
     /// comes again, first, in the next read.</summary>
     void AdvanceTo(SequencePosition consumed);

@@ -132,6 +132,10 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         }
     }
 
+    /// <summary>See <see cref="IConnectionTransport.Waitable"/>: Kestrel's input pipe, while no carried bytes wait (they
+    /// are handed over with the next new ones, which ReadAsync waits for itself).</summary>
+    public PipeReader? Waitable => _carry is null && !Has(CloseReceived) ? _input : null;
+
     public void AdvanceTo(SequencePosition consumed)
     {
         var read = _read;

@@ -55,6 +55,23 @@ public class PipeWebSocketTransportTests
     }
 
     [Fact]
+    public async Task ReadAsync_AfterAWaitOnTheWaitablePipe_ConversationSplitAtEveryOffset_DeliversTheSame()
+    {
+        var bytes = Conversation();
+        for (var at = 0; at <= bytes.Length; at++)
+        {
+            var peer = new WebSocketPeer();
+            Assert.NotNull(peer.Server.Waitable);                          // nothing carried: the pump may wait on the pipe
+            var session = ReadNulFramesAsync(peer.Server, waitFirst: true);
+            await peer.SendAsync(bytes, at);
+            Assert.Equal(s_conversationFrames, await session.WaitAsync(WebSocketPeer.Timeout));
+            Assert.Equal((WebSocketOpcode.Pong, "p1"), await NextAsync(peer));
+            Assert.Equal(1000, await peer.ReceiveCloseAsync());
+            Assert.Null(peer.Server.Waitable);                             // closed: nothing more to wait for
+        }
+    }
+
+    [Fact]
     public async Task ReadAsync_ConversationOneBytePerRead_DeliversTheSame()
     {
         var bytes = Conversation();
@@ -279,11 +296,17 @@ public class PipeWebSocketTransportTests
     }
 
     // A session like STOMP's: the bytes are one stream; it consumes whole NUL-terminated frames and leaves a partial one.
-    private static async Task<List<string>> ReadNulFramesAsync(IConnectionTransport transport)
+    // waitFirst: as the pump does, it waits on the transport's Waitable pipe before each read and leaves what came unexamined.
+    private static async Task<List<string>> ReadNulFramesAsync(IConnectionTransport transport, bool waitFirst = false)
     {
         var frames = new List<string>();
         while (true)
         {
+            if (waitFirst && transport.Waitable is { } input)
+            {
+                var ready = await input.ReadAsync();
+                input.AdvanceTo(ready.Buffer.Start, ready.Buffer.Start);
+            }
             var read = await transport.ReadAsync(CancellationToken.None);
             if (read.IsCompleted) return frames;
             var buffer = read.Buffer;
