@@ -82,7 +82,14 @@ public sealed class JwtValidator
         if (result.SecurityToken is not JsonWebToken jwt) return (null, "invalid token");
         var sub = Claim(jwt, "sub");
         if (string.IsNullOrEmpty(sub) || sub.Length > 64) return (null, "token has no valid sub");
-        var role = Claim(jwt, "role") ?? "";
+        // The roles are a handful of words: the literal is kept, not the token's copy (one string less per session).
+        var role = Claim(jwt, "role") switch
+        {
+            null or "" => "",
+            WsBroker.Persistence.UserRoles.Client => WsBroker.Persistence.UserRoles.Client,
+            WsBroker.Persistence.UserRoles.Admin => WsBroker.Persistence.UserRoles.Admin,
+            var other => other,
+        };
         var name = Claim(jwt, "name") ?? sub;
         // A token without exp is refused above (RequireExpirationTime); ValidTo is MinValue for one, read as "never".
         var exp = jwt.ValidTo != DateTime.MinValue ? new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero) : DateTimeOffset.MaxValue;

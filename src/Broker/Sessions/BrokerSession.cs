@@ -107,7 +107,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     internal void WriterEnded() => _writer.Complete();
 
     /// <summary>After the read loop: lets the writer flush what is queued (e.g. an ERROR) and close, aborting when it takes
-    /// too long, then releases the session.</summary>
+    /// too long, then releases the session, and last lets the transport finish (<see cref="IConnectionTransport.FinishAsync"/>).</summary>
     internal async Task EndAsync()
     {
         _outbox.Complete();                                       // and the publishers waiting for its drain released
@@ -123,6 +123,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
         _abort.Dispose();
         _completion.Complete();
+        await Transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, Services.Options.ShutdownTimeoutMs)));
     }
 
     // ---- what the pump asks of the session ----------------------------------------------------------------------------

@@ -34,6 +34,11 @@ public interface IConnectionTransport
     /// <summary>Starts the close handshake with a status that says why (after everything sent).</summary>
     ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken);
 
+    /// <summary>After the session, the transport's last word: the pipeline transport waits, at most
+    /// <paramref name="timeout"/>, for the client's reply to the broker's close (so that closing the socket does not reset
+    /// a connection whose last bytes are still unread) and releases what it holds. Others: nothing.</summary>
+    Task FinishAsync(TimeSpan timeout) => Task.CompletedTask;
+
     /// <summary>Drops the connection now.</summary>
     void Abort();
 
