@@ -103,6 +103,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>The read loop ended normally: the client closed.</summary>
     internal void ReadEnded() => SetReason(DisconnectReason.ClientClosed);
 
+    /// <summary>The writer failed with something unexpected: logged, and the connection dropped.</summary>
+    internal void WriterFailed(Exception ex)
+    {
+        Log.ConnectionFailed(Services.Logger, ex, SessionId);
+        Abort(DisconnectReason.TransportError);
+    }
+
     /// <summary>The writer has ended (<see cref="TransportPump.StartWriter"/>): all sent, or the session cut.</summary>
     internal void WriterEnded() => _writer.Complete();
 

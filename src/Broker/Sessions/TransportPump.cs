@@ -126,13 +126,18 @@ internal static class TransportPump
     private static async Task WriteAsync(BrokerSession session)
     {
         var buffer = new PooledBufferWriter();
+        var waiting = false;
         try
         {
             while (true)
             {
                 // The wait takes no token: an abort cancels the session's token, then completes the outbox, which ends it.
                 var found = session.Outbox.WaitToRead(s_resumeWriter, session);
-                if (found == OutboxRead.Waiting) return;                  // resumed when something comes (the finally runs first)
+                if (found == OutboxRead.Waiting)
+                {
+                    waiting = true;                                   // resumed when something comes
+                    return;
+                }
                 if (found == OutboxRead.Completed) break;
                 session.Aborted.ThrowIfCancellationRequested();
                 if (session.Outbox.IsSlow || session.IsExpired) break;
@@ -178,11 +183,15 @@ internal static class TransportPump
         catch (WebSocketException) { }
         catch (ObjectDisposedException) { }
         catch (IOException) { }
+        catch (Exception ex)
+        {
+            session.WriterFailed(ex);                             // nobody awaits this task: say it, and end the session
+        }
         finally
         {
             buffer.Dispose();
+            if (!waiting) session.WriterEnded();                  // whatever ended it, the session's end must not wait forever
         }
-        session.WriterEnded();                                    // not reached when it only went to wait (return above)
     }
 
     /// <summary>Tests and benchmarks: does what the writer loop does with everything queued, minus the transport.</summary>
