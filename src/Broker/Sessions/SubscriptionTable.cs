@@ -69,34 +69,28 @@ internal sealed class SubscriptionTable(int max)
 
     private Subscription? Find(string id) => _single is not null ? (_single.Id == id ? _single : null) : _byId?.GetValueOrDefault(id);
 
+    // The first subscription that matches, in the field or the dictionary (under the gate; static matchers: no allocation).
+    private Subscription? FirstWhere<TState>(TState state, Func<Subscription, TState, bool> match)
+    {
+        if (_single is not null) return match(_single, state) ? _single : null;
+        if (_byId is null) return null;
+        foreach (var subscription in _byId.Values)
+        {
+            if (match(subscription, state)) return subscription;
+        }
+        return null;
+    }
+
     /// <summary>The subscription with per-session <paramref name="number"/> (STOMP 1.2 <c>ack</c> ids).</summary>
     public Subscription? ByNumber(int number)
     {
-        lock (Gate)
-        {
-            if (_single is not null) return _single.Number == number ? _single : null;
-            if (_byId is null) return null;
-            foreach (var subscription in _byId.Values)
-            {
-                if (subscription.Number == number) return subscription;
-            }
-            return null;
-        }
+        lock (Gate) return FirstWhere(number, static (s, n) => s.Number == n);
     }
 
     /// <summary>The subscription that has <paramref name="messageId"/> outstanding (STOMP 1.0 ACK by message-id alone).</summary>
     public Subscription? Outstanding(long messageId)
     {
-        lock (Gate)
-        {
-            if (_single is not null) return _single.IsOutstanding(messageId) ? _single : null;
-            if (_byId is null) return null;
-            foreach (var subscription in _byId.Values)
-            {
-                if (subscription.IsOutstanding(messageId)) return subscription;
-            }
-            return null;
-        }
+        lock (Gate) return FirstWhere(messageId, static (s, id) => s.IsOutstanding(id));
     }
 
     /// <summary>
@@ -152,16 +146,7 @@ internal sealed class SubscriptionTable(int max)
     /// <summary>Whether a subscription's destination is one <paramref name="predicate"/> accepts.</summary>
     public bool Any(Func<Destination, bool> predicate)
     {
-        lock (Gate)
-        {
-            if (_single is not null) return predicate(_single.Destination);
-            if (_byId is null) return false;
-            foreach (var subscription in _byId.Values)
-            {
-                if (predicate(subscription.Destination)) return true;
-            }
-            return false;
-        }
+        lock (Gate) return FirstWhere(predicate, static (s, p) => p(s.Destination)) is not null;
     }
 
     /// <summary>Empties the table; returns what it held.</summary>

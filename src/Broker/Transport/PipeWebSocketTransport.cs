@@ -268,14 +268,18 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     /// <summary>See <see cref="IConnectionTransport.TrySendNow"/>: through the write gate without waiting for it, one
     /// frame and a flush that Kestrel's output pipe completes at once unless it is above its pause threshold (then the gate
     /// opens when the flush completes).</summary>
-    public bool TrySendNow(ReadOnlySpan<byte> message)
+    public bool TrySendNow(ReadOnlySpan<byte> message) => TrySendNow(WebSocketOpcode.Text, message);
+
+    /// <summary>One frame of <paramref name="opcode"/> at once if no other send is under way (the heart-beat scanner's
+    /// STOMP beats, and a raw topic URL's keep-alive pings); false, nothing sent, otherwise or when closing.</summary>
+    internal bool TrySendNow(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
     {
         if (IsClosing || !TryEnterWrite()) return false;
         var exit = true;
         try
         {
             if (IsClosing) return false;
-            WebSocketFrameWriter.Write(Output, WebSocketOpcode.Text, message);
+            WebSocketFrameWriter.Write(Output, opcode, payload);
             var flush = Output.FlushAsync();
             if (!flush.IsCompleted)
             {
@@ -337,7 +341,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         }
     }
 
-    internal async ValueTask FlushAsync(CancellationToken cancellationToken)
+    private async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         var flushed = await Output.FlushAsync(cancellationToken);
         if (flushed.IsCompleted) throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the connection is gone");
@@ -369,7 +373,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         Interlocked.Exchange(ref _writeWaiter, null)?.TrySetResult();
     }
 
-    internal PipeWriter Output => _connection.Transport.Output;
+    private PipeWriter Output => _connection.Transport.Output;
 
     internal bool IsClosing => Has(CloseSent) || Has(Aborted);
 

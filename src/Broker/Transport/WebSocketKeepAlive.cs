@@ -27,21 +27,6 @@ internal sealed class WebSocketKeepAlive(PipeWebSocketTransport transport, TimeS
         }
         if (nowMs - _lastPingMs < _intervalMs) return;
         _lastPingMs = nowMs;
-        if (transport.TryEnterWrite()) _ = PingAsync();
-    }
-
-    private async Task PingAsync()
-    {
-        try
-        {
-            if (transport.IsClosing) return;
-            WebSocketFrameWriter.Write(transport.Output, WebSocketOpcode.Ping, []);
-            await transport.FlushAsync(CancellationToken.None);
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or System.Net.WebSockets.WebSocketException or InvalidOperationException) { }
-        finally
-        {
-            transport.ExitWrite();
-        }
+        transport.TrySendNow(WebSocketOpcode.Ping, []);
     }
 }
