@@ -44,6 +44,10 @@ public sealed class Subscription
     /// <summary>"subscription:&lt;id&gt;\n", escaped for the session's version.</summary>
     public byte[] HeaderLine { get; }
 
+    /// <summary>Where this subscription sits in its <see cref="TopicRouter"/> slot: the router's own, read and written under
+    /// its lock, so that leaving a destination with many subscribers costs O(1).</summary>
+    internal int RouterIndex { get; set; } = -1;
+
     /// <summary>Hands a published message to this subscription's sink, or holds it back while a replay runs.</summary>
     public DeliveryOutcome Deliver(SharedMessage message)
     {
