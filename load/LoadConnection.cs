@@ -16,7 +16,7 @@ namespace WsBroker.Load;
 /// </summary>
 public sealed class LoadConnection : IAsyncDisposable
 {
-    private readonly ClientWebSocket _socket;
+    private readonly WebSocket _socket;
     private readonly StompFrameParser _parser = new(new StompLimits { MaxFrameBytes = 2 * 1024 * 1024, MaxBodyBytes = 2 * 1024 * 1024 });
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly ArrayBufferWriter<byte> _sendBuffer = new(512);
@@ -26,7 +26,7 @@ public sealed class LoadConnection : IAsyncDisposable
     private long _lastSentMs = Environment.TickCount64;
     private int _heartBeatsReceived;
 
-    private LoadConnection(ClientWebSocket socket) => _socket = socket;
+    private LoadConnection(WebSocket socket) => _socket = socket;
 
     public string? Session { get; private set; }
     public bool IsOpen => _socket.State == WebSocketState.Open;
@@ -43,15 +43,30 @@ public sealed class LoadConnection : IAsyncDisposable
     /// <summary>Connects to <paramref name="url"/> (one of <see cref="LoadOptions.Urls"/>) with the options' credentials.</summary>
     public static async Task<LoadConnection> ConnectAsync(LoadOptions options, Uri url, string? token, CancellationToken cancellationToken)
     {
-        var socket = new ClientWebSocket();
-        socket.Options.AddSubProtocol(options.SubProtocol);
-        socket.Options.KeepAliveInterval = TimeSpan.Zero;
         if (token is not null) url = new Uri(url + (url.Query.Length > 0 ? "&" : "?") + "access_token=" + Uri.EscapeDataString(token));
+        var sources = SourceAddresses.For(options.SourceAddresses);
+        WebSocket socket;
+        if (options.LeanClient) socket = await LeanWebSocket.ConnectAsync(url, options.SubProtocol, sources?.NextAddress(), cancellationToken);
+        else
+        {
+            var client = new ClientWebSocket();
+            client.Options.AddSubProtocol(options.SubProtocol);
+            client.Options.KeepAliveInterval = TimeSpan.Zero;
+            try
+            {
+                if (sources is not null) await client.ConnectAsync(url, sources.Next(), cancellationToken);
+                else await client.ConnectAsync(url, cancellationToken);
+            }
+            catch
+            {
+                client.Dispose();
+                throw;
+            }
+            socket = client;
+        }
         var connection = new LoadConnection(socket);
         try
         {
-            if (SourceAddresses.For(options.SourceAddresses) is { } sources) await socket.ConnectAsync(url, sources.Next(), cancellationToken);
-            else await socket.ConnectAsync(url, cancellationToken);
             var connect = new StringBuilder("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:").Append(options.HeartBeat.ToString()).Append('\n');
             if (options.Login is not null) connect.Append("login:").Append(options.Login).Append("\npasscode:").Append(options.Passcode).Append('\n');
             if (token is not null) connect.Append("Authorization:Bearer ").Append(token).Append('\n');

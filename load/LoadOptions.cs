@@ -32,6 +32,9 @@ public sealed record LoadOptions
     public bool DevTokens { get; init; }
     public string Prefix { get; init; } = "/topic/load";
     public string SubProtocol { get; init; } = "v12.stomp";
+    /// <summary>--client lean: the tool's own upgrade on a socket, then .NET's WebSocket framing (<see cref="LeanWebSocket"/>);
+    /// otherwise ClientWebSocket.</summary>
+    public bool LeanClient { get; init; }
     public int Connections { get; init; } = 1000;
     public int Pairs { get; init; } = 50;
     public int Subscribers { get; init; } = 100;
@@ -102,6 +105,9 @@ public sealed record LoadOptions
           --prefix <destination>  destination prefix; names are appended with '.' (RabbitMQ's /topic/ names have no '/')
                                   (default /topic/load, e.g. /topic/load.pair3.a)
           --subprotocol <p>       WebSocket subprotocol (default v12.stomp)
+          --client system|lean    system (default): .NET's ClientWebSocket; lean: the tool's own HTTP/1.1 upgrade on a
+                                  socket, then .NET's WebSocket framing over it: the same frames at a fraction of the
+                                  tool's CPU per connection (ws:// only)
           --connections <n>       idle: connections (default 1000)
           --processes <n>         idle: hold the connections from n child processes of the tool, 1 to 16 (default 1), each
                                   with its share (every process has its own open-file limit, see ulimit -n); this one measures
@@ -159,6 +165,12 @@ public sealed record LoadOptions
                 "--passcode" => o with { Passcode = Value() },
                 "--prefix" => o with { Prefix = ParsePrefix(Value()) },
                 "--subprotocol" => o with { SubProtocol = Value() },
+                "--client" => o with { LeanClient = Value() switch
+                {
+                    "lean" => true,
+                    "system" => false,
+                    var other => throw new LoadUsageException($"--client must be system or lean, not '{other}'"),
+                } },
                 "--connections" => o with { Connections = Int(name, Value(), 1, 60_000) },
                 "--pairs" => o with { Pairs = Int(name, Value(), 1, 10_000) },
                 "--subscribers" => o with { Subscribers = Int(name, Value(), 1, 50_000) },
@@ -191,6 +203,8 @@ public sealed record LoadOptions
         CheckCluster(o);
         CheckConnections(o);
         if ((o.Login is null) != (o.Passcode is null)) throw new LoadUsageException("--login and --passcode go together");
+        if (o.LeanClient && o.Urls.FirstOrDefault(u => u.Scheme != "ws") is { } secure)
+            throw new LoadUsageException($"--client lean speaks ws:// only (no TLS), not {secure}: use --client system");
         if (o.GcUrl is not null && !o.AllowRemote && !IsLoopback(o.GcUrl))
             throw new LoadUsageException($"--gc-url {o.GcUrl} is not a loopback address (use --allow-remote)");
         if (o.Scenario is "chat" or "chat-rate" && !o.DevTokens)

@@ -12,11 +12,13 @@
 # Usage: load/connections.sh [out-folder (default docs/perf/issue-17)] [--transport <name>]... [--connections <n> (19000)]
 #          [--hold <time> (60s)] [--processes <n> (one per 10,000 connections)] [--source-addresses <n> (4)]
 #          [--connect-concurrency <n> per process (128)] [--rate <broadcasts/s> (2)] [--port <n> (8170)] [--rabbitmq <n>]
+#          [--client lean|system (lean: the tool's own upgrade, see load/LeanWebSocket.cs; it costs the tool far less CPU
+#          per connection than ClientWebSocket, which shares the 2 cores with the broker)]
 # Writes <out>/report.md (environment and the runs' table), <out>/runs.jsonl (a JSON line per run) and the tool's
 # <label>-<scenario>.json of each run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=docs/perf/issue-17; transports=(); rabbitmq=0; connections=19000; hold=60s; processes=""; sources=4; concurrency=128; rate=2; port=8170
+out=docs/perf/issue-17; transports=(); rabbitmq=0; client=lean; connections=19000; hold=60s; processes=""; sources=4; concurrency=128; rate=2; port=8170
 while [ $# -gt 0 ]; do
   case $1 in
     --transport) transports+=("$2"); shift 2 ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --rate) rate=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
     --rabbitmq) rabbitmq=$2; shift 2 ;;
+    --client) client=$2; shift 2 ;;
     -*) echo "connections.sh: unknown option $1" >&2; exit 2 ;;
     *) out=$1; shift ;;
   esac
@@ -89,11 +92,14 @@ for transport in "${transports[@]}"; do
   label=WsBroker${transport:+-$transport}
   start_broker "$transport"
   # Bounds: the connect phase at 50 connections/s at worst, the hold, the measuring and the children's stop.
-  run $(( connections / 50 + hold_s + 300 )) idle --connections "$connections" --heart-beat 10000,10000 --duration "$hold" \
-    --processes "$processes" --source-addresses "$sources" --connect-concurrency "$concurrency" \
+  # The idle run's processes of the tool live mostly to connect: without tiered PGO they do not spend a core on
+  # instrumented re-JIT meanwhile (about 2,100 -> 2,500-3,000 connects/s at 19,000; docs/performance.md). The fan-out's
+  # receive loop is faster with PGO, so only idle runs without it.
+  DOTNET_TieredPGO=0 run $(( connections / 50 + hold_s + 300 )) idle --connections "$connections" --heart-beat 10000,10000 --duration "$hold" \
+    --processes "$processes" --source-addresses "$sources" --connect-concurrency "$concurrency" --client "$client" \
     --pid "$broker" --gc-url "http://127.0.0.1:$port/debug/gc" --label "$label"
   run $(( connections / 50 + 300 )) fanout --subscribers "$connections" --rate "$rate" --size 128 --warmup 0s --duration 10s \
-    --heart-beat 10000,10000 --source-addresses "$sources" --connect-concurrency "$concurrency" --label "$label"
+    --heart-beat 10000,10000 --source-addresses "$sources" --connect-concurrency "$concurrency" --client "$client" --label "$label"
   stop_broker
 done
 
@@ -103,7 +109,7 @@ if [ "$rabbitmq" -gt 0 ]; then
   rprocesses=$(( (rabbitmq + 9999) / 10000 ))
   echo "+ $load idle (RabbitMQ Web-STOMP, $rabbitmq)" >&2
   timeout --kill-after=30 $(( rabbitmq / 50 + hold_s + 300 )) $load idle --connections "$rabbitmq" --heart-beat 10000,10000 \
-    --duration "$hold" --processes "$rprocesses" --source-addresses "$sources" --connect-concurrency "$concurrency" --pid "$beam" \
+    --duration "$hold" --processes "$rprocesses" --source-addresses "$sources" --connect-concurrency "$concurrency" --client "$client" --pid "$beam" \
     --url ws://127.0.0.1:15674/ws --login guest --passcode guest --label RabbitMQ --out "$out" --no-progress \
     | tee /dev/stderr | { grep '^{' || true; } >> "$out/runs.jsonl"
 fi
@@ -119,6 +125,7 @@ table=$(cat "$out/report.md")
   echo "One broker per transport (${transports[*]:-default}; embedded SQLite, heart-beats 10000,10000). idle: $connections connections"
   echo "from $processes process(es) of the tool over $sources source addresses, $concurrency connecting at a time per process, each"
   echo "with one SUBSCRIBE and heart-beat 10000,10000, held $hold. fanout: one publisher at $rate/s for 10 s to $connections subscribers."
+  echo "The tool's WebSocket client: --client $client."
   [ "$rabbitmq" -gt 0 ] && echo "RabbitMQ Web-STOMP (Debian's RabbitMQ, scripts/webstomp-up.sh): idle, $rabbitmq connections, the same way."
   echo
   echo "$table"

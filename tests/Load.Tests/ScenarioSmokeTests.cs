@@ -80,10 +80,13 @@ public sealed class ScenarioSmokeTests : IAsyncLifetime
         Assert.Equal(0, r.Extra["subscribers_with_loss"]);
     }
 
-    [Fact]
-    public async Task FanOut_OverSourceAddresses_EverySubscriberGetsEveryMessage()
+    [Theory]
+    [InlineData("system")]
+    [InlineData("lean")]
+    public async Task FanOut_OverSourceAddresses_EverySubscriberGetsEveryMessage(string client)
     {
-        var r = await RunAsync("fanout", "--subscribers", "25", "--rate", "200", "--duration", "1s", "--source-addresses", "3", "--connect-concurrency", "8");
+        var r = await RunAsync("fanout", "--subscribers", "25", "--rate", "200", "--duration", "1s", "--source-addresses", "3", "--connect-concurrency", "8",
+            "--client", client);
         Assert.True(r.Sent > 0);
         Assert.Equal(0, r.Lost);
         Assert.Equal(r.Sent * 25, r.Received);
