@@ -10,14 +10,13 @@
 // \n \c \\ with LF-only EOLs; 1.2 adds \r and CRLF EOLs. CONNECT and CONNECTED frames are never unescaped.
 using System.Buffers;
 using System.Buffers.Text;
-using System.Text.Unicode;
 
 namespace WsBroker.Protocol;
 
 /// <summary>
-/// A resumable, bounded, allocation-free STOMP frame parser. One instance per connection: it rents scratch buffers for
-/// unescaped headers from the shared array pools and reuses them for every frame; <see cref="ReleaseScratch"/> gives them
-/// back between frames, so that an idle connection's parser holds no array. After <see cref="TryParse(ref ReadOnlySequence{byte}, out StompParseError)"/>
+/// A resumable, bounded, allocation-free STOMP frame parser. One instance per connection: it keeps the unescaped headers
+/// in a <see cref="StompHeaderBlock"/>, whose arrays come from the shared pools and serve every frame;
+/// <see cref="ReleaseScratch"/> gives them back between frames, so that an idle connection's parser holds no array. After <see cref="TryParse(ref ReadOnlySequence{byte}, out StompParseError)"/>
 /// returns <see cref="OperationStatus.Done"/>, <see cref="Frame"/> describes the frame until the next call or until the
 /// input buffer is released (the body is a slice of the input).
 /// </summary>
@@ -26,17 +25,10 @@ public sealed class StompFrameParser
     private const byte Lf = (byte)'\n';
     private const byte Cr = (byte)'\r';
     private const byte Nul = 0;
-    private const byte Colon = (byte)':';
-    private const byte Backslash = (byte)'\\';
 
     private readonly StompLimits _limits;
-    private const int FirstTextLength = 256;
-    private const int FirstSlotCount = 8;
 
-    private byte[] _text = [];                                         // rented on the first header (see ReleaseScratch)
-    private int _textLength;
-    private HeaderSlot[] _slots = [];
-    private int _headerCount;
+    private StompHeaderBlock _headers;                                 // its arrays rented on the first header (see ReleaseScratch)
     private byte[]? _lineScratch;                                      // rented for a line that crosses segments
     private StompCommand _command;
     private ReadOnlySequence<byte> _body;
@@ -68,7 +60,7 @@ public sealed class StompFrameParser
 
     internal StompCommand Command => _command;
     internal long ParseRuns { get; private set; }                     // tests: TryParseNext's work stays linear
-    internal int HeaderCount => _headerCount;
+    internal int HeaderCount => _headers.Count;
     internal ReadOnlySequence<byte> Body => _body;
 
     /// <summary>
@@ -110,18 +102,15 @@ public sealed class StompFrameParser
     public void ReleaseScratch()
     {
         if (HasPartialFrame) return;
-        _headerCount = 0;
-        _textLength = 0;
         _command = StompCommand.None;
         _body = default;
-        Return(ref _text);
-        Return(ref _slots);
+        _headers.Release();
         if (_lineScratch is not null) ArrayPool<byte>.Shared.Return(_lineScratch);
         _lineScratch = null;
     }
 
-    internal ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots[index].NameStart, _slots[index].NameLength);
-    internal ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots[index].ValueStart, _slots[index].ValueLength);
+    internal ReadOnlySpan<byte> GetName(int index) => _headers.GetName(index);
+    internal ReadOnlySpan<byte> GetValue(int index) => _headers.GetValue(index);
 
     /// <summary>
     /// Parses one frame from the start of <paramref name="buffer"/>. On <see cref="OperationStatus.Done"/> the buffer is
@@ -203,8 +192,7 @@ public sealed class StompFrameParser
         }
         else
         {
-            _headerCount = 0;
-            _textLength = 0;
+            _headers.Clear();
             reader = new SequenceReader<byte>(buffer);
             // Heart-beats are bare EOLs between frames: consume them even when no frame follows.
             while (reader.IsNext(Lf, advancePast: true) || reader.IsNext("\r\n"u8, advancePast: true)) { }
@@ -236,8 +224,8 @@ public sealed class StompFrameParser
                 // buffering, so a frame that arrives whole gets the same answer as one that trickles in.
                 if (reader.Consumed >= _limits.MaxFrameBytes) return Invalid(StompParseError.FrameTooLarge, out error);
                 if (line.IsEmpty) break;                                   // a blank line ends the header block
-                if (_headerCount == _limits.MaxHeaderCount) return Invalid(StompParseError.TooManyHeaders, out error);
-                var headerError = AddHeader(line, escaping, crEscape);
+                if (_headers.Count == _limits.MaxHeaderCount) return Invalid(StompParseError.TooManyHeaders, out error);
+                var headerError = _headers.Add(line, escaping, crEscape);
                 if (headerError != StompParseError.None) return Invalid(headerError, out error);
             }
             headerBytes = reader.Consumed;
@@ -379,149 +367,5 @@ public sealed class StompFrameParser
         return line.Length > _limits.MaxHeaderLineBytes ? LineStatus.TooLong : LineStatus.Done;
     }
 
-    private StompParseError AddHeader(ReadOnlySpan<byte> line, bool escaping, bool crEscape)
-    {
-        var colon = line.IndexOf(Colon);
-        if (colon <= 0) return StompParseError.MalformedHeader;
-        // STOMP 1.2: a CR in a header is sent as "\r"; a raw one (other than the CRLF line end, already removed) is invalid.
-        if (crEscape && escaping && line.IndexOf(Cr) >= 0) return StompParseError.MalformedHeader;
-        if (!Utf8.IsValid(line)) return StompParseError.InvalidUtf8;
-        if (_text.Length < _textLength + line.Length) Grow(ref _text, _textLength, Math.Max(FirstTextLength, Math.Max(_text.Length * 2, _textLength + line.Length)));
-        if (_headerCount == _slots.Length) Grow(ref _slots, _headerCount, Math.Max(FirstSlotCount, _slots.Length * 2));
-
-        ref var slot = ref _slots[_headerCount];
-        slot.NameStart = _textLength;
-        var written = Copy(line[..colon], _text.AsSpan(_textLength), escaping, crEscape);
-        if (written < 0) return StompParseError.InvalidEscape;
-        slot.NameLength = written;
-        _textLength += written;
-        slot.ValueStart = _textLength;
-        written = Copy(line[(colon + 1)..], _text.AsSpan(_textLength), escaping, crEscape);
-        if (written < 0) return StompParseError.InvalidEscape;
-        slot.ValueLength = written;
-        _textLength += written;
-        _headerCount++;
-        return StompParseError.None;
-    }
-
-    // A scratch array from the pool at least `length` long, with the `used` items of the old one (which goes back).
-    private static void Grow<T>(ref T[] array, int used, int length)
-    {
-        var grown = ArrayPool<T>.Shared.Rent(length);
-        array.AsSpan(0, used).CopyTo(grown);
-        Return(ref array);
-        array = grown;
-    }
-
-    private static void Return<T>(ref T[] array)
-    {
-        if (array.Length > 0) ArrayPool<T>.Shared.Return(array);
-        array = [];
-    }
-
-    /// <summary>Copies <paramref name="source"/>, undoing STOMP escapes when asked; -1 for an undefined escape.</summary>
-    private static int Copy(ReadOnlySpan<byte> source, Span<byte> destination, bool escaping, bool crEscape)
-    {
-        var backslash = escaping ? source.IndexOf(Backslash) : -1;
-        if (backslash < 0)
-        {
-            source.CopyTo(destination);
-            return source.Length;
-        }
-        source[..backslash].CopyTo(destination);
-        var written = backslash;
-        for (var i = backslash; i < source.Length; i++)
-        {
-            var b = source[i];
-            if (b != Backslash)
-            {
-                destination[written++] = b;
-                continue;
-            }
-            if (++i == source.Length) return -1;                        // a trailing lone backslash
-            destination[written++] = source[i] switch
-            {
-                (byte)'n' => Lf,
-                (byte)'c' => Colon,
-                Backslash => Backslash,
-                (byte)'r' when crEscape => Cr,
-                _ => 0,
-            };
-            if (destination[written - 1] == 0) return -1;               // STOMP 1.2: undefined escapes MUST be a fatal error
-        }
-        return written;
-    }
-
-    internal bool TryGetFirst(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
-    {
-        for (var i = 0; i < _headerCount; i++)
-        {
-            if (GetName(i).SequenceEqual(name))
-            {
-                value = GetValue(i);
-                return true;
-            }
-        }
-        value = default;
-        return false;
-    }
-
-    private struct HeaderSlot
-    {
-        public int NameStart;
-        public int NameLength;
-        public int ValueStart;
-        public int ValueLength;
-    }
-}
-
-/// <summary>
-/// A parsed frame as views into its parser's buffers and the input: valid until the parser parses again or the input
-/// buffer is released. Copy what must outlive that (<see cref="ToFrame"/> copies everything).
-/// </summary>
-public readonly struct StompFrameView
-{
-    private readonly StompFrameParser _parser;
-
-    internal StompFrameView(StompFrameParser parser) => _parser = parser;
-
-    /// <summary>The frame's command; <see cref="StompCommand.None"/> unless the last parse returned Done.</summary>
-    public StompCommand Command => _parser.Command;
-
-    /// <summary>Header entries in wire order, repeated names included.</summary>
-    public int HeaderCount => _parser.HeaderCount;
-
-    /// <summary>The (unescaped) name of the entry at <paramref name="index"/>.</summary>
-    public ReadOnlySpan<byte> GetHeaderName(int index) => (uint)index < (uint)HeaderCount ? _parser.GetName(index) : throw new ArgumentOutOfRangeException(nameof(index));
-
-    /// <summary>The (unescaped) value of the entry at <paramref name="index"/>.</summary>
-    public ReadOnlySpan<byte> GetHeaderValue(int index) => (uint)index < (uint)HeaderCount ? _parser.GetValue(index) : throw new ArgumentOutOfRangeException(nameof(index));
-
-    /// <summary>
-    /// The first value of a header (STOMP 1.2: repeated entries after the first are ignored), without allocating. Both
-    /// <paramref name="name"/> and <paramref name="value"/> are unescaped UTF-8: <c>\n</c>, <c>\c</c>, <c>\\</c> (and in 1.2
-    /// <c>\r</c>) already decoded, so the value is what the client meant and is escaped again only when written. A
-    /// CONNECT frame, and any frame of a STOMP 1.0 session, is not unescaped: its values are the octets as sent. The span
-    /// points into the parser's scratch buffer: valid until the next parse.
-    /// </summary>
-    public bool TryGetHeader(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value) => _parser.TryGetFirst(name, out value);
-
-    /// <summary>True when the header is present (even with an empty value).</summary>
-    public bool HasHeader(ReadOnlySpan<byte> name) => _parser.TryGetFirst(name, out _);
-
-    /// <summary>The first value of a header as a string (allocates), or null.</summary>
-    public string? GetHeaderString(ReadOnlySpan<byte> name) =>
-        _parser.TryGetFirst(name, out var value) ? System.Text.Encoding.UTF8.GetString(value) : null;
-
-    /// <summary>The body: a slice of the parser's input.</summary>
-    public ReadOnlySequence<byte> Body => _parser.Body;
-
-    /// <summary>Copies the frame into a <see cref="StompFrame"/> the caller owns.</summary>
-    public StompFrame ToFrame()
-    {
-        var headers = new StompHeaders(HeaderCount);
-        for (var i = 0; i < HeaderCount; i++)
-            headers.Add(System.Text.Encoding.UTF8.GetString(_parser.GetName(i)), System.Text.Encoding.UTF8.GetString(_parser.GetValue(i)));
-        return new StompFrame(Command, headers, Body.IsEmpty ? ReadOnlyMemory<byte>.Empty : Body.ToArray());
-    }
+    internal bool TryGetFirst(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value) => _headers.TryGetFirst(name, out value);
 }
