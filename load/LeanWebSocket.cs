@@ -41,8 +41,11 @@ internal static class LeanWebSocket
                 .Append("Sec-WebSocket-Key: ").Append(key).Append("\r\n");
             if (subProtocol is not null) request.Append("Sec-WebSocket-Protocol: ").Append(subProtocol).Append("\r\n");
             await socket.SendAsync(Encoding.ASCII.GetBytes(request.Append("\r\n").ToString()), SocketFlags.None, cancellationToken);
-            var head = await ReadHeadAsync(socket, cancellationToken);
+            var (head, trailing) = await ReadHeadAsync(socket, cancellationToken);
             var accepted = Check(head, key, subProtocol);
+            // A STOMP server says nothing after the upgrade until the client's CONNECT, so a byte past a 101's head is a
+            // broken server, not a frame to keep. (A refusal's body is expected: Check named its status first.)
+            if (trailing) throw new WebSocketException(WebSocketError.HeaderError, "the server sent bytes after its upgrade response before the client spoke");
             return WebSocket.CreateFromStream(new NetworkStream(socket, ownsSocket: true),
                 new WebSocketCreationOptions { IsServer = false, SubProtocol = accepted, KeepAliveInterval = TimeSpan.Zero });
         }
@@ -53,9 +56,8 @@ internal static class LeanWebSocket
         }
     }
 
-    /// <summary>Reads the response head, up to its empty line. A STOMP server says nothing after the upgrade until the
-    /// client's CONNECT, so a byte past the head is a broken server, not a frame to keep.</summary>
-    private static async Task<string> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
+    /// <summary>Reads the response head, up to its empty line; whether more bytes came with it.</summary>
+    private static async Task<(string Head, bool Trailing)> ReadHeadAsync(Socket socket, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(MaxResponseBytes);
         try
@@ -67,12 +69,7 @@ internal static class LeanWebSocket
                 if (read == 0) throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the server closed the connection during the upgrade");
                 length += read;
                 var end = buffer.AsSpan(0, length).IndexOf(s_endOfHead);
-                if (end >= 0)
-                {
-                    if (end + s_endOfHead.Length != length)
-                        throw new WebSocketException(WebSocketError.HeaderError, "the server sent bytes after its upgrade response before the client spoke");
-                    return Encoding.ASCII.GetString(buffer, 0, end);
-                }
+                if (end >= 0) return (Encoding.ASCII.GetString(buffer, 0, end), end + s_endOfHead.Length != length);
                 if (length == MaxResponseBytes) throw new WebSocketException(WebSocketError.HeaderError, $"the upgrade response's head is over {MaxResponseBytes} bytes");
             }
         }

@@ -44,8 +44,10 @@ timeout $(( hold + 200 )) "$work/floor" client "$port" "$connections" idle "$hol
 client=$!
 for _ in $(seq 1 1200); do grep -q '^connected=' "$work/idle.txt" && break; sleep 0.1; done
 c0=$(cpu "$server"); t0=$(date +%s.%N)
-wait "$client"
+# The client prints its result at the end of the hold, then waits 2 s before its sockets close.
+for _ in $(seq 1 $(( (hold + 200) * 10 ))); do grep -q '^held=' "$work/idle.txt" && break; kill -0 "$client" 2>/dev/null || break; sleep 0.1; done
 c1=$(cpu "$server"); t1=$(date +%s.%N)
+wait "$client"
 stop_server
 echo "idle:    $(tr '\n' ' ' < "$work/idle.txt")server_cpu_pct_of_core=$(awk -v c=$((c1 - c0)) -v k="$tick" -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN { printf "%.2f", 100 * c / k / t }')"
 

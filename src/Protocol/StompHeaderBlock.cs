@@ -3,12 +3,10 @@ using System.Text.Unicode;
 
 namespace WsBroker.Protocol;
 
-/// <summary>
-/// The header lines of the frame a <see cref="StompFrameParser"/> is reading, unescaped: one text buffer and one slot per
-/// entry (name and value as offsets into it), both rented from the shared pools on the first header and given back by
-/// <see cref="Release"/>, so that a parser between frames holds no array. A mutable struct held in one field of its parser:
-/// it adds no object to a connection.
-/// </summary>
+// The header lines of the frame a StompFrameParser is reading, unescaped: one text buffer and one slot per entry (name
+// and value as offsets into it), both rented from the shared pools on the first header and given back by Release, so
+// that a parser between frames holds no array. A mutable struct held in one field of its parser: it adds no object to a
+// connection.
 internal struct StompHeaderBlock
 {
     private const byte Lf = (byte)'\n';
@@ -23,13 +21,13 @@ internal struct StompHeaderBlock
     private HeaderSlot[]? _slots;
     private int _count;
 
-    /// <summary>Header entries read so far, repeated names included.</summary>
+    // Header entries read so far, repeated names included.
     public readonly int Count => _count;
 
     public readonly ReadOnlySpan<byte> GetName(int index) => _text.AsSpan(_slots![index].NameStart, _slots[index].NameLength);
     public readonly ReadOnlySpan<byte> GetValue(int index) => _text.AsSpan(_slots![index].ValueStart, _slots[index].ValueLength);
 
-    /// <summary>The value of the first entry named <paramref name="name"/>.</summary>
+    // The value of the first entry with this name.
     public readonly bool TryGetFirst(ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
     {
         for (var i = 0; i < _count; i++)
@@ -44,14 +42,14 @@ internal struct StompHeaderBlock
         return false;
     }
 
-    /// <summary>Forgets the entries and keeps the arrays (the next frame of a busy connection reuses them).</summary>
+    // Forgets the entries and keeps the arrays (the next frame of a busy connection reuses them).
     public void Clear()
     {
         _count = 0;
         _textLength = 0;
     }
 
-    /// <summary>Forgets the entries and gives the arrays back to the pools.</summary>
+    // Forgets the entries and gives the arrays back to the pools.
     public void Release()
     {
         Clear();
@@ -59,8 +57,7 @@ internal struct StompHeaderBlock
         Return(ref _slots);
     }
 
-    /// <summary>Adds one header line (its EOL removed), unescaped when <paramref name="escaping"/> (STOMP 1.1 and later;
-    /// <paramref name="crEscape"/> for 1.2's <c>\r</c>).</summary>
+    // Adds one header line (its EOL removed), unescaped when escaping (STOMP 1.1 and later; crEscape for 1.2's \r).
     public StompParseError Add(ReadOnlySpan<byte> line, bool escaping, bool crEscape)
     {
         var colon = line.IndexOf(Colon);
@@ -102,7 +99,7 @@ internal struct StompHeaderBlock
         array = null;
     }
 
-    /// <summary>Copies <paramref name="source"/>, undoing STOMP escapes when asked; -1 for an undefined escape.</summary>
+    // Copies the source, undoing STOMP escapes when asked; -1 for an undefined escape.
     private static int Copy(ReadOnlySpan<byte> source, Span<byte> destination, bool escaping, bool crEscape)
     {
         var backslash = escaping ? source.IndexOf(Backslash) : -1;

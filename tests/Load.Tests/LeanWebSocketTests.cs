@@ -51,6 +51,15 @@ public sealed class LeanWebSocketTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Upgrade_RefusedWithABody_NamesTheStatus_NotTheBody()
+    {
+        // The broker refuses a subprotocol it does not speak with 400 and a JSON problem body.
+        var ex = await Assert.ThrowsAsync<WebSocketException>(() => LeanWebSocket.ConnectAsync(_broker.Ws, "mqtt", null, CancellationToken.None));
+        Assert.Contains("'HTTP/1.1 400", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("not 101", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Upgrade_ServerSpeaksBeforeTheClient_IsRefused()
     {
         await using var server = await FakeServer.StartAsync(key => Accept(key) + "\r\n" + "unexpected");
@@ -151,7 +160,12 @@ public sealed class LeanWebSocketTests : IAsyncLifetime
             if (!echo) return;
             // One masked client frame of at most 125 bytes: 2 header bytes, 4 mask bytes, the payload.
             var length = 0;
-            while (length < 6 || length < 6 + (buffer[1] & 0x7F)) length += await stream.ReadAsync(buffer.AsMemory(length));
+            while (length < 6 || length < 6 + (buffer[1] & 0x7F))
+            {
+                var read = await stream.ReadAsync(buffer.AsMemory(length));
+                if (read == 0) return;                                    // the client gave up
+                length += read;
+            }
             var payload = buffer.AsSpan(6, buffer[1] & 0x7F).ToArray();
             for (var i = 0; i < payload.Length; i++) payload[i] ^= buffer[2 + i % 4];
             await stream.WriteAsync((byte[])[0x81, (byte)payload.Length, .. payload]);

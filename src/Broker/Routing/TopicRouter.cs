@@ -235,6 +235,8 @@ public sealed class TopicRouter
 
         public void Add(Subscription subscription)
         {
+            // Its index is its place in one slot: added twice, the first place could never be removed.
+            if (subscription.RouterIndex >= 0) throw new InvalidOperationException($"subscription {subscription.Id} is already in a router");
             if (_items is null || _count == _items.Length) Array.Resize(ref _items, _count == 0 ? 1 : _count * 2);
             subscription.RouterIndex = _count;
             _items[_count++] = subscription;

@@ -42,7 +42,7 @@ public class TopicRouterTests
     }
 
     [Fact]
-    public void Remove_OfASubscriptionNeverAdded_IsFalse_AndTouchesNothing()
+    public void Remove_NeverAdded_IsFalseAndTouchesNothing()
     {
         var router = new TopicRouter();
         var sink = new NullSink();
@@ -55,6 +55,19 @@ public class TopicRouterTests
         Assert.False(router.Remove(elsewhere));
         Assert.Equal([here], router.Match("/topic/a"));
         Assert.Equal(["/topic/a"], router.Patterns);
+    }
+
+    [Fact]
+    public void Add_TheSameSubscriptionTwice_Throws_AndAfterItsRemoveItMayComeBack()
+    {
+        var router = new TopicRouter();
+        var subscription = new Subscription(new NullSink(), "a", Destination.Of("/topic/a"), AckMode.Auto, 1);
+        router.Add(subscription);
+        Assert.Throws<InvalidOperationException>(() => router.Add(subscription));
+        Assert.Equal([subscription], router.Match("/topic/a"));            // the refused add left nothing behind
+        Assert.True(router.Remove(subscription));
+        router.Add(subscription);
+        Assert.Equal([subscription], router.Match("/topic/a"));
     }
 
     private static Subscription[] Sorted(Subscription[] matched) => [.. matched.OrderBy(s => s.Number)];
