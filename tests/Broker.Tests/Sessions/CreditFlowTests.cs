@@ -103,8 +103,8 @@ public sealed class CreditFlowTests : IAsyncDisposable
         var (subscriber, subscriberIo) = await ConnectAsync("sub");
         await subscriberIo.SubscribeAsync("/topic/a");
         subscriberIo.HoldSends();
-        // The writer may take what is queued into one held send first (up to a batch of 256 frames, however early it
-        // wakes), so the outbox fills after at most 256 + 64 publishes: the bound leaves room for that.
+        // The writer may first take what is queued into its one held send (as many as 64 frames, if it wakes late), so the
+        // outbox can fill only after as many as 64 + 65 publishes: 100 was not always enough. The bound leaves room.
         for (var i = 0; i < 1000 && subscriber.Reason is null; i++)
             _services.Backplane.Publish(SharedMessage.Create(_services.Ids.Next(), "/topic/a", [], Encoding.UTF8.GetBytes("x")));
         Assert.Equal(DisconnectReason.SlowConsumer, subscriber.Reason);   // at the hard cap (64), long before SlowConsumerMs
