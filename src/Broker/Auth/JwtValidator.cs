@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using WsBroker.Broker.Options;
+using WsBroker.Persistence;
 
 namespace WsBroker.Broker.Auth;
 
@@ -86,8 +87,8 @@ public sealed class JwtValidator
         var role = Claim(jwt, "role") switch
         {
             null or "" => "",
-            WsBroker.Persistence.UserRoles.Client => WsBroker.Persistence.UserRoles.Client,
-            WsBroker.Persistence.UserRoles.Admin => WsBroker.Persistence.UserRoles.Admin,
+            UserRoles.Client => UserRoles.Client,
+            UserRoles.Admin => UserRoles.Admin,
             var other => other,
         };
         var name = Claim(jwt, "name") ?? sub;
