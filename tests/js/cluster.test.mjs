@@ -351,3 +351,55 @@ test('RabbitMQ stopped and started under traffic: nodes recover, nothing receipt
     await cluster.dispose();
   }
 });
+
+// One node loses its RabbitMQ connection (closed by RabbitMQ) while the other keeps it and keeps storing: the
+// administrator's messages published meanwhile never reach node 1. When node 1's connection recovers, the messages that
+// follow flow again at once, so its customer's chat subscription must be fenced before the first of them: had the
+// customer received one, its since would pass what it missed. It is closed with "backplane gap" and resumes; the other
+// node saw no gap and closes nothing.
+test("one node's RabbitMQ connection closed under traffic: its customer resumes from before the gap, nothing is lost", { timeout: 180_000 }, async (t) => {
+  const cluster = await startCluster(2, [...chatArgs, '--Cluster:RequestTimeoutMs=2000']);
+  const [n1, n2] = cluster.nodes;
+  const signal = new Signal();
+  const customer = new Party({ userId: 'client1', role: 'client', wsUrl: n1.wsUrl, destination: CHAT, signal, resendWhenUnavailable: true });
+  const admin = new Party({ userId: 'admin1', role: 'admin', wsUrl: n2.wsUrl, destination: CHAT, subscribeTo: '/topic/private-chat/admin1/*', signal, resendWhenUnavailable: true });
+  try {
+    await userKnown(n1.url, 'admin1', 'admin');
+    await userKnown(n1.url, 'client1', 'client');
+    await Promise.all([customer.start(), admin.start()]);
+    const total = 400;
+    let closed = null;
+    const cut = (i) => {
+      if (i !== 100 || closed) return;
+      closed = closeConnection(`${cluster.name}.node.1`);
+    };
+    await Promise.all([
+      talk(customer, { total, window: 10, timeoutMs: 120_000, onProgress: cut }),
+      talk(admin, { total, window: 10, timeoutMs: 120_000 }),
+    ]);
+    assert.equal(closed, 'closed', `node 1's connection was closed: ${closed}`);
+    await Promise.all(cluster.nodes.map((n) => ready(n.url, 60_000)));
+    await waitFor(signal, () => customer.stompErrors.includes('backplane gap') && customer.connected, 20_000, () => `the customer closed for the gap and back: ${customer.summary()}`);
+    const { stored, problems } = await verify({ baseUrl: n1.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
+    t.diagnostic(`${stored.length} stored; ${customer.summary()}; ${admin.summary()}`);
+    assert.deepEqual(problems, [], problems.join('\n'));
+    assert.deepEqual(customer.stompErrors.filter((e) => e !== 'backplane gap'), [], 'no other ERROR than the gap');
+    assert.deepEqual(admin.stompErrors, [], 'node 2 kept its connection: its administrator was not closed');
+    assert.equal(stored.length, 2 * total);
+  } finally {
+    await Promise.allSettled([customer.stop(), admin.stop()]);
+    await cluster.dispose();
+  }
+});
+
+/** Has RabbitMQ close the connection named `name` (a node's, named after its queue); "closed" or what went wrong. */
+function closeConnection(name) {
+  const list = spawnSync('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties'], { encoding: 'utf8', timeout: 60_000 });
+  if (list.status !== 0) return `list_connections failed: ${list.stderr}`;
+  // One line per connection: its Erlang pid, a tab, its client properties (which hold the connection's name).
+  const line = list.stdout.split('\n').find((l) => l.includes(`"${name}"`));
+  if (!line) return `no connection named ${name}: ${list.stdout}`;
+  const row = { pid: line.split('\t')[0] };
+  const close = spawnSync('rabbitmqctl', ['close_connection', row.pid, 'test: this node loses its connection'], { encoding: 'utf8', timeout: 60_000 });
+  return close.status === 0 ? 'closed' : `close_connection failed: ${close.stderr}`;
+}

@@ -145,7 +145,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         var factory = new ConnectionFactory
         {
             HostName = _bus.Host, Port = _bus.Port, VirtualHost = _bus.VirtualHost, UserName = _bus.Username, Password = _bus.Password,
-            ClientProvidedName = $"wsbroker-node-{_nodeId}",
+            ClientProvidedName = QueueName,                                  // named after its queue: which cluster, which node
             AutomaticRecoveryEnabled = true, TopologyRecoveryEnabled = true, NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
             RequestedHeartbeat = TimeSpan.FromSeconds(10),
         };
@@ -153,9 +153,8 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         {
             try
             {
-                await ConnectAsync(factory, _stopping.Token).ConfigureAwait(false);
+                await ConnectAsync(factory, resumed: attempt > 0, _stopping.Token).ConfigureAwait(false);
                 Log.Connected(_logger, _nodeId, QueueName);
-                if (attempt > 0) Resumed?.Invoke();                    // the other nodes published meanwhile
                 return;
             }
             catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == Constants.ResourceLocked)
@@ -180,18 +179,40 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         }
     }
 
-    /// <summary>Raised once this node's queue is consumed again after the connection was lost (topology recovery has
-    /// declared and bound it again), or after a first connection that took more than one attempt: whatever the other nodes
-    /// published meanwhile did not reach this node.</summary>
+    /// <summary>Raised when this node's queue is back after the connection was lost (topology recovery has declared and
+    /// bound it again), or bound after a first connection that took more than one attempt: whatever the other nodes
+    /// published meanwhile did not reach this node. Raised before anything is consumed again (before the first consumer of
+    /// the connection is recovered, or before the first consume), so a handler sees nothing from after the gap first.</summary>
     public event Action? Resumed;
 
-    private async Task ConnectAsync(ConnectionFactory factory, CancellationToken cancellationToken)
+    // 1 while the connection is down and Resumed has not been raised for it yet.
+    private int _gapOpen;
+
+    private void RaiseResumed()
+    {
+        if (Interlocked.Exchange(ref _gapOpen, 0) == 0) return;
+        Log.Recovered(_logger, _nodeId);
+        Resumed?.Invoke();
+    }
+
+    private async Task ConnectAsync(ConnectionFactory factory, bool resumed, CancellationToken cancellationToken)
     {
         var connection = _connection = await factory.CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
+        connection.ConnectionShutdownAsync += (_, _) =>
+        {
+            Volatile.Write(ref _gapOpen, 1);
+            return Task.CompletedTask;
+        };
+        // Every consumer of this connection (this queue's, the chat shards') is recovered after the queues and bindings and
+        // before RecoverySucceeded; the first one raises Resumed, so nothing from after the gap is delivered before it.
+        connection.RecoveringConsumerAsync += (_, _) =>
+        {
+            RaiseResumed();
+            return Task.CompletedTask;
+        };
         connection.RecoverySucceededAsync += (_, _) =>
         {
-            Log.Recovered(_logger, _nodeId);
-            Resumed?.Invoke();
+            RaiseResumed();
             return Task.CompletedTask;
         };
         var publish = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -202,6 +223,11 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         await consume.QueueDeclareAsync(QueueName, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueBindAsync(QueueName, _options.Exchange, RoutingKey, cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueBindAsync(QueueName, _options.Exchange, NodeRoutingKey(_nodeId), cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (resumed)
+        {
+            Volatile.Write(ref _gapOpen, 1);
+            RaiseResumed();                                          // the other nodes published meanwhile
+        }
         var consumer = new AsyncEventingBasicConsumer(consume);
         consumer.ReceivedAsync += (_, delivery) =>
         {

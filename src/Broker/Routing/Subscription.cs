@@ -15,6 +15,8 @@ public sealed class Subscription
     // above the last it had, from the replay or live: a message the replay read whose publish ran late, or one a cluster
     // node published again after taking over from a node that died. -1: not resumed, no check.
     private long _lastId = -1;
+    // Set after a cluster backplane gap (Fence): nothing more is delivered.
+    private volatile bool _fenced;
 
     public Subscription(IMessageSink sink, string id, Destination destination, AckMode ack, int number, StompVersion version = StompVersion.V1_2)
     {
@@ -51,6 +53,7 @@ public sealed class Subscription
     /// <summary>Hands a published message to this subscription's sink, or holds it back while a replay runs.</summary>
     public DeliveryOutcome Deliver(SharedMessage message)
     {
+        if (_fenced) return DeliveryOutcome.Queued;                // its client resumes after the gap and reads it then
         var held = Volatile.Read(ref _held);
         if (held is not null)
         {
@@ -67,6 +70,14 @@ public sealed class Subscription
         if (Volatile.Read(ref _lastId) >= 0 && !Advance(message.Id)) return DeliveryOutcome.Queued;   // had it already
         return Sink.TryDeliver(this, message);
     }
+
+    /// <summary>Messages for this subscription may have been missed (the cluster backplane was away): from now on nothing
+    /// more is delivered to it, so the last message its client has stays before the gap, and the <c>since</c> the client
+    /// resumes with (after its session is closed with ERROR <c>backplane gap</c>) reads what was missed.</summary>
+    public void Fence() => _fenced = true;
+
+    /// <summary>Whether <see cref="Fence"/> was called.</summary>
+    public bool IsFenced => _fenced;
 
     /// <summary>From now on live deliveries are held back until <see cref="EndReplay"/> (a SUBSCRIBE with <c>since</c>: the
     /// subscription is in the router before the replay is read, so nothing committed meanwhile can fall in between).</summary>

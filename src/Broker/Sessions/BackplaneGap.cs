@@ -9,8 +9,9 @@ namespace WsBroker.Broker.Sessions;
 /// replay source's, or one a plug-in serves itself such as the inbox, which rebuilds from the store) is closed with
 /// ERROR <c>backplane gap</c> (a raw topic URL: close code 1012), and its client resumes, on this node or another,
 /// from the last message it has. Sessions with only other subscriptions keep running: what they missed was never stored.
-/// The closes are spread over time (<see cref="SessionsPerStep"/> every <see cref="Step"/>) so that the reconnects do
-/// not all come at once.
+/// Their resumable subscriptions are fenced at once, before anything from after the gap is delivered (a client that got a
+/// later message would resume past what it missed); the closes are spread over time (<see cref="SessionsPerStep"/> every
+/// <see cref="Step"/>) so that the reconnects do not all come at once.
 /// </summary>
 public sealed partial class BackplaneGap(BrokerServices services, ILogger<BackplaneGap> logger) : IHostedService
 {
@@ -20,7 +21,8 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     public static readonly TimeSpan Step = TimeSpan.FromMilliseconds(50);
 
     private readonly CancellationTokenSource _stopping = new();
-    // Outages reported and not yet handled: one run at a time, and one more after it when another came meanwhile.
+    // Sessions fenced by an outage and not yet closed, one array per outage; one run closes them at a time.
+    private readonly Queue<BrokerSession[]> _closing = new();
     private int _pending;
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -35,27 +37,31 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
         await _stopping.CancelAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Raised by the backplane before anything that arrives after the gap is delivered: fences every resumable
+    /// subscription now, on the caller's thread, so no session receives a message from after the gap before its ERROR (its
+    /// client's <c>since</c> would then pass what it missed); the closes themselves are spread.</summary>
     internal void OnResumed()
     {
+        Func<Destination, bool> resumable = d => services.FindReplaySource(d) is not null || services.FindSubscriptionHandler(d) is not null;
+        var fenced = services.Sessions.All.Where(s => s.Fence(resumable)).ToArray();
+        Log.Closing(logger, fenced.Length);
+        lock (_closing) _closing.Enqueue(fenced);
         if (Interlocked.Increment(ref _pending) == 1) _ = Task.Run(RunAsync);
     }
 
     private async Task RunAsync()
     {
-        int handled;
         do
         {
-            handled = Volatile.Read(ref _pending);
-            await CloseResumableAsync().ConfigureAwait(false);
+            BrokerSession[]? sessions;
+            lock (_closing) _closing.TryDequeue(out sessions);
+            if (sessions is not null) await CloseAsync(sessions).ConfigureAwait(false);
         }
-        while (Interlocked.Add(ref _pending, -handled) != 0 && !_stopping.IsCancellationRequested);
+        while (Interlocked.Decrement(ref _pending) != 0 && !_stopping.IsCancellationRequested);
     }
 
-    private async Task CloseResumableAsync()
+    private async Task CloseAsync(BrokerSession[] sessions)
     {
-        Func<Destination, bool> resumable = d => services.FindReplaySource(d) is not null || services.FindSubscriptionHandler(d) is not null;
-        var sessions = services.Sessions.All.Where(s => s.Subscribes(resumable)).ToArray();
-        Log.Closing(logger, sessions.Length);
         for (var i = 0; i < sessions.Length && !_stopping.IsCancellationRequested; i++)
         {
             sessions[i].CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap,

@@ -153,8 +153,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>Writes one delivery in this session's wire format; returns true when it must go in a binary message.</summary>
     protected internal abstract bool EncodeDelivery(Subscription subscription, SharedMessage message, bool replay, IBufferWriter<byte> output);
 
-    /// <summary>Whether any of this session's subscriptions is to a destination <paramref name="predicate"/> accepts.</summary>
-    internal abstract bool Subscribes(Func<Destination, bool> predicate);
+    /// <summary>Fences (<see cref="Subscription.Fence"/>) this session's subscriptions to destinations
+    /// <paramref name="predicate"/> accepts; true when it has one (or is about to: a session still starting on such a
+    /// destination).</summary>
+    internal abstract bool Fence(Func<Destination, bool> predicate);
 
     /// <summary>True when every delivery or frame must be its own transport message (JSON documents cannot be concatenated).</summary>
     protected internal virtual bool OneDeliveryPerMessage => false;

@@ -118,7 +118,12 @@ public sealed class RawTopicSession : BrokerSession
 
     protected internal override bool OneDeliveryPerMessage => true;
 
-    internal override bool Subscribes(Func<Destination, bool> predicate) => predicate(_destination);
+    internal override bool Fence(Func<Destination, bool> predicate)
+    {
+        if (!predicate(_destination)) return false;
+        Volatile.Read(ref _subscription)?.Fence();
+        return true;
+    }
 
     protected internal override void ReplayTruncated(Subscription subscription, long next) =>
         TryEnqueueFrame(StompCommand.Message, Json(w =>

@@ -239,7 +239,7 @@ public sealed class StompSession : BrokerSession
         ReceiptIfAsked(frame);
     }
 
-    internal override bool Subscribes(Func<Destination, bool> predicate) => _subscriptions.Any(predicate);
+    internal override bool Fence(Func<Destination, bool> predicate) => _subscriptions.Fence(predicate);
 
     // The replay stopped at the source's maximum: the client pages REST history from `next` on.
     protected internal override void ReplayTruncated(Subscription subscription, long next) =>

@@ -143,10 +143,27 @@ internal sealed class SubscriptionTable(int max)
         return count;
     }
 
-    /// <summary>Whether a subscription's destination is one <paramref name="predicate"/> accepts.</summary>
-    public bool Any(Func<Destination, bool> predicate)
+    /// <summary>Fences (<see cref="Subscription.Fence"/>) every subscription whose destination <paramref name="predicate"/>
+    /// accepts; true when there was one.</summary>
+    public bool Fence(Func<Destination, bool> predicate)
     {
-        lock (Gate) return FirstWhere(predicate, static (s, p) => p(s.Destination)) is not null;
+        lock (Gate)
+        {
+            if (_single is not null) return Fence(_single, predicate);
+            var any = false;
+            if (_byId is not null)
+            {
+                foreach (var subscription in _byId.Values) any |= Fence(subscription, predicate);
+            }
+            return any;
+        }
+    }
+
+    private static bool Fence(Subscription subscription, Func<Destination, bool> predicate)
+    {
+        if (!predicate(subscription.Destination)) return false;
+        subscription.Fence();
+        return true;
     }
 
     /// <summary>Empties the table; returns what it held.</summary>

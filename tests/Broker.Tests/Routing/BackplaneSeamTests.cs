@@ -132,6 +132,30 @@ public class BackplaneSeamTests
         Assert.Equal(1, sink.Count);
     }
 
+    // After a backplane gap a resumable subscription is fenced: nothing more reaches its sink, live or held back by a replay
+    // that ends later (the held messages it had before the fence still go out: they came before the gap).
+    [Fact]
+    public void Subscription_Fenced_DeliversNothingMore()
+    {
+        var sink = new CountingSink();
+        var live = new Subscription(sink, "s", Destination.Of("/topic/a"), AckMode.Auto, 1);
+        SharedMessage Message(long id) => SharedMessage.Create(id, "/topic/a", [], Encoding.UTF8.GetBytes("x"));
+        live.Deliver(Message(1));
+        Assert.False(live.IsFenced);
+        live.Fence();
+        Assert.True(live.IsFenced);
+        Assert.Equal(DeliveryOutcome.Queued, live.Deliver(Message(2)));
+        Assert.Equal(1, sink.Count);
+
+        var replaying = new Subscription(sink, "r", Destination.Of("/topic/a"), AckMode.Auto, 2);
+        replaying.BeginReplay();
+        replaying.Deliver(Message(5));                                             // held, before the gap
+        replaying.Fence();
+        replaying.Deliver(Message(6));                                             // after it: dropped
+        replaying.EndReplay(lastReplayedId: 4);
+        Assert.Equal(2, sink.Count);                                              // 1, then 5
+    }
+
     private static byte[] Tail(SharedMessage message, StompVersion version)
     {
         var output = new ArrayBufferWriter<byte>();

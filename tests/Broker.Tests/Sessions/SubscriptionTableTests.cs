@@ -22,7 +22,10 @@ public sealed class SubscriptionTableTests
         Assert.Same(a, table.ByNumber(1));
         Assert.Null(table.ById("b"));
         Assert.Null(table.ByNumber(2));
-        Assert.True(table.Any(d => d.Text == "/topic/a"));
+        Assert.False(table.Fence(d => d.Text == "/topic/x"));
+        Assert.False(a!.IsFenced);
+        Assert.True(table.Fence(d => d.Text == "/topic/a"));
+        Assert.True(a.IsFenced);
         Assert.Equal(SubscribeOutcome.DuplicateId, table.TryAdd("a", Make("a", "/topic/x"), out _));
 
         Assert.Equal(SubscribeOutcome.Added, table.TryAdd("b", Make("b", "/topic/b"), out var b));
@@ -36,7 +39,9 @@ public sealed class SubscriptionTableTests
         Assert.Same(a, table.Remove("a"));
         Assert.Null(table.Remove("a"));
         Assert.Null(table.ById("a"));
-        Assert.False(table.Any(d => d.Text == "/topic/a"));
+        Assert.False(table.Fence(d => d.Text == "/topic/a"));
+        Assert.True(table.Fence(d => d.Text == "/topic/c"));           // from the dictionary: c only
+        Assert.False(b!.IsFenced);
         Assert.Equal(["b", "c"], table.Clear().Select(s => s.Id).Order());
         Assert.Null(table.ById("b"));
         Assert.Equal(SubscribeOutcome.Added, table.TryAdd("e", Make("e", "/topic/e"), out var e));
