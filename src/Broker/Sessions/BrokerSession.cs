@@ -65,6 +65,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public bool IsAuthenticated => Principal is not null;
     internal long StartedAtMs => _clock.StartedAtMs;
 
+    /// <summary>Where this session sits in its user's list in <see cref="SessionRegistry"/> (the registry's own, under its
+    /// gate; -1 when not there).</summary>
+    internal int UserSlot { get; set; } = -1;
+
     /// <summary>The session's token expired without a refresh: nothing more is sent but the ERROR <c>token expired</c>.</summary>
     internal bool IsExpired => _clock.IsExpired;
 

@@ -8,6 +8,8 @@ namespace WsBroker.Broker.Sessions;
 public sealed class SessionRegistry
 {
     private readonly ConcurrentDictionary<string, BrokerSession> _all = new(StringComparer.Ordinal);
+    // A user's sessions in no order: each knows its place (BrokerSession.UserSlot), so that leaving costs O(1) however many
+    // sessions the user has (a load test, or a display wall on one account, holds thousands).
     private readonly Dictionary<string, List<BrokerSession>> _byUser = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private long _nextId;
@@ -45,7 +47,9 @@ public sealed class SessionRegistry
         bool first;
         lock (_gate)
         {
+            if (connection.UserSlot >= 0) return;                   // once per session
             if (!_byUser.TryGetValue(userId, out var list)) _byUser[userId] = list = [];
+            connection.UserSlot = list.Count;
             list.Add(connection);
             first = list.Count == 1;
         }
@@ -60,13 +64,26 @@ public sealed class SessionRegistry
         var last = false;
         lock (_gate)
         {
-            if (_byUser.TryGetValue(principal.UserId, out var list) && list.Remove(connection) && list.Count == 0)
+            if (_byUser.TryGetValue(principal.UserId, out var list) && TakeOut(list, connection) && list.Count == 0)
             {
                 _byUser.Remove(principal.UserId);
                 last = true;
             }
         }
         if (last) UserOffline?.Invoke(principal.UserId);
+    }
+
+    // The last session moves into the leaving one's place (under the gate).
+    private static bool TakeOut(List<BrokerSession> list, BrokerSession connection)
+    {
+        var slot = connection.UserSlot;
+        if (slot < 0 || slot >= list.Count || !ReferenceEquals(list[slot], connection)) return false;
+        var moved = list[^1];
+        list[slot] = moved;
+        moved.UserSlot = slot;
+        list.RemoveAt(list.Count - 1);
+        connection.UserSlot = -1;
+        return true;
     }
 
     public bool IsOnline(string userId)

@@ -1,0 +1,54 @@
+using Microsoft.Extensions.DependencyInjection;
+using WsBroker.Broker.Sessions;
+using WsBroker.Broker.Transport;
+using WsBroker.Protocol;
+
+namespace WsBroker.Broker.Tests.Sessions;
+
+/// <summary>The registry's sessions by user: a user with many sessions stays online until the last one leaves, whatever the
+/// order they leave in (each leaves its place in O(1): the last one moves in).</summary>
+public sealed class SessionRegistryTests
+{
+    [Fact]
+    public async Task A_user_with_many_sessions_goes_offline_once_after_the_last_whatever_the_order()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var registry = broker.Services.GetRequiredService<SessionRegistry>();
+        var events = new List<string>();
+        registry.UserOnline += user => { lock (events) events.Add("online " + user); };
+        registry.UserOffline += user => { lock (events) events.Add("offline " + user); };
+        var clients = new List<StompTestClient>();
+        for (var i = 0; i < 6; i++) clients.Add(await broker.ConnectAsync("wall"));
+        await using var other = await broker.ConnectAsync("desk");
+
+        var open = 7;
+        foreach (var leaving in new[] { 2, 0, 5, 1 })                  // the middle, the first, the last, the new first
+        {
+            await clients[leaving].DisposeAsync();
+            open--;
+            await WaitUntilAsync(() => registry.Count == open);
+            Assert.True(registry.IsOnline("wall"));
+        }
+        // The two left are the ones the registry still finds by user.
+        Assert.Equal(2, registry.CloseUserSessions("wall", "closed by the test", DisconnectReason.UserDeleted));
+        foreach (var kept in new[] { 3, 4 })
+        {
+            var frames = await clients[kept].ReceiveUntilClosedAsync();
+            Assert.Contains(frames, f => f.Command == StompCommand.Error && f.Headers["message"] == "closed by the test");
+        }
+        await WaitUntilAsync(() => !registry.IsOnline("wall"));
+        Assert.True(registry.IsOnline("desk"));
+        lock (events) Assert.Equal(["online wall", "online desk", "offline wall"], events);
+        foreach (var client in clients) await client.DisposeAsync();
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(10);
+        }
+    }
+}
