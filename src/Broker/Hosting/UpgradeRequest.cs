@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Primitives;
 
 namespace WsBroker.Broker.Hosting;
 
@@ -36,19 +37,21 @@ public sealed class UpgradeRequest
 {
     private static readonly byte[] s_prefix = "GET /ws"u8.ToArray();
     private static readonly SearchValues<byte> s_headBytes = SearchValues.Create([.. Enumerable.Range(' ', '~' - ' ' + 1).Select(b => (byte)b), (byte)'\t', (byte)'\r', (byte)'\n']);
-    private const string RawPrefix = "/ws/topic/";
+    private static ReadOnlySpan<byte> RawPrefix => "/ws/topic/"u8;
+    private static readonly Dictionary<string, StringValues> s_noQuery = [];
 
-    private UpgradeRequest(string key, string? rawPath, IReadOnlyList<string> protocols, Dictionary<string, Microsoft.Extensions.Primitives.StringValues> query,
-        string? authorization)
+    // The query after '?' (null when none) is parsed when first asked: most clients send none.
+    private readonly string? _queryString;
+    private Dictionary<string, StringValues>? _query;
+
+    private UpgradeRequest(string key, string? rawPath, IReadOnlyList<string> protocols, string? queryString, string? authorization)
     {
         Key = key;
         RawPath = rawPath;
         Protocols = protocols;
-        _query = query;
+        _queryString = queryString;
         Authorization = authorization;
     }
-
-    private readonly Dictionary<string, Microsoft.Extensions.Primitives.StringValues> _query;
 
     /// <summary>Sec-WebSocket-Key.</summary>
     public string Key { get; }
@@ -62,7 +65,11 @@ public sealed class UpgradeRequest
     public string? Authorization { get; }
 
     /// <summary>The first value of a query parameter, decoded as ASP.NET Core decodes it.</summary>
-    public string? Query(string name) => _query.TryGetValue(name, out var values) ? values.FirstOrDefault() : null;
+    public string? Query(string name)
+    {
+        _query ??= _queryString is null ? s_noQuery : QueryHelpers.ParseQuery(_queryString);
+        return _query.TryGetValue(name, out var values) ? values.FirstOrDefault() : null;
+    }
 
     /// <summary>Reads the head from the start of <paramref name="buffer"/>; <paramref name="end"/> is where it ends when ours.
     /// <paramref name="maxBytes"/> bounds the head, <paramref name="maxHeaders"/> its header lines (Kestrel's limits).</summary>
@@ -86,65 +93,136 @@ public sealed class UpgradeRequest
 
     private static UpgradeRequest? Parse(ReadOnlySequence<byte> head, int maxHeaders)
     {
-        foreach (var segment in head)
+        if (head.IsSingleSegment) return Parse(head.FirstSpan, maxHeaders);
+        var rented = ArrayPool<byte>.Shared.Rent((int)head.Length);
+        try
         {
-            // Printable ASCII, tab and CRLF only (Kestrel refuses other bytes in a head unless told otherwise).
-            if (segment.Span.IndexOfAnyExcept(s_headBytes) >= 0) return null;
+            head.CopyTo(rented);
+            return Parse(rented.AsSpan(0, (int)head.Length), maxHeaders);
         }
-        var lines = Encoding.ASCII.GetString(head).Split("\r\n");
-        if (lines.Length - 1 > maxHeaders || lines.Any(l => l.Contains('\r') || l.Contains('\n'))) return null;
-        var requestLine = lines[0].Split(' ');
-        if (requestLine is not ["GET", var target, "HTTP/1.1"]) return null;
-        var question = target.IndexOf('?', StringComparison.Ordinal);
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    // On the bytes: only the values the broker uses become strings (the key, the subprotocols, the target's path and query,
+    // the authorization), and each header line is looked at once.
+    private static UpgradeRequest? Parse(ReadOnlySpan<byte> head, int maxHeaders)
+    {
+        // Printable ASCII, tab and CRLF only (Kestrel refuses other bytes in a head unless told otherwise).
+        if (head.IndexOfAnyExcept(s_headBytes) >= 0) return null;
+        var rest = head;
+        if (!TakeLine(ref rest, out var requestLine)) return null;
+        // request-line = method SP request-target SP HTTP-version, with single spaces.
+        var space = requestLine.IndexOf((byte)' ');
+        if (space < 0 || !requestLine[..space].SequenceEqual("GET"u8)) return null;
+        var afterMethod = requestLine[(space + 1)..];
+        space = afterMethod.IndexOf((byte)' ');
+        if (space < 0 || !afterMethod[(space + 1)..].SequenceEqual("HTTP/1.1"u8)) return null;
+        var target = afterMethod[..space];
+        var question = target.IndexOf((byte)'?');
         var path = question < 0 ? target : target[..question];
         string? rawPath = null;
-        if (path.StartsWith(RawPrefix, StringComparison.Ordinal)) rawPath = path[RawPrefix.Length..];
-        else if (path != "/ws") return null;
+        if (path.StartsWith(RawPrefix)) rawPath = Encoding.ASCII.GetString(path[RawPrefix.Length..]);
+        else if (!path.SequenceEqual("/ws"u8)) return null;
         // Left to Kestrel's decoding and normalisation (and to ASP.NET Core's routing): %-escapes, dot segments, fragments.
-        if (path.Contains('%') || path.Contains("/.", StringComparison.Ordinal) || target.Contains('#')) return null;
-        var headers = ReadHeaders(lines.AsSpan(1));
-        if (headers is null) return null;
-        if (!IsWebSocketUpgrade(headers, out var key)) return null;
-        var protocols = headers.TryGetValue("sec-websocket-protocol", out var offered)
-            ? offered.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList()
-            : [];
-        var query = QueryHelpers.ParseQuery(question < 0 ? "" : target[question..]);
-        return new UpgradeRequest(key, rawPath, protocols, query, headers.TryGetValue("authorization", out var auth) ? auth[0] : null);
-    }
+        if (path.Contains((byte)'%') || path.IndexOf("/."u8) >= 0 || target.Contains((byte)'#')) return null;
 
-    private static Dictionary<string, List<string>>? ReadHeaders(ReadOnlySpan<string> lines)
-    {
-        var headers = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
-        foreach (var line in lines)
+        var fields = new Fields();
+        // The head ends before its blank line, so it never ends with CRLF: every line taken here is a field line.
+        for (var count = 1; !rest.IsEmpty; count++)
         {
-            var colon = line.IndexOf(':', StringComparison.Ordinal);
-            // No name, whitespace before the colon, or an obsolete folded line: malformed (RFC 9112 §5.1-5.2).
-            if (colon <= 0 || line[..colon].Any(c => c is ' ' or '\t')) return null;
-            var name = line[..colon];
-            var value = line[(colon + 1)..].Trim(' ', '\t');
-            if (headers.TryGetValue(name, out var values)) values.Add(value);
-            else headers[name] = [value];
+            if (!TakeLine(ref rest, out var line) || count > maxHeaders || !fields.Read(line)) return null;
         }
-        return headers;
+        if (!fields.IsWebSocketUpgrade(out var key)) return null;
+        return new UpgradeRequest(key, rawPath, fields.Protocols ?? [], question < 0 ? null : Encoding.ASCII.GetString(target[question..]), fields.Authorization);
     }
 
-    // As ASP.NET Core's IsWebSocketRequest, plus what Kestrel itself would refuse or treat as a body.
-    private static bool IsWebSocketUpgrade(Dictionary<string, List<string>> headers, out string key)
+    // The next line of `rest` (up to CRLF, or to the end); false when it holds a bare CR or LF.
+    private static bool TakeLine(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> line)
     {
-        key = "";
-        if (!headers.TryGetValue("host", out var host) || host.Count != 1) return false;
-        if (headers.ContainsKey("content-length") || headers.ContainsKey("transfer-encoding")) return false;
-        if (!Has(headers, "connection", "upgrade") || !Has(headers, "upgrade", "websocket")) return false;
-        if (!headers.TryGetValue("sec-websocket-version", out var version) || version is not ["13"]) return false;
-        if (!headers.TryGetValue("sec-websocket-key", out var keys) || keys.Count != 1) return false;
-        Span<byte> nonce = stackalloc byte[16];
-        if (!Convert.TryFromBase64String(keys[0], nonce, out var length) || length != 16) return false;
-        key = keys[0];
-        return true;
+        var eol = rest.IndexOf("\r\n"u8);
+        line = eol < 0 ? rest : rest[..eol];
+        rest = eol < 0 ? [] : rest[(eol + 2)..];
+        return line.IndexOfAny((byte)'\r', (byte)'\n') < 0;
     }
 
-    // A comma-separated list header that names `token` (case-insensitive).
-    private static bool Has(Dictionary<string, List<string>> headers, string name, string token) =>
-        headers.TryGetValue(name, out var values)
-        && values.Any(v => v.Split(',', StringSplitOptions.TrimEntries).Contains(token, StringComparer.OrdinalIgnoreCase));
+    // What the header lines say, as far as an upgrade goes (as ASP.NET Core's IsWebSocketRequest, plus what Kestrel itself
+    // would refuse or treat as a body).
+    private ref struct Fields
+    {
+        private int _hosts;
+        private int _versions;
+        private int _keys;
+        private bool _body;
+        private bool _connectionUpgrade;
+        private bool _upgradeWebSocket;
+        private bool _version13;
+        private string? _key;
+        public List<string>? Protocols { get; private set; }
+        public string? Authorization { get; private set; }
+
+        // One field line: name ":" OWS value OWS. False when malformed: no name, whitespace before the colon, or an
+        // obsolete folded line (RFC 9112 §5.1-5.2).
+        public bool Read(scoped ReadOnlySpan<byte> line)
+        {
+            var colon = line.IndexOf((byte)':');
+            if (colon <= 0) return false;
+            var name = line[..colon];
+            if (name.IndexOfAny((byte)' ', (byte)'\t') >= 0) return false;
+            var value = line[(colon + 1)..].Trim(" \t"u8);
+            if (Ascii.EqualsIgnoreCase(name, "host"u8)) _hosts++;
+            else if (Ascii.EqualsIgnoreCase(name, "content-length"u8) || Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8)) _body = true;
+            else if (Ascii.EqualsIgnoreCase(name, "connection"u8)) _connectionUpgrade |= ListHas(value, "upgrade"u8);
+            else if (Ascii.EqualsIgnoreCase(name, "upgrade"u8)) _upgradeWebSocket |= ListHas(value, "websocket"u8);
+            else if (Ascii.EqualsIgnoreCase(name, "sec-websocket-version"u8))
+            {
+                _versions++;
+                _version13 = value.SequenceEqual("13"u8);
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "sec-websocket-key"u8))
+            {
+                _keys++;
+                _key = Encoding.ASCII.GetString(value);
+            }
+            else if (Ascii.EqualsIgnoreCase(name, "sec-websocket-protocol"u8)) AddProtocols(value);
+            else if (Ascii.EqualsIgnoreCase(name, "authorization"u8)) Authorization ??= Encoding.ASCII.GetString(value);
+            return true;
+        }
+
+        public readonly bool IsWebSocketUpgrade(out string key)
+        {
+            key = "";
+            if (_hosts != 1 || _body || !_connectionUpgrade || !_upgradeWebSocket || _versions != 1 || !_version13 || _keys != 1) return false;
+            key = _key!;
+            Span<byte> nonce = stackalloc byte[16];
+            return Convert.TryFromBase64String(key, nonce, out var length) && length == 16;
+        }
+
+        // A comma-separated list that names `token` (case-insensitive, entries trimmed).
+        private static bool ListHas(ReadOnlySpan<byte> value, ReadOnlySpan<byte> token)
+        {
+            foreach (var range in value.Split((byte)','))
+            {
+                if (Ascii.EqualsIgnoreCase(value[range].Trim(" \t"u8), token)) return true;
+            }
+            return false;
+        }
+
+        private void AddProtocols(scoped ReadOnlySpan<byte> value)
+        {
+            foreach (var range in value.Split((byte)','))
+            {
+                var entry = value[range].Trim(" \t"u8);
+                if (entry.IsEmpty) continue;
+                (Protocols ??= []).Add(KnownProtocol(entry) ?? Encoding.ASCII.GetString(entry));
+            }
+        }
+
+        // The STOMP subprotocols as literals: no string per connection for them.
+        private static string? KnownProtocol(ReadOnlySpan<byte> entry) =>
+            entry.SequenceEqual("v12.stomp"u8) ? "v12.stomp" : entry.SequenceEqual("v11.stomp"u8) ? "v11.stomp"
+            : entry.SequenceEqual("v10.stomp"u8) ? "v10.stomp" : null;
+    }
 }

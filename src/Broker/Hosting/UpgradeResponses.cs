@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -12,17 +13,47 @@ namespace WsBroker.Broker.Hosting;
 /// connection closes.</summary>
 internal static class UpgradeResponses
 {
-    private const string AcceptGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    private static ReadOnlySpan<byte> AcceptGuidBytes => "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"u8;
 
     /// <summary>Sec-WebSocket-Accept: base64(SHA-1(key + the RFC's GUID)).</summary>
-    public static string AcceptKey(string key) => Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + AcceptGuid)));
+    public static string AcceptKey(string key)
+    {
+        Span<byte> accept = stackalloc byte[28];
+        return Encoding.ASCII.GetString(accept[..WriteAcceptKey(key, accept)]);
+    }
+
+    // The accept value's 28 bytes into `accept`; returns how many were written.
+    private static int WriteAcceptKey(string key, Span<byte> accept)
+    {
+        var length = key.Length + AcceptGuidBytes.Length;
+        var rented = length > 256 ? ArrayPool<byte>.Shared.Rent(length) : null;
+        try
+        {
+            Span<byte> input = rented is null ? stackalloc byte[256] : rented;
+            var written = Encoding.ASCII.GetBytes(key, input);
+            AcceptGuidBytes.CopyTo(input[written..]);
+            Span<byte> hash = stackalloc byte[SHA1.HashSizeInBytes];
+            SHA1.HashData(input[..(written + AcceptGuidBytes.Length)], hash);
+            Base64.EncodeToUtf8(hash, accept, out _, out var encoded);
+            return encoded;
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
 
     public static void WriteSwitchingProtocols(IBufferWriter<byte> output, string key, string? subProtocol)
     {
-        var head = new StringBuilder("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
-            .Append("Sec-WebSocket-Accept: ").Append(AcceptKey(key)).Append("\r\n");
-        if (subProtocol is not null) head.Append("Sec-WebSocket-Protocol: ").Append(subProtocol).Append("\r\n");
-        Encoding.ASCII.GetBytes(head.Append("\r\n").ToString(), output);
+        output.Write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: "u8);
+        Span<byte> accept = stackalloc byte[28];
+        output.Write(accept[..WriteAcceptKey(key, accept)]);
+        if (subProtocol is not null)
+        {
+            output.Write("\r\nSec-WebSocket-Protocol: "u8);
+            Encoding.ASCII.GetBytes(subProtocol, output);
+        }
+        output.Write("\r\n\r\n"u8);
     }
 
     public static void WriteRefusal(IBufferWriter<byte> output, UpgradeRefusal refusal)

@@ -51,8 +51,10 @@ internal static class StompAuthenticator
         for (var i = 0; i < frame.HeaderCount; i++)
         {
             if (!Ascii.EqualsIgnoreCase(frame.GetHeaderName(i), "authorization"u8)) continue;
-            var text = Encoding.UTF8.GetString(frame.GetHeaderValue(i));
-            if (text.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && text[7..].Trim() is { Length: > 0 } bearer) token = bearer;
+            // Only the token becomes a string (the connect rate, issue 17).
+            var value = frame.GetHeaderValue(i);
+            if (value.Length > 7 && Ascii.EqualsIgnoreCase(value[..7], "Bearer "u8) && value[7..].Trim(" \t\r\n\v\f"u8) is { Length: > 0 } bearer)
+                token = Encoding.UTF8.GetString(bearer);
             return true;
         }
         return false;

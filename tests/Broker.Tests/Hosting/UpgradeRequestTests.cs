@@ -79,12 +79,77 @@ public class UpgradeRequestTests
         { "space before the colon", Upgrade(extra: "X-A : 1\r\n") },
         { "bare LF", Upgrade(extra: "X-A: 1\nX-B: 2\r\n") },
         { "non-ASCII byte", Upgrade(extra: "X-A: \u00e9\r\n") },
+        { "two Host lines", Upgrade(extra: "Host: other\r\n") },
+        { "two keys", Upgrade(extra: "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") },
+        { "two versions", Upgrade(extra: "Sec-WebSocket-Version: 13\r\n") },
+        { "a chunked body", Upgrade(extra: "Transfer-Encoding: chunked\r\n") },
+        { "Connection without the upgrade token", Upgrade().Replace("keep-alive, Upgrade", "keep-alive, Upgrades", StringComparison.Ordinal) },
+        { "double space in the request line", Upgrade().Replace("GET /ws", "GET  /ws", StringComparison.Ordinal) },
+        { "a third part in the request line", Upgrade().Replace("HTTP/1.1", "HTTP/1.1 x", StringComparison.Ordinal) },
+        { "no field name", Upgrade(extra: ": x\r\n") },
+        { "tab before the colon", Upgrade(extra: "X-A\t: 1\r\n") },
+        { "bare CR", Upgrade(extra: "X-A: 1\rX-B: 2\r\n") },
+        { "a fragment", Upgrade("/ws#x") },
+        { "key that is not base64", Upgrade(key: "not base64 at all!!!!!!!") },
     };
 
     [Theory]
     [MemberData(nameof(Unusual))]
     public void Peek_UnusualUpgrade_IsLeftToKestrelAndAspNetCore(string name, string head) =>
         Assert.True(Peek(head, out _, out _) == UpgradePeek.NotOurs, name);
+
+    // Field names in any case, lists with odd spacing and empty entries, several lines of one field, a head in several
+    // segments: what is taken is the same.
+    [Fact]
+    public void Peek_FieldsInAnyCaseAndSpacing_AcrossSegments_AreTakenAsOne()
+    {
+        var head = "GET /ws HTTP/1.1\r\nhOsT: b\r\nUPGRADE:  WebSocket \r\nconnection:Upgrade\r\n"
+            + "sec-websocket-key:\tdGhlIHNhbXBsZSBub25jZQ==\r\nSEC-WEBSOCKET-VERSION: 13\r\n"
+            + "Sec-WebSocket-Protocol: ,v12.stomp ,, custom\r\nSec-WebSocket-Protocol: v10.stomp\r\n"
+            + "Authorization: Bearer first\r\nauthorization: Bearer second\r\n\r\n";
+        var bytes = Encoding.Latin1.GetBytes(head);
+        var first = new Segment(bytes.AsMemory(0, 20));
+        var last = first.Append(bytes.AsMemory(20, 70)).Append(bytes.AsMemory(90));
+        var buffer = new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
+        Assert.Equal(UpgradePeek.Ours, UpgradeRequest.Peek(buffer, MaxBytes, MaxHeaders, out var request, out var end));
+        Assert.Equal(bytes.Length, buffer.Slice(0, end).Length);
+        Assert.Equal("dGhlIHNhbXBsZSBub25jZQ==", request!.Key);
+        Assert.Equal(["v12.stomp", "custom", "v10.stomp"], request.Protocols);
+        Assert.Equal("Bearer first", request.Authorization);
+        Assert.Null(request.Query("access_token"));
+    }
+
+    [Fact]
+    public void Peek_MoreFieldLinesThanTheLimit_IsLeftToKestrel()
+    {
+        var extra = string.Concat(Enumerable.Range(0, MaxHeaders - 5).Select(i => $"X-{i}: v\r\n"));
+        Assert.Equal(UpgradePeek.Ours, Peek(Upgrade(extra: extra), out _, out _));                 // 5 + 95 = the limit
+        Assert.Equal(UpgradePeek.NotOurs, Peek(Upgrade(extra: extra + "X-Last: v\r\n"), out _, out _));
+    }
+
+    [Fact]
+    public void WriteSwitchingProtocols_WritesTheAcceptAndTheChosenSubprotocol()
+    {
+        var output = new ArrayBufferWriter<byte>();
+        UpgradeResponses.WriteSwitchingProtocols(output, "dGhlIHNhbXBsZSBub25jZQ==", "v12.stomp");
+        Assert.Equal("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n", Encoding.ASCII.GetString(output.WrittenSpan));
+        output.Clear();
+        UpgradeResponses.WriteSwitchingProtocols(output, "dGhlIHNhbXBsZSBub25jZQ==", null);
+        Assert.EndsWith("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", Encoding.ASCII.GetString(output.WrittenSpan));
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
+            Next = next;
+            return next;
+        }
+    }
 
     [Fact]
     public void Peek_HeadOverTheLimit_IsLeftToKestrel()
