@@ -4,12 +4,18 @@
 # 1-byte beat each way every 10 s (the server's CPU while they idle), the connect rate for three request/reply round trips
 # per connection, and one 150-byte message to every connection twice a second for 10 s (p50/p99 of its delivery).
 # WsBroker's numbers on the same machine cannot beat these; docs/performance.md compares them.
-# Needs gcc. Usage: load/floor.sh [--connections <n> (19000)] [--hold <seconds> (60)] [--port <n> (8180)] [--sources <n> (4)]
+# With --broker, the same C client speaks WebSocket and STOMP to a fresh WsBroker instead (one per run, SQLite,
+# heart-beats 10,000,10,000): its connect rate (upgrade, JWT, CONNECT, SUBSCRIBE with RECEIPT) and the broadcast to all,
+# measured with a client that leaves the broker the machine's other core (the .NET load tool takes most of one).
+# Needs gcc. Usage: load/floor.sh [--broker] [--runs <n> (1)] [--connections <n> (19000)] [--hold <seconds> (60)]
+#                                 [--port <n> (8180)] [--sources <n> (4)]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-connections=19000; hold=60; port=8180; sources=4
+connections=19000; hold=60; port=8180; sources=4; broker_mode=0; runs=1
 while [ $# -gt 0 ]; do
   case $1 in
+    --broker) broker_mode=1; shift ;;
+    --runs) runs=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --hold) hold=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
@@ -35,6 +41,43 @@ start_server() {
   echo "floor.sh: the server did not listen" >&2; exit 1
 }
 stop_server() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; server=""; }
+
+if [ "$broker_mode" = 1 ]; then
+  command -v dotnet >/dev/null || { echo "floor.sh: --broker needs the .NET SDK" >&2; exit 1; }
+  dotnet build -c Release -nologo -clp:ErrorsOnly src/Broker >/dev/null || exit 1
+  trap '[ -n "$server" ] && { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; }; rm -rf "$work"' EXIT
+  echo "floor --broker: WsBroker at $(git rev-parse --short HEAD 2>/dev/null), $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  # start_broker: a fresh broker and its own database each run; sets $server and $token.
+  start_broker() {
+    rm -f "$work"/broker.db*
+    dotnet src/Broker/bin/Release/net10.0/WsBroker.Broker.dll --urls "http://127.0.0.1:$port" --Logging:LogLevel:Default=Warning \
+      --Broker:HeartBeatSendMs=10000 --Broker:HeartBeatReceiveMs=10000 "--ConnectionStrings:Sqlite=Data Source=$work/broker.db" \
+      >>"$work/broker.log" 2>&1 &
+    server=$!
+    token=""
+    for _ in $(seq 1 120); do
+      token=$(curl -sf -X POST -H 'content-type: application/json' -d '{"userId":"client1"}' "http://127.0.0.1:$port/api/dev/token" \
+        | sed -n 's/.*"token":"\([^"]*\)".*/\1/p') && [ -n "$token" ] && return 0
+      kill -0 "$server" 2>/dev/null || break
+      sleep 0.5
+    done
+    echo "floor.sh: the broker did not get ready:" >&2; cat "$work/broker.log" >&2; exit 1
+  }
+  status=0
+  for run in $(seq 1 "$runs"); do
+    for mode in connect fanout; do
+      start_broker
+      c0=$(cpu "$server")
+      timeout 300 "$work/floor" stomp "$port" "$connections" "$mode" 10 "$sources" "$token" > "$work/$mode.txt" 2>>"$work/client.log" || status=1
+      c1=$(cpu "$server")
+      stop_server
+      per=$(awk -v c=$((c1 - c0)) -v k="$tick" -v n="$connections" 'BEGIN { printf "%.0f", 1e6 * c / k / n }')
+      echo "run $run $mode: $(tr '\n' ' ' < "$work/$mode.txt")broker_cpu_us_per_connection=$per (the whole run)"
+    done
+  done
+  cat "$work/client.log" >&2
+  exit $status
+fi
 
 echo "floor: $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -6,6 +6,13 @@
 //
 //   floor server <port> <beat-ms>
 //   floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>
+//   floor stomp <port> <connections> connect|fanout <seconds> <sources> <token>
+//
+// `stomp` is the same client speaking the real protocol to a WsBroker on <port>: the HTTP/1.1 upgrade to /ws (subprotocol
+// v12.stomp), masked WebSocket frames, CONNECT with the bearer <token> and heart-beat 10000,10000, SUBSCRIBE with a
+// RECEIPT; `fanout` then has connection 0 SEND a 128-byte body stamped with the time twice a second for <seconds> to
+// /topic/load.fanout, which every connection subscribed to. It measures the broker with a client that costs next to
+// nothing, so that the other core is the broker's too.
 //
 // Client messages end with '\n': "\n" alone is a heart-beat; "R<n> ..." asks for a reply of n bytes; "B<timestamp> ..."
 // asks the server to send a 150-byte "M<timestamp> ..." to every connection. Loopback only; every loop is bounded.
@@ -154,6 +161,25 @@ struct conn
     char part[MSG];
 };
 
+// Connection k to 127.0.0.1:port from source address 127.0.0.(2 + k % sources), non-blocking, its connect under way and
+// watched for EPOLLOUT with k as its data.
+static int open_connection(int ep, int port, int k, int sources)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) die("socket");
+    // As the load tool does: the port is chosen at connect for the whole four-tuple, not reserved at bind.
+    int one = 1;
+    setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + k % sources) };
+    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind source");
+    nodelay(fd);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    connect(fd, (struct sockaddr *)&a, sizeof a);
+    struct epoll_event ce = { .events = EPOLLOUT, .data.u32 = k };
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
+    return fd;
+}
+
 static struct conn *cs;
 static const int request_len[3] = { 200, 300, 100 };            // the upgrade, CONNECT, SUBSCRIBE with receipt
 static const int reply_len[3] = { 129, 80, 40 };                // 101 Switching Protocols, CONNECTED, RECEIPT
@@ -191,19 +217,7 @@ static int client(int port, int total, const char *mode, int seconds, int source
     {
         while (in_flight < concurrency && started < total)
         {
-            struct conn *c = &cs[started];
-            c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-            if (c->fd < 0) die("socket");
-            // As the load tool does: the port is chosen at connect for the whole four-tuple, not reserved at bind.
-            int one = 1;
-            setsockopt(c->fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-            struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + started % sources) };
-            if (bind(c->fd, (struct sockaddr *)&src, sizeof src) < 0) die("bind source");
-            nodelay(c->fd);
-            struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-            connect(c->fd, (struct sockaddr *)&a, sizeof a);
-            struct epoll_event ce = { .events = EPOLLOUT, .data.u32 = started };
-            epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ce);
+            cs[started].fd = open_connection(ep, port, started, sources);
             started++;
             in_flight++;
         }
@@ -315,11 +329,225 @@ static int client(int port, int total, const char *mode, int seconds, int source
     return 0;
 }
 
+// ---- stomp: the same client, speaking WebSocket and STOMP to WsBroker -----------------------------------------------
+
+#define FRAME_MAX 4096
+
+struct sconn
+{
+    int fd;
+    int step;                                                   // 0 connecting, 1 upgrade sent, 2 CONNECT sent, 3 SUBSCRIBE sent, 4 ready
+    int have;                                                   // bytes in buf
+    char buf[FRAME_MAX];
+};
+
+static struct sconn *ss_;
+static const unsigned char mask_key[4] = { 0x37, 0xfa, 0x21, 0x3d };
+static long long s_failed_first;                                // print the first failure only
+
+// One masked client frame (text, FIN) around payload.
+static int ws_frame(char *out, const char *payload, int len)
+{
+    int h = 0;
+    out[h++] = (char)0x81;
+    if (len < 126) out[h++] = (char)(0x80 | len);
+    else { out[h++] = (char)(0x80 | 126); out[h++] = (char)(len >> 8); out[h++] = (char)(len & 0xff); }
+    memcpy(out + h, mask_key, 4);
+    h += 4;
+    for (int i = 0; i < len; i++) out[h + i] = payload[i] ^ mask_key[i & 3];
+    return h + len;
+}
+
+static void s_send_frame(int fd, const char *stomp, int len)
+{
+    char out[FRAME_MAX + 16];
+    int n = ws_frame(out, stomp, len);
+    send(fd, out, n, 0);
+}
+
+static void s_fail(struct sconn *c, const char *why, const char *data, int len)
+{
+    if (s_failed_first++ == 0) fprintf(stderr, "first failure (step %d): %s: %.*s\n", c->step, why, len > 200 ? 200 : len, data);
+}
+
+// The next whole server frame in c->buf (servers do not mask): its payload and length; 0 when not whole yet; -1 bad.
+static int ws_next(struct sconn *c, char **payload, int *len, int *used)
+{
+    if (c->have < 2) return 0;
+    unsigned char *b = (unsigned char *)c->buf;
+    if (b[1] & 0x80) return -1;
+    long long n = b[1] & 0x7f;
+    int h = 2;
+    if (n == 126) { if (c->have < 4) return 0; n = (b[2] << 8) | b[3]; h = 4; }
+    else if (n == 127) return -1;                               // never this large here
+    if (h + n > FRAME_MAX) return -1;
+    if (c->have < h + n) return 0;
+    *payload = c->buf + h;
+    *len = (int)n;
+    *used = h + (int)n;
+    return 1;
+}
+
+static void s_consume(struct sconn *c, int used)
+{
+    memmove(c->buf, c->buf + used, c->have - used);
+    c->have -= used;
+}
+
+static int stomp_client(int port, int total, const char *mode, int seconds, int sources, const char *token)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ss_ = calloc(total, sizeof *ss_);
+    int fanout = strcmp(mode, "fanout") == 0;
+    char upgrade[512], connect_frame[2048], subscribe[256];
+    int upgrade_len = snprintf(upgrade, sizeof upgrade,
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n", port);
+    int connect_len = snprintf(connect_frame, sizeof connect_frame,
+        "CONNECT\naccept-version:1.2\nhost:127.0.0.1\nheart-beat:10000,10000\nAuthorization:Bearer %s\n\n", token) + 1;
+    int ep = epoll_create1(0);
+    int started = 0, connected = 0, failed = 0, in_flight = 0;
+    const int concurrency = 128;
+    long long t0 = now_us();
+    struct epoll_event events[1024];
+    long long deadline = t0 + 120 * 1000000LL;
+    while (connected + failed < total && now_us() < deadline)
+    {
+        while (in_flight < concurrency && started < total)
+        {
+            ss_[started].fd = open_connection(ep, port, started, sources);
+            started++;
+            in_flight++;
+        }
+        int ready = epoll_wait(ep, events, 1024, 100);
+        for (int i = 0; i < ready; i++)
+        {
+            int k = events[i].data.u32;
+            struct sconn *c = &ss_[k];
+            if (c->fd < 0) continue;
+            if (c->step == 0)
+            {
+                int err = 0;
+                socklen_t l = sizeof err;
+                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                if (err) { s_fail(c, "connect", strerror(err), (int)strlen(strerror(err))); failed++; in_flight--; close(c->fd); c->fd = -1; continue; }
+                struct epoll_event ce = { .events = EPOLLIN, .data.u32 = k };
+                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
+                c->step = 1;
+                send(c->fd, upgrade, upgrade_len, 0);
+                continue;
+            }
+            ssize_t got = recv(c->fd, c->buf + c->have, FRAME_MAX - c->have, 0);
+            if (got < 0 && errno == EAGAIN) continue;
+            if (got <= 0)
+            {
+                s_fail(c, "closed", "", 0);
+                if (c->step == 4) connected--; else in_flight--;
+                failed++; epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; continue;
+            }
+            c->have += got;
+            int bad = 0;
+            while (!bad && c->step < 4)
+            {
+                if (c->step == 1)
+                {
+                    char *end = memmem(c->buf, c->have, "\r\n\r\n", 4);
+                    if (!end) break;
+                    if (c->have < 12 || memcmp(c->buf, "HTTP/1.1 101", 12) != 0) { s_fail(c, "upgrade refused", c->buf, c->have); bad = 1; break; }
+                    s_consume(c, (int)(end + 4 - c->buf));
+                    c->step = 2;
+                    s_send_frame(c->fd, connect_frame, connect_len);
+                    continue;
+                }
+                char *payload; int len, used;
+                int r = ws_next(c, &payload, &len, &used);
+                if (r == 0) break;
+                if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); bad = 1; break; }
+                const char *want = c->step == 2 ? "CONNECTED\n" : "RECEIPT\n";
+                if (len == 1 && payload[0] == '\n') { s_consume(c, used); continue; }     // a heart-beat
+                if (len < (int)strlen(want) || memcmp(payload, want, strlen(want)) != 0) { s_fail(c, "unexpected frame", payload, len); bad = 1; break; }
+                s_consume(c, used);
+                if (c->step == 2)
+                {
+                    int n = fanout ? snprintf(subscribe, sizeof subscribe, "SUBSCRIBE\nid:f\ndestination:/topic/load.fanout\nreceipt:r\n\n")
+                                   : snprintf(subscribe, sizeof subscribe, "SUBSCRIBE\nid:i\ndestination:/topic/load.idle%d\nreceipt:r\n\n", k);
+                    s_send_frame(c->fd, subscribe, n + 1);
+                    c->step = 3;
+                }
+                else { c->step = 4; connected++; in_flight--; }
+            }
+            if (bad) { failed++; in_flight--; epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; }
+        }
+    }
+    double connect_s = (now_us() - t0) / 1e6;
+    printf("connected=%d failed=%d connect_seconds=%.3f connect_per_second=%.1f\n", connected, failed, connect_s, connected / connect_s);
+    fflush(stdout);
+    if (!fanout) return failed > 0;
+    if (ss_[0].fd < 0) { fprintf(stderr, "the publisher's connection failed\n"); return 1; }
+
+    // fanout: connection 0 publishes; every connection's MESSAGE body starts with 'T' and 16 hex digits of now_us().
+    long long start = now_us(), end = start + seconds * 1000000LL, next_b = start + 500000;
+    long long lat_cap = (long long)total * (seconds * 2 + 2), got_msgs = 0, sent_b = 0;
+    long long *lat = malloc(sizeof(long long) * (size_t)lat_cap);
+    while (now_us() < end + 2000000)
+    {
+        long long now = now_us();
+        if (now >= next_b && now < end)
+        {
+            char send_frame[512];
+            int n = snprintf(send_frame, sizeof send_frame, "SEND\ndestination:/topic/load.fanout\ncontent-type:text/plain\n\nT%016llx", now);
+            memset(send_frame + n, 'x', 128 - 17);
+            n += 128 - 17;
+            send_frame[n++] = 0;
+            s_send_frame(ss_[0].fd, send_frame, n);
+            sent_b++;
+            next_b += 500000;
+        }
+        int ready = epoll_wait(ep, events, 1024, 5);
+        for (int i = 0; i < ready; i++)
+        {
+            struct sconn *c = &ss_[events[i].data.u32];
+            if (c->fd < 0) continue;
+            ssize_t got = recv(c->fd, c->buf + c->have, FRAME_MAX - c->have, 0);
+            if (got == 0) { epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; continue; }
+            if (got < 0) continue;
+            long long at = now_us();
+            c->have += got;
+            char *payload; int len, used;
+            int r;
+            while ((r = ws_next(c, &payload, &len, &used)) == 1)
+            {
+                char *body = memmem(payload, len, "\n\nT", 3);
+                if (len > 8 && memcmp(payload, "MESSAGE\n", 8) == 0 && body && body + 19 <= payload + len)
+                {
+                    char hex[17];
+                    memcpy(hex, body + 3, 16);
+                    hex[16] = 0;
+                    if (got_msgs < lat_cap) lat[got_msgs] = at - strtoll(hex, NULL, 16);
+                    got_msgs++;
+                }
+                s_consume(c, used);
+            }
+            if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); c->have = 0; }
+        }
+    }
+    long long expected = sent_b * total;
+    if (got_msgs > lat_cap) got_msgs = lat_cap;
+    qsort(lat, got_msgs, sizeof *lat, cmp_ll);
+    double p50 = got_msgs ? lat[got_msgs / 2] / 1000.0 : 0, p99 = got_msgs ? lat[got_msgs * 99 / 100] / 1000.0 : 0;
+    double max = got_msgs ? lat[got_msgs - 1] / 1000.0 : 0;
+    printf("broadcasts=%lld delivered=%lld expected=%lld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", sent_b, got_msgs, expected, p50, p99, max);
+    return got_msgs != expected;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "server") == 0) return server(atoi(argv[2]), atoi(argv[3]));
     if (argc == 8 && strcmp(argv[1], "client") == 0)
         return client(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
-    fprintf(stderr, "usage: floor server <port> <beat-ms>\n       floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>\n");
+    if (argc == 8 && strcmp(argv[1], "stomp") == 0)
+        return stomp_client(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]), argv[7]);
+    fprintf(stderr, "usage: floor server <port> <beat-ms>\n       floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>\n"
+        "       floor stomp <port> <connections> connect|fanout <seconds> <sources> <token>\n");
     return 2;
 }

@@ -39,7 +39,7 @@ public static class OperationsEndpoints
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
                 GC.WaitForPendingFinalizers();
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
-                return Results.Ok(new { heapBefore = before, heapAfter = GC.GetTotalMemory(false), workingSet = Environment.WorkingSet });
+                return Results.Ok(new { heapBefore = before, heapAfter = GC.GetTotalMemory(false), workingSet = Environment.WorkingSet, allocatedTotal = GC.GetTotalAllocatedBytes(precise: true) });
             });
         }
     }
