@@ -32,6 +32,9 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
     // The loop's own.
     private readonly Dictionary<Subscription, InboxState> _bySubscription = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<InboxState, List<SubscribeRequest>> _loading = new(ReferenceEqualityComparer.Instance);
+    // Inboxes whose store read started before a backplane gap and had not ended: what they read may lack messages other
+    // nodes committed during the outage, so they are read again when the read ends (on the feed's loop only).
+    private readonly HashSet<InboxState> _readBeforeGap = [];
     private readonly InboxTap _tap;
     private readonly InboxLoader _loader;
     private readonly IPresence _presence;
@@ -268,6 +271,11 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
     private async ValueTask LoadedAsync(Loaded loaded)
     {
         var state = loaded.State;
+        if (_readBeforeGap.Remove(state) && loaded.Load is not null)
+        {
+            _ = Task.Run(() => LoadAsync(state));                     // what it read may lack the outage's messages
+            return;
+        }
         _loading.Remove(state, out var waiting);
         if (loaded.Load is not { } load)
         {
@@ -338,13 +346,17 @@ public sealed partial class InboxFeed : ISubscriptionHandler, IHostedService, ID
         if (_states.IsEmpty) _tap.Detach(_router);
     }
 
-    // After a backplane gap: every inbox read so far is dropped (those being read keep going: their read comes after the
-    // gap), so that the next subscription of each user reads the store again.
+    // After a backplane gap: every inbox read so far is dropped, so that the next subscription of each user reads the store
+    // again; one being read is read once more when its read ends (it may have started before the outage ended).
     private void Forget()
     {
         foreach (var state in _states.Values)
         {
-            if (!state.IsLoaded) continue;
+            if (!state.IsLoaded)
+            {
+                _readBeforeGap.Add(state);
+                continue;
+            }
             _states.TryRemove(state.UserId, out _);
             foreach (var peerId in state.Entries.Keys) Unindex(peerId, state);
             foreach (var subscription in state.Subscriptions) _bySubscription.Remove(subscription);

@@ -137,7 +137,11 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         _connecting = Task.Run(ConnectLoopAsync, CancellationToken.None);
         var first = await Task.WhenAny(_connecting, Task.Delay(s_startWait, cancellationToken)).ConfigureAwait(false);
         if (first == _connecting) await _connecting.ConfigureAwait(false);    // a refused node id throws here
-        else Log.StillConnecting(_logger, _bus.Host, _bus.Port);
+        else
+        {
+            Volatile.Write(ref _servingWithout, true);                      // a late first connection is a gap too
+            Log.StillConnecting(_logger, _bus.Host, _bus.Port);
+        }
     }
 
     private async Task ConnectLoopAsync()
@@ -153,7 +157,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         {
             try
             {
-                await ConnectAsync(factory, resumed: attempt > 0, _stopping.Token).ConfigureAwait(false);
+                await ConnectAsync(factory, resumed: () => attempt > 0 || Volatile.Read(ref _servingWithout), _stopping.Token).ConfigureAwait(false);
                 Log.Connected(_logger, _nodeId, QueueName);
                 return;
             }
@@ -187,15 +191,30 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
 
     // 1 while the connection is down and Resumed has not been raised for it yet.
     private int _gapOpen;
+    // The start went on without the backplane: the node serves its own clients before its first connection.
+    private bool _servingWithout;
 
     private void RaiseResumed()
     {
         if (Interlocked.Exchange(ref _gapOpen, 0) == 0) return;
         Log.Recovered(_logger, _nodeId);
-        Resumed?.Invoke();
+        // Each handler on its own: RabbitMQ.Client would swallow an exception here, and the handlers after it would not run.
+        foreach (var handler in Resumed?.GetInvocationList() ?? [])
+        {
+            try
+            {
+                ((Action)handler)();
+            }
+            catch (Exception ex)
+            {
+                Log.ResumedHandlerFailed(_logger, ex);
+            }
+        }
     }
 
-    private async Task ConnectAsync(ConnectionFactory factory, bool resumed, CancellationToken cancellationToken)
+    // `resumed` is asked once the queue is bound, just before the first consume: true when sessions may have been served
+    // without the backplane (an earlier attempt failed, or the start went on without waiting for this one).
+    private async Task ConnectAsync(ConnectionFactory factory, Func<bool> resumed, CancellationToken cancellationToken)
     {
         var connection = _connection = await factory.CreateConnectionAsync(cancellationToken).ConfigureAwait(false);
         connection.ConnectionShutdownAsync += (_, _) =>
@@ -223,7 +242,7 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
         await consume.QueueDeclareAsync(QueueName, durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueBindAsync(QueueName, _options.Exchange, RoutingKey, cancellationToken: cancellationToken).ConfigureAwait(false);
         await consume.QueueBindAsync(QueueName, _options.Exchange, NodeRoutingKey(_nodeId), cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (resumed)
+        if (resumed())
         {
             Volatile.Write(ref _gapOpen, 1);
             RaiseResumed();                                          // the other nodes published meanwhile
@@ -415,6 +434,9 @@ public sealed partial class RabbitMqBackplane : IBackplane, IHostedService, IAsy
 
         [LoggerMessage(EventId = 706, Level = LogLevel.Warning, Message = "cluster backplane: node {NodeId} reconnected to RabbitMQ; messages other nodes published meanwhile may not have reached it")]
         public static partial void Recovered(ILogger logger, int nodeId);
+
+        [LoggerMessage(EventId = 707, Level = LogLevel.Error, Message = "cluster backplane: a handler of the backplane's return failed")]
+        public static partial void ResumedHandlerFailed(ILogger logger, Exception exception);
 
         [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "cluster backplane: publishing {Count} messages failed; they reached this node only")]
         public static partial void PublishFailed(ILogger logger, Exception exception, int count);

@@ -43,9 +43,23 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     internal void OnResumed()
     {
         Func<Destination, bool> resumable = d => services.FindReplaySource(d) is not null || services.FindSubscriptionHandler(d) is not null;
-        var fenced = services.Sessions.All.Where(s => s.Fence(resumable)).ToArray();
-        Log.Closing(logger, fenced.Length);
-        lock (_closing) _closing.Enqueue(fenced);
+        var fenced = new List<BrokerSession>();
+        foreach (var session in services.Sessions.All)
+        {
+            try
+            {
+                if (session.Fence(resumable)) fenced.Add(session);
+            }
+            catch (Exception ex)
+            {
+                // A destination's plug-in failed to say whether it resumes: the session is closed anyway (its client
+                // resumes with since, or starts afresh), never left open and possibly fenced.
+                Log.FenceFailed(logger, ex, session.SessionId);
+                fenced.Add(session);
+            }
+        }
+        Log.Closing(logger, fenced.Count);
+        lock (_closing) _closing.Enqueue([.. fenced]);
         if (Interlocked.Increment(ref _pending) == 1) _ = Task.Run(RunAsync);
     }
 
@@ -64,8 +78,17 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     {
         for (var i = 0; i < sessions.Length && !_stopping.IsCancellationRequested; i++)
         {
-            sessions[i].CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap,
-                "messages from other nodes may have been missed while the cluster backplane was away: reconnect and resubscribe with since");
+            try
+            {
+                sessions[i].CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap,
+                    "messages from other nodes may have been missed while the cluster backplane was away: reconnect and resubscribe with since");
+            }
+            catch (Exception ex)
+            {
+                // One session's failure must not leave the rest fenced and open: that one is dropped, the others go on.
+                Log.CloseFailed(logger, ex, sessions[i].SessionId);
+                sessions[i].Abort(DisconnectReason.BackplaneGap);
+            }
             if ((i + 1) % SessionsPerStep == 0)
                 await Task.Delay(Step, _stopping.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
@@ -75,5 +98,11 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     {
         [LoggerMessage(EventId = 130, Level = LogLevel.Warning, Message = "cluster backplane resumed: closing {Count} sessions with resumable subscriptions so that their clients resume with since")]
         public static partial void Closing(ILogger logger, int count);
+
+        [LoggerMessage(EventId = 131, Level = LogLevel.Error, Message = "backplane gap: session {SessionId} could not be fenced; it is closed")]
+        public static partial void FenceFailed(ILogger logger, Exception exception, string sessionId);
+
+        [LoggerMessage(EventId = 132, Level = LogLevel.Error, Message = "backplane gap: closing session {SessionId} failed; it is dropped")]
+        public static partial void CloseFailed(ILogger logger, Exception exception, string sessionId);
     }
 }
