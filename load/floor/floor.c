@@ -9,7 +9,8 @@
 //   floor stomp <port> <connections> connect|fanout <seconds> <sources> <token>
 //
 // `stomp` is the same client speaking the real protocol to a WsBroker on <port>: the HTTP/1.1 upgrade to /ws (subprotocol
-// v12.stomp), masked WebSocket frames, CONNECT with the bearer <token> and heart-beat 10000,10000, SUBSCRIBE with a
+// v12.stomp), masked WebSocket frames, CONNECT with the bearer <token> and heart-beat 10000,10000 (0,10000 for fanout,
+// which sends no beats), SUBSCRIBE with a
 // RECEIPT; `fanout` then has connection 0 SEND a 128-byte body stamped with the time twice a second for <seconds> to
 // /topic/load.fanout, which every connection subscribed to. It measures the broker with a client that costs next to
 // nothing, so that the other core is the broker's too.
@@ -403,8 +404,10 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
     int upgrade_len = snprintf(upgrade, sizeof upgrade,
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v12.stomp\r\n\r\n", port);
+    // connect asks for heart-beats both ways, as the load tool does; fanout sends none of its own (it could not keep the
+    // promise while it reads), so it asks the broker for beats only.
     int connect_len = snprintf(connect_frame, sizeof connect_frame,
-        "CONNECT\naccept-version:1.2\nhost:127.0.0.1\nheart-beat:10000,10000\nAuthorization:Bearer %s\n\n", token) + 1;
+        "CONNECT\naccept-version:1.2\nhost:127.0.0.1\nheart-beat:%s\nAuthorization:Bearer %s\n\n", fanout ? "0,10000" : "10000,10000", token) + 1;
     int ep = epoll_create1(0);
     int started = 0, connected = 0, failed = 0, in_flight = 0;
     const int concurrency = 128;
@@ -517,14 +520,24 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
             int r;
             while ((r = ws_next(c, &payload, &len, &used)) == 1)
             {
-                char *body = memmem(payload, len, "\n\nT", 3);
-                if (len > 8 && memcmp(payload, "MESSAGE\n", 8) == 0 && body && body + 19 <= payload + len)
+                // One WebSocket message may carry several STOMP frames (the broker batches what is queued), each ending
+                // in NUL, with heart-beat EOLs between them.
+                char *frame = payload, *end_of_payload = payload + len;
+                while (frame < end_of_payload)
                 {
-                    char hex[17];
-                    memcpy(hex, body + 3, 16);
-                    hex[16] = 0;
-                    if (got_msgs < lat_cap) lat[got_msgs] = at - strtoll(hex, NULL, 16);
-                    got_msgs++;
+                    char *nul = memchr(frame, 0, end_of_payload - frame);
+                    if (!nul) break;
+                    while (frame < nul && (*frame == '\n' || *frame == '\r')) frame++;
+                    char *body = memmem(frame, nul - frame, "\n\nT", 3);
+                    if (nul - frame > 8 && memcmp(frame, "MESSAGE\n", 8) == 0 && body && body + 19 <= nul)
+                    {
+                        char hex[17];
+                        memcpy(hex, body + 3, 16);
+                        hex[16] = 0;
+                        if (got_msgs < lat_cap) lat[got_msgs] = at - strtoll(hex, NULL, 16);
+                        got_msgs++;
+                    }
+                    frame = nul + 1;
                 }
                 s_consume(c, used);
             }
