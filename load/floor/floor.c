@@ -202,6 +202,31 @@ static int cmp_ll(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+// Connection k's connect has finished: 0 when it succeeded (it is then watched for EPOLLIN), else its error.
+static int connect_result(int ep, int fd, int k)
+{
+    int err = 0;
+    socklen_t l = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+    if (err) return err;
+    struct epoll_event ce = { .events = EPOLLIN, .data.u32 = k };
+    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ce);
+    return 0;
+}
+
+// p50, p99 and max of the `count` latencies in `lat` (at most `cap` kept; sorted here), and how many of the expected
+// arrived; 0 when all did.
+static int report_fanout(long long broadcasts, long long expected, long long *lat, long long count, long long cap)
+{
+    if (count > cap) count = cap;
+    long long delivered = count;
+    qsort(lat, count, sizeof *lat, cmp_ll);
+    double p50 = count ? lat[count / 2] / 1000.0 : 0, p99 = count ? lat[count * 99 / 100] / 1000.0 : 0;
+    double max = count ? lat[count - 1] / 1000.0 : 0;
+    printf("broadcasts=%lld delivered=%lld expected=%lld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", broadcasts, delivered, expected, p50, p99, max);
+    return delivered != expected;
+}
+
 static int client(int port, int total, const char *mode, int seconds, int sources, int beat_ms)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -228,12 +253,7 @@ static int client(int port, int total, const char *mode, int seconds, int source
             struct conn *c = &cs[events[i].data.u32];
             if (c->step == 0)
             {
-                int err = 0;
-                socklen_t l = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-                if (err) { failed++; in_flight--; close(c->fd); c->fd = -1; continue; }
-                struct epoll_event ce = { .events = EPOLLIN, .data.u32 = events[i].data.u32 };
-                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
+                if (connect_result(ep, c->fd, events[i].data.u32)) { failed++; in_flight--; close(c->fd); c->fd = -1; continue; }
                 c->step = 1;
                 send_request(c);
                 continue;
@@ -310,12 +330,7 @@ static int client(int port, int total, const char *mode, int seconds, int source
     }
     if (fanout)
     {
-        long long expected = sent_b * total;
-        if (got_msgs > lat_cap) got_msgs = lat_cap;
-        qsort(lat, got_msgs, sizeof *lat, cmp_ll);
-        double p50 = got_msgs ? lat[got_msgs / 2] / 1000.0 : 0, p99 = got_msgs ? lat[got_msgs * 99 / 100] / 1000.0 : 0;
-        double max = got_msgs ? lat[got_msgs - 1] / 1000.0 : 0;
-        printf("broadcasts=%lld delivered=%lld expected=%lld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", sent_b, got_msgs, expected, p50, p99, max);
+        report_fanout(sent_b, sent_b * total, lat, got_msgs, lat_cap);
     }
     else
     {
@@ -430,12 +445,8 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
             if (c->fd < 0) continue;
             if (c->step == 0)
             {
-                int err = 0;
-                socklen_t l = sizeof err;
-                getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+                int err = connect_result(ep, c->fd, k);
                 if (err) { s_fail(c, "connect", strerror(err), (int)strlen(strerror(err))); failed++; in_flight--; close(c->fd); c->fd = -1; continue; }
-                struct epoll_event ce = { .events = EPOLLIN, .data.u32 = k };
-                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ce);
                 c->step = 1;
                 send(c->fd, upgrade, upgrade_len, 0);
                 continue;
@@ -544,13 +555,7 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
             if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); c->have = 0; }
         }
     }
-    long long expected = sent_b * total;
-    if (got_msgs > lat_cap) got_msgs = lat_cap;
-    qsort(lat, got_msgs, sizeof *lat, cmp_ll);
-    double p50 = got_msgs ? lat[got_msgs / 2] / 1000.0 : 0, p99 = got_msgs ? lat[got_msgs * 99 / 100] / 1000.0 : 0;
-    double max = got_msgs ? lat[got_msgs - 1] / 1000.0 : 0;
-    printf("broadcasts=%lld delivered=%lld expected=%lld p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", sent_b, got_msgs, expected, p50, p99, max);
-    return got_msgs != expected;
+    return report_fanout(sent_b, sent_b * total, lat, got_msgs, lat_cap);
 }
 
 int main(int argc, char **argv)
