@@ -21,8 +21,8 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     public static readonly TimeSpan Step = TimeSpan.FromMilliseconds(50);
 
     private readonly CancellationTokenSource _stopping = new();
-    // Sessions fenced by an outage and not yet closed, one array per outage; one run closes them at a time.
-    private readonly Queue<BrokerSession[]> _closing = new();
+    // Sessions fenced by an outage and not yet closed, one list per outage; one run closes them at a time.
+    private readonly Queue<List<BrokerSession>> _closing = new();
     private int _pending;
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -59,7 +59,7 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
             }
         }
         Log.Closing(logger, fenced.Count);
-        lock (_closing) _closing.Enqueue([.. fenced]);
+        lock (_closing) _closing.Enqueue(fenced);
         if (Interlocked.Increment(ref _pending) == 1) _ = Task.Run(RunAsync);
     }
 
@@ -67,16 +67,16 @@ public sealed partial class BackplaneGap(BrokerServices services, ILogger<Backpl
     {
         do
         {
-            BrokerSession[]? sessions;
+            List<BrokerSession>? sessions;
             lock (_closing) _closing.TryDequeue(out sessions);
             if (sessions is not null) await CloseAsync(sessions).ConfigureAwait(false);
         }
         while (Interlocked.Decrement(ref _pending) != 0 && !_stopping.IsCancellationRequested);
     }
 
-    private async Task CloseAsync(BrokerSession[] sessions)
+    private async Task CloseAsync(List<BrokerSession> sessions)
     {
-        for (var i = 0; i < sessions.Length && !_stopping.IsCancellationRequested; i++)
+        for (var i = 0; i < sessions.Count && !_stopping.IsCancellationRequested; i++)
         {
             try
             {
