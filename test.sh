@@ -124,6 +124,23 @@ run_node tests/js tests-js-AspNetCore $(cd tests/js && ls ./*.test.mjs | grep -v
 run_node web-js web-js-AspNetCore test/browser.test.mjs
 unset WSBROKER_TEST_TRANSPORT
 
+# Why each test failed (a flake seen once in CI must be readable from CI's output): its TAP detail block or its trx
+# message, the first 40 lines of each; then the failures again, by name, just above the summary.
+for tap in "$results"/*.tap; do
+  [ -f "$tap" ] || continue
+  awk -v suite="$(basename "$tap" .tap)" '
+    /^[[:space:]]*not ok/ { printing = 1; lines = 0; print "-- " suite ": " $0; next }
+    printing && /^[[:space:]]*\.\.\.[[:space:]]*$/ { printing = 0; next }
+    printing && lines < 40 { print "   " $0; lines++ }' "$tap" || true
+done
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  awk -v suite="$(basename "$trx" .trx)" '
+    /<UnitTestResult / && /outcome="Failed"/ { failed = 1; name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name) }
+    failed && /<Message>/ { printing = 1; lines = 0; print "-- " suite ": " name }
+    printing && lines < 40 { print "   " $0; lines++ }
+    printing && /<\/Message>/ { printing = 0; failed = 0 }' "$trx" || true
+done
 # The failures again, by name, just above the summary (the suites' own output is long).
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
