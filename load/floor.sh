@@ -5,7 +5,8 @@
 # per connection, and one 150-byte message to every connection twice a second for 10 s (p50/p99 of its delivery).
 # WsBroker's numbers on the same machine cannot beat these; docs/performance.md compares them.
 # With --broker, the same C client speaks WebSocket and STOMP to a fresh WsBroker instead (one per run, SQLite,
-# heart-beats 10,000,10,000): its connect rate (upgrade, JWT, CONNECT, SUBSCRIBE with RECEIPT) and the broadcast to all,
+# heart-beats 10,000,10,000): the broker's CPU while the connections idle with beats both ways for the hold, its connect
+# rate (upgrade, JWT, CONNECT, SUBSCRIBE with RECEIPT) and the broadcast to all,
 # measured with a client that leaves the broker the machine's other core (the .NET load tool takes most of one).
 # Needs gcc. Usage: load/floor.sh [--broker] [--runs <n> (1)] [--connections <n> (19000)] [--hold <seconds> (60)]
 #                                 [--port <n> (8180)] [--sources <n> (4)]
@@ -65,6 +66,18 @@ if [ "$broker_mode" = 1 ]; then
   }
   status=0
   for run in $(seq 1 "$runs"); do
+    # idle: the broker's CPU over the hold while every connection beats every 10 s, after the connect phase and before
+    # the teardown (the client prints held= and waits 2 s before its sockets close).
+    start_broker
+    timeout $(( hold + 200 )) "$work/floor" stomp "$port" "$connections" idle "$hold" "$sources" "$token" > "$work/idle.txt" 2>>"$work/client.log" &
+    client=$!
+    for _ in $(seq 1 1200); do grep -q '^connected=' "$work/idle.txt" && break; kill -0 "$client" 2>/dev/null || break; sleep 0.1; done
+    c0=$(cpu "$server"); t0=$(date +%s.%N)
+    for _ in $(seq 1 $(( (hold + 200) * 10 ))); do grep -q '^held=' "$work/idle.txt" && break; kill -0 "$client" 2>/dev/null || break; sleep 0.1; done
+    c1=$(cpu "$server"); t1=$(date +%s.%N)
+    wait "$client" || status=1
+    stop_server
+    echo "run $run idle: $(tr '\n' ' ' < "$work/idle.txt")broker_cpu_pct_of_core=$(awk -v c=$((c1 - c0)) -v k="$tick" -v t="$(echo "$t1 - $t0" | bc)" 'BEGIN { printf "%.2f", 100 * c / k / t }') (over the hold)"
     for mode in connect fanout; do
       start_broker
       c0=$(cpu "$server")

@@ -6,13 +6,14 @@
 //
 //   floor server <port> <beat-ms>
 //   floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>
-//   floor stomp <port> <connections> connect|fanout <seconds> <sources> <token>
+//   floor stomp <port> <connections> idle|connect|fanout <seconds> <sources> <token>
 //
 // `stomp` is the same client speaking the real protocol to a WsBroker on <port>: the HTTP/1.1 upgrade to /ws (subprotocol
 // v12.stomp), masked WebSocket frames, CONNECT with the bearer <token> and heart-beat 10000,10000 (0,10000 for fanout,
 // which sends no beats), SUBSCRIBE with a
-// RECEIPT; `fanout` then has connection 0 SEND a 128-byte body stamped with the time twice a second for <seconds> to
-// /topic/load.fanout, which every connection subscribed to. It measures the broker with a client that costs next to
+// RECEIPT; `idle` then holds them for <seconds>, each sending a heart-beat every 10 s (spread over the interval) and
+// reading the broker's; `fanout` has connection 0 SEND a 128-byte body stamped with the time twice a second for <seconds>
+// to /topic/load.fanout, which every connection subscribed to. It measures the broker with a client that costs next to
 // nothing, so that the other core is the broker's too.
 //
 // Client messages end with '\n': "\n" alone is a heart-beat; "R<n> ..." asks for a reply of n bytes; "B<timestamp> ..."
@@ -354,6 +355,7 @@ struct sconn
     int fd;
     int step;                                                   // 0 connecting, 1 upgrade sent, 2 CONNECT sent, 3 SUBSCRIBE sent, 4 ready
     int have;                                                   // bytes in buf
+    long long next_beat;                                        // idle: when this connection's next heart-beat is due
     char buf[FRAME_MAX];
 };
 
@@ -408,6 +410,57 @@ static void s_consume(struct sconn *c, int used)
 {
     memmove(c->buf, c->buf + used, c->have - used);
     c->have -= used;
+}
+
+// idle: every connection sends a heart-beat (a masked "\n" frame) every 10 s, spread over the interval as a browser's
+// would be, and reads the broker's beats, for <seconds>. Prints what it held, then waits 2 s before the sockets close
+// (load/floor.sh reads the broker's CPU when that line is out: the teardown is not in the idle figure).
+static int stomp_idle(int ep, int total, int seconds)
+{
+    static const char beat[] = { (char)0x81, (char)0x81, 0x37, (char)0xfa, 0x21, 0x3d, '\n' ^ 0x37 };
+    const long long interval = 10000000LL;
+    struct epoll_event events[1024];
+    long long start = now_us(), end = start + seconds * 1000000LL, beats_out = 0, beats_in = 0, other = 0;
+    for (int k = 0; k < total; k++) ss_[k].next_beat = start + interval * k / total;
+    int next_scan = 0, closed = 0;
+    while (now_us() < end)
+    {
+        long long now = now_us();
+        for (int scanned = 0; scanned < total; scanned++)      // they go round in order: stop at the first not yet due
+        {
+            struct sconn *c = &ss_[next_scan];
+            if (c->fd >= 0 && c->next_beat > now) break;
+            next_scan = (next_scan + 1) % total;
+            if (c->fd < 0) continue;
+            send(c->fd, beat, sizeof beat, 0);
+            beats_out++;
+            c->next_beat += interval;
+        }
+        int ready = epoll_wait(ep, events, 1024, 5);
+        for (int i = 0; i < ready; i++)
+        {
+            struct sconn *c = &ss_[events[i].data.u32];
+            if (c->fd < 0) continue;
+            ssize_t got = recv(c->fd, c->buf + c->have, FRAME_MAX - c->have, 0);
+            if (got < 0) continue;
+            if (got == 0) { closed++; epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd); c->fd = -1; continue; }
+            c->have += got;
+            char *payload; int len, used, r;
+            while ((r = ws_next(c, &payload, &len, &used)) == 1)
+            {
+                if (len == 1 && payload[0] == '\n') beats_in++;
+                else if (other++ == 0) s_fail(c, "unexpected frame while idle", payload, len);
+                s_consume(c, used);
+            }
+            if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); c->have = 0; }
+        }
+    }
+    int held = 0;
+    for (int k = 0; k < total; k++) held += ss_[k].fd >= 0;
+    printf("held=%d closed=%d beats_sent=%lld beats_received=%lld other_frames=%lld\n", held, closed, beats_out, beats_in, other);
+    fflush(stdout);
+    sleep(2);
+    return closed > 0 || other > 0;
 }
 
 static int stomp_client(int port, int total, const char *mode, int seconds, int sources, const char *token)
@@ -496,6 +549,7 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
     double connect_s = (now_us() - t0) / 1e6;
     printf("connected=%d failed=%d connect_seconds=%.3f connect_per_second=%.1f\n", connected, failed, connect_s, connected / connect_s);
     fflush(stdout);
+    if (strcmp(mode, "idle") == 0) return stomp_idle(ep, total, seconds) || failed > 0;
     if (!fanout) return failed > 0;
     if (ss_[0].fd < 0) { fprintf(stderr, "the publisher's connection failed\n"); return 1; }
 
@@ -566,6 +620,6 @@ int main(int argc, char **argv)
     if (argc == 8 && strcmp(argv[1], "stomp") == 0)
         return stomp_client(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]), argv[7]);
     fprintf(stderr, "usage: floor server <port> <beat-ms>\n       floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>\n"
-        "       floor stomp <port> <connections> connect|fanout <seconds> <sources> <token>\n");
+        "       floor stomp <port> <connections> idle|connect|fanout <seconds> <sources> <token>\n");
     return 2;
 }
