@@ -124,18 +124,24 @@ run_node tests/js tests-js-AspNetCore $(cd tests/js && ls ./*.test.mjs | grep -v
 run_node web-js web-js-AspNetCore test/browser.test.mjs
 unset WSBROKER_TEST_TRANSPORT
 
-# Why each test failed (a flake seen once in CI must be readable from CI's output): its TAP detail block or its trx
-# message, the first 40 lines of each; then the failures again, by name, just above the summary.
+# Why each test failed (a flake seen once in CI must be readable from CI's output): its TAP detail block (40 lines) and
+# the test's own diagnostics (10), or its trx message (40); then the failures again, by name, just above the summary.
 for tap in "$results"/*.tap; do
   [ -f "$tap" ] || continue
+  # A block ends at "..." two spaces in from its "not ok" (a deeper "..." is inside an assertion's diff); the test's own
+  # diagnostics ("# ..." at the "not ok"'s indent) follow it.
   awk -v suite="$(basename "$tap" .tap)" '
-    /^[[:space:]]*not ok/ { printing = 1; lines = 0; print "-- " suite ": " $0; next }
-    printing && /^[[:space:]]*\.\.\.[[:space:]]*$/ { printing = 0; next }
-    printing && lines < 40 { print "   " $0; lines++ }' "$tap" || true
+    /^[[:space:]]*not ok/ { indent = substr($0, 1, match($0, /[^ ]/) - 1); state = 1; lines = 0; notes = 0; print "-- " suite ": " $0; next }
+    state == 1 && $0 == indent "  ..." { state = 2; next }
+    state == 2 && (index($0, indent "# ") != 1 || index($0, indent "# Subtest: ") == 1 ||
+                   $0 ~ /^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) /) { state = 0 }
+    state == 1 && lines < 40 { print "   " $0; lines++ }
+    state == 2 && notes < 10 { print "   " $0; notes++ }' "$tap" || true
 done
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
   awk -v suite="$(basename "$trx" .trx)" '
+    /<UnitTestResult / { failed = 0 }
     /<UnitTestResult / && /outcome="Failed"/ { failed = 1; name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name) }
     failed && /<Message>/ { printing = 1; lines = 0; print "-- " suite ": " name }
     printing && lines < 40 { print "   " $0; lines++ }
