@@ -422,7 +422,7 @@ static int stomp_idle(int ep, int total, int seconds)
     struct epoll_event events[1024];
     long long start = now_us(), end = start + seconds * 1000000LL, beats_out = 0, beats_in = 0, other = 0;
     for (int k = 0; k < total; k++) ss_[k].next_beat = start + interval * k / total;
-    int next_scan = 0, closed = 0;
+    int next_scan = 0, closed = 0, bad = 0;
     while (now_us() < end)
     {
         long long now = now_us();
@@ -452,15 +452,15 @@ static int stomp_idle(int ep, int total, int seconds)
                 else if (other++ == 0) s_fail(c, "unexpected frame while idle", payload, len);
                 s_consume(c, used);
             }
-            if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); c->have = 0; }
+            if (r < 0) { s_fail(c, "bad frame", c->buf, c->have); c->have = 0; bad++; }
         }
     }
     int held = 0;
     for (int k = 0; k < total; k++) held += ss_[k].fd >= 0;
-    printf("held=%d closed=%d beats_sent=%lld beats_received=%lld other_frames=%lld\n", held, closed, beats_out, beats_in, other);
+    printf("held=%d closed=%d beats_sent=%lld beats_received=%lld other_frames=%lld bad_frames=%d\n", held, closed, beats_out, beats_in, other, bad);
     fflush(stdout);
     sleep(2);
-    return closed > 0 || other > 0;
+    return closed > 0 || other > 0 || bad > 0;
 }
 
 static int stomp_client(int port, int total, const char *mode, int seconds, int sources, const char *token)
