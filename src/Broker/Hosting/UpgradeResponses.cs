@@ -15,14 +15,7 @@ internal static class UpgradeResponses
 {
     private static ReadOnlySpan<byte> AcceptGuidBytes => "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"u8;
 
-    /// <summary>Sec-WebSocket-Accept: base64(SHA-1(key + the RFC's GUID)).</summary>
-    public static string AcceptKey(string key)
-    {
-        Span<byte> accept = stackalloc byte[28];
-        return Encoding.ASCII.GetString(accept[..WriteAcceptKey(key, accept)]);
-    }
-
-    // The accept value's 28 bytes into `accept`; returns how many were written.
+    // Sec-WebSocket-Accept, base64(SHA-1(key + the RFC's GUID)): its 28 bytes into `accept`; returns how many were written.
     private static int WriteAcceptKey(string key, Span<byte> accept)
     {
         var length = key.Length + AcceptGuidBytes.Length;
