@@ -37,6 +37,8 @@ public sealed class SessionRegistryTests
             Assert.Contains(frames, f => f.Command == StompCommand.Error && f.Headers["message"] == "closed by the test");
         }
         await WaitUntilAsync(() => !registry.IsOnline("wall"));
+        // UserOffline is raised after the registry's gate is left: it may come a moment after IsOnline turns false.
+        await WaitUntilAsync(() => { lock (events) return events.Count >= 3; });
         Assert.True(registry.IsOnline("desk"));
         lock (events) Assert.Equal(["online wall", "online desk", "offline wall"], events);
         foreach (var client in clients) await client.DisposeAsync();
