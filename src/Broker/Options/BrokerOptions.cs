@@ -56,6 +56,10 @@ public sealed class BrokerOptions
     /// to the thread pool (<c>SocketTransportOptions.UnsafePreferInlineScheduling</c>): a flush sends at once, and a
     /// received frame is handled without another hop. The broker's handlers never block, which is what the setting asks.</summary>
     public bool InlineScheduling { get; set; } = true;
+    /// <summary>The socket of an upgraded WebSocket connection (<see cref="BrokerTransport.Pipeline"/>) completes its reads and
+    /// writes on the runtime's socket event thread: a heart-beat costs no thread-pool wake-up. Every frame that is not a
+    /// heart-beat is handed to the thread pool before it is handled (<c>InlineSocketCompletions</c>).</summary>
+    public bool InlineSocketCompletions { get; set; } = true;
     /// <summary>Most open WebSocket connections; beyond it upgrades get 503. 0: derived from the open-file limit
     /// (<c>ConnectionLimits</c>), which is what a node can hold without running out of descriptors.</summary>
     public int MaxConnections { get; set; }

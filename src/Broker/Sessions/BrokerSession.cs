@@ -135,6 +135,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         _abort.Dispose();
         _completion.Complete();
         await Transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, Services.Options.ShutdownTimeoutMs)));
+        // The client's close reply may have been read on the socket event thread (InlineSocketCompletions): Kestrel's
+        // teardown of the connection, which follows this, runs on the thread pool.
+        if (InlineSocketCompletions.OnEventThread) await Task.Yield();
     }
 
     // ---- what the pump asks of the session ----------------------------------------------------------------------------
@@ -150,6 +153,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// several frames). Else each message is handed over whole, up to this many bytes (raw topic URLs: one message is one
     /// SEND); a larger one is handed over once it is past the limit, and the session refuses it.</summary>
     protected internal virtual int MessageLimit => 0;
+
+    /// <summary>True when <paramref name="buffer"/> holds heart-beats only (nothing for a handler): the pump then notes them
+    /// on the socket event thread that read them, without a hop to the thread pool (<c>InlineSocketCompletions</c>).</summary>
+    protected internal virtual bool OnlyHeartBeats(in ReadOnlySequence<byte> buffer) => false;
 
     /// <summary>Releases subscriptions and other per-session state.</summary>
     protected abstract void OnClosed();

@@ -37,6 +37,15 @@ public sealed class StompSession : BrokerSession
 
     public StompVersion Version => _state.Version;
 
+    // STOMP's heart-beat is an EOL between frames. The buffer starts at the first unconsumed frame, so EOLs only means no
+    // frame is under way.
+    protected internal override bool OnlyHeartBeats(in ReadOnlySequence<byte> buffer)
+    {
+        foreach (var segment in buffer)
+            if (segment.Span.IndexOfAnyExcept((byte)'\n', (byte)'\r') >= 0) return false;
+        return true;
+    }
+
     protected internal override async ValueTask<SequencePosition> ReceiveAsync(ReadOnlySequence<byte> buffer)
     {
         // TryParseNext remembers how far it got in an unfinished frame, so a frame trickling in costs linear time.

@@ -73,6 +73,9 @@ internal static class TransportPump
                     left = buffer.Length;
                     continue;
                 }
+                // Inline socket completions: the socket event thread read this. Heart-beats are noted there; anything else is
+                // handled on the thread pool, so that no handler holds up the event thread of every connection.
+                if (InlineSocketCompletions.OnEventThread && !session.OnlyHeartBeats(buffer)) await Task.Yield();
                 var consumed = buffer.Start;
                 account.BeginHandling();
                 try
@@ -110,6 +113,7 @@ internal static class TransportPump
         }
         finally
         {
+            if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // the session's end runs on the thread pool
             await session.EndAsync();
         }
     }
@@ -157,6 +161,9 @@ internal static class TransportPump
                     // The no-progress clock of CheckTimeouts: a send pending for Broker:SlowConsumerMs is a slow consumer.
                     session.Clock.SendStarted(now);
                     await session.Transport.SendAsync(buffer.WrittenMemory, batch.Binary, session.Aborted);
+                    // A send that waited for the client resumes on the socket event thread (inline socket completions): the
+                    // next batch is built on the thread pool.
+                    if (InlineSocketCompletions.OnEventThread) await Task.Yield();
                     session.Clock.SendEnded();
                     batch.Sent(buffer.WrittenCount, session);
                 }
