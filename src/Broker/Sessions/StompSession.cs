@@ -37,12 +37,23 @@ public sealed class StompSession : BrokerSession
 
     public StompVersion Version => _state.Version;
 
-    // STOMP's heart-beat is an EOL between frames. The buffer starts at the first unconsumed frame, so EOLs only means no
-    // frame is under way.
+    // STOMP's heart-beat is an EOL (LF or CRLF) between frames. The buffer starts at the first unconsumed frame, so EOLs
+    // only means no frame is under way and the parser only skips them. A lone CR is not one (the parser would take it for
+    // the start of a frame and may refuse it), and more than a few beats at once is not a client at rest: both are
+    // handled like frames.
     protected internal override bool OnlyHeartBeats(in ReadOnlySequence<byte> buffer)
     {
-        foreach (var segment in buffer)
-            if (segment.Span.IndexOfAnyExcept((byte)'\n', (byte)'\r') >= 0) return false;
+        const int MaxBytes = 16;
+        if (buffer.Length > MaxBytes) return false;
+        Span<byte> bytes = stackalloc byte[MaxBytes];
+        bytes = bytes[..(int)buffer.Length];
+        buffer.CopyTo(bytes);
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            if (bytes[i] == (byte)'\n') continue;
+            if (bytes[i] != (byte)'\r' || i + 1 == bytes.Length || bytes[i + 1] != (byte)'\n') return false;
+            i++;
+        }
         return true;
     }
 

@@ -19,6 +19,9 @@ namespace WsBroker.Broker.Sessions;
 internal static class TransportPump
 {
     private const int MaxFramesPerFlush = 256;
+    // Heart-beat reads the socket event thread handles in a row while the client's bytes keep coming: past it the pump
+    // hops to the thread pool like any frame, so a client that floods EOLs cannot hold the event thread of every connection.
+    private const int MaxInlineHeartBeatReads = 8;
     private const int MaxBytesPerFlush = 256 * 1024;
     private const string ExpiredDetail =
         "the session's token expired (its exp plus Auth:ClockSkewSeconds) without a refresh: SEND /session/token with a new one before then";
@@ -40,6 +43,7 @@ internal static class TransportPump
             // session holds none, only the pending read.
             var transport = session.Transport;
             long left = 0;                                                    // what the last read left unconsumed
+            var inlineRun = 0;                                                // heart-beat reads handled inline since a wait
             while (!session.IsClosing)
             {
                 if (transport.Waitable is { } input && !session.Aborted.IsCancellationRequested)
@@ -51,7 +55,9 @@ internal static class TransportPump
                     ReadResult ready = default;
                     try
                     {
-                        ready = await input.ReadAsync(CancellationToken.None);
+                        var pending = input.ReadAsync(CancellationToken.None);
+                        if (!pending.IsCompleted) inlineRun = 0;              // a new event: the client paused
+                        ready = await pending;
                         waited = true;
                     }
                     catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException) { }
@@ -75,7 +81,8 @@ internal static class TransportPump
                 }
                 // Inline socket completions: the socket event thread read this. Heart-beats are noted there; anything else is
                 // handled on the thread pool, so that no handler holds up the event thread of every connection.
-                if (InlineSocketCompletions.OnEventThread && !session.OnlyHeartBeats(buffer)) await Task.Yield();
+                if (InlineSocketCompletions.OnEventThread && (!session.OnlyHeartBeats(buffer) || ++inlineRun > MaxInlineHeartBeatReads))
+                    await Task.Yield();
                 var consumed = buffer.Start;
                 account.BeginHandling();
                 try
@@ -105,10 +112,12 @@ internal static class TransportPump
                 var credit = session.WaitForCreditAsync();
                 if (!credit.IsCompletedSuccessfully) await credit;
             }
+            if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // the end is logged and acted on off it
             session.ReadEnded();
         }
         catch (Exception ex)
         {
+            if (InlineSocketCompletions.OnEventThread) await Task.Yield();
             session.ReadFailed(ex);
         }
         finally
@@ -192,6 +201,7 @@ internal static class TransportPump
         catch (IOException) { }
         catch (Exception ex)
         {
+            if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // a send that resumed on the event thread failed
             session.WriterFailed(ex);                             // nobody awaits this task: say it, and end the session
         }
         finally

@@ -24,6 +24,7 @@ namespace WsBroker.Broker.Transport;
 public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
 {
     private const int CloseSent = 1, CloseReceived = 2, Failed = 4, Aborted = 8;
+    private const int MaxInlineTurns = 8;
     private readonly ConnectionContext _connection;
     private InboundFrames _frames;                               // a struct: the frame and message being read, in place
     private Pipe? _carry;                                        // bytes the session left at a frame's end, with what follows
@@ -40,6 +41,9 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         _connection = connection;
     }
 
+    /// <summary>The Kestrel connection under the transport (tests look at its socket).</summary>
+    internal ConnectionContext Connection => _connection;
+
     // Kestrel's pipes, read through the connection each time: two fields less on every connection.
     private PipeReader Input => _connection.Transport.Input;
 
@@ -54,8 +58,12 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken)
     {
+        var turns = 0;
         while (true)
         {
+            // On the socket event thread (InlineSocketCompletions) a client's bytes may keep this loop going without a wait
+            // (empty fragments, pongs): a few turns, then the rest is read on the thread pool.
+            if (++turns > MaxInlineTurns && InlineSocketCompletions.OnEventThread) await Task.Yield();
             if (Has(CloseReceived)) return TransportReadResult.Completed;
             cancellationToken.ThrowIfCancellationRequested();
             ReadResult input;
@@ -90,6 +98,8 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
                 }
                 if (header.IsControl)
                 {
+                    // A pong, a close or its reply is sent from the thread pool, never the event thread (a flood of pings).
+                    if (InlineSocketCompletions.OnEventThread) await Task.Yield();
                     await ControlAsync(header, buffer.Slice(header.Length, header.PayloadLength));   // consumes the frame
                     continue;
                 }

@@ -13,13 +13,28 @@ internal sealed class WebSocketPeer : ConnectionContext
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private static readonly byte[] s_mask = [0x37, 0xFA, 0x21, 0x3D];
-    private readonly Pipe _toServer = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
+    private readonly Pipe _toServer;
     private readonly Pipe _toClient = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
 
-    public WebSocketPeer()
+    /// <param name="inlineReads">The server's reads complete on the thread that writes the client's bytes (as on the socket
+    /// event thread with inline completions); the threads that flush the server's output are noted in
+    /// <see cref="ServerFlushThreads"/>.</param>
+    public WebSocketPeer(bool inlineReads = false)
     {
-        Transport = new DuplexPipe(_toServer.Reader, _toClient.Writer);
+        _toServer = new(new PipeOptions(readerScheduler: inlineReads ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
+            pauseWriterThreshold: 0, useSynchronizationContext: false));
+        Transport = new DuplexPipe(_toServer.Reader, new FlushNotingWriter(_toClient.Writer, ServerFlushThreads));
         Server = new PipeWebSocketTransport(this);
+    }
+
+    /// <summary>The managed thread ids that flushed the server's output (a pong, a message, a close).</summary>
+    public System.Collections.Concurrent.ConcurrentBag<int> ServerFlushThreads { get; } = [];
+
+    /// <summary>The client's bytes, written and flushed on the caller's thread.</summary>
+    public void WriteNow(byte[] bytes)
+    {
+        _toServer.Writer.Write(bytes);
+        _toServer.Writer.FlushAsync().AsTask().GetAwaiter().GetResult();
     }
 
     public PipeWebSocketTransport Server { get; }
@@ -160,5 +175,20 @@ internal sealed class WebSocketPeer : ConnectionContext
     {
         public PipeReader Input => input;
         public PipeWriter Output => output;
+    }
+
+    private sealed class FlushNotingWriter(PipeWriter inner, System.Collections.Concurrent.ConcurrentBag<int> threads) : PipeWriter
+    {
+        public override void Advance(int bytes) => inner.Advance(bytes);
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            threads.Add(Environment.CurrentManagedThreadId);
+            return inner.FlushAsync(cancellationToken);
+        }
     }
 }
