@@ -286,10 +286,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
     private static ReadOnlySpan<byte> HeartBeatBytes => "\n"u8;
 
-    /// <summary>A heart-beat is due when nothing was sent for the negotiated interval (called by the scanner).</summary>
-    internal void SendHeartBeatIfDue(long nowMs)
+    /// <summary>A heart-beat is due when nothing was sent for the negotiated interval, or will have been within
+    /// <paramref name="earlyMs"/> (called by the scanner, with its tick: so that no beat is late).</summary>
+    internal void SendHeartBeatIfDue(long nowMs, int earlyMs = 0)
     {
-        if (IsClosing || !_clock.TakeHeartBeat(nowMs)) return;
+        if (IsClosing || !_clock.TakeHeartBeat(nowMs, earlyMs)) return;
         // Straight to the socket when nothing waits for the writer and the transport can (the scanner's pass sends
         // thousands so, with no writer loop woken for each); otherwise the writer sends it (or something else instead).
         if (Protocol == "stomp" && _outbox.IsEmpty && Transport.TrySendNow(HeartBeatBytes)) Services.Metrics.FramesSent(0, 1, messages: 0);

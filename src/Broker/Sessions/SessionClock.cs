@@ -76,11 +76,12 @@ internal struct SessionClock(long nowMs)
     public bool IsStalled(int stallMs) =>
         Volatile.Read(ref _sendingSinceMs) is var since and > 0 && Environment.TickCount64 - since >= stallMs;
 
-    /// <summary>True when a heart-beat is due: nothing was sent for <see cref="HeartBeatSendMs"/>. Then counts it as sent,
-    /// so there is one beat per interval even if the writer is slow.</summary>
-    public bool TakeHeartBeat(long nowMs)
+    /// <summary>True when a heart-beat is due: nothing was sent for <see cref="HeartBeatSendMs"/>, or will have been by
+    /// <paramref name="earlyMs"/> from now (the scanner's next tick: a beat sent then would be late). Then counts it as
+    /// sent, so there is one beat per interval even if the writer is slow.</summary>
+    public bool TakeHeartBeat(long nowMs, int earlyMs = 0)
     {
-        if (HeartBeatSendMs <= 0 || nowMs - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs) return false;
+        if (HeartBeatSendMs <= 0 || nowMs + earlyMs - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs) return false;
         Volatile.Write(ref _lastSentMs, nowMs);
         return true;
     }

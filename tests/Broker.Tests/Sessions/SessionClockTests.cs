@@ -22,6 +22,26 @@ public sealed class SessionClockTests
     }
 
     [Fact]
+    public void TakeHeartBeat_DueWhenTheNextTickWouldBeLate_ThenCountedAsSent()
+    {
+        var clock = new SessionClock(0) { HeartBeatSendMs = 10_000 };
+        Assert.False(clock.TakeHeartBeat(8_999, earlyMs: 1_000));      // the next tick, at 9,999, is still in time
+        Assert.True(clock.TakeHeartBeat(9_000, earlyMs: 1_000));       // the next one, at 10,000, would be late
+        Assert.False(clock.TakeHeartBeat(9_500, earlyMs: 1_000));      // taken: counted as sent at 9,000
+        Assert.False(clock.TakeHeartBeat(17_999, earlyMs: 1_000));
+        Assert.True(clock.TakeHeartBeat(18_000, earlyMs: 1_000));
+        Assert.False(clock.TakeHeartBeat(27_999));                     // with no tick to allow for: the interval itself
+        Assert.True(clock.TakeHeartBeat(28_000));
+    }
+
+    [Fact]
+    public void TakeHeartBeat_Off_NeverDue()
+    {
+        var clock = new SessionClock(0);
+        Assert.False(clock.TakeHeartBeat(1_000_000, earlyMs: 1_000));
+    }
+
+    [Fact]
     public void ExpiryOf_IsExpPlusSkewOnTheSessionClock_AndNeverWithoutExp()
     {
         Assert.Equal(long.MaxValue, SessionClock.ExpiryOf(DateTimeOffset.MaxValue, TimeSpan.FromSeconds(30)));
