@@ -69,6 +69,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// gate; -1 when not there).</summary>
     internal int UserSlot { get; set; } = -1;
 
+    /// <summary>Where this session sits in <see cref="SessionRegistry"/>'s array of every open session (under its gate; -1
+    /// when not there).</summary>
+    internal int RegistrySlot { get; set; } = -1;
+
     /// <summary>The session's token expired without a refresh: nothing more is sent but the ERROR <c>token expired</c>.</summary>
     internal bool IsExpired => _clock.IsExpired;
 

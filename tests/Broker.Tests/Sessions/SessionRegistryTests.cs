@@ -44,6 +44,41 @@ public sealed class SessionRegistryTests
         foreach (var client in clients) await client.DisposeAsync();
     }
 
+    [Fact]
+    public void All_HoldsExactlyTheOpenSessions_AsTheyComeAndGoAndTheArrayGrows()
+    {
+        var services = SessionServices.Create(new WsBroker.Broker.Options.BrokerOptions(), "registry-signing-key-0123456789abcdefghij");
+        var registry = services.Sessions;
+        var open = new HashSet<BrokerSession>();
+        BrokerSession New(int i) => new StompSession(new InMemoryTransport(), services, "s" + i, null);
+        for (var i = 0; i < 1_000; i++)                             // past the first arrays (64, 128, ...)
+        {
+            var session = New(i);
+            registry.Add(session);
+            registry.Add(session);                                  // twice: still once
+            open.Add(session);
+        }
+        foreach (var leaving in open.Where((_, i) => i % 3 == 0).ToList())
+        {
+            registry.Remove(leaving);
+            registry.Remove(leaving);                               // twice: nothing more
+            open.Remove(leaving);
+        }
+        for (var i = 1_000; i < 1_500; i++)                         // take the freed slots, then new ones
+        {
+            var session = New(i);
+            registry.Add(session);
+            open.Add(session);
+        }
+
+        Assert.Equal(open.Count, registry.Count);
+        var seen = new List<BrokerSession>();
+        foreach (var session in registry.All) seen.Add(session);    // the scanner's walk (the struct enumerator)
+        Assert.Equal(open.Count, seen.Count);
+        Assert.True(open.SetEquals(seen));
+        Assert.True(open.SetEquals(registry.All.ToList()));         // and through IEnumerable (LINQ)
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
