@@ -81,7 +81,7 @@ internal struct SessionClock(long nowMs)
     /// sent, so there is one beat per interval even if the writer is slow.</summary>
     public bool TakeHeartBeat(long nowMs, int earlyMs = 0)
     {
-        if (HeartBeatSendMs <= 0 || nowMs + earlyMs - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs) return false;
+        if (HeartBeatSendMs <= 0 || nowMs + Math.Min(earlyMs, HeartBeatSendMs / 4) - Volatile.Read(ref _lastSentMs) < HeartBeatSendMs) return false;
         Volatile.Write(ref _lastSentMs, nowMs);
         return true;
     }

@@ -19,9 +19,11 @@ namespace WsBroker.Broker.Sessions;
 internal static class TransportPump
 {
     private const int MaxFramesPerFlush = 256;
-    // Heart-beat reads the socket event thread handles in a row while the client's bytes keep coming: past it the pump
-    // hops to the thread pool like any frame, so a client that floods EOLs cannot hold the event thread of every connection.
+    // Heart-beat reads the socket event thread handles within InlineWindowMs of each other: past it the pump hops to the
+    // thread pool like any frame, so a client that floods EOLs cannot hold the event thread of every connection. A client
+    // at rest sends one every few seconds.
     private const int MaxInlineHeartBeatReads = 8;
+    private const int InlineWindowMs = 100;
     private const int MaxBytesPerFlush = 256 * 1024;
     private const string ExpiredDetail =
         "the session's token expired (its exp plus Auth:ClockSkewSeconds) without a refresh: SEND /session/token with a new one before then";
@@ -43,7 +45,8 @@ internal static class TransportPump
             // session holds none, only the pending read.
             var transport = session.Transport;
             long left = 0;                                                    // what the last read left unconsumed
-            var inlineRun = 0;                                                // heart-beat reads handled inline since a wait
+            var inlineRun = 0;                                                // inline reads, each within the window of the last
+            long lastInlineMs = 0;
             while (!session.IsClosing)
             {
                 if (transport.Waitable is { } input && !session.Aborted.IsCancellationRequested)
@@ -55,9 +58,7 @@ internal static class TransportPump
                     ReadResult ready = default;
                     try
                     {
-                        var pending = input.ReadAsync(CancellationToken.None);
-                        if (!pending.IsCompleted) inlineRun = 0;              // a new event: the client paused
-                        ready = await pending;
+                        ready = await input.ReadAsync(CancellationToken.None);
                         waited = true;
                     }
                     catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException) { }
@@ -75,13 +76,15 @@ internal static class TransportPump
                 session.Services.Metrics.BytesReceived((int)(buffer.Length - left));
                 if (session.MessageLimit > 0 && !read.EndOfMessage && buffer.Length <= session.MessageLimit)
                 {
+                    // A message arriving in pieces (raw topic URLs) is gathered off the event thread after a few.
+                    if (InlineSocketCompletions.OnEventThread && InlineRunTooLong(ref inlineRun, ref lastInlineMs)) await Task.Yield();
                     transport.AdvanceTo(buffer.Start);                        // a whole message first (raw topic URLs)
                     left = buffer.Length;
                     continue;
                 }
                 // Inline socket completions: the socket event thread read this. Heart-beats are noted there; anything else is
                 // handled on the thread pool, so that no handler holds up the event thread of every connection.
-                if (InlineSocketCompletions.OnEventThread && (!session.OnlyHeartBeats(buffer) || ++inlineRun > MaxInlineHeartBeatReads))
+                if (InlineSocketCompletions.OnEventThread && (!session.OnlyHeartBeats(buffer) || InlineRunTooLong(ref inlineRun, ref lastInlineMs)))
                     await Task.Yield();
                 var consumed = buffer.Start;
                 account.BeginHandling();
@@ -125,6 +128,15 @@ internal static class TransportPump
             if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // the session's end runs on the thread pool
             await session.EndAsync();
         }
+    }
+
+    // One more read handled on the event thread: true when it makes too many close together (the client is not at rest).
+    private static bool InlineRunTooLong(ref int run, ref long lastMs)
+    {
+        var now = Environment.TickCount64;
+        run = now - lastMs > InlineWindowMs ? 1 : run + 1;
+        lastMs = now;
+        return run > MaxInlineHeartBeatReads;
     }
 
     // The writer's resume: static, so a waiting writer costs its session no delegate.

@@ -421,6 +421,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
                     var read = await ReadAsync(cancel.Token);
                     if (read.IsCompleted) return;
                     AdvanceTo(read.Buffer.End);
+                    if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // what a client sends meanwhile is dropped off it
                 }
             }
             catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException) { }

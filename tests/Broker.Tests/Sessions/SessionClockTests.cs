@@ -35,6 +35,14 @@ public sealed class SessionClockTests
     }
 
     [Fact]
+    public void TakeHeartBeat_EarlyByAQuarterOfTheIntervalAtMost()
+    {
+        var clock = new SessionClock(0) { HeartBeatSendMs = 20 };      // a 10 ms tick (the scanner's floor) is half of it
+        Assert.False(clock.TakeHeartBeat(14, earlyMs: 10));
+        Assert.True(clock.TakeHeartBeat(15, earlyMs: 10));
+    }
+
+    [Fact]
     public void TakeHeartBeat_Off_NeverDue()
     {
         var clock = new SessionClock(0);

@@ -68,16 +68,17 @@ public class InlineSocketCompletionsTests
         if (TestBroker.Transport is "AspNetCore") return;           // the setting is the pipeline transport's
         var probe = new ThreadProbe();
         await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<ISendHandler>(probe),
-            "Broker:HeartBeatReceiveMs=500", "Broker:HeartBeatSendMs=0");
-        await using var client = await broker.ConnectAsync("alice", heartBeat: "500,0");   // beats every 500 ms, owed
+            "Broker:HeartBeatReceiveMs=1000", "Broker:HeartBeatSendMs=0");
+        await using var client = await broker.ConnectAsync("alice", heartBeat: "1000,0");  // beats every second, owed
         var session = Assert.Single(broker.Services.GetRequiredService<SessionRegistry>().All);
         var socket = ((PipeWebSocketTransport)session.Transport).Connection.Features.Get<IConnectionSocketFeature>()!.Socket;
         Assert.True(Inline(socket));                                // its reads complete on the event thread
 
-        // Beats only, for four receive intervals: each is read and noted on the event thread, and the session lives.
+        // Beats only, for two and a half receive intervals: each is read and noted on the event thread, and the session
+        // lives (silent, it would be closed after two).
         for (var i = 0; i < 10; i++)
         {
-            await Task.Delay(200);
+            await Task.Delay(250);
             await client.SendAsync("\n");
         }
         Assert.False(session.IsClosing);
@@ -106,20 +107,26 @@ public class InlineSocketCompletionsTests
         var run = session.RunAsync();
         const int Beats = 10_000;
 
+        using var written = new ManualResetEventSlim();
+        using var done = new ManualResetEventSlim();                  // the flooder lives on: its thread id is not reused
         var flooder = new Thread(() =>
         {
             transport.Client.Write(Enumerable.Repeat((byte)'\n', Beats).ToArray());
             transport.Client.FlushAsync().AsTask().GetAwaiter().GetResult();   // the pump runs inside this, until it hops
+            written.Set();
+            done.Wait(TimeSpan.FromSeconds(30));
         });
         flooder.Start();
-        Assert.True(flooder.Join(TimeSpan.FromSeconds(10)));
+        Assert.True(written.Wait(TimeSpan.FromSeconds(10)));
 
         // The flooding thread read a few beats itself, then the rest went to the thread pool.
-        Assert.InRange(transport.ReadsOn(flooder.ManagedThreadId), 1, 9);
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (transport.BytesRead < Beats && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.InRange(transport.ReadsOn(flooder.ManagedThreadId), 1, 9);
         Assert.Equal(Beats, transport.BytesRead);
         Assert.False(session.IsClosing);                               // beats are no error
+        done.Set();
+        flooder.Join();
 
         await transport.Client.CompleteAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
@@ -134,15 +141,24 @@ public class InlineSocketCompletionsTests
         for (var i = 0; i < 200; i++) flood.AddRange(WebSocketPeer.Frame(WebSocketOpcode.Ping, "p"u8));
         flood.AddRange(WebSocketPeer.Frame(WebSocketOpcode.Text, "\n"u8));
 
-        var flooder = new Thread(() => peer.WriteNow([.. flood]));   // the server's read runs inside this write, until it hops
+        using var written = new ManualResetEventSlim();
+        using var done = new ManualResetEventSlim();                  // the flooder lives on: its thread id is not reused
+        var flooder = new Thread(() =>
+        {
+            peer.WriteNow([.. flood]);                              // the server's read runs inside this write, until it hops
+            written.Set();
+            done.Wait(TimeSpan.FromSeconds(30));
+        });
         flooder.Start();
-        Assert.True(flooder.Join(WebSocketPeer.Timeout));
+        Assert.True(written.Wait(WebSocketPeer.Timeout));
 
         var result = await read.WaitAsync(WebSocketPeer.Timeout);
         Assert.Equal("\n"u8.ToArray(), result.Buffer.ToArray());
         for (var i = 0; i < 200; i++) Assert.Equal(WebSocketOpcode.Pong, (await peer.ReceiveAsync()).Opcode);
         Assert.NotEmpty(peer.ServerFlushThreads);
         Assert.DoesNotContain(flooder.ManagedThreadId, peer.ServerFlushThreads);   // no pong was sent from the event thread
+        done.Set();
+        flooder.Join();
     }
 
     private static PropertyInfo Switch(Socket socket) =>
