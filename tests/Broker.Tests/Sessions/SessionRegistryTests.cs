@@ -50,7 +50,10 @@ public sealed class SessionRegistryTests
         var services = SessionServices.Create(new WsBroker.Broker.Options.BrokerOptions(), "registry-signing-key-0123456789abcdefghij");
         var registry = services.Sessions;
         var open = new HashSet<BrokerSession>();
+        var ended = 0;
+        registry.SessionEnded += _ => ended++;
         BrokerSession New(int i) => new StompSession(new InMemoryTransport(), services, "s" + i, null);
+        registry.Remove(New(-1));                                   // never added: nothing happens
         for (var i = 0; i < 1_000; i++)                             // past the first arrays (64, 128, ...)
         {
             var session = New(i);
@@ -61,7 +64,7 @@ public sealed class SessionRegistryTests
         foreach (var leaving in open.Where((_, i) => i % 3 == 0).ToList())
         {
             registry.Remove(leaving);
-            registry.Remove(leaving);                               // twice: nothing more
+            registry.Remove(leaving);                               // twice: no second SessionEnded
             open.Remove(leaving);
         }
         for (var i = 1_000; i < 1_500; i++)                         // take the freed slots, then new ones
@@ -71,12 +74,48 @@ public sealed class SessionRegistryTests
             open.Add(session);
         }
 
+        Assert.Equal(1_000 - open.Count + 500, ended);              // one SessionEnded per session removed
         Assert.Equal(open.Count, registry.Count);
         var seen = new List<BrokerSession>();
         foreach (var session in registry.All) seen.Add(session);    // the scanner's walk (the struct enumerator)
         Assert.Equal(open.Count, seen.Count);
         Assert.True(open.SetEquals(seen));
         Assert.True(open.SetEquals(registry.All.ToList()));         // and through IEnumerable (LINQ)
+    }
+
+    [Fact]
+    public async Task All_WalkedWhileSessionsComeAndGoAndTheArrayGrows_NeverYieldsOneTwice()
+    {
+        var services = SessionServices.Create(new WsBroker.Broker.Options.BrokerOptions(), "registry-signing-key-0123456789abcdefghij");
+        var registry = services.Sessions;
+        var kept = Enumerable.Range(0, 100).Select(i => new StompSession(new InMemoryTransport(), services, "kept" + i, null)).ToList();
+        foreach (var session in kept) registry.Add(session);
+        using var stop = new CancellationTokenSource();
+        var walks = 0;
+        var walker = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var seen = new HashSet<BrokerSession>(ReferenceEqualityComparer.Instance);
+                foreach (var session in registry.All) Assert.True(seen.Add(session), "a session twice in one walk");
+                Assert.True(kept.All(seen.Contains), "a session open all along was missed");
+                walks++;
+            }
+        });
+        // Churn past several doublings (64 → 8,192 slots) while the walker walks.
+        var churn = new List<BrokerSession>();
+        for (var i = 0; i < 5_000; i++)
+        {
+            var session = new StompSession(new InMemoryTransport(), services, "c" + i, null);
+            registry.Add(session);
+            churn.Add(session);
+            if (i % 3 == 2) { registry.Remove(churn[i - 2]); }
+        }
+        await Task.Delay(50);
+        stop.Cancel();
+        await walker.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(walks > 0);
+        Assert.Equal(100 + 5_000 - 5_000 / 3, registry.Count);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
