@@ -77,6 +77,7 @@ public sealed class SessionRegistry
     internal void Remove(BrokerSession connection)
     {
         var removed = false;
+        string? offline = null;                                     // its user, when this was the user's last session
         lock (_gate)
         {
             var slot = connection.RegistrySlot;
@@ -88,23 +89,19 @@ public sealed class SessionRegistry
                 _free[_freeCount++] = slot;
                 removed = true;
             }
+            if (connection.Principal is { } principal && _byUser.TryGetValue(principal.UserId, out var list)
+                && TakeOut(list, connection) && list.Count == 0)
+            {
+                _byUser.Remove(principal.UserId);
+                offline = principal.UserId;
+            }
         }
         if (removed)                                                // not when never added or already removed: once per connection
         {
             Interlocked.Decrement(ref _count);
             SessionEnded?.Invoke(connection);
         }
-        if (connection.Principal is not { } principal) return;
-        var last = false;
-        lock (_gate)
-        {
-            if (_byUser.TryGetValue(principal.UserId, out var list) && TakeOut(list, connection) && list.Count == 0)
-            {
-                _byUser.Remove(principal.UserId);
-                last = true;
-            }
-        }
-        if (last) UserOffline?.Invoke(principal.UserId);
+        if (offline is not null) UserOffline?.Invoke(offline);
     }
 
     // The last session moves into the leaving one's place (under the gate).
