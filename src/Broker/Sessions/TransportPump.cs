@@ -125,8 +125,7 @@ internal static class TransportPump
         }
         finally
         {
-            if (InlineSocketCompletions.OnEventThread) await Task.Yield();   // the session's end runs on the thread pool
-            await session.EndAsync();
+            await session.EndAsync();                                 // on the thread pool: both ways here hopped
         }
     }
 
