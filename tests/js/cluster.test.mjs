@@ -336,7 +336,8 @@ test('RabbitMQ stopped and started under traffic: nodes recover, nothing receipt
     // Live deliveries between the nodes stopped meanwhile: once reconnected, each node closed its chat sessions with
     // ERROR "backplane gap", and the parties (stompjs reconnects by itself) resubscribed with since: and caught up.
     for (const p of [customer, admin]) {
-      await waitFor(signal, () => p.stompErrors.includes('backplane gap') && p.connected, 20_000, () => `${p.userId} closed for the gap and back: ${p.summary()}`);
+      await waitFor(signal, () => p.stompErrors.includes('backplane gap') && p.connected, 20_000,
+        () => `${p.userId} closed for the gap and back: ${p.summary()}\n${nodesOutput(cluster)}`);
     }
     const { stored, problems } = await verify({ baseUrl: n1.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
     t.diagnostic(`${stored.length} stored; ${customer.summary()}; ${admin.summary()}`);
@@ -379,7 +380,8 @@ test("one node's RabbitMQ connection closed under traffic: its customer resumes 
     ]);
     assert.equal(closed, 'closed', `node 1's connection was closed: ${closed}`);
     await Promise.all(cluster.nodes.map((n) => ready(n.url, 60_000)));
-    await waitFor(signal, () => customer.stompErrors.includes('backplane gap') && customer.connected, 20_000, () => `the customer closed for the gap and back: ${customer.summary()}`);
+    await waitFor(signal, () => customer.stompErrors.includes('backplane gap') && customer.connected, 20_000,
+      () => `the customer closed for the gap and back: ${customer.summary()}\n${nodesOutput(cluster)}`);
     const { stored, problems } = await verify({ baseUrl: n1.url, adminId: 'admin1', clientId: 'client1', parties: [customer, admin], signal });
     t.diagnostic(`${stored.length} stored; ${customer.summary()}; ${admin.summary()}`);
     assert.deepEqual(problems, [], problems.join('\n'));
@@ -391,6 +393,11 @@ test("one node's RabbitMQ connection closed under traffic: its customer resumes 
     await cluster.dispose();
   }
 });
+
+/** What the nodes logged (warnings and up), the last 3,000 characters of each: for a failure's message. */
+function nodesOutput(cluster) {
+  return cluster.nodes.map((n, i) => `--- node ${i + 1} logged:\n${n.output().slice(-3000)}`).join('\n');
+}
 
 /** Has RabbitMQ close the connection named `name` (a node's, named after its queue); "closed" or what went wrong. */
 function closeConnection(name) {

@@ -27,7 +27,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private readonly CancellationTokenSource _abort = new();
     private SessionCompletion _completion;                        // a struct too: no task unless someone waits for the end
     private SessionCompletion _writer;                            // the writer's end, likewise
-    private int _closeRequested;
+    // CloseClaimed: a close was begun (the first one wins); CloseRequested: the read loop is to stop. A close sets the
+    // second only once its last frames are queued: the read loop's end completes the outbox, which would refuse them.
+    private int _close;
+    private const int CloseClaimed = 1, CloseRequested = 2;
     private int _reason = -1;
     private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
     private int _stopping;
@@ -52,7 +55,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
     protected internal CancellationToken Aborted => _abort.Token;
-    protected internal bool IsClosing => Volatile.Read(ref _closeRequested) != 0 || _abort.IsCancellationRequested;
+    protected internal bool IsClosing => (Volatile.Read(ref _close) & CloseRequested) != 0 || _abort.IsCancellationRequested;
     public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
     public long FramesIn { get; protected set; }
     public long FramesOut => Interlocked.Read(ref _framesOut);
@@ -374,7 +377,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public void CloseWithError(string message, string? receiptId, DisconnectReason reason, string? detail = null)
     {
         SetReason(reason);
-        if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
+        if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
         var error = BuildError(message, receiptId, detail);
         if (error is null || !_outbox.TryWriteControl(Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false))
             || !_outbox.TryWriteControl(Outbound.Close))
@@ -382,6 +385,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             Abort(reason);
             return;
         }
+        Interlocked.Or(ref _close, CloseRequested);               // only now: the read loop's end completes the outbox
         _outbox.Complete();
         ArmAbortTimer();
     }
@@ -390,8 +394,9 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     protected void CloseAfterFlush(DisconnectReason reason)
     {
         SetReason(reason);
-        if (Interlocked.Exchange(ref _closeRequested, 1) != 0) return;
+        if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
         if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
+        Interlocked.Or(ref _close, CloseRequested);
         _outbox.Complete();
         ArmAbortTimer();
     }
@@ -400,7 +405,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public void Abort(DisconnectReason reason)
     {
         SetReason(reason);
-        Volatile.Write(ref _closeRequested, 1);
+        Interlocked.Or(ref _close, CloseClaimed | CloseRequested);
         try
         {
             _abort.Cancel();
@@ -422,7 +427,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private void DiscardAndClose(DisconnectReason reason)
     {
         SetReason(reason);
-        Volatile.Write(ref _closeRequested, 1);
+        Interlocked.Or(ref _close, CloseClaimed | CloseRequested);
         _outbox.Complete();
         ArmAbortTimer();
     }
