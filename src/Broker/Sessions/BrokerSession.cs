@@ -29,6 +29,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private SessionCompletion _writer;                            // the writer's end, likewise
     // CloseClaimed: a close was begun (the first one wins); CloseRequested: the read loop is to stop. A close sets the
     // second only once its last frames are queued: the read loop's end completes the outbox, which would refuse them.
+    // Every way a session ends claims: a close that comes later does nothing.
     private int _close;
     private const int CloseClaimed = 1, CloseRequested = 2;
     private int _reason = -1;
@@ -128,6 +129,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// too long, then releases the session, and last lets the transport finish (<see cref="IConnectionTransport.FinishAsync"/>).</summary>
     internal async Task EndAsync()
     {
+        Interlocked.Or(ref _close, CloseClaimed | CloseRequested); // a close that comes now does nothing (it would abort)
         _outbox.Complete();                                       // and the publishers waiting for its drain released
         _credit?.Close();
         var writer = _writer.Task;
@@ -287,7 +289,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private bool TryEnqueue(in Outbound item)
     {
         if (_outbox.TryWrite(item)) return true;
-        SlowConsumer();
+        // Refused by a completed outbox (the session is closing; the check passed just before): not the client's fault.
+        if (!_outbox.IsCompleted) SlowConsumer();
         return false;
     }
 
@@ -373,31 +376,30 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// resend elsewhere; nothing they sent is stored).</summary>
     protected bool IsStopping => Volatile.Read(ref _stopping) != 0;
 
-    /// <summary>Sends ERROR (after what is already queued), then closes. The first reason given is the one logged.</summary>
+    /// <summary>Sends ERROR (after what is already queued), then closes; nothing is queued after it. The first way the
+    /// session ends wins: a close that comes after another (or after the read loop's end) does nothing.</summary>
     public void CloseWithError(string message, string? receiptId, DisconnectReason reason, string? detail = null)
     {
-        SetReason(reason);
         if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
+        SetReason(reason);                                        // the winner's (its close code goes with its ERROR)
         var error = BuildError(message, receiptId, detail);
-        if (error is null || !_outbox.TryWriteControl(Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false))
-            || !_outbox.TryWriteControl(Outbound.Close))
+        // ERROR and the close after it, past the queue's bound (a session at its cap is told too), and nothing after them.
+        if (error is null || !_outbox.TryWriteLast(Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false)))
         {
             Abort(reason);
             return;
         }
         Interlocked.Or(ref _close, CloseRequested);               // only now: the read loop's end completes the outbox
-        _outbox.Complete();
         ArmAbortTimer();
     }
 
     /// <summary>Closes after the queued frames are written (DISCONNECT).</summary>
     protected void CloseAfterFlush(DisconnectReason reason)
     {
-        SetReason(reason);
         if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
-        if (!_outbox.TryWriteControl(Outbound.Close)) Abort(reason);
+        SetReason(reason);
+        if (!_outbox.TryWriteLast(null)) Abort(reason);
         Interlocked.Or(ref _close, CloseRequested);
-        _outbox.Complete();
         ArmAbortTimer();
     }
 
@@ -427,8 +429,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private void DiscardAndClose(DisconnectReason reason)
     {
         SetReason(reason);
-        Interlocked.Or(ref _close, CloseClaimed | CloseRequested);
-        _outbox.Complete();
+        // Claimed already: whoever claimed completes the outbox (a close about to queue its ERROR would find it completed
+        // and drop the connection without a word); the writer cuts the backlog either way.
+        if ((Interlocked.Or(ref _close, CloseClaimed | CloseRequested) & CloseClaimed) == 0) _outbox.Complete();
+        else _outbox.ReleaseDrained();
         ArmAbortTimer();
     }
 

@@ -50,7 +50,17 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
         return true;
     }
 
-    public readonly bool TryWriteControl(in Outbound item) => _queue.TryWrite(item with { Counted = false });
+    /// <summary>Queues the session's last word (an ERROR, or nothing) and the close after it, whatever the queue holds, and
+    /// completes the outbox: nothing is queued between them or after them. False when already completed.</summary>
+    public bool TryWriteLast(in Outbound? word)
+    {
+        if (!_queue.TryWriteLast(word is { } w ? w with { Counted = false } : null, Outbound.Close)) return false;
+        ReleaseDrained();
+        return true;
+    }
+
+    /// <summary>Takes no more writes: a write refused now was not refused for a full queue.</summary>
+    public readonly bool IsCompleted => _queue.IsCompleted;
 
     /// <summary>Asks the writer for a heart-beat (a flag: it takes no slot of the ring); false once completed.</summary>
     public readonly bool TryWriteHeartBeat() => _queue.TryWriteHeartBeat();

@@ -37,25 +37,59 @@ internal sealed class OutboxQueue(int capacity)
         lock (Gate)
         {
             if (_completed || _count >= capacity) return false;
-            if (_items is null && _count == 0) _one = item;
-            else
-            {
-                if (_items is null)                                 // a second item: the lone one moves into a ring
-                {
-                    _items = ArrayPool<Outbound>.Shared.Rent(Math.Min(FirstLength, capacity));
-                    _items[0] = _one;
-                    _one = default;
-                    _head = 0;
-                }
-                else if (_count == _items.Length) Grow();
-                _items[(_head + _count) % _items.Length] = item;
-            }
-            _count++;
+            Append(item);
             wake = _waiting;
             _waiting = false;
         }
         if (wake) _wait.SetResult(true);
         return true;
+    }
+
+    /// <summary>Queues the last items, <paramref name="word"/> (when it has one) and then <paramref name="close"/>, past the
+    /// capacity, and completes the queue, all at once: nothing comes between them or after them. False when already
+    /// completed (the session is ending another way).</summary>
+    public bool TryWriteLast(in Outbound? word, in Outbound close)
+    {
+        bool wake;
+        lock (Gate)
+        {
+            if (_completed) return false;
+            if (word is { } w) Append(w);
+            Append(close);
+            _completed = true;
+            wake = _waiting;
+            _waiting = false;
+        }
+        if (wake) _wait.SetResult(true);
+        return true;
+    }
+
+    /// <summary>No more writes are taken (<see cref="Complete"/> or <see cref="TryWriteLast"/>): a write refused now was
+    /// refused for that, not for a full queue.</summary>
+    public bool IsCompleted
+    {
+        get
+        {
+            lock (Gate) return _completed;
+        }
+    }
+
+    private void Append(in Outbound item)
+    {
+        if (_items is null && _count == 0) _one = item;
+        else
+        {
+            if (_items is null)                                     // a second item: the lone one moves into a ring
+            {
+                _items = ArrayPool<Outbound>.Shared.Rent(Math.Min(FirstLength, Math.Max(capacity, 2)));
+                _items[0] = _one;
+                _one = default;
+                _head = 0;
+            }
+            else if (_count == _items.Length) Grow();
+            _items[(_head + _count) % _items.Length] = item;
+        }
+        _count++;
     }
 
     /// <summary>Asks for a heart-beat; false after <see cref="Complete"/>. Two asks before the reader comes are one.</summary>

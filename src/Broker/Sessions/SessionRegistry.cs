@@ -136,8 +136,9 @@ public sealed class SessionRegistry
     public async Task ShutdownAsync(TimeSpan timeout)
     {
         var connections = All.ToArray();
-        // Each session first stops taking frames and sends the receipts of what was committed meanwhile, then the ERROR.
-        await Task.WhenAll(connections.Select(c => c.ShutdownAsync(timeout))).WaitAsync(timeout).ConfigureAwait(false);
+        // Each session first stops taking frames and sends the receipts of what was committed meanwhile (each bounded by
+        // the timeout itself: a second bound here would race it and skip the wait below), then the ERROR.
+        await Task.WhenAll(connections.Select(c => c.ShutdownAsync(timeout))).ConfigureAwait(false);
         var all = Task.WhenAll(connections.Select(c => c.Completion));
         if (await Task.WhenAny(all, Task.Delay(timeout)) != all)
         {

@@ -151,6 +151,7 @@ internal static class TransportPump
     {
         var buffer = new PooledBufferWriter();
         var waiting = false;
+        var closeSent = false;                                    // the close item's batch went out: its ERROR was the last word
         try
         {
             while (true)
@@ -188,11 +189,16 @@ internal static class TransportPump
                     batch.Sent(buffer.WrittenCount, session);
                 }
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
-                if (close) break;
+                if (close)
+                {
+                    closeSent = true;
+                    break;
+                }
             }
             session.Aborted.ThrowIfCancellationRequested();       // aborted: no last word, no close handshake
-            // The backlog was discarded: the last word is why.
-            (string Message, string Detail)? last = session.IsExpired ? ("token expired", ExpiredDetail)
+            // The backlog was discarded: the last word is why (unless a close's ERROR went out before the cut).
+            (string Message, string Detail)? last = closeSent ? null
+                : session.IsExpired ? ("token expired", ExpiredDetail)
                 : session.Outbox.IsSlow ? ("slow consumer", "the client did not read its messages fast enough") : null;
             if (last is { } word)
             {
