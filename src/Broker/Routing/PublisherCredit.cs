@@ -60,7 +60,7 @@ public sealed class PublisherCredit
         var waited = false;
         var owed = Volatile.Read(ref _creditors);
         if (owed is null) return false;
-        while (true)
+        while (!_closed)
         {
             IMessageSink[] creditors;
             lock (owed)
@@ -73,7 +73,8 @@ public sealed class PublisherCredit
             foreach (var creditor in creditors)
             {
                 var drained = creditor.WhenDrained();
-                while (!drained.IsCompleted && !creditor.IsStalled)
+                // Closed (the session is closing: it reads nothing more) ends the wait at the next look.
+                while (!drained.IsCompleted && !creditor.IsStalled && !_closed)
                 {
                     waited = true;
                     await drained.WaitAsync(stallCheck, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -81,9 +82,11 @@ public sealed class PublisherCredit
                 }
             }
         }
+        return waited;
     }
 
-    /// <summary>The session ended: forget every creditor and take no more debt.</summary>
+    /// <summary>The session is closing or has ended: forget every creditor, take no more debt, and end a wait for credit
+    /// (within the stall check's interval).</summary>
     public void Close()
     {
         _closed = true;

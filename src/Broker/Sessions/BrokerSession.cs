@@ -135,7 +135,15 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         var writer = _writer.Task;
         if (await Task.WhenAny(writer, Task.Delay(Math.Max(1000, Services.Options.ShutdownTimeoutMs))) != writer) Abort(DisconnectReason.SlowConsumer);
         await writer.ConfigureAwait(false);
-        OnClosed();
+        try
+        {
+            OnClosed();
+        }
+        catch (Exception ex)
+        {
+            // Whatever failed (a plug-in told its subscription ended), the session still leaves the registry and ends.
+            Log.ReleaseFailed(Services.Logger, ex, SessionId);
+        }
         Services.Sessions.Remove(this);
         _abortTimer?.Dispose();
         Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
@@ -390,6 +398,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             return;
         }
         Interlocked.Or(ref _close, CloseRequested);               // only now: the read loop's end completes the outbox
+        _credit?.Close();                                         // a read loop paused for credit stops waiting
         ArmAbortTimer();
     }
 
@@ -400,6 +409,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(reason);
         if (!_outbox.TryWriteLast(null)) Abort(reason);
         Interlocked.Or(ref _close, CloseRequested);
+        _credit?.Close();
         ArmAbortTimer();
     }
 
@@ -412,7 +422,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         {
             _abort.Cancel();
         }
-        catch (ObjectDisposedException) { }
+        catch (Exception ex) when (ex is ObjectDisposedException or AggregateException) { }   // a callback's failure: cut anyway
         _outbox.Complete();                                       // after the cancel: the writer it wakes sees the abort
         Transport.Abort();
     }
@@ -433,6 +443,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         // and drop the connection without a word); the writer cuts the backlog either way.
         if ((Interlocked.Or(ref _close, CloseClaimed | CloseRequested) & CloseClaimed) == 0) _outbox.Complete();
         else _outbox.ReleaseDrained();
+        _credit?.Close();
         ArmAbortTimer();
     }
 
@@ -470,5 +481,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 
         [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "connection {SessionId} failed")]
         public static partial void ConnectionFailed(ILogger logger, Exception exception, string sessionId);
+
+        [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "connection {SessionId}: releasing its subscriptions failed")]
+        public static partial void ReleaseFailed(ILogger logger, Exception exception, string sessionId);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
@@ -430,8 +431,14 @@ public sealed class StompSession : BrokerSession
 
     protected override void OnClosed()
     {
-        foreach (var subscription in _subscriptions.Clear()) Forget(subscription);
+        Exception? failed = null;
+        foreach (var subscription in _subscriptions.Clear())
+        {
+            try { Forget(subscription); }
+            catch (Exception ex) { failed ??= ex; }               // a plug-in's Unsubscribed threw: the rest still go
+        }
         _transactions?.Forget();
+        if (failed is not null) ExceptionDispatchInfo.Throw(failed);
     }
 
     private static string? ReceiptOf(StompFrameView frame) => frame.GetHeaderString("receipt"u8);

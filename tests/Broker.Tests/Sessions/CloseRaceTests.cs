@@ -151,6 +151,25 @@ public sealed class CloseRaceTests
         }
     }
 
+    // A plug-in's Unsubscribed throws at the session's end: the session's other subscriptions still leave the router, and
+    // the session leaves the registry and ends (it stayed in both, walked by the scanner every second, for good).
+    [Fact]
+    public async Task SessionEnd_APlugInThatThrowsOnUnsubscribe_TheRestIsStillReleased()
+    {
+        var services = SessionServices.Create(new BrokerOptions(), Key, subscriptionHandlers: [new ThrowsOnUnsubscribe()]);
+        var (transport, session, client, run) = await ConnectedAsync(services, "thrower");
+        await client.SendAsync("SUBSCRIBE\nid:t1\ndestination:/topic/kept.1\n\n\0SUBSCRIBE\nid:q\ndestination:/user/queue/thrower\n\n\0"
+            + "SUBSCRIBE\nid:t2\ndestination:/topic/kept.2\nreceipt:r\n\n\0");
+        Assert.Equal("r", (await client.ReceiveAsync()).Headers["receipt-id"]);
+        Assert.Equal(2, services.Router.Count);
+        Assert.Contains(session, services.Sessions.All);
+        await transport.Client.CompleteAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        await session.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(0, services.Router.Count);
+        Assert.DoesNotContain(session, services.Sessions.All);
+    }
+
     private static async Task<(InMemoryTransport, StompSession, InMemoryStompClient, Task)> ConnectedAsync(BrokerServices services, string id)
     {
         var transport = new InMemoryTransport();
@@ -183,6 +202,16 @@ public sealed class CloseRaceTests
             && (expectedMessages is null || frames.Count(f => f.Command == StompCommand.Message) == expectedMessages);
         return ok ? null : $"aborted {transport.Aborted}, closed with {transport.ClosedWith?.ToString() ?? "-"}, "
             + $"{frames.Count} frames ending [{string.Join(", ", frames.TakeLast(3).Select(f => f.Command))}], ERRORs [{string.Join(", ", errors)}]";
+    }
+
+    private sealed class ThrowsOnUnsubscribe : ISubscriptionHandler
+    {
+        public bool Handles(Destination destination) => destination.Text == "/user/queue/thrower";
+
+        public ValueTask<string?> SubscribeAsync(BrokerPrincipal user, Subscription subscription, long? since, CancellationToken cancellationToken) =>
+            ValueTask.FromResult<string?>(null);
+
+        public void Unsubscribed(Subscription subscription) => throw new InvalidOperationException("the plug-in failed");
     }
 
     private sealed class NeverCommits : ISendHandler

@@ -27,15 +27,7 @@ public sealed class CreditFlowTests : IAsyncDisposable
     [Fact]
     public async Task Publisher_AboveHighWater_ItsNextFrameWaitsUntilTheSubscriberDrained()
     {
-        var (subscriber, subscriberIo) = await ConnectAsync("sub");
-        await subscriberIo.SubscribeAsync("/topic/a");
-        var (_, publisherIo) = await ConnectAsync("pub");
-        await HoldWriterAsync(subscriber, subscriberIo, publisherIo);
-        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(1, 9).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0")));
-        await WaitUntilAsync(() => subscriber.QueuedFramesForTests > 4);       // above high water (4)
-        await publisherIo.WriteAsync("SEND\ndestination:/topic/b\nreceipt:later\n\n\0");
-        await Task.Delay(300);
-        Assert.Null(publisherIo.TryTakeFrame());                                // the publisher's read loop is paused
+        var (subscriber, subscriberIo, _, publisherIo) = await PausedPublisherAsync();
         subscriberIo.ReleaseSends();
         Assert.Equal("later", (await publisherIo.ReceiveAsync()).Headers["receipt-id"]);
         var bodies = new List<string>();
@@ -124,6 +116,22 @@ public sealed class CreditFlowTests : IAsyncDisposable
         Assert.True(subscriber.WhenDrained().IsCompletedSuccessfully);
     }
 
+    // A publisher paused for credit is closed by the broker (a shutdown, a backplane gap): its read loop stops waiting and
+    // reads its client's answer to the close, so the session ends by its close, not by the abort timer seconds later.
+    [Fact]
+    public async Task Publisher_PausedForCredit_ClosedByTheBroker_EndsByItsClose()
+    {
+        var (subscriber, _, publisher, publisherIo) = await PausedPublisherAsync();
+        publisher.CloseWithError("server shutting down", null, DisconnectReason.ServerShutdown);
+        var error = await publisherIo.ReceiveAsync();
+        Assert.Equal("server shutting down", error.Headers["message"]);
+        await publisherIo.ClientClosesAsync();                                  // the client answers the close
+        await publisher.Completion.WaitAsync(s_wait);
+        Assert.False(publisherIo.Aborted, "the session was dropped by its abort timer");
+        Assert.Equal(DisconnectReason.ServerShutdown, publisher.Reason);
+        Assert.Null(subscriber.Reason);
+    }
+
     [Fact]
     public void Validate_HardCapsBelowHighWater_AreRefused()
     {
@@ -143,6 +151,22 @@ public sealed class CreditFlowTests : IAsyncDisposable
         await io.WriteAsync($"CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0");
         Assert.Equal(StompCommand.Connected, (await io.ReceiveAsync()).Command);
         return (session, io);
+    }
+
+    // A subscriber whose client stopped reading holds 9 messages (above its high water, 4) of a publisher, whose next frame
+    // (SEND with receipt "later") is not read: the publisher's read loop is paused for credit.
+    private async Task<(StompSession Subscriber, SessionIo SubscriberIo, StompSession Publisher, SessionIo PublisherIo)> PausedPublisherAsync()
+    {
+        var (subscriber, subscriberIo) = await ConnectAsync("sub");
+        await subscriberIo.SubscribeAsync("/topic/a");
+        var (publisher, publisherIo) = await ConnectAsync("pub");
+        await HoldWriterAsync(subscriber, subscriberIo, publisherIo);
+        await publisherIo.WriteAsync(string.Concat(Enumerable.Range(1, 9).Select(i => $"SEND\ndestination:/topic/a\n\n{i}\0")));
+        await WaitUntilAsync(() => subscriber.QueuedFramesForTests > 4);       // above high water (4)
+        await publisherIo.WriteAsync("SEND\ndestination:/topic/b\nreceipt:later\n\n\0");
+        await Task.Delay(300);
+        Assert.Null(publisherIo.TryTakeFrame());                                // the publisher's read loop is paused
+        return (subscriber, subscriberIo, publisher, publisherIo);
     }
 
     // The subscriber's client stops reading: its writer is held sending message 0, so what follows stays queued.
@@ -182,6 +206,10 @@ public sealed class CreditFlowTests : IAsyncDisposable
         public void HoldSends() => _io.Hold();
 
         public void ReleaseSends() => _io.Release();
+
+        public async Task ClientClosesAsync() => await _io.Inner.Client.CompleteAsync();
+
+        public bool Aborted => _io.Inner.Aborted;
 
         public async Task WriteAsync(string wire) => await _io.Inner.Client.WriteAsync(Encoding.UTF8.GetBytes(wire));
 

@@ -19,7 +19,7 @@ internal static class SessionServices
         new(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>());
 
     public static BrokerServices Create(BrokerOptions brokerOptions, string signingKey, ISendHandler[]? handlers = null,
-        IReplaySource[]? replaySources = null, int clockSkewSeconds = 30)
+        IReplaySource[]? replaySources = null, int clockSkewSeconds = 30, ISubscriptionHandler[]? subscriptionHandlers = null)
     {
         var options = Microsoft.Extensions.Options.Options.Create(brokerOptions);
         var router = new TopicRouter();
@@ -27,6 +27,6 @@ internal static class SessionServices
         return new BrokerServices(options, router, new InProcessBackplane(new LocalDelivery(router, metrics, options), router),
             new SessionRegistry(), new JwtValidator(Microsoft.Extensions.Options.Options.Create(new AuthOptions { SigningKey = signingKey, ClockSkewSeconds = clockSkewSeconds })),
             new AclPolicy(new TopicAcl(Microsoft.Extensions.Options.Options.Create(new AclOptions()))), handlers ?? [], metrics,
-            new MessageIdGenerator(0), NullLoggerFactory.Instance, replaySources);
+            new MessageIdGenerator(0), NullLoggerFactory.Instance, replaySources, subscriptionHandlers: subscriptionHandlers);
     }
 }
