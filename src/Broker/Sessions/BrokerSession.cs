@@ -392,14 +392,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         SetReason(reason);                                        // the winner's (its close code goes with its ERROR)
         var error = BuildError(message, receiptId, detail);
         // ERROR and the close after it, past the queue's bound (a session at its cap is told too), and nothing after them.
-        if (error is null || !_outbox.TryWriteLast(Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false)))
-        {
-            Abort(reason);
-            return;
-        }
-        Interlocked.Or(ref _close, CloseRequested);               // only now: the read loop's end completes the outbox
-        _credit?.Close();                                         // a read loop paused for credit stops waiting
-        ArmAbortTimer();
+        RequestClose(error is null ? null : Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false));
     }
 
     /// <summary>Closes after the queued frames are written (DISCONNECT).</summary>
@@ -407,9 +400,18 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
         SetReason(reason);
-        if (!_outbox.TryWriteLast(null)) Abort(reason);
+        RequestClose(null);
+    }
+
+    // The claimer's part: its last word and the close go in; only then is the read loop told to stop (its end completes
+    // the outbox). Refused: the outbox was completed meanwhile by an end already under way (the read loop's, on the
+    // client's close or a discard's cut, which sends its own last word), bounded by its own timers: that end goes on.
+    private void RequestClose(in Outbound? lastWord)
+    {
+        _outbox.TryWriteLast(lastWord);
         Interlocked.Or(ref _close, CloseRequested);
-        _credit?.Close();
+        _outbox.ReleaseDrained();                                 // a publisher that looked before the flag: not left waiting
+        _credit?.Close();                                         // a read loop paused for credit stops waiting
         ArmAbortTimer();
     }
 

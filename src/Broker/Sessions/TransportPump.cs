@@ -151,7 +151,7 @@ internal static class TransportPump
     {
         var buffer = new PooledBufferWriter();
         var waiting = false;
-        var closeSent = false;                                    // the close item's batch went out: its ERROR was the last word
+        var lastWordSent = false;                                 // a close's ERROR (or its close) went out: no other ERROR
         try
         {
             while (true)
@@ -167,10 +167,12 @@ internal static class TransportPump
                 session.Aborted.ThrowIfCancellationRequested();
                 if (session.Outbox.IsSlow || session.IsExpired) break;
                 var close = false;
+                var closeError = false;                           // this batch holds a close's ERROR (its only uncounted frame)
                 var batch = new OutboundBatch();
                 var maxFrames = session.OneDeliveryPerMessage ? 1 : MaxFramesPerFlush;
                 while (batch.Frames < maxFrames && buffer.WrittenCount < MaxBytesPerFlush && session.Outbox.TryRead(out var item))
                 {
+                    closeError |= item.Kind == OutboundKind.Frame && !item.Counted;
                     if (batch.Add(item, buffer, session)) { close = true; break; }
                 }
                 session.Outbox.ReleaseDrainedIfBelowLowWater();
@@ -187,17 +189,18 @@ internal static class TransportPump
                     if (InlineSocketCompletions.OnEventThread) await Task.Yield();
                     session.Clock.SendEnded();
                     batch.Sent(buffer.WrittenCount, session);
+                    lastWordSent |= closeError;
                 }
                 buffer.Reset();                                   // back to the pool: an idle session holds no buffer
                 if (close)
                 {
-                    closeSent = true;
+                    lastWordSent = true;
                     break;
                 }
             }
             session.Aborted.ThrowIfCancellationRequested();       // aborted: no last word, no close handshake
             // The backlog was discarded: the last word is why (unless a close's ERROR went out before the cut).
-            (string Message, string Detail)? last = closeSent ? null
+            (string Message, string Detail)? last = lastWordSent ? null
                 : session.IsExpired ? ("token expired", ExpiredDetail)
                 : session.Outbox.IsSlow ? ("slow consumer", "the client did not read its messages fast enough") : null;
             if (last is { } word)

@@ -131,6 +131,33 @@ public sealed class CloseRaceTests
         Assert.Equal(Enumerable.Range(1, 9).Select(i => $"m{i}"), frames.Take(9).Select(f => f.BodyText));
     }
 
+    // The close's ERROR is the 256th frame of a batch, so its close goes in the next batch; the token expires while that
+    // batch is being sent. The writer then finds the session expired before it reads the close: the client was told
+    // already, and gets no second ERROR ("token expired") after the first.
+    [Fact]
+    public async Task CloseWithError_TokenExpiresWhileItsErrorIsBeingSent_NoSecondError()
+    {
+        var services = SessionServices.Create(new BrokerOptions(), Key);
+        var (transport, session, client, run) = await ConnectedHeldAsync(services);
+        await client.SendAsync("SUBSCRIBE\nid:s\ndestination:/topic/split\nreceipt:r\n\n\0");
+        Assert.Equal("r", (await client.ReceiveAsync()).Headers["receipt-id"]);
+        transport.Hold();
+        services.Backplane.Publish(SharedMessage.Create(1, "/topic/split", [], "m"u8.ToArray()));
+        await transport.SendEntered.Task.WaitAsync(TimeSpan.FromSeconds(10));   // message 1 held in its send
+        for (var i = 2; i <= 256; i++) services.Backplane.Publish(SharedMessage.Create(i, "/topic/split", [], "m"u8.ToArray()));
+        session.CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap);   // 255 messages and the ERROR: one batch
+        transport.Release();
+        transport.Hold();                                                        // the next batch (with the ERROR) is held
+        using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            while (session.QueuedFramesForTests > 0) await Task.Delay(1, deadline.Token);
+        Assert.True(session.ExpireIfDue(long.MaxValue));                         // the token expires meanwhile
+        transport.Release();
+        var frames = await client.ReceiveUntilClosedAsync();
+        await transport.Inner.Client.CompleteAsync();
+        await run.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Null(Verdict(transport.Inner, frames, "backplane gap", expectedMessages: 256));
+    }
+
     // Each session bounds its wait for what it owes by the timeout; the registry's shutdown bounded the whole by the same
     // timeout again, and the two raced: when the outer won, the shutdown threw and skipped its wait for the closes.
     [Fact]
