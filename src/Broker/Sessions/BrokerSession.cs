@@ -388,30 +388,36 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// session ends wins: a close that comes after another (or after the read loop's end) does nothing.</summary>
     public void CloseWithError(string message, string? receiptId, DisconnectReason reason, string? detail = null)
     {
-        if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
+        if (!TryClaimClose()) return;
         SetReason(reason);                                        // the winner's (its close code goes with its ERROR)
         var error = BuildError(message, receiptId, detail);
         // ERROR and the close after it, past the queue's bound (a session at its cap is told too), and nothing after them.
-        RequestClose(error is null ? null : Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false));
+        // Refused: the outbox was completed meanwhile by an end already under way (the read loop's, on the client's close or
+        // a discard's cut, which sends its own last word), bounded by its own timers: that end goes on.
+        _outbox.TryWriteLast(error is null ? null : Outbound.Frame(StompCommand.Error, error, error.Length, pooled: false, binary: false));
+        StopReading();
     }
 
     /// <summary>Closes after the queued frames are written (DISCONNECT).</summary>
     protected void CloseAfterFlush(DisconnectReason reason)
     {
-        if ((Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) != 0) return;
+        if (!TryClaimClose()) return;
         SetReason(reason);
-        RequestClose(null);
+        _outbox.TryWriteLast(null);
+        StopReading();
     }
 
-    // The claimer's part: its last word and the close go in; only then is the read loop told to stop (its end completes
-    // the outbox). Refused: the outbox was completed meanwhile by an end already under way (the read loop's, on the
-    // client's close or a discard's cut, which sends its own last word), bounded by its own timers: that end goes on.
-    private void RequestClose(in Outbound? lastWord)
+    // The first way the session ends claims it; false for any later one.
+    private bool TryClaimClose() => (Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) == 0;
+
+    // After the claimer's last frames are in (or the outbox completed): the read loop is told to stop (its end completes the
+    // outbox, which is why this comes only now), publishers that looked before are released, a read loop paused for credit
+    // stops waiting, and the abort timer bounds the close.
+    private void StopReading()
     {
-        _outbox.TryWriteLast(lastWord);
         Interlocked.Or(ref _close, CloseRequested);
-        _outbox.ReleaseDrained();                                 // a publisher that looked before the flag: not left waiting
-        _credit?.Close();                                         // a read loop paused for credit stops waiting
+        _outbox.ReleaseDrained();
+        _credit?.Close();
         ArmAbortTimer();
     }
 
@@ -442,11 +448,13 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     {
         SetReason(reason);
         // Claimed already: whoever claimed completes the outbox (a close about to queue its ERROR would find it completed
-        // and drop the connection without a word); the writer cuts the backlog either way.
-        if ((Interlocked.Or(ref _close, CloseClaimed | CloseRequested) & CloseClaimed) == 0) _outbox.Complete();
-        else _outbox.ReleaseDrained();
-        _credit?.Close();
-        ArmAbortTimer();
+        // and send nothing); the writer cuts the backlog either way.
+        if (TryClaimClose())
+        {
+            Interlocked.Or(ref _close, CloseRequested);           // nothing to queue: the read loop may stop first
+            _outbox.Complete();
+        }
+        StopReading();
     }
 
     private void ArmAbortTimer()

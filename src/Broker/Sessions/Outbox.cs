@@ -51,13 +51,10 @@ internal struct Outbox(int highFrames, int highBytes, int capFrames, int capByte
     }
 
     /// <summary>Queues the session's last word (an ERROR, or nothing) and the close after it, whatever the queue holds, and
-    /// completes the outbox: nothing is queued between them or after them. False when already completed.</summary>
-    public bool TryWriteLast(in Outbound? word)
-    {
-        if (!_queue.TryWriteLast(word is { } w ? w with { Counted = false } : null, Outbound.Close)) return false;
-        ReleaseDrained();
-        return true;
-    }
+    /// completes the outbox: nothing is queued between them or after them. False when already completed. The publishers
+    /// waiting for its drain are the caller's to release (<see cref="ReleaseDrained"/>), once the session shows it closes.</summary>
+    public readonly bool TryWriteLast(in Outbound? word) =>
+        _queue.TryWriteLast(word is { } w ? w with { Counted = false } : null, Outbound.Close);
 
     /// <summary>Takes no more writes: a write refused now was not refused for a full queue.</summary>
     public readonly bool IsCompleted => _queue.IsCompleted;

@@ -1,6 +1,6 @@
-using System.Runtime.ExceptionServices;
 using System.Buffers;
 using System.Buffers.Text;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using WsBroker.Broker.Destinations;
 using WsBroker.Broker.Extensibility;
