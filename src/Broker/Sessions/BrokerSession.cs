@@ -18,7 +18,8 @@ namespace WsBroker.Broker.Sessions;
 /// waits (<see cref="WaitForCreditAsync"/>) until the outbox is back under its low-water mark. A session is cut as a slow
 /// consumer only when its writer makes no progress for <c>Broker:SlowConsumerMs</c> or its outbox reaches the hard cap.
 /// Its parts: the <see cref="Outbox"/> (with the publishers waiting for its drain) and the <see cref="SessionClock"/> its
-/// timeouts are judged by, both structs in place; <see cref="ReplayHandOff"/> resumes a subscription with <c>since</c>.
+/// timeouts are judged by, and <see cref="SessionClose"/>, which decides how it ends, all structs in place;
+/// <see cref="ReplayHandOff"/> resumes a subscription with <c>since</c>.
 /// </summary>
 public abstract partial class BrokerSession : IMessageSink, IBrokerSession
 {
@@ -27,17 +28,11 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     private readonly CancellationTokenSource _abort = new();
     private SessionCompletion _completion;                        // a struct too: no task unless someone waits for the end
     private SessionCompletion _writer;                            // the writer's end, likewise
-    // CloseClaimed: a close was begun (the first one wins); CloseRequested: the read loop is to stop. A close sets the
-    // second only once its last frames are queued: the read loop's end completes the outbox, which would refuse them.
-    // Every way a session ends claims: a close that comes later does nothing.
-    private int _close;
-    private const int CloseClaimed = 1, CloseRequested = 2;
-    private int _reason = -1;
+    private SessionClose _close;                                  // how it ends: the first cause wins; a struct too
     private int _readingPaused;                                   // handlers awaiting or credit waits (CheckTimeouts waits)
     private int _stopping;
     private long _framesOut;
     private PublisherCredit? _credit;                             // what this session owes as a publisher (made by the read loop)
-    private Timer? _abortTimer;
 
     protected BrokerSession(IConnectionTransport transport, BrokerServices services, string sessionId)
     {
@@ -56,8 +51,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     public abstract string Protocol { get; }
     public Task Completion => _completion.Task;
     protected internal CancellationToken Aborted => _abort.Token;
-    protected internal bool IsClosing => (Volatile.Read(ref _close) & CloseRequested) != 0 || _abort.IsCancellationRequested;
-    public DisconnectReason? Reason => _reason < 0 ? null : (DisconnectReason)_reason;
+    protected internal bool IsClosing => _close.IsRequested || _abort.IsCancellationRequested;
+    public DisconnectReason? Reason => _close.Reason;
     public long FramesIn { get; protected set; }
     public long FramesOut => Interlocked.Read(ref _framesOut);
 
@@ -104,16 +99,16 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         switch (ex)
         {
             case OperationCanceledException when _abort.IsCancellationRequested: break;
-            case WebSocketException or IOException: SetReason(DisconnectReason.TransportError); break;
+            case WebSocketException or IOException: _close.SetReason(DisconnectReason.TransportError); break;
             default:
-                SetReason(DisconnectReason.TransportError);
+                _close.SetReason(DisconnectReason.TransportError);
                 Log.ConnectionFailed(Services.Logger, ex, SessionId);
                 break;
         }
     }
 
     /// <summary>The read loop ended normally: the client closed.</summary>
-    internal void ReadEnded() => SetReason(DisconnectReason.ClientClosed);
+    internal void ReadEnded() => _close.SetReason(DisconnectReason.ClientClosed);
 
     /// <summary>The writer failed with something unexpected: logged, and the connection dropped.</summary>
     internal void WriterFailed(Exception ex)
@@ -129,7 +124,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// too long, then releases the session, and last lets the transport finish (<see cref="IConnectionTransport.FinishAsync"/>).</summary>
     internal async Task EndAsync()
     {
-        Interlocked.Or(ref _close, CloseClaimed | CloseRequested); // a close that comes now does nothing (it would abort)
+        _close.Claim();                                           // a close that comes now does nothing (it would abort)
         _outbox.Complete();                                       // and the publishers waiting for its drain released
         _credit?.Close();
         var writer = _writer.Task;
@@ -145,7 +140,7 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             Log.ReleaseFailed(Services.Logger, ex, SessionId);
         }
         Services.Sessions.Remove(this);
-        _abortTimer?.Dispose();
+        _close.Ended();
         Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
         Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
             Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
@@ -388,8 +383,8 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// session ends wins: a close that comes after another (or after the read loop's end) does nothing.</summary>
     public void CloseWithError(string message, string? receiptId, DisconnectReason reason, string? detail = null)
     {
-        if (!TryClaimClose()) return;
-        SetReason(reason);                                        // the winner's (its close code goes with its ERROR)
+        if (!_close.TryClaim()) return;
+        _close.SetReason(reason);                                 // the winner's (its close code goes with its ERROR)
         var error = BuildError(message, receiptId, detail);
         // ERROR and the close after it, past the queue's bound (a session at its cap is told too), and nothing after them.
         // Refused: the outbox was completed meanwhile by an end already under way (the read loop's, on the client's close or
@@ -401,31 +396,30 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     /// <summary>Closes after the queued frames are written (DISCONNECT).</summary>
     protected void CloseAfterFlush(DisconnectReason reason)
     {
-        if (!TryClaimClose()) return;
-        SetReason(reason);
+        if (!_close.TryClaim()) return;
+        _close.SetReason(reason);
         _outbox.TryWriteLast(null);
         StopReading();
     }
-
-    // The first way the session ends claims it; false for any later one.
-    private bool TryClaimClose() => (Interlocked.Or(ref _close, CloseClaimed) & CloseClaimed) == 0;
 
     // After the claimer's last frames are in (or the outbox completed): the read loop is told to stop (its end completes the
     // outbox, which is why this comes only now), publishers that looked before are released, a read loop paused for credit
     // stops waiting, and the abort timer bounds the close.
     private void StopReading()
     {
-        Interlocked.Or(ref _close, CloseRequested);
+        _close.Request();
         _outbox.ReleaseDrained();
         _credit?.Close();
-        ArmAbortTimer();
+        // A client that does not read never lets the close handshake finish: drop it after a grace period.
+        _close.ArmAbortTimer(static state => ((BrokerSession)state!).Abort(DisconnectReason.SlowConsumer), this,
+            Math.Max(1000, Services.Options.ShutdownTimeoutMs));
     }
 
     /// <summary>Drops the connection now.</summary>
     public void Abort(DisconnectReason reason)
     {
-        SetReason(reason);
-        Interlocked.Or(ref _close, CloseClaimed | CloseRequested);
+        _close.SetReason(reason);
+        _close.Claim();
         try
         {
             _abort.Cancel();
@@ -446,26 +440,16 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
     // outbox are released (never hold one for a session being cut).
     private void DiscardAndClose(DisconnectReason reason)
     {
-        SetReason(reason);
+        _close.SetReason(reason);
         // Claimed already: whoever claimed completes the outbox (a close about to queue its ERROR would find it completed
         // and send nothing); the writer cuts the backlog either way.
-        if (TryClaimClose())
+        if (_close.TryClaim())
         {
-            Interlocked.Or(ref _close, CloseRequested);           // nothing to queue: the read loop may stop first
+            _close.Request();                                     // nothing to queue: the read loop may stop first
             _outbox.Complete();
         }
         StopReading();
     }
-
-    private void ArmAbortTimer()
-    {
-        // A client that does not read never lets the close handshake finish: drop it after a grace period.
-        var timer = new Timer(static state => ((BrokerSession)state!).Abort(DisconnectReason.SlowConsumer), this,
-            Math.Max(1000, Services.Options.ShutdownTimeoutMs), Timeout.Infinite);
-        if (Interlocked.CompareExchange(ref _abortTimer, timer, null) is not null) timer.Dispose();
-    }
-
-    private void SetReason(DisconnectReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason, -1);
 
     /// <summary>The ERROR frame for this session's wire format (null = none).</summary>
     protected internal abstract byte[]? BuildError(string message, string? receiptId, string? detail);
