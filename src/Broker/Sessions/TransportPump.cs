@@ -80,6 +80,7 @@ internal static class TransportPump
                     if (InlineSocketCompletions.OnEventThread && InlineRunTooLong(ref inlineRun, ref lastInlineMs)) await Task.Yield();
                     transport.AdvanceTo(buffer.Start);                        // a whole message first (raw topic URLs)
                     left = buffer.Length;
+                    session.Clock.PartialFrame(progressed: false);          // timed from its first piece, pings answered or not
                     continue;
                 }
                 // Inline socket completions: the socket event thread read this. Heart-beats are noted there; anything else is

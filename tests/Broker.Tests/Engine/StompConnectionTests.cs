@@ -573,6 +573,25 @@ public class StompConnectionTests
         Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(14));   // closed by the broker, after the timeout
     }
 
+    [Fact]
+    public async Task RawTopicUrl_MessageNeverFinished_ClosedAfterThePartialFrameTimeout_ThoughItAnswersPings()
+    {
+        await using var broker = await TestBroker.StartAsync("Broker:PartialFrameTimeoutMs=500", "Broker:HeartBeatSendMs=200",
+            "Broker:HeartBeatReceiveMs=1000");
+        using var raw = new ClientWebSocket();
+        await raw.ConnectAsync(new Uri($"{broker.WsUri}/topic/raw/unfinished?access_token={broker.Token("raw-user")}"), CancellationToken.None);
+        await raw.SendAsync("the start of a message"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
+        // The client's receive answers the broker's pings (it is alive); the message it began is never finished.
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (true)
+        {
+            var result = await raw.ReceiveAsync(buffer, cts.Token);
+            if (result.MessageType == WebSocketMessageType.Close) break;
+        }
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, raw.CloseStatus);
+    }
+
     private static async Task<System.Text.Json.JsonDocument> ReceiveJsonAsync(ClientWebSocket socket)
     {
         var buffer = new byte[64 * 1024];
