@@ -164,7 +164,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         {
             return null;
         }
-        var transport = new PipeWebSocketTransport(connection);
+        var transport = new PipeWebSocketTransport(connection, TimeSpan.FromMilliseconds(services.Options.SlowConsumerMs));
         if (services.Options.InlineSocketCompletions) InlineSocketCompletions.TryEnable(connection);
         BrokerSession session;
         if (raw is null) session = new StompSession(transport, services, services.Sessions.NextSessionId(), request.Query("access_token"));

@@ -55,6 +55,9 @@ internal struct InboundFrames
         _inFrame = true;
     }
 
+    /// <summary>Bytes of the frame's unconsumed payload already unmasked in place: delivered once, and not consumed.</summary>
+    public readonly long Ahead => _ahead;
+
     /// <summary>Unmasks, in place, the bytes of <paramref name="payload"/> (the frame's unconsumed payload, from its first
     /// unconsumed byte) that are not unmasked yet, and validates them in a text message; false: invalid UTF-8.</summary>
     public bool Unmask(ReadOnlySequence<byte> payload)

@@ -35,10 +35,14 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     private int _writing;                                        // the write gate: 1 while someone writes
     private TaskCompletionSource? _writeWaiter;                  // made only when the two writers meet
     private WebSocketKeepAlive? _keepAlive;                      // raw topic URLs only (no timer: the scanner ticks it)
+    private readonly int _controlSendTimeoutMs;
 
-    public PipeWebSocketTransport(ConnectionContext connection)
+    /// <param name="controlSendTimeout">How long a pong, a close reply or the close of a failed connection, sent by the read
+    /// side, may wait for the client to read before the connection is dropped (<c>Broker:SlowConsumerMs</c>).</param>
+    public PipeWebSocketTransport(ConnectionContext connection, TimeSpan? controlSendTimeout = null)
     {
         _connection = connection;
+        _controlSendTimeoutMs = (int)(controlSendTimeout ?? TimeSpan.FromSeconds(5)).TotalMilliseconds;
     }
 
     /// <summary>The Kestrel connection under the transport (tests look at its socket).</summary>
@@ -120,6 +124,9 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
                 Input.AdvanceTo(buffer.Start, buffer.End);
                 continue;
             }
+            // The client's side has ended inside a frame and all of it was handed over before, unconsumed: nothing more can
+            // come, so that read would be returned again and again.
+            if (input.IsCompleted && _carry is null && _frames.Ahead >= available) return ClosedWithoutHandshake(buffer);
             var payload = buffer.Slice(0, available);
             if (_carry is not null)
             {
@@ -251,7 +258,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         Set(Failed);
         try
         {
-            await WriteCloseAsync(status, status == WebSocketCloseStatus.InvalidPayloadData ? "invalid UTF-8" : "protocol error", default);
+            await WriteCloseAsync(status, status == WebSocketCloseStatus.InvalidPayloadData ? "invalid UTF-8" : "protocol error", default, bounded: true);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or WebSocketException or InvalidOperationException) { }
         return new WebSocketException(WebSocketError.Faulted, $"WebSocket protocol violation: close {(int)status}");
@@ -316,9 +323,10 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
     }
 
     public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) =>
-        WriteCloseAsync(reason.ToCloseStatus(), reason.Description(), cancellationToken);
+        WriteCloseAsync(reason.ToCloseStatus(), reason.Description(), cancellationToken, bounded: false);
 
-    private async ValueTask WriteCloseAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
+    // bounded: sent by the read side (see FlushAsync).
+    private async ValueTask WriteCloseAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken, bool bounded)
     {
         await EnterWriteAsync(cancellationToken);
         try
@@ -326,7 +334,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
             if (Has(CloseSent) || Has(Aborted)) return;
             Set(CloseSent);
             WebSocketFrameWriter.WriteClose(Output, status, reason);
-            await FlushAsync(cancellationToken);
+            await FlushAsync(cancellationToken, bounded);
         }
         finally
         {
@@ -343,7 +351,7 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
             if (Has(CloseSent) || Has(Aborted)) return;
             if (opcode == WebSocketOpcode.Close) Set(CloseSent);
             WebSocketFrameWriter.Write(Output, opcode, payload.Span);
-            await FlushAsync(default);
+            await FlushAsync(default, bounded: true);
         }
         finally
         {
@@ -351,15 +359,32 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         }
     }
 
-    private async ValueTask FlushAsync(CancellationToken cancellationToken)
+    // bounded: the read side's own sends (a pong, a close reply, the close of a failed connection) are on no clock of the
+    // session's, which watches the writer's; a client that stops reading would park the read loop in them for good. Past
+    // the bound the connection is dropped.
+    private async ValueTask FlushAsync(CancellationToken cancellationToken, bool bounded = false)
     {
-        var flushed = await Output.FlushAsync(cancellationToken);
+        var flush = Output.FlushAsync(cancellationToken);
+        FlushResult flushed;
+        if (!bounded || flush.IsCompleted) flushed = await flush;
+        else
+        {
+            try
+            {
+                flushed = await flush.AsTask().WaitAsync(TimeSpan.FromMilliseconds(_controlSendTimeoutMs));
+            }
+            catch (TimeoutException)
+            {
+                Abort();
+                throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the client stopped reading");
+            }
+        }
         if (flushed.IsCompleted) throw new WebSocketException(WebSocketError.ConnectionClosedPrematurely, "the connection is gone");
     }
 
     internal bool TryEnterWrite() => Interlocked.CompareExchange(ref _writing, 1, 0) == 0;
 
-    private ValueTask EnterWriteAsync(CancellationToken cancellationToken) =>
+    internal ValueTask EnterWriteAsync(CancellationToken cancellationToken) =>
         TryEnterWrite() ? ValueTask.CompletedTask : WaitToWriteAsync(cancellationToken);
 
     private async ValueTask WaitToWriteAsync(CancellationToken cancellationToken)
@@ -368,11 +393,9 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         {
             var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var current = Interlocked.CompareExchange(ref _writeWaiter, waiter, null) ?? waiter;
-            if (TryEnterWrite())
-            {
-                Interlocked.CompareExchange(ref _writeWaiter, null, waiter);
-                return;
-            }
+            // In: the waiter stays for the next holder's exit to complete (a spurious wake-up at worst). Taking it out here lost
+            // the wake-up of another that waits on it when a holder had left between (so never woke it).
+            if (TryEnterWrite()) return;
             await current.Task.WaitAsync(cancellationToken);            // the holder wakes us when it leaves
         }
     }

@@ -202,6 +202,37 @@ public class PipeWebSocketTransportTests
         Assert.Equal(WebSocketError.ConnectionClosedPrematurely, error.WebSocketErrorCode);
     }
 
+    [Fact]
+    public async Task ReadAsync_ClientEndsInsideAFrame_HandsOverWhatCameOnce_ThenFails()
+    {
+        // A frame that announces 100 bytes; the client sends 30 of them (one whole STOMP frame, the start of another) and
+        // closes its side. The session consumes the whole frame and leaves the rest: it must not be handed the rest forever.
+        var payload = "SEND\n\nhi\0SEND\n\n"u8.ToArray().Concat(Enumerable.Repeat((byte)'x', 100 - 15)).ToArray();
+        var peer = new WebSocketPeer();
+        await peer.SendAsync(WebSocketPeer.Frame(WebSocketOpcode.Text, payload)[..(2 + 4 + 30)]);
+        peer.EndOfStream();
+        var frames = new List<string>();
+        var reads = 0;
+        var error = await Assert.ThrowsAsync<WebSocketException>(async () =>
+        {
+            while (++reads <= 100)
+            {
+                var read = await peer.Server.ReadAsync(CancellationToken.None).AsTask().WaitAsync(WebSocketPeer.Timeout);
+                if (read.IsCompleted) return;
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)0) is { } nul)
+                {
+                    frames.Add(Encoding.UTF8.GetString(buffer.Slice(0, nul)));
+                    buffer = buffer.Slice(buffer.GetPosition(1, nul));
+                }
+                peer.Server.AdvanceTo(buffer.Start);
+            }
+        });
+        Assert.Equal(WebSocketError.ConnectionClosedPrematurely, error.WebSocketErrorCode);
+        Assert.Equal(["SEND\n\nhi"], frames);
+        Assert.Equal(2, reads);                                          // the bytes once, then the end
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(125)]
@@ -235,6 +266,51 @@ public class PipeWebSocketTransportTests
 
         await peer.Server.CloseAsync(DisconnectReason.ClientClosed, CancellationToken.None);
         Assert.False(peer.Server.TrySendNow("\n"u8));              // closing: the caller's queue decides (it is completed)
+    }
+
+    [Fact]
+    public async Task ReadAsync_PingsFromAClientThatDoesNotRead_DropTheConnectionAtTheBound()
+    {
+        // The read side answers pings itself: its pong's flush is on no clock of the session's. A client that pings and never
+        // reads must not park the read loop (and hold the output buffer) for good.
+        var peer = new WebSocketPeer(clientReadsUpTo: 200, controlSendTimeout: TimeSpan.FromMilliseconds(200));
+        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[100]);
+        await peer.SendAsync([.. Enumerable.Range(0, 10).SelectMany(_ => ping)]);
+        var read = peer.Server.ReadAsync(CancellationToken.None).AsTask();
+        var error = await Assert.ThrowsAsync<WebSocketException>(() => read.WaitAsync(WebSocketPeer.Timeout));
+        Assert.Equal(WebSocketError.ConnectionClosedPrematurely, error.WebSocketErrorCode);
+        Assert.True(peer.WasAborted);
+    }
+
+    [Fact]
+    public async Task WriteGate_TwoWaitingWhileAThirdHoldsIt_BothGetThrough()
+    {
+        // The writer loop and the read side's pong wait while a heart-beat holds the gate. A wake-up lost between the holder
+        // leaving and the first waiter entering left the second waiting for good. The window is a few instructions wide:
+        // many rounds, each bounded.
+        var peer = new WebSocketPeer();
+        var gate = peer.Server;
+        var deadline = Environment.TickCount64 + 4_000;
+        for (var round = 0; round < 200_000 && Environment.TickCount64 < deadline; round++)
+        {
+            Assert.True(gate.TryEnterWrite());
+            var start = new Barrier(3);
+            var waiters = new Task[2];
+            for (var i = 0; i < 2; i++)
+            {
+                waiters[i] = Task.Run(async () =>
+                {
+                    start.SignalAndWait();
+                    await gate.EnterWriteAsync(CancellationToken.None);
+                    gate.ExitWrite();
+                });
+            }
+            start.SignalAndWait();
+            Thread.SpinWait(round % 64);
+            gate.ExitWrite();
+            var both = Task.WhenAll(waiters);
+            if (await Task.WhenAny(both, Task.Delay(WebSocketPeer.Timeout)) != both) Assert.Fail($"a waiter never got through in round {round}");
+        }
     }
 
     [Theory]

@@ -14,17 +14,22 @@ internal sealed class WebSocketPeer : ConnectionContext
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private static readonly byte[] s_mask = [0x37, 0xFA, 0x21, 0x3D];
     private readonly Pipe _toServer;
-    private readonly Pipe _toClient = new(new PipeOptions(pauseWriterThreshold: 0, useSynchronizationContext: false));
+    private readonly Pipe _toClient;
 
     /// <param name="inlineReads">The server's reads complete on the thread that writes the client's bytes (as on the socket
     /// event thread with inline completions); the threads that flush the server's output are noted in
     /// <see cref="ServerFlushThreads"/>.</param>
-    public WebSocketPeer(bool inlineReads = false)
+    /// <param name="clientReadsUpTo">Bytes of the server's output the client takes before a server flush waits for it to
+    /// read (0: never waits), as a socket whose client stopped reading.</param>
+    /// <param name="controlSendTimeout">The server's bound on a pong or close reply the client does not take.</param>
+    public WebSocketPeer(bool inlineReads = false, int clientReadsUpTo = 0, TimeSpan? controlSendTimeout = null)
     {
         _toServer = new(new PipeOptions(readerScheduler: inlineReads ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
             pauseWriterThreshold: 0, useSynchronizationContext: false));
+        _toClient = new(new PipeOptions(pauseWriterThreshold: clientReadsUpTo, resumeWriterThreshold: clientReadsUpTo,
+            useSynchronizationContext: false));
         Transport = new DuplexPipe(_toServer.Reader, new FlushNotingWriter(_toClient.Writer, ServerFlushThreads));
-        Server = new PipeWebSocketTransport(this);
+        Server = new PipeWebSocketTransport(this, controlSendTimeout);
     }
 
     /// <summary>The managed thread ids that flushed the server's output (a pong, a message, a close).</summary>
