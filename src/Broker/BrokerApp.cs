@@ -32,7 +32,8 @@ public static class BrokerApp
     // A readiness check that has not answered by then counts as down.
     private static readonly TimeSpan ReadinessTimeout = TimeSpan.FromSeconds(3);
 
-    /// <summary>Creates the application. <paramref name="configure"/> may change configuration or services before it is built.</summary>
+    /// <summary>Creates the application. <paramref name="configure"/> may add or replace services before it is built (it runs
+    /// after the broker registered its own, so a service it adds in place of one of them is the one resolved).</summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -45,7 +46,6 @@ public static class BrokerApp
         // scopes unless the console is told to, so they are captured only then.
         builder.Services.Configure<LoggerFilterOptions>(o => o.CaptureScopes = builder.Configuration.GetValue("Logging:Console:FormatterOptions:IncludeScopes", false));
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(15));
-        configure?.Invoke(builder);
         // The default listen address, unless --urls, Urls / WSBROKER_Urls, ASPNETCORE_URLS or ASPNETCORE_HTTP_PORTS
         // (the .NET container images set it) says otherwise. Not in appsettings.json: a file value would beat
         // ASPNETCORE_URLS, which the container image and docker-compose.yml use.
@@ -65,6 +65,7 @@ public static class BrokerApp
         AddBroker(builder.Services, builder.Configuration);
         AddChat(builder.Services, builder.Configuration);
         ClusterSetup.AddCluster(builder.Services, builder.Configuration);
+        configure?.Invoke(builder);                               // after the broker's own: a single service it adds wins
         // Before the host is built: a mistake in the configuration is one typed error that names the setting.
         StartupValidation.Validate(builder.Configuration, builder.Services
             .Where(d => d.ServiceType == typeof(OptionsSection)).Select(d => (OptionsSection)d.ImplementationInstance!));

@@ -62,8 +62,17 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
         if (!accepted.Ours) return HttpAsync(connection, next);
         Interlocked.Decrement(ref _http);                           // upgraded, refused, or gone
-        // The session ends with its transport's finish (the client's close reply, bounded: BrokerSession.EndAsync).
-        return accepted.Session?.RunAsync() ?? Task.CompletedTask;
+        if (accepted.Session is not { } session) return Task.CompletedTask;
+        // The session ends with its transport's finish (the client's close reply, bounded: BrokerSession.EndAsync). It is
+        // registered (counted) before its run's first await: the place held for it is given back then.
+        try
+        {
+            return session.RunAsync();
+        }
+        finally
+        {
+            admission.Release();
+        }
     }
 
     private async Task HttpAsync(ConnectionContext connection, ConnectionDelegate next)
@@ -137,26 +146,48 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
     }
 
+    // Holds a place for the WebSocket (or refuses it) while the upgrade is judged and answered: given back when no session
+    // is made, else once the session runs (StartAsync).
     private async Task<BrokerSession?> UpgradeAsync(ConnectionContext connection, UpgradeRequest request)
+    {
+        if (admission.TryHold() is { } full) return await RefuseAsync(connection.Transport.Output, full);
+        BrokerSession? session = null;
+        try
+        {
+            session = await OpenAsync(connection, request);
+            return session;
+        }
+        finally
+        {
+            if (session is null) admission.Release();
+        }
+    }
+
+    // Judges the upgrade, answers it, and makes its session (null: refused or gone).
+    private async Task<BrokerSession?> OpenAsync(ConnectionContext connection, UpgradeRequest request)
     {
         var output = connection.Transport.Output;
         string? subProtocol = null;
         RawTopicAdmission? raw = null;
-        var refused = admission.CheckCapacity();
-        if (refused is null && request.RawPath is null) refused = WebSocketAdmission.ChooseSubProtocol(request.Protocols, out subProtocol);
-        else if (refused is null)
+        UpgradeRefusal? refused;
+        if (request.RawPath is null) refused = WebSocketAdmission.ChooseSubProtocol(request.Protocols, out subProtocol);
+        else
         {
             var token = request.Query("access_token") ?? WebSocketAdmission.BearerOf(request.Authorization);
-            (raw, refused) = await admission.AdmitRawAsync(request.RawPath!, request.Query("since"), token);
+            try
+            {
+                (raw, refused) = await admission.AdmitRawAsync(request.RawPath, request.Query("since"), token);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The access policy's store failed, say: the client is told, as ASP.NET Core's pipeline would tell it.
+                Log.AdmissionFailed(logger, ex, connection.ConnectionId);
+                refused = new UpgradeRefusal(StatusCodes.Status500InternalServerError, "upgrade not judged", "the broker could not judge this upgrade; retry later");
+            }
         }
+        if (refused is { } refusal) return await RefuseAsync(output, refusal);
         try
         {
-            if (refused is { } refusal)
-            {
-                UpgradeResponses.WriteRefusal(output, refusal);
-                await output.FlushAsync();
-                return null;                                        // Connection: close
-            }
             UpgradeResponses.WriteSwitchingProtocols(output, request.Key, subProtocol);
             await output.FlushAsync();
         }
@@ -178,9 +209,24 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         return session;
     }
 
+    // Answers the upgrade with its refusal (problem details, Connection: close); null: no session.
+    private static async Task<BrokerSession?> RefuseAsync(PipeWriter output, UpgradeRefusal refusal)
+    {
+        try
+        {
+            UpgradeResponses.WriteRefusal(output, refusal);
+            await output.FlushAsync();
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionAbortedException or InvalidOperationException) { }
+        return null;
+    }
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 110, Level = LogLevel.Debug, Message = "connection {ConnectionId} upgraded to WebSocket session {SessionId}")]
         public static partial void Upgraded(ILogger logger, string connectionId, string sessionId);
+
+        [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "connection {ConnectionId}: judging its WebSocket upgrade failed")]
+        public static partial void AdmissionFailed(ILogger logger, Exception exception, string connectionId);
     }
 }

@@ -20,19 +20,26 @@ public sealed record RawTopicAdmission(Destination Destination, long? Since, Bro
 public sealed class WebSocketAdmission(BrokerServices services, IHostApplicationLifetime lifetime, ConnectionLimits limits, ConnectionRefusals refusals)
 {
     private static readonly string[] s_subProtocols = ["v12.stomp", "v11.stomp", "v10.stomp"];
+    private int _held;                                            // places held for upgrades whose sessions are not counted yet
 
-    /// <summary>503 while the server shuts down or when the node holds as many WebSockets as it may
-    /// (<see cref="ConnectionLimits.WebSockets"/>: <c>Broker:MaxConnections</c>, or what the open-file limit allows).</summary>
-    public UpgradeRefusal? CheckCapacity()
+    /// <summary>Holds a place for one more WebSocket, or says why not: 503 while the server shuts down or when the node
+    /// holds as many as it may (<see cref="ConnectionLimits.WebSockets"/>: <c>Broker:MaxConnections</c>, or what the
+    /// open-file limit allows), counting those whose upgrade is under way (a token to validate, a policy to ask). A place
+    /// held is given back with <see cref="Release"/> once its session is registered, or when none is made.</summary>
+    public UpgradeRefusal? TryHold()
     {
         if (lifetime.ApplicationStopping.IsCancellationRequested)
             return new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later");
-        if (services.Sessions.Count < limits.WebSockets) return null;
+        if (Interlocked.Increment(ref _held) + services.Sessions.Count <= limits.WebSockets) return null;
+        Interlocked.Decrement(ref _held);
         refusals.WebSocketRefused();
         return new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "too many connections",
             $"this node holds {limits.WebSockets} WebSockets, as many as Broker:MaxConnections or its open-file limit allows; retry later or on another node",
             RetryAfter: 5);
     }
+
+    /// <summary>Gives back a place <see cref="TryHold"/> held: its session is registered (and counted), or none was made.</summary>
+    public void Release() => Interlocked.Decrement(ref _held);
 
     /// <summary>The newest STOMP the client offers; a client that offers none still gets STOMP (1.2 rules, CONNECT
     /// decides), one that offers only others is refused.</summary>

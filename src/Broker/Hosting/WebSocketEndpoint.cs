@@ -12,36 +12,67 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
     /// <summary>GET /ws: a STOMP session.</summary>
     public async Task HandleStompAsync(HttpContext context)
     {
-        if (!await CanAcceptAsync(context)) return;
-        if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused)
+        if (!await CanAcceptAsync(context)) return;                 // a place is held for it
+        var held = true;
+        try
         {
-            await Problem(context, refused);
-            return;
+            if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused)
+            {
+                await Problem(context, refused);
+                return;
+            }
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
+            using var transport = new WebSocketTransport(socket);
+            var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
+                context.Request.Query["access_token"].FirstOrDefault());
+            held = false;
+            await RunOnItsPlaceAsync(session);
         }
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
-        using var transport = new WebSocketTransport(socket);
-        var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
-            context.Request.Query["access_token"].FirstOrDefault());
-        await session.RunAsync();
+        finally
+        {
+            if (held) admission.Release();
+        }
     }
 
     /// <summary>GET /ws/topic/{**path}: a raw topic URL with JSON deliveries.</summary>
     public async Task HandleRawAsync(HttpContext context, string path)
     {
-        if (!await CanAcceptAsync(context)) return;
-        var token = context.Request.Query["access_token"].FirstOrDefault()
-            ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
-        var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
-        if (admitted is null)
+        if (!await CanAcceptAsync(context)) return;                 // a place is held for it
+        var held = true;
+        try
         {
-            await Problem(context, refused!.Value);
-            return;
+            var token = context.Request.Query["access_token"].FirstOrDefault()
+                ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
+            var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
+            if (admitted is null)
+            {
+                await Problem(context, refused!.Value);
+                return;
+            }
+            var (interval, timeout) = admission.RawKeepAlive;
+            using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
+            using var transport = new WebSocketTransport(socket);
+            var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
+            held = false;
+            await RunOnItsPlaceAsync(session);
         }
-        var (interval, timeout) = admission.RawKeepAlive;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
-        using var transport = new WebSocketTransport(socket);
-        var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
-        await session.RunAsync();
+        finally
+        {
+            if (held) admission.Release();
+        }
+    }
+
+    // The session is registered (counted) before its run's first await: the place held for it is given back then.
+    private Task RunOnItsPlaceAsync(BrokerSession session)
+    {
+        try
+        {
+            return session.RunAsync();
+        }
+        finally
+        {
+            admission.Release();
+        }
     }
 
     private async Task<bool> CanAcceptAsync(HttpContext context)
@@ -51,7 +82,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
             await Problem(context, new UpgradeRefusal(StatusCodes.Status400BadRequest, "WebSocket upgrade required", "connect with a WebSocket client"));
             return false;
         }
-        if (admission.CheckCapacity() is not { } refused) return true;
+        if (admission.TryHold() is not { } refused) return true;
         await Problem(context, refused);
         return false;
     }

@@ -1,0 +1,77 @@
+using System.Net.WebSockets;
+using Microsoft.Extensions.DependencyInjection;
+using WsBroker.Broker.Access;
+using WsBroker.Broker.Auth;
+using WsBroker.Broker.Destinations;
+
+namespace WsBroker.Broker.Tests.Hosting;
+
+/// <summary>What both transports decide before an upgrade that takes time to judge (a token, the access policy's store).</summary>
+public sealed class UpgradeAdmissionTests
+{
+    [Fact]
+    public async Task UpgradesUnderWayAtOnce_NeverTakeTheNodePastItsWebSocketLimit()
+    {
+        // The policy takes its time, as a database lookup does: every upgrade passes the capacity check before any session
+        // is counted. Places are held from the check on, so no more than the limit get their 101.
+        await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<IAccessPolicy>(new Policy(TimeSpan.FromMilliseconds(300))),
+            "Broker:MaxConnections=5");
+        var sockets = Enumerable.Range(0, 40).Select(_ => new ClientWebSocket()).ToArray();
+        try
+        {
+            var attempts = sockets.Select(async (socket, i) =>
+            {
+                try
+                {
+                    await socket.ConnectAsync(new Uri($"{broker.WsUri}/topic/capacity?access_token={broker.Token($"u{i}")}"), CancellationToken.None)
+                        .WaitAsync(StompTestClient.Timeout);
+                    return true;
+                }
+                catch (WebSocketException ex) when (ex.Message.Contains("503", StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            });
+            var upgraded = (await Task.WhenAll(attempts)).Count(ok => ok);
+            Assert.InRange(upgraded, 1, 5);
+        }
+        finally
+        {
+            foreach (var socket in sockets) socket.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task PolicyThatFails_AnswersTheUpgrade500_AndTheNextIsTakenAgain()
+    {
+        var policy = new Policy(TimeSpan.Zero) { Fail = true };
+        await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<IAccessPolicy>(policy), "Broker:MaxConnections=1");
+        using (var refused = new ClientWebSocket())
+        {
+            var error = await Assert.ThrowsAsync<WebSocketException>(() =>
+                refused.ConnectAsync(new Uri($"{broker.WsUri}/topic/failing?access_token={broker.Token("u")}"), CancellationToken.None)
+                    .WaitAsync(StompTestClient.Timeout));
+            Assert.Contains("500", error.Message, StringComparison.Ordinal);
+        }
+        policy.Fail = false;                                          // its place was given back: the one place is free
+        using var taken = new ClientWebSocket();
+        await taken.ConnectAsync(new Uri($"{broker.WsUri}/topic/failing?access_token={broker.Token("u")}"), CancellationToken.None)
+            .WaitAsync(StompTestClient.Timeout);
+        Assert.Equal(WebSocketState.Open, taken.State);
+    }
+
+    private sealed class Policy(TimeSpan delay) : IAccessPolicy
+    {
+        public bool Fail { get; set; }
+
+        public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
+        {
+            await Task.Delay(delay);
+            return Fail ? throw new InvalidOperationException("the policy's store is down") : null;
+        }
+
+        public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, Destination destination) => ValueTask.FromResult<string?>(null);
+
+        public ValueTask<string?> CanSendAsync(BrokerPrincipal user, Destination destination) => ValueTask.FromResult<string?>(null);
+    }
+}
