@@ -108,6 +108,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
     {
         var maxBytes = (int)Math.Min(int.MaxValue, _limits.MaxRequestLineSize + _limits.MaxRequestHeadersTotalSize);
         CancellationTokenSource? timeout = null;
+        long searched = 0;                                        // of the head, for its end (each byte once)
         try
         {
             while (true)
@@ -126,7 +127,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
                         throw new ConnectionAbortedException("no request within the header timeout");
                     }
                 }
-                var peek = UpgradeRequest.Peek(read.Buffer, maxBytes, _limits.MaxRequestHeaderCount, out var request, out var end);
+                var peek = UpgradeRequest.Peek(read.Buffer, maxBytes, _limits.MaxRequestHeaderCount, out var request, out var end, searched);
                 if (peek == UpgradePeek.Ours)
                 {
                     input.AdvanceTo(end);
@@ -138,6 +139,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
                     return null;
                 }
                 input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+                searched = read.Buffer.Length;
             }
         }
         finally

@@ -72,8 +72,12 @@ public sealed class UpgradeRequest
     }
 
     /// <summary>Reads the head from the start of <paramref name="buffer"/>; <paramref name="end"/> is where it ends when ours.
-    /// <paramref name="maxBytes"/> bounds the head, <paramref name="maxHeaders"/> its header lines (Kestrel's limits).</summary>
-    public static UpgradePeek Peek(ReadOnlySequence<byte> buffer, int maxBytes, int maxHeaders, out UpgradeRequest? request, out SequencePosition end)
+    /// <paramref name="maxBytes"/> bounds the head, <paramref name="maxHeaders"/> its header lines (Kestrel's limits).
+    /// <paramref name="searched"/>: how many of the buffer's first bytes an earlier call searched without finding the head's
+    /// end (the same buffer, grown): they are not searched again, so a head that arrives a byte at a time costs its length,
+    /// not its length squared.</summary>
+    public static UpgradePeek Peek(ReadOnlySequence<byte> buffer, int maxBytes, int maxHeaders, out UpgradeRequest? request, out SequencePosition end,
+        long searched = 0)
     {
         request = null;
         end = buffer.Start;
@@ -82,13 +86,48 @@ public sealed class UpgradeRequest
         var seen = (int)Math.Min(buffer.Length, prefix.Length);
         buffer.Slice(0, seen).CopyTo(prefix);
         if (!prefix[..seen].SequenceEqual(s_prefix.AsSpan(0, seen))) return UpgradePeek.NotOurs;
+        searched = Math.Clamp(searched, 0, buffer.Length);
+        // A line that ends in LF alone: Kestrel takes it as a line end, this reader would wait for a CRLF CRLF that never comes.
+        if (HasBareLineFeed(buffer, searched)) return UpgradePeek.NotOurs;
         var reader = new SequenceReader<byte>(buffer);
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> head, "\r\n\r\n"u8, advancePastDelimiter: true))
+        reader.Advance(Math.Max(0, searched - 3));                // the end's first bytes may be among those searched
+        if (!reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8, advancePastDelimiter: false))
             return buffer.Length > maxBytes ? UpgradePeek.NotOurs : UpgradePeek.NeedMoreData;
+        var head = buffer.Slice(0, reader.Position);
         if (head.Length > maxBytes) return UpgradePeek.NotOurs;
+        reader.Advance(4);
         end = reader.Position;
         request = Parse(head, maxHeaders);
         return request is null ? UpgradePeek.NotOurs : UpgradePeek.Ours;
+    }
+
+    // True when a LF not preceded by CR lies at or after `from` (the bytes before it were looked at already).
+    private static bool HasBareLineFeed(ReadOnlySequence<byte> buffer, long from)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        var previous = (byte)0;
+        if (from > 0)
+        {
+            reader.Advance(from - 1);
+            reader.TryRead(out previous);
+        }
+        foreach (var segment in buffer.Slice(reader.Position))
+        {
+            var span = segment.Span;
+            while (!span.IsEmpty)
+            {
+                var at = span.IndexOf((byte)'\n');
+                if (at < 0)
+                {
+                    previous = span[^1];
+                    break;
+                }
+                if ((at > 0 ? span[at - 1] : previous) != '\r') return true;
+                previous = (byte)'\n';
+                span = span[(at + 1)..];
+            }
+        }
+        return false;
     }
 
     private static UpgradeRequest? Parse(ReadOnlySequence<byte> head, int maxHeaders)

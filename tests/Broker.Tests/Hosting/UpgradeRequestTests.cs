@@ -15,10 +15,10 @@ public class UpgradeRequestTests
         $"GET {target} HTTP/1.1\r\nHost: broker:8080\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
         + $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n{extra}\r\n";
 
-    private static UpgradePeek Peek(string head, out UpgradeRequest? request, out long consumed, int maxBytes = MaxBytes)
+    private static UpgradePeek Peek(string head, out UpgradeRequest? request, out long consumed, int maxBytes = MaxBytes, long searched = 0)
     {
         var buffer = new ReadOnlySequence<byte>(Encoding.Latin1.GetBytes(head));
-        var peek = UpgradeRequest.Peek(buffer, maxBytes, MaxHeaders, out request, out var end);
+        var peek = UpgradeRequest.Peek(buffer, maxBytes, MaxHeaders, out request, out var end, searched);
         consumed = buffer.Slice(0, end).Length;
         return peek;
     }
@@ -52,6 +52,44 @@ public class UpgradeRequestTests
         for (var at = 0; at < head.Length; at++)
             Assert.Equal(UpgradePeek.NeedMoreData, Peek(head[..at], out _, out _));
         Assert.Equal(UpgradePeek.Ours, Peek(head, out _, out _));
+    }
+
+    [Fact]
+    public void Peek_HeadArrivingAByteAtATime_SearchesOnlyWhatIsNew_AndTakesTheSameHead()
+    {
+        // Each call is told how much the one before searched (as the endpoint does): the blank line that ends the head is
+        // found across the boundary, wherever the boundary falls in it.
+        var head = Upgrade("/ws/topic/a", "X-Pad: " + new string('p', 300) + "\r\n");
+        for (var at = 1; at < head.Length; at++)
+            Assert.Equal(UpgradePeek.NeedMoreData, Peek(head[..at], out _, out _, searched: at - 1));
+        for (var back = 1; back <= 4; back++)
+        {
+            Assert.Equal(UpgradePeek.Ours, Peek(head + "\x81", out var request, out var consumed, searched: head.Length - back));
+            Assert.Equal(head.Length, consumed);
+            Assert.Equal("a", request!.RawPath);
+        }
+    }
+
+    [Theory]
+    [InlineData("GET /ws HTTP/1.1\nHost: b\n")]
+    [InlineData("GET /ws HTTP/1.1\r\nHost: b\nUpgrade: websocket\r\n")]
+    [InlineData("GET /ws HTTP/1.1\r\nHost: b\r\n\n")]
+    public void Peek_LineEndingInLineFeedAlone_IsLeftToKestrelAtOnce(string head)
+    {
+        // Kestrel takes LF as a line end; waiting for CRLF CRLF would hold the connection until the header timeout.
+        Assert.Equal(UpgradePeek.NotOurs, Peek(head, out _, out _));
+        var split = Enumerable.Range(1, head.Length - 1).First(i => head[i] == '\n' && head[i - 1] != '\r');   // the first
+        Assert.Equal(UpgradePeek.NeedMoreData, Peek(head[..split], out _, out _));
+        Assert.Equal(UpgradePeek.NotOurs, Peek(head, out _, out _, searched: split));   // the LF is new, its CR-less byte is not
+    }
+
+    [Fact]
+    public void Peek_CarriageReturnSearchedBefore_LineFeedNew_IsALineEnd()
+    {
+        var head = Upgrade("/ws");
+        var cr = head.IndexOf('\r');
+        Assert.Equal(UpgradePeek.NeedMoreData, Peek(head[..(cr + 2)], out _, out _, searched: cr + 1));
+        Assert.Equal(UpgradePeek.Ours, Peek(head, out _, out _, searched: cr + 1));
     }
 
     [Theory]
