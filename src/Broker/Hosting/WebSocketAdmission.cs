@@ -41,12 +41,18 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
     /// <summary>Gives back a place <see cref="TryHold"/> held: its session is registered (and counted), or none was made.</summary>
     public void Release() => Interlocked.Decrement(ref _held);
 
-    /// <summary>The newest STOMP the client offers; a client that offers none still gets STOMP (1.2 rules, CONNECT
-    /// decides), one that offers only others is refused.</summary>
+    /// <summary>The newest STOMP the client offers, in the client's own spelling (RFC 6455 §4.1: the client fails a
+    /// connection whose chosen subprotocol is not one it offered, and browsers compare exactly); a client that offers none
+    /// still gets STOMP (1.2 rules, CONNECT decides), one that offers only others is refused.</summary>
     public static UpgradeRefusal? ChooseSubProtocol(IEnumerable<string> offered, out string? chosen)
     {
         var list = offered as ICollection<string> ?? [.. offered];
-        chosen = s_subProtocols.FirstOrDefault(p => list.Contains(p, StringComparer.OrdinalIgnoreCase));
+        chosen = null;
+        foreach (var known in s_subProtocols)
+        {
+            chosen = list.FirstOrDefault(p => string.Equals(p, known, StringComparison.OrdinalIgnoreCase));
+            if (chosen is not null) break;
+        }
         return list.Count > 0 && chosen is null
             ? new UpgradeRefusal(StatusCodes.Status400BadRequest, "unsupported WebSocket subprotocol", "offer v12.stomp, v11.stomp or v10.stomp")
             : null;

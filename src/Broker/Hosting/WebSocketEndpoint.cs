@@ -79,6 +79,13 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
+            if (OtherWebSocketVersion(context.Request.Headers))
+            {
+                // RFC 6455 §4.4: the versions this server speaks go with the refusal.
+                context.Response.Headers.SecWebSocketVersion = "13";
+                await Problem(context, new UpgradeRefusal(StatusCodes.Status426UpgradeRequired, "unsupported WebSocket version", "this server speaks WebSocket version 13"));
+                return false;
+            }
             await Problem(context, new UpgradeRefusal(StatusCodes.Status400BadRequest, "WebSocket upgrade required", "connect with a WebSocket client"));
             return false;
         }
@@ -86,6 +93,11 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         await Problem(context, refused);
         return false;
     }
+
+    // A WebSocket upgrade but for its version.
+    private static bool OtherWebSocketVersion(IHeaderDictionary headers) =>
+        headers.Upgrade.Any(u => u is not null && u.Contains("websocket", StringComparison.OrdinalIgnoreCase))
+        && headers.SecWebSocketVersion is { Count: > 0 } version && version.ToString() != "13";
 
     private static Task Problem(HttpContext context, UpgradeRefusal refusal)
     {

@@ -60,6 +60,50 @@ public sealed class UpgradeAdmissionTests
         Assert.Equal(WebSocketState.Open, taken.State);
     }
 
+    [Theory]
+    [InlineData("8")]
+    [InlineData("14")]
+    public async Task OtherWebSocketVersion_Is426_WithTheVersionThisServerSpeaks(string version)
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var head = await ExchangeHeadsAsync(broker, "/ws", $"Sec-WebSocket-Version: {version}\r\n");
+        Assert.StartsWith("HTTP/1.1 426", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nSec-WebSocket-Version: 13\r\n", head, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task SubProtocol_IsEchoedInTheClientsSpelling()
+    {
+        await using var broker = await TestBroker.StartAsync();
+        var head = await ExchangeHeadsAsync(broker, "/ws", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: V11.Stomp, other\r\n");
+        Assert.StartsWith("HTTP/1.1 101", head, StringComparison.Ordinal);
+        Assert.Contains("\r\nSec-WebSocket-Protocol: V11.Stomp\r\n", head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("v11.stomp", head, StringComparison.Ordinal);
+    }
+
+    // A hand-made upgrade request; returns the response's head.
+    private static async Task<string> ExchangeHeadsAsync(TestBroker broker, string path, string fields)
+    {
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(broker.BaseUri.Host, broker.BaseUri.Port);
+        var stream = tcp.GetStream();
+        var key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: {broker.BaseUri.Authority}\r\n"
+            + $"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{fields}\r\n"));
+        var received = new System.Text.StringBuilder();
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(StompTestClient.Timeout);
+        while (!received.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+        {
+            var read = await stream.ReadAsync(buffer, cts.Token);
+            if (read == 0) break;
+            received.Append(System.Text.Encoding.Latin1.GetString(buffer, 0, read));
+        }
+        var text = received.ToString();
+        var end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        return end < 0 ? text : text[..(end + 2)];
+    }
+
     private sealed class Policy(TimeSpan delay) : IAccessPolicy
     {
         public bool Fail { get; set; }
