@@ -180,13 +180,16 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
             {
                 (raw, refused) = await admission.AdmitRawAsync(request.RawPath, request.Query("since"), token);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
-                // The access policy's store failed, say: the client is told, as ASP.NET Core's pipeline would tell it.
+                // The access policy's store failed or timed out, say (no token of ours is passed in, so a cancellation is
+                // theirs too): the client is told, as ASP.NET Core's pipeline would tell it.
                 Log.AdmissionFailed(logger, ex, connection.ConnectionId);
                 refused = new UpgradeRefusal(StatusCodes.Status500InternalServerError, "upgrade not judged", "the broker could not judge this upgrade; retry later");
             }
         }
+        // The server may have begun to stop while the upgrade was judged: its shutdown would not know this session.
+        refused ??= admission.CheckStopping();
         if (refused is { } refusal) return await RefuseAsync(output, refusal);
         try
         {

@@ -87,12 +87,13 @@ public sealed class UpgradeRequest
         buffer.Slice(0, seen).CopyTo(prefix);
         if (!prefix[..seen].SequenceEqual(s_prefix.AsSpan(0, seen))) return UpgradePeek.NotOurs;
         searched = Math.Clamp(searched, 0, buffer.Length);
-        // A line that ends in LF alone: Kestrel takes it as a line end, this reader would wait for a CRLF CRLF that never comes.
-        if (HasBareLineFeed(buffer, searched)) return UpgradePeek.NotOurs;
         var reader = new SequenceReader<byte>(buffer);
         reader.Advance(Math.Max(0, searched - 3));                // the end's first bytes may be among those searched
-        if (!reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8, advancePastDelimiter: false))
-            return buffer.Length > maxBytes ? UpgradePeek.NotOurs : UpgradePeek.NeedMoreData;
+        var ended = reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8, advancePastDelimiter: false);
+        // A line that ends in LF alone, up to the end found (the client's first frame may follow it in the same read):
+        // Kestrel takes it as a line end, this reader would wait for a CRLF CRLF that never comes.
+        if (HasBareLineFeed(ended ? buffer.Slice(0, reader.Consumed + 4) : buffer, searched)) return UpgradePeek.NotOurs;
+        if (!ended) return buffer.Length > maxBytes ? UpgradePeek.NotOurs : UpgradePeek.NeedMoreData;
         var head = buffer.Slice(0, reader.Position);
         if (head.Length > maxBytes) return UpgradePeek.NotOurs;
         reader.Advance(4);

@@ -28,8 +28,7 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
     /// held is given back with <see cref="Release"/> once its session is registered, or when none is made.</summary>
     public UpgradeRefusal? TryHold()
     {
-        if (lifetime.ApplicationStopping.IsCancellationRequested)
-            return new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later");
+        if (CheckStopping() is { } stopping) return stopping;
         if (Interlocked.Increment(ref _held) + services.Sessions.Count <= limits.WebSockets) return null;
         Interlocked.Decrement(ref _held);
         refusals.WebSocketRefused();
@@ -37,6 +36,12 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
             $"this node holds {limits.WebSockets} WebSockets, as many as Broker:MaxConnections or its open-file limit allows; retry later or on another node",
             RetryAfter: 5);
     }
+
+    /// <summary>503 while the server shuts down (asked again just before the 101 of an upgrade that took time to judge: a
+    /// session the shutdown did not see would not be told to close).</summary>
+    public UpgradeRefusal? CheckStopping() => lifetime.ApplicationStopping.IsCancellationRequested
+        ? new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later")
+        : null;
 
     /// <summary>Gives back a place <see cref="TryHold"/> held: its session is registered (and counted), or none was made.</summary>
     public void Release() => Interlocked.Decrement(ref _held);

@@ -272,7 +272,8 @@ public sealed class PipeWebSocketTransport : IConnectionTransport, IDisposable
         await EnterWriteAsync(cancellationToken);
         try
         {
-            if (Has(CloseSent)) throw new WebSocketException(WebSocketError.InvalidState, "the connection is closing");
+            // Aborted: a flush given up on (the read side's bound) may still be pending on the output; nothing more goes to it.
+            if (IsClosing) throw new WebSocketException(WebSocketError.InvalidState, "the connection is closing");
             WebSocketFrameWriter.Write(Output, binary ? WebSocketOpcode.Binary : WebSocketOpcode.Text, message.Span);
             await FlushAsync(cancellationToken);
         }

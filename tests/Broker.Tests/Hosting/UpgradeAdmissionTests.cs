@@ -41,10 +41,12 @@ public sealed class UpgradeAdmissionTests
         }
     }
 
-    [Fact]
-    public async Task PolicyThatFails_AnswersTheUpgrade500_AndTheNextIsTakenAgain()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task PolicyThatFails_AnswersTheUpgrade500_AndTheNextIsTakenAgain(bool timesOut)
     {
-        var policy = new Policy(TimeSpan.Zero) { Fail = true };
+        var policy = new Policy(TimeSpan.Zero) { Fail = true, FailAsTimeout = timesOut };
         await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<IAccessPolicy>(policy), "Broker:MaxConnections=1");
         using (var refused = new ClientWebSocket())
         {
@@ -58,6 +60,20 @@ public sealed class UpgradeAdmissionTests
         await taken.ConnectAsync(new Uri($"{broker.WsUri}/topic/failing?access_token={broker.Token("u")}"), CancellationToken.None)
             .WaitAsync(StompTestClient.Timeout);
         Assert.Equal(WebSocketState.Open, taken.State);
+    }
+
+    [Fact]
+    public async Task UpgradeJudgedWhileTheServerBeginsToStop_IsRefused_NotLeftOutOfTheShutdown()
+    {
+        var policy = new Policy(TimeSpan.FromMilliseconds(1000));
+        await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<IAccessPolicy>(policy));
+        using var client = new ClientWebSocket();
+        var connect = client.ConnectAsync(new Uri($"{broker.WsUri}/topic/late?access_token={broker.Token("u")}"), CancellationToken.None);
+        await policy.Asked.Task.WaitAsync(StompTestClient.Timeout);
+        var stop = broker.StopAsync();                                // stopping begins while the policy is asked
+        var error = await Assert.ThrowsAsync<WebSocketException>(() => connect.WaitAsync(StompTestClient.Timeout));
+        Assert.Contains("503", error.Message, StringComparison.Ordinal);
+        await stop;
     }
 
     [Theory]
@@ -108,10 +124,18 @@ public sealed class UpgradeAdmissionTests
     {
         public bool Fail { get; set; }
 
+        public bool FailAsTimeout { get; init; }
+
+        /// <summary>Completes when a CanConnectAsync has begun.</summary>
+        public TaskCompletionSource Asked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
         public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
         {
+            Asked.TrySetResult();
             await Task.Delay(delay);
-            return Fail ? throw new InvalidOperationException("the policy's store is down") : null;
+            if (!Fail) return null;
+            // An HTTP client's timeout inside a policy is a TaskCanceledException.
+            throw FailAsTimeout ? new TaskCanceledException("the policy's store timed out") : new InvalidOperationException("the policy's store is down");
         }
 
         public ValueTask<string?> CanSubscribeAsync(BrokerPrincipal user, Destination destination) => ValueTask.FromResult<string?>(null);

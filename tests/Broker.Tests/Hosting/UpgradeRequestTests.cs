@@ -84,6 +84,17 @@ public class UpgradeRequestTests
     }
 
     [Fact]
+    public void Peek_FirstFrameInTheSameRead_ItsLineFeedsAreNotTheHeads()
+    {
+        // A masked frame whose bytes hold 0x0A with no CR before it, right after the head.
+        var head = Upgrade("/ws");
+        Assert.Equal(UpgradePeek.Ours, Peek(head + "\x81\x85\x0a\x00\x0a\x0a\x0a", out _, out var consumed));
+        Assert.Equal(head.Length, consumed);
+        Assert.Equal(UpgradePeek.Ours, Peek(head + "\x81\x85\x0a\x00\x0a\x0a\x0a", out _, out consumed, searched: head.Length - 2));
+        Assert.Equal(head.Length, consumed);
+    }
+
+    [Fact]
     public void Peek_CarriageReturnSearchedBefore_LineFeedNew_IsALineEnd()
     {
         var head = Upgrade("/ws");

@@ -283,6 +283,22 @@ public class PipeWebSocketTransportTests
     }
 
     [Fact]
+    public async Task WriterWaitingBehindAPongGivenUpOn_IsToldTheConnectionIsClosing_AndSendsNothing()
+    {
+        // The pong's flush is given up on while still pending: the writer that was waiting for the gate must not write and
+        // flush the same output again (a second flush at once: "concurrent reads or writes", logged as a failure).
+        var peer = new WebSocketPeer(clientReadsUpTo: 200, controlSendTimeout: TimeSpan.FromMilliseconds(300));
+        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[100]);
+        await peer.SendAsync([.. Enumerable.Range(0, 10).SelectMany(_ => ping)]);
+        var read = peer.Server.ReadAsync(CancellationToken.None).AsTask();
+        while (peer.Server.TryEnterWrite()) peer.Server.ExitWrite();    // until a pong's flush holds the gate
+        var send = peer.Server.SendAsync("MESSAGE"u8.ToArray(), binary: false, CancellationToken.None).AsTask();
+        await Assert.ThrowsAsync<WebSocketException>(() => read.WaitAsync(WebSocketPeer.Timeout));
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => send.WaitAsync(WebSocketPeer.Timeout));
+        Assert.Equal(WebSocketError.InvalidState, refused.WebSocketErrorCode);
+    }
+
+    [Fact]
     public async Task WriteGate_TwoWaitingWhileAThirdHoldsIt_BothGetThrough()
     {
         // The writer loop and the read side's pong wait while a heart-beat holds the gate. A wake-up lost between the holder
