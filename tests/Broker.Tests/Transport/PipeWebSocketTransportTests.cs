@@ -273,10 +273,7 @@ public class PipeWebSocketTransportTests
     {
         // The read side answers pings itself: its pong's flush is on no clock of the session's. A client that pings and never
         // reads must not park the read loop (and hold the output buffer) for good.
-        var peer = new WebSocketPeer(clientReadsUpTo: 200, controlSendTimeout: TimeSpan.FromMilliseconds(200));
-        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[100]);
-        await peer.SendAsync([.. Enumerable.Range(0, 10).SelectMany(_ => ping)]);
-        var read = peer.Server.ReadAsync(CancellationToken.None).AsTask();
+        var (peer, read) = await PingsUnreadAsync(TimeSpan.FromMilliseconds(200));
         var error = await Assert.ThrowsAsync<WebSocketException>(() => read.WaitAsync(WebSocketPeer.Timeout));
         Assert.Equal(WebSocketError.ConnectionClosedPrematurely, error.WebSocketErrorCode);
         Assert.True(peer.WasAborted);
@@ -287,15 +284,21 @@ public class PipeWebSocketTransportTests
     {
         // The pong's flush is given up on while still pending: the writer that was waiting for the gate must not write and
         // flush the same output again (a second flush at once: "concurrent reads or writes", logged as a failure).
-        var peer = new WebSocketPeer(clientReadsUpTo: 200, controlSendTimeout: TimeSpan.FromMilliseconds(300));
-        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[100]);
-        await peer.SendAsync([.. Enumerable.Range(0, 10).SelectMany(_ => ping)]);
-        var read = peer.Server.ReadAsync(CancellationToken.None).AsTask();
+        var (peer, read) = await PingsUnreadAsync(TimeSpan.FromMilliseconds(300));
         while (peer.Server.TryEnterWrite()) peer.Server.ExitWrite();    // until a pong's flush holds the gate
         var send = peer.Server.SendAsync("MESSAGE"u8.ToArray(), binary: false, CancellationToken.None).AsTask();
         await Assert.ThrowsAsync<WebSocketException>(() => read.WaitAsync(WebSocketPeer.Timeout));
         var refused = await Assert.ThrowsAsync<WebSocketException>(() => send.WaitAsync(WebSocketPeer.Timeout));
         Assert.Equal(WebSocketError.InvalidState, refused.WebSocketErrorCode);
+    }
+
+    // Ten pings from a client that takes 200 bytes of the server's output and no more; the read that answers them.
+    private static async Task<(WebSocketPeer Peer, Task<TransportReadResult> Read)> PingsUnreadAsync(TimeSpan controlSendTimeout)
+    {
+        var peer = new WebSocketPeer(clientReadsUpTo: 200, controlSendTimeout: controlSendTimeout);
+        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[100]);
+        await peer.SendAsync([.. Enumerable.Range(0, 10).SelectMany(_ => ping)]);
+        return (peer, peer.Server.ReadAsync(CancellationToken.None).AsTask());
     }
 
     [Fact]
