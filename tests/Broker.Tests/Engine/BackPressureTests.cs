@@ -114,8 +114,12 @@ public sealed class BackPressureTests(ITestOutputHelper output)
 
         Assert.All(pausedSessions, p => Assert.Equal(DisconnectReason.SlowConsumer, p.Reason));
         Assert.All(sessions.All.Where(s => !pausedSessions.Contains(s)), s => Assert.Null(s.Reason));
-        Assert.True(withPaused <= baseline * 1.2,
-            $"{withPaused.TotalMilliseconds:F0} ms with the paused reader vs {baseline.TotalMilliseconds:F0} ms without: more than 20% slower");
+        // The design grants the paused reader one hold of the publisher, Broker:FlowControlStallMs (200 ms by default), before
+        // it holds no one: on a burst of 1-1.5 s that alone is 13-20%. What this guards against (held until the cut, or again
+        // and again) costs seconds.
+        var stall = TimeSpan.FromMilliseconds(new WsBroker.Broker.Options.BrokerOptions().FlowControlStallMs);
+        Assert.True(withPaused <= baseline * 1.2 + stall,
+            $"{withPaused.TotalMilliseconds:F0} ms with the paused reader vs {baseline.TotalMilliseconds:F0} ms without: more than 20% slower, past the one stall of {stall.TotalMilliseconds:F0} ms");
     }
 
     [Fact]
