@@ -37,6 +37,8 @@ public sealed class UpgradeRequest
 {
     private static readonly byte[] s_prefix = "GET /ws"u8.ToArray();
     private static readonly SearchValues<byte> s_headBytes = SearchValues.Create([.. Enumerable.Range(' ', '~' - ' ' + 1).Select(b => (byte)b), (byte)'\t', (byte)'\r', (byte)'\n']);
+    // What a Host value may hold (RFC 3986 §3.2.2-3.2.3: a reg-name, IPv4 or [IP-literal], and :port), as Kestrel checks it.
+    private static readonly SearchValues<byte> s_hostBytes = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%"u8);
     private static ReadOnlySpan<byte> RawPrefix => "/ws/topic/"u8;
     private static readonly Dictionary<string, StringValues> s_noQuery = [];
 
@@ -193,6 +195,7 @@ public sealed class UpgradeRequest
     private ref struct Fields
     {
         private int _hosts;
+        private bool _hostInvalid;
         private int _versions;
         private int _keys;
         private bool _body;
@@ -212,7 +215,11 @@ public sealed class UpgradeRequest
             var name = line[..colon];
             if (name.IndexOfAny((byte)' ', (byte)'\t') >= 0) return false;
             var value = line[(colon + 1)..].Trim(" \t"u8);
-            if (Ascii.EqualsIgnoreCase(name, "host"u8)) _hosts++;
+            if (Ascii.EqualsIgnoreCase(name, "host"u8))
+            {
+                _hosts++;
+                _hostInvalid = value.IndexOfAnyExcept(s_hostBytes) >= 0;   // Kestrel answers such a Host 400
+            }
             else if (Ascii.EqualsIgnoreCase(name, "content-length"u8) || Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8)) _body = true;
             else if (Ascii.EqualsIgnoreCase(name, "connection"u8)) _connectionUpgrade |= ListHas(value, "upgrade"u8);
             else if (Ascii.EqualsIgnoreCase(name, "upgrade"u8)) _upgradeWebSocket |= ListHas(value, "websocket"u8);
@@ -234,7 +241,7 @@ public sealed class UpgradeRequest
         public readonly bool IsWebSocketUpgrade(out string key)
         {
             key = "";
-            if (_hosts != 1 || _body || !_connectionUpgrade || !_upgradeWebSocket || _versions != 1 || !_version13 || _keys != 1) return false;
+            if (_hosts != 1 || _hostInvalid || _body || !_connectionUpgrade || !_upgradeWebSocket || _versions != 1 || !_version13 || _keys != 1) return false;
             key = _key!;
             Span<byte> nonce = stackalloc byte[16];
             return Convert.TryFromBase64String(key, nonce, out var length) && length == 16;

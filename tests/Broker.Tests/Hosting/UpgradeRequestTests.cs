@@ -83,6 +83,14 @@ public class UpgradeRequestTests
         Assert.Equal(UpgradePeek.NotOurs, Peek(head, out _, out _, searched: split));   // the LF is new, its CR-less byte is not
     }
 
+    [Theory]
+    [InlineData("[::1]:8080")]
+    [InlineData("127.0.0.1")]
+    [InlineData("broker.example")]
+    [InlineData("xn--brker-jua.example:443")]
+    public void Peek_HostsKestrelTakes_AreTaken(string host) =>
+        Assert.Equal(UpgradePeek.Ours, Peek(Upgrade().Replace("Host: broker:8080", "Host: " + host, StringComparison.Ordinal), out _, out _));
+
     [Fact]
     public void Peek_FirstFrameInTheSameRead_ItsLineFeedsAreNotTheHeads()
     {
@@ -123,6 +131,8 @@ public class UpgradeRequestTests
         { "other case", Upgrade("/WS") },
         { "a body", Upgrade(extra: "Content-Length: 5\r\n") },
         { "no Host", Upgrade().Replace("Host: broker:8080\r\n", "", StringComparison.Ordinal) },
+        { "Host with a space and a slash", Upgrade().Replace("Host: broker:8080", "Host: a b/c", StringComparison.Ordinal) },
+        { "Host with user info", Upgrade().Replace("Host: broker:8080", "Host: user@broker:8080", StringComparison.Ordinal) },
         { "no Upgrade token", Upgrade().Replace("Upgrade: websocket", "Upgrade: h2c", StringComparison.Ordinal) },
         { "folded header line", Upgrade(extra: "X-A: 1\r\n  continued\r\n") },
         { "space before the colon", Upgrade(extra: "X-A : 1\r\n") },
