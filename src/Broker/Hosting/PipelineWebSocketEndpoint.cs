@@ -188,8 +188,6 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
                 refused = new UpgradeRefusal(StatusCodes.Status500InternalServerError, "upgrade not judged", "the broker could not judge this upgrade; retry later");
             }
         }
-        // The server may have begun to stop while the upgrade was judged: its shutdown would not know this session.
-        refused ??= admission.CheckStopping();
         if (refused is { } refusal) return await RefuseAsync(output, refusal);
         try
         {

@@ -37,9 +37,9 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
             RetryAfter: 5);
     }
 
-    /// <summary>503 while the server shuts down (asked again just before the 101 of an upgrade that took time to judge: a
-    /// session the shutdown did not see would not be told to close).</summary>
-    public UpgradeRefusal? CheckStopping() => lifetime.ApplicationStopping.IsCancellationRequested
+    // 503 while the server shuts down (asked again by AdmitRawAsync after its awaits: a session the shutdown did not see would
+    // not be told to close).
+    private UpgradeRefusal? CheckStopping() => lifetime.ApplicationStopping.IsCancellationRequested
         ? new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "server shutting down", "reconnect to another node or later")
         : null;
 
@@ -89,6 +89,8 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
             services.Metrics.AuthenticationFailure();
             return (null, new UpgradeRefusal(StatusCodes.Status403Forbidden, "forbidden", refused));
         }
+        // The server may have begun to stop while the token and the policy were asked: its shutdown would not see the session.
+        if (CheckStopping() is { } stopping) return (null, stopping);
         return (new RawTopicAdmission(destination, since, principal), null);
     }
 

@@ -44,9 +44,9 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
             var token = context.Request.Query["access_token"].FirstOrDefault()
                 ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
             var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
-            if (admitted is null || admission.CheckStopping() is not null)   // the server may have begun to stop meanwhile
+            if (admitted is null)
             {
-                await Problem(context, refused ?? admission.CheckStopping()!.Value);
+                await Problem(context, refused!.Value);
                 return;
             }
             var (interval, timeout) = admission.RawKeepAlive;
