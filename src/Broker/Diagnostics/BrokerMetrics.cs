@@ -32,6 +32,7 @@ public sealed class BrokerMetrics
     private readonly Counter<long> _deliveries;
     private readonly Counter<long> _slowConsumers;
     private readonly Counter<long> _flowControlPauses;
+    private readonly Counter<double> _flowControlPausedSeconds;
     private readonly Counter<long> _disconnects;
     private readonly Counter<long> _errors;
     private readonly Counter<long> _sessionsExpired;
@@ -62,6 +63,8 @@ public sealed class BrokerMetrics
             "Connections dropped because they did not read fast enough.");
         _flowControlPauses = _meter.CreateCounter<long>("wsbroker_flow_control_pauses", "{pause}",
             "Times a publisher's read loop waited for the subscribers it fed to drain below their low-water mark (credit flow).");
+        _flowControlPausedSeconds = _meter.CreateCounter<double>("wsbroker_flow_control_paused", "s",
+            "Time publishers' read loops spent waiting for credit, summed over publishers.");
         _disconnects = _meter.CreateCounter<long>("wsbroker_disconnects", "{connection}", "Ended connections by reason.");
         _errors = _meter.CreateCounter<long>("wsbroker_errors", "{error}", "Errors by kind.");
         _sessionsExpired = _meter.CreateCounter<long>("wsbroker_sessions_expired", "{connection}",
@@ -131,8 +134,13 @@ public sealed class BrokerMetrics
 
     public void SlowConsumer() => _slowConsumers.Add(1);
 
-    /// <summary>A publisher's read loop waited for credit (its subscribers were above their high-water mark).</summary>
-    public void FlowControlPaused() => _flowControlPauses.Add(1);
+    /// <summary>A publisher's read loop waited <paramref name="waited"/> for credit (its subscribers were above their
+    /// high-water mark).</summary>
+    public void FlowControlPaused(TimeSpan waited)
+    {
+        _flowControlPauses.Add(1);
+        _flowControlPausedSeconds.Add(waited.TotalSeconds);
+    }
 
     public void ProtocolError() => _errors.Add(1, _protocolError);
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Net.WebSockets;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Destinations;
@@ -212,9 +213,10 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
         // Paused by the broker: the client's heart-beats and half-sent frames are not read meanwhile, not its fault.
         PauseReading();
         var pausedAt = Environment.TickCount64;
+        var started = Stopwatch.GetTimestamp();
         try
         {
-            if (await _credit!.PayAsync(StallCheck, Aborted)) Services.Metrics.FlowControlPaused();
+            if (await _credit!.PayAsync(StallCheck, Aborted)) Services.Metrics.FlowControlPaused(Stopwatch.GetElapsedTime(started));
         }
         finally
         {

@@ -38,7 +38,8 @@ internal struct SessionClose
     public void SetReason(DisconnectReason reason) => Interlocked.CompareExchange(ref _reason, (int)reason + 1, 0);
 
     /// <summary>Runs <paramref name="abort"/> once <paramref name="graceMs"/> have passed, unless the timer is armed
-    /// already (a second close arms none).</summary>
+    /// already (a second close arms none). The timer is reached only through this struct, so pass its holder as
+    /// <paramref name="state"/> (the session passes itself): a timer nothing reaches is collected and never fires.</summary>
     public void ArmAbortTimer(TimerCallback abort, object? state, int graceMs)
     {
         var timer = new Timer(abort, state, graceMs, Timeout.Infinite);

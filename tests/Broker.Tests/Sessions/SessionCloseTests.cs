@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Transport;
 
@@ -35,14 +36,37 @@ public sealed class SessionCloseTests
         Assert.Equal(DisconnectReason.ClientClosed, close.Reason);
     }
 
-    [Fact]
-    public async Task ArmAbortTimer_FiresOnce_HoweverOftenArmed()
+    /// <summary>Holds its close the way a session does, and is the timer's state as the session is: that is what keeps
+    /// the timer alive until it fires (a timer nothing reaches is collected and never fires).</summary>
+    private sealed class Holder(StrongBox<int> fired, TaskCompletionSource firedOnce)
     {
-        var close = new SessionClose();
-        var fired = 0;
-        for (var i = 0; i < 3; i++) close.ArmAbortTimer(_ => Interlocked.Increment(ref fired), null, 20);
-        await Task.Delay(300);
-        Assert.Equal(1, Volatile.Read(ref fired));
+        public SessionClose Close;
+        public readonly StrongBox<int> Fired = fired;
+        public readonly TaskCompletionSource FiredOnce = firedOnce;
+    }
+
+    [Fact]
+    public async Task ArmAbortTimer_FiresOnce_HoweverOftenArmed_AndOutlivesACollection()
+    {
+        var fired = new StrongBox<int>();
+        var firedOnce = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var holder = new Holder(fired, firedOnce);
+        for (var i = 0; i < 3; i++)
+        {
+            holder.Close.ArmAbortTimer(static state =>
+            {
+                var h = (Holder)state!;
+                Interlocked.Increment(ref h.Fired.Value);
+                h.FiredOnce.TrySetResult();
+            }, holder, 100);
+        }
+        holder = null;                                              // only the timer reaches it now, as with a session
+        await Task.Delay(10);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        await firedOnce.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.Delay(300);                                      // room for a second firing, if one were armed
+        Assert.Equal(1, Volatile.Read(ref fired.Value));
     }
 
     [Fact]
