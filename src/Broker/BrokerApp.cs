@@ -211,6 +211,7 @@ public static class BrokerApp
     /// <c>Broker:Transport=Pipeline</c> they still serve the upgrades the connection layer leaves to them.</summary>
     public static void MapBroker(WebApplication app)
     {
+        app.Use(TimedUpgradeFeature.Install);                    // ahead of the WebSocket middleware, which takes the feature
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.Zero });
         // Resolved from the root provider on first use (not per request: a request scope would live as long as the socket).
         var endpoint = new Lazy<WebSocketEndpoint>(() => app.Services.GetRequiredService<WebSocketEndpoint>());

@@ -22,7 +22,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
                 return;
             }
             using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
-            using var transport = new WebSocketTransport(socket);
+            using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
                 context.Request.Query["access_token"].FirstOrDefault());
             held = false;
@@ -51,7 +51,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
             }
             var (interval, timeout) = admission.RawKeepAlive;
             using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
-            using var transport = new WebSocketTransport(socket);
+            using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
             held = false;
             await RunOnItsPlaceAsync(session);

@@ -6,8 +6,10 @@ namespace WsBroker.Broker.Transport;
 
 /// <summary>A session's transport over an ASP.NET Core <see cref="WebSocket"/> (<c>Broker:Transport=AspNetCore</c>). The
 /// socket receives into a pipe borrowed from <see cref="PipePool"/> while bytes are in flight; an idle connection waits
-/// with a zero-byte receive and holds no pipe.</summary>
-public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport, IDisposable
+/// with a zero-byte receive and holds no pipe. <paramref name="writes"/>, the upgraded stream under the socket, times its
+/// writes: one pending longer than <paramref name="writeTimeoutMs"/> (<c>Broker:SlowConsumerMs</c>) drops the connection,
+/// whoever wrote it (the socket answers pings and closes from inside a receive, on no clock of the session's).</summary>
+public sealed class WebSocketTransport(WebSocket socket, TimedWriteStream? writes, int writeTimeoutMs) : IConnectionTransport, IDisposable
 {
     private Pipe? _pipe;
     private SequencePosition? _end;                              // end of the last read's buffer (null: it was empty)
@@ -61,9 +63,12 @@ public sealed class WebSocketTransport(WebSocket socket) : IConnectionTransport,
 
     public void Abort() => socket.Abort();
 
-    /// <summary>Nothing: a raw topic URL's pings are ASP.NET Core's keep-alive on this path (its own timer per connection,
-    /// set up by <c>WebSocketEndpoint</c>).</summary>
-    public void KeepAlive(long nowMs) { }
+    /// <summary>Drops the connection when a write has been pending too long. A raw topic URL's pings are ASP.NET Core's
+    /// keep-alive on this path (its own timer per connection, set up by <c>WebSocketEndpoint</c>).</summary>
+    public void KeepAlive(long nowMs)
+    {
+        if (writes?.WritingSinceMs is > 0 and var since && nowMs - since > writeTimeoutMs) socket.Abort();
+    }
 
     /// <summary>Releases a half-read pipe (not reused) once the session has ended.</summary>
     public void Dispose()

@@ -8,6 +8,8 @@ using WsBroker.Broker.Access;
 using WsBroker.Broker.Diagnostics;
 using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Routing;
+using WsBroker.Broker.Tests.Transport;
+using WsBroker.Broker.Transport;
 using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Tests.Engine;
@@ -571,6 +573,52 @@ public class StompConnectionTests
         catch (IOException) { }                                        // the broker aborts the socket: reset by peer
         Assert.StartsWith("HTTP/1.1 101", received.ToString(), StringComparison.Ordinal);
         Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(14));   // closed by the broker, after the timeout
+    }
+
+    [Fact]
+    public async Task ClientThatPingsAndNeverReads_IsDropped_AfterSlowConsumerMs()
+    {
+        // The server answers pings from inside its receive, on no clock of the session's: nothing of the session's is queued,
+        // no heart-beats are due. A client that pings and never reads fills its side with pongs; the pong that can no longer
+        // be written must not park the read loop for good.
+        await using var broker = await TestBroker.StartAsync("Broker:SlowConsumerMs=1000");
+        var sessions = broker.Services.GetRequiredService<SessionRegistry>();
+        using var tcp = new System.Net.Sockets.TcpClient { ReceiveBufferSize = 4096 };
+        await tcp.ConnectAsync(broker.BaseUri.Host, broker.BaseUri.Port);
+        var stream = tcp.GetStream();
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"GET /ws HTTP/1.1\r\nHost: {broker.BaseUri.Authority}\r\nUpgrade: websocket\r\n"
+            + $"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+        await stream.WriteAsync(WebSocketPeer.Frame(WebSocketOpcode.Text,
+            Encoding.UTF8.GetBytes($"CONNECT\naccept-version:1.2\nhost:x\nheart-beat:0,0\nAuthorization:Bearer {broker.Token("pinger")}\n\n\0")));
+        var buffer = new byte[4096];
+        var received = new StringBuilder();
+        using (var cts = new CancellationTokenSource(StompTestClient.Timeout))
+        {
+            while (!received.ToString().Contains("CONNECTED", StringComparison.Ordinal))
+            {
+                var read = await stream.ReadAsync(buffer, cts.Token);
+                Assert.True(read > 0, $"closed before CONNECTED: {received}");
+                received.Append(Encoding.Latin1.GetString(buffer, 0, read));
+            }
+        }
+        var session = sessions.All.Single(s => s.Principal?.UserId == "pinger");
+        // Then pings, in bounded batches, never reading: 64 MB at most, far more than the socket buffers on both sides hold.
+        var ping = WebSocketPeer.Frame(WebSocketOpcode.Ping, new byte[125]);
+        var batch = Enumerable.Repeat(ping, 1000).SelectMany(p => p).ToArray();
+        var pinging = Task.Run(async () =>
+        {
+            try
+            {
+                for (var i = 0; i < 500 && sessions.All.Contains(session); i++) await stream.WriteAsync(batch);
+            }
+            catch (IOException) { }                                    // the broker dropped the connection
+        });
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (sessions.All.Contains(session) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.DoesNotContain(session, sessions.All);
+        tcp.Close();
+        await pinging.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]
