@@ -42,11 +42,12 @@ public sealed class OutageTests
                 }
                 catch (Exception ex) { other.Add(ex); }
             }
-            // Steady traffic: one append every 2 ms for about 8 s; the server is down from 1 s to 5 s.
+            // Steady traffic: one append every 2 ms; the server is down from 1 s for 4 s, and the traffic goes on for 3 s
+            // after it is back (however long its stop and start took: a fixed end once came before the writer resumed).
+            using var endOfTraffic = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             var traffic = Task.Run(async () =>
             {
-                var clock = Stopwatch.StartNew();
-                while (clock.ElapsedMilliseconds < 8000)
+                while (!endOfTraffic.IsCancellationRequested)
                 {
                     appends.Add(AppendOneAsync(id++));
                     await Task.Delay(2);
@@ -59,6 +60,7 @@ public sealed class OutageTests
             await Assert.ThrowsAsync<PersistenceUnavailableException>(() => stores.Users.FindAsync("never-seen").AsTask());
             await Task.Delay(4000);
             await Script("start");
+            endOfTraffic.CancelAfter(TimeSpan.FromSeconds(3));
             await traffic;
             await Task.WhenAll(appends).WaitAsync(TimeSpan.FromSeconds(60));
             Assert.Empty(other);

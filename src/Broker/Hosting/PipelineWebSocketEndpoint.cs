@@ -22,6 +22,9 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
     private readonly KestrelServerLimits _limits = kestrel.Value.Limits;
     private int _http;                                              // connections not (yet) upgraded: the HTTP share
 
+    /// <summary>Connections counted against the HTTP share now (tests).</summary>
+    internal int HttpConnectionsForTests => Volatile.Read(ref _http);
+
     /// <summary>Puts the endpoint in front of a listen endpoint's HTTP layer when <c>Broker:Transport</c> is
     /// <c>Pipeline</c> (set as Kestrel's endpoint default, so it covers every <c>--urls</c> address).</summary>
     public static void Use(ListenOptions listen)

@@ -35,9 +35,9 @@ public sealed class LongSessionHostTests : IAsyncLifetime
     public async Task Expiry_StompSession_TokenExpiredErrorThenClose4001_AndCounted()
     {
         await using var client = await StompTestClient.OpenAsync(_broker.WsUri);
-        await client.SendAsync($"CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\nAuthorization:Bearer {_broker.Token("client1", lifetime: TimeSpan.FromSeconds(2))}\n\n\0");
+        await client.SendAsync($"CONNECT\naccept-version:1.2\nhost:h\nheart-beat:0,0\nAuthorization:Bearer {_broker.Token("client1", lifetime: TimeSpan.FromSeconds(4))}\n\n\0");
         await client.ReceiveAsync(StompCommand.Connected);
-        var frames = await client.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(10));
+        var frames = await client.ReceiveUntilClosedAsync(TimeSpan.FromSeconds(15));
         Assert.Equal("token expired", Assert.Single(frames).Headers["message"]);
         Assert.Equal((WebSocketCloseStatus)4001, client.Socket.CloseStatus);
         Assert.Equal("token expired", client.Socket.CloseStatusDescription);
@@ -56,9 +56,9 @@ public sealed class LongSessionHostTests : IAsyncLifetime
     public async Task Expiry_RawTopicUrl_ClosesWith4001()
     {
         using var raw = new ClientWebSocket();
-        await raw.ConnectAsync(new Uri($"{_broker.WsUri}/topic/news?access_token={_broker.Token("client1", lifetime: TimeSpan.FromSeconds(2))}"), CancellationToken.None);
+        await raw.ConnectAsync(new Uri($"{_broker.WsUri}/topic/news?access_token={_broker.Token("client1", lifetime: TimeSpan.FromSeconds(4))}"), CancellationToken.None);
         var buffer = new byte[4096];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
         var error = await raw.ReceiveAsync(buffer, timeout.Token);
         Assert.Equal("{\"error\":\"token expired\"}", Encoding.UTF8.GetString(buffer, 0, error.Count));
         var close = await raw.ReceiveAsync(buffer, timeout.Token);

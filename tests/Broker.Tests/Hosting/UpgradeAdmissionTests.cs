@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using WsBroker.Broker.Access;
 using WsBroker.Broker.Auth;
 using WsBroker.Broker.Destinations;
@@ -65,12 +66,16 @@ public sealed class UpgradeAdmissionTests
     [Fact]
     public async Task UpgradeJudgedWhileTheServerBeginsToStop_IsRefused_NotLeftOutOfTheShutdown()
     {
-        var policy = new Policy(TimeSpan.FromMilliseconds(1000));
+        var policy = new Policy(TimeSpan.Zero) { Held = new(TaskCreationOptions.RunContinuationsAsynchronously) };
         await using var broker = await TestBroker.StartAsync(s => s.AddSingleton<IAccessPolicy>(policy));
         using var client = new ClientWebSocket();
         var connect = client.ConnectAsync(new Uri($"{broker.WsUri}/topic/late?access_token={broker.Token("u")}"), CancellationToken.None);
         await policy.Asked.Task.WaitAsync(StompTestClient.Timeout);
         var stop = broker.StopAsync();                                // stopping begins while the policy is asked
+        var stopping = broker.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!stopping.IsCancellationRequested && DateTime.UtcNow < deadline) await Task.Delay(10);
+        policy.Held.SetResult();                                      // and only then does it answer
         var error = await Assert.ThrowsAsync<WebSocketException>(() => connect.WaitAsync(StompTestClient.Timeout));
         Assert.Contains("503", error.Message, StringComparison.Ordinal);
         await stop;
@@ -129,10 +134,13 @@ public sealed class UpgradeAdmissionTests
         /// <summary>Completes when a CanConnectAsync has begun.</summary>
         public TaskCompletionSource Asked { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+        /// <summary>When set, CanConnectAsync answers once it completes (instead of after the delay).</summary>
+        public TaskCompletionSource? Held { get; init; }
+
         public async ValueTask<string?> CanConnectAsync(BrokerPrincipal user)
         {
             Asked.TrySetResult();
-            await Task.Delay(delay);
+            await (Held?.Task ?? Task.Delay(delay));
             if (!Fail) return null;
             // An HTTP client's timeout inside a policy is a TaskCanceledException.
             throw FailAsTimeout ? new TaskCanceledException("the policy's store timed out") : new InvalidOperationException("the policy's store is down");

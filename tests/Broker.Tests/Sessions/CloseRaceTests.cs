@@ -97,7 +97,9 @@ public sealed class CloseRaceTests
         await client.SendAsync("SUBSCRIBE\nid:s\ndestination:/topic/late\nreceipt:r\n\n\0");
         await transport.SendEntered.Task.WaitAsync(TimeSpan.FromSeconds(10));   // the RECEIPT's send is held
         await transport.Inner.Client.CompleteAsync();                            // the client closes
-        await Task.Delay(200);                                                    // the read loop ends, its end waits for the writer
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!session.IsClosing && DateTime.UtcNow < deadline) await Task.Delay(10);   // the read loop ends, its end waits
+        Assert.True(session.IsClosing, "the read loop did not end when the client closed");                     // for the writer
         session.CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap);
         transport.Release();
         var frames = await client.ReceiveUntilClosedAsync();
@@ -146,8 +148,7 @@ public sealed class CloseRaceTests
         await transport.SendEntered.Task.WaitAsync(TimeSpan.FromSeconds(10));   // message 1 held in its send
         for (var i = 2; i <= 256; i++) services.Backplane.Publish(SharedMessage.Create(i, "/topic/split", [], "m"u8.ToArray()));
         session.CloseWithError("backplane gap", null, DisconnectReason.BackplaneGap);   // 255 messages and the ERROR: one batch
-        transport.Release();
-        transport.Hold();                                                        // the next batch (with the ERROR) is held
+        transport.ReleaseAndHoldNext();                                          // the next batch (with the ERROR) is held
         using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
             while (session.QueuedFramesForTests > 0) await Task.Delay(1, deadline.Token);
         Assert.True(session.ExpireIfDue(long.MaxValue));                         // the token expires meanwhile

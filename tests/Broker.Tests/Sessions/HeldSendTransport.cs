@@ -16,6 +16,10 @@ internal sealed class HeldSendTransport : IConnectionTransport
 
     public void Release() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
 
+    /// <summary>Lets the held send go, and holds the next one: in one step, so the writer cannot slip a send in between.</summary>
+    public void ReleaseAndHoldNext() =>
+        Interlocked.Exchange(ref _held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))?.TrySetResult();
+
     public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
 
     public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);

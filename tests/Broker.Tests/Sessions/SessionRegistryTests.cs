@@ -92,6 +92,7 @@ public sealed class SessionRegistryTests
         foreach (var session in kept) registry.Add(session);
         using var stop = new CancellationTokenSource();
         var walks = 0;
+        var walking = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var walker = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
@@ -99,9 +100,11 @@ public sealed class SessionRegistryTests
                 var seen = new HashSet<BrokerSession>(ReferenceEqualityComparer.Instance);
                 foreach (var session in registry.All) Assert.True(seen.Add(session), "a session twice in one walk");
                 Assert.True(kept.All(seen.Contains), "a session open all along was missed");
-                walks++;
+                Interlocked.Increment(ref walks);
+                walking.TrySetResult();
             }
         });
+        await walking.Task.WaitAsync(TimeSpan.FromSeconds(10));         // the walker runs before the churn begins
         // Churn past several doublings (64 → 8,192 slots) while the walker walks.
         var churn = new List<BrokerSession>();
         for (var i = 0; i < 5_000; i++)
@@ -111,10 +114,13 @@ public sealed class SessionRegistryTests
             churn.Add(session);
             if (i % 3 == 2) { registry.Remove(churn[i - 2]); }
         }
-        await Task.Delay(50);
+        // And one whole walk after the churn, however late the walker's thread runs.
+        var afterChurn = Volatile.Read(ref walks) + 1;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Volatile.Read(ref walks) <= afterChurn && !walker.IsCompleted && DateTime.UtcNow < deadline) await Task.Delay(10);
         stop.Cancel();
         await walker.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.True(walks > 0);
+        Assert.True(Volatile.Read(ref walks) > afterChurn, "the walker did not walk after the churn");
         Assert.Equal(100 + 5_000 - 5_000 / 3, registry.Count);
     }
 

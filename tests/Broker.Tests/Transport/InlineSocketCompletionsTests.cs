@@ -15,6 +15,9 @@ using WsBroker.Protocol;
 
 namespace WsBroker.Broker.Tests.Transport;
 
+/// <summary>Runs alone (<see cref="Engine.TimingCollection"/>): a heart-beat test's margin (beats every 250 ms against a
+/// 1 s timeout) is too small beside other suites.</summary>
+[Collection(Engine.TimingCollection.Name)]
 public class InlineSocketCompletionsTests
 {
     [Fact]
