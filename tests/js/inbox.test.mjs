@@ -110,6 +110,17 @@ async function nth(got, n, what) {
   return got[n - 1];
 }
 
+/** Resolves once the node at `url` sees `user` online (`admin`'s contacts): a presence change crosses the cluster on its
+ * own time, so a snapshot taken at once could miss it. */
+async function onlineOn(url, admin, user) {
+  for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    const response = await fetch(`${url}/api/contacts`, { headers: { authorization: `Bearer ${token(admin, 'admin')}` } });
+    const contacts = response.status === 200 ? (await response.json()).contacts : [];
+    if (contacts.some((c) => c.userId === user && c.online)) return;
+    assert.ok(Date.now() < deadline, `${user} not online on ${url}: ${response.status} ${JSON.stringify(contacts)}`);
+  }
+}
+
 const summary = (d) => [d.kind, d.peer, d.conversation?.unread, d.conversation?.online, d.conversation?.deleted];
 
 test('snapshot, then each kind of change in order: new conversation, new last message, unread after seen, presence off and on, renamed, deleted', { timeout: 120_000 }, async () => {
@@ -119,6 +130,7 @@ test('snapshot, then each kind of change in order: new conversation, new last me
   const clients = [carla];
   try {
     await say(carla, admin, c1, 'My meter shows zero');
+    await onlineOn(adminUrl.replace('ws://', 'http://').replace(/\/ws$/, ''), admin, c1);   // carla may be on another node
     const desk = await connect(admin, 'admin', adminUrl);
     clients.push(desk);
     const got = await inbox(desk);

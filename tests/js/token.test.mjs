@@ -84,14 +84,15 @@ test('a 3 s token without a refresh: ERROR token expired at exp, close 4001, and
   const expMs = exp * 1000;
   assert.equal(error.frame.headers.message, 'token expired');
   assert.ok(error.at >= expMs - 20, `ERROR ${expMs - error.at} ms before exp`);
-  assert.ok(error.at <= expMs + 2000, `ERROR ${error.at - expMs} ms after exp`);
+  assert.ok(error.at <= expMs + 3000, `ERROR ${error.at - expMs} ms after exp`);   // the scanner's 1 s tick, and room
   assert.equal(closed.code, 4001);
   assert.equal(closed.reason, 'token expired');
   assert.ok(got.length >= 20, `the session received while its token was valid (${got.length})`);
   // What was published after the instant reached the broker after it: no such message may be sent (20 ms: the broker's
-  // monotonic clock against this wall clock). What was queued before it and sent late would arrive late.
+  // monotonic clock against this wall clock). What was queued before it and sent late would arrive late: 1.5 s leaves room
+  // for this process being slow to read (the exact check is Broker.Tests' Expiry_DeliveriesQueuedBeforeTheInstant_…).
   assert.deepEqual(got.filter((m) => m.publishedAt > expMs + 20).map((m) => m.publishedAt - expMs), [], 'published after exp, still delivered (ms after exp)');
-  assert.deepEqual(got.filter((m) => m.at > expMs + 500).map((m) => m.at - expMs), [], 'received long after exp (ms after exp)');
+  assert.deepEqual(got.filter((m) => m.at > expMs + 1500).map((m) => m.at - expMs), [], 'received long after exp (ms after exp)');
 });
 
 test('with a refresh every second, a session with 3 s tokens lives for 10 s and keeps receiving', { timeout: 30_000 }, async () => {
@@ -104,10 +105,12 @@ test('with a refresh every second, a session with 3 s tokens lives for 10 s and 
   const publisher = await publishing(destination, 100);
   try {
     for (let k = 1; k <= 10; k++) {
-      await sleep(1000);
+      // Refresh k at start + k + 0.3 s, whatever the round trips before it took: the token it replaces (exp start + 2 + k)
+      // has 1.7 s left, and a slow round trip does not add up over the ten.
+      await sleep(Math.max(0, (start + k) * 1000 + 300 - Date.now()));
       const receipt = await refresh(session, bearer(token(user, 'client', { exp: start + 3 + k })));
       assert.ok(receipt.headers['receipt-id'].startsWith('refresh-'));
-      assert.ok(got.some((at) => at > Date.now() - 1000), `no message in the second before refresh ${k}`);
+      assert.ok(got.some((at) => at > Date.now() - 2000), `no message in the two seconds before refresh ${k}`);
     }
   } finally { await publisher.stop(); }
   assert.ok(Date.now() > (start + 3) * 1000 + 6000, 'alive well past the first token');
