@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.Extensions.Options;
 using WsBroker.Broker.Options;
 using WsBroker.Broker.Sessions;
@@ -78,15 +79,31 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
     }
 
+    // The HTTP layer's connection holds its place until it ends, or until it is upgraded there (an upgrade this endpoint
+    // left to the HTTP layer: on TLS, as a keep-alive connection's second request, to a path it does not read): Kestrel
+    // gives the place back through the feature, as its own count does, so a WebSocket never holds an HTTP place.
     private async Task HttpAsync(ConnectionContext connection, ConnectionDelegate next)
     {
+        var place = new HttpPlace(this);
+        connection.Features.Set<IDecrementConcurrentConnectionCountFeature>(place);
         try
         {
             await next(connection);
         }
         finally
         {
-            Interlocked.Decrement(ref _http);                       // its HTTP life is over
+            place.ReleaseConnection();                              // its HTTP life is over
+        }
+    }
+
+    /// <summary>A connection's place in the HTTP share, given back once.</summary>
+    private sealed class HttpPlace(PipelineWebSocketEndpoint endpoint) : IDecrementConcurrentConnectionCountFeature
+    {
+        private int _released;
+
+        public void ReleaseConnection()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) Interlocked.Decrement(ref endpoint._http);
         }
     }
 

@@ -22,7 +22,7 @@ public sealed class HttpShareTests
         try
         {
             for (var i = 0; i < Share; i++) silent.Add(await ConnectTcpAsync(broker));
-            await CountedAsync(broker, Share);                                // accepted and counted before the next one
+            await CountedAsync(broker, Share);                        // accepted and counted before the next one
 
             using (var over = await ConnectTcpAsync(broker))
             {
@@ -32,7 +32,7 @@ public sealed class HttpShareTests
 
             silent[0].Dispose();                                      // one place free: upgrades go through it, one by one
             silent.RemoveAt(0);
-            await CountedAsync(broker, Share - 1);                            // its end seen
+            await CountedAsync(broker, Share - 1);                    // its end seen
             await using var first = await broker.ConnectAsync("share-1");
             await using var second = await broker.ConnectAsync("share-2");   // only if the first gave its place back
 
@@ -45,6 +45,67 @@ public sealed class HttpShareTests
         finally
         {
             foreach (var client in silent) client.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_WebSocket_upgraded_on_the_HTTP_layer_gives_its_HTTP_place_back()
+    {
+        // An upgrade the pipeline endpoint leaves to the HTTP layer (here: a keep-alive connection's second request) is
+        // upgraded there; like one upgraded by the endpoint, it must not hold an HTTP place for its life.
+        await using var broker = await TestBroker.StartAsync(
+            services => services.AddSingleton(new ConnectionLimits(-1, -1, -1, 0, WebSockets: 100, Http: Share)),
+            "Broker:ConnectTimeoutMs=60000");
+        var upgraded = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < Share; i++) upgraded.Add(await UpgradedAfterARequestAsync(broker));
+            await using var client = await broker.ConnectAsync("after-the-share");   // refused if they held the share
+            using var http = new HttpClient { BaseAddress = broker.BaseUri };
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync(new Uri("/healthz", UriKind.Relative))).StatusCode);
+        }
+        finally
+        {
+            foreach (var client in upgraded) client.Dispose();
+        }
+    }
+
+    // A connection that asks GET /healthz, then upgrades to /ws as its second request; returns it once it has the 101.
+    private static async Task<TcpClient> UpgradedAfterARequestAsync(TestBroker broker)
+    {
+        var tcp = await ConnectTcpAsync(broker);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /healthz HTTP/1.1\r\nHost: {broker.BaseUri.Authority}\r\n\r\n"));
+        var (head, body) = await ReadResponseAsync(stream);
+        Assert.StartsWith("HTTP/1.1 200", head, StringComparison.Ordinal);
+        // The whole body, so that the upgrade is the next request: chunked (its last chunk ends it) or of a known length.
+        var length = System.Text.RegularExpressions.Regex.Match(head, @"(?im)^content-length:\s*(\d+)");
+        bool Whole() => length.Success
+            ? body.Length >= int.Parse(length.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : body.EndsWith("0\r\n\r\n", StringComparison.Ordinal);
+        while (!Whole()) body += (await ReadResponseAsync(stream, bodyOnly: true)).Body;
+        var key = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /ws HTTP/1.1\r\nHost: {broker.BaseUri.Authority}\r\n"
+            + $"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+        Assert.StartsWith("HTTP/1.1 101", (await ReadResponseAsync(stream)).Head, StringComparison.Ordinal);
+        return tcp;
+    }
+
+    // Reads a response's head (and what came of its body with it); with bodyOnly, whatever the next read brings.
+    private static async Task<(string Head, string Body)> ReadResponseAsync(NetworkStream stream, bool bodyOnly = false)
+    {
+        using var cts = new CancellationTokenSource(StompTestClient.Timeout);
+        var received = new System.Text.StringBuilder();
+        var buffer = new byte[4096];
+        while (true)
+        {
+            var read = await stream.ReadAsync(buffer, cts.Token);
+            Assert.True(read > 0, $"closed: {received}");
+            received.Append(System.Text.Encoding.Latin1.GetString(buffer, 0, read));
+            if (bodyOnly) return ("", received.ToString());
+            var text = received.ToString();
+            var end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            if (end >= 0) return (text[..end], text[(end + 4)..]);
         }
     }
 
