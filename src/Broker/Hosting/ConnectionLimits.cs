@@ -41,7 +41,8 @@ public sealed partial record ConnectionLimits(long SoftBefore, long Soft, long H
     /// <paramref name="open"/> descriptors open, and whether the limit is enough for them.</summary>
     internal static (int WebSockets, int Http, bool Enough) Shares(long soft, int open, int maxConnections)
     {
-        var budget = soft is > 0 and < Unbounded ? (int)Math.Max(0, soft - open - Reserve) : Unbounded;
+        // A huge limit is bounded, but what is open and the reserve still come off it (a limit of 1,000,000 is common).
+        var budget = soft > 0 ? (int)Math.Min(Math.Max(0, soft - open - Reserve), Unbounded) : Unbounded;
         var http = Math.Clamp(budget / 20, 16, 400);
         var webSockets = maxConnections > 0 ? maxConnections : Math.Max(1, budget - http);
         return (webSockets, http, budget - http >= webSockets);

@@ -7,7 +7,8 @@ namespace WsBroker.Broker.Hosting;
 /// Connections refused for want of room (<see cref="ConnectionLimits"/>): WebSocket upgrades answered 503 here, and HTTP
 /// connections closed at once past their share (by the pipeline transport's endpoint, or by Kestrel: read from its own
 /// <c>kestrel.rejected_connections</c> instrument). Both are counted in <c>wsbroker_connections_refused_total{reason}</c> and logged at most once per
-/// <see cref="LogInterval"/>, with the count since the last line: a flood of connections must not become a flood of logs.
+/// <see cref="LogInterval"/>, with the count since the last line (a flood's tail within the next interval, or at stop): a flood
+/// of connections must not become a flood of logs.
 /// </summary>
 public sealed partial class ConnectionRefusals : IHostedService, IDisposable
 {
@@ -23,6 +24,7 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
     private long _webSockets;
     private long _http;
     private long _lastLog;
+    private Timer? _flush;
 
     public ConnectionRefusals(BrokerMetrics metrics, ILogger<ConnectionRefusals> logger)
     {
@@ -64,15 +66,34 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
         Log.Refused(_logger, Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
     }
 
+    // What came since the last line, once the interval allows a line: the tail of a flood is logged too, not only when the
+    // next refusal comes.
+    private void Flush()
+    {
+        if (Volatile.Read(ref _webSockets) != 0 || Volatile.Read(ref _http) != 0) LogNowAndThen();
+    }
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _listener.Start();
+        _flush = new Timer(static state => ((ConnectionRefusals)state!).Flush(), this, LogInterval, LogInterval);
         return Task.CompletedTask;
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Logs what is left unlogged, whatever the interval: the last line of a run.</summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _flush?.Dispose();
+        var (webSockets, http) = (Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
+        if (webSockets != 0 || http != 0) Log.Refused(_logger, webSockets, http);
+        return Task.CompletedTask;
+    }
 
-    public void Dispose() => _listener.Dispose();
+    public void Dispose()
+    {
+        _flush?.Dispose();
+        _listener.Dispose();
+    }
 
     private static partial class Log
     {

@@ -100,7 +100,7 @@ public sealed class BrokerOptions
         if (ConnectTimeoutMs < 100) yield return "Broker:ConnectTimeoutMs must be at least 100";
         if (PartialFrameTimeoutMs < 100) yield return "Broker:PartialFrameTimeoutMs must be at least 100";
         if (ShutdownTimeoutMs < 0) yield return "Broker:ShutdownTimeoutMs must not be negative";
-        if (MaxConnections < 0) yield return "Broker:MaxConnections must not be negative";
+        if (MaxConnections is < 0 or > 10_000_000) yield return "Broker:MaxConnections must be between 0 and 10000000";
         if (!Enum.IsDefined(Transport)) yield return $"Broker:Transport must be Pipeline or AspNetCore, not '{Transport}'";
     }
 }

@@ -1,3 +1,5 @@
+using WsBroker.Broker.Transport;
+
 namespace WsBroker.Broker.Sessions;
 
 /// <summary>One timer for all sessions: sends due heart-beats, closes silent, never-connected or half-sent ones, cuts
@@ -8,8 +10,10 @@ namespace WsBroker.Broker.Sessions;
 /// (bench/ScannerBenchmarks.cs; memory-bound, more with cold caches), at most one scan a second. A wheel that buckets
 /// sessions by due time would touch fewer of them per tick, but every frame received or sent would have to move its
 /// session between buckets, a cost that grows with traffic.</summary>
-public sealed class HeartBeatScanner(BrokerServices services) : BackgroundService
+public sealed partial class HeartBeatScanner(BrokerServices services, ILogger<HeartBeatScanner> logger) : BackgroundService
 {
+    private const int FailureLogIntervalMs = 10_000;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var options = services.Options;
@@ -17,19 +21,54 @@ public sealed class HeartBeatScanner(BrokerServices services) : BackgroundServic
             .Where(v => v > 0).DefaultIfEmpty(1000).Min();
         var tickMs = Math.Clamp(smallest / 4, 10, 1000);
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(tickMs));
-        while (await timer.WaitForNextTickAsync(stoppingToken)) Scan(services.Sessions, Environment.TickCount64, tickMs);
+        long quietUntilMs = 0;
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            var nowMs = Environment.TickCount64;
+            var (failed, first) = Scan(services.Sessions, nowMs, tickMs);
+            if (failed == 0 || nowMs < quietUntilMs) continue;
+            Log.SessionsFailed(logger, first, failed);               // at most one line per interval
+            quietUntilMs = nowMs + FailureLogIntervalMs;
+        }
     }
 
-    /// <summary>One tick over every session (the benchmark calls it too).</summary>
-    internal static void Scan(SessionRegistry sessions, long nowMs, int tickMs = 0)
+    /// <summary>One tick over every session (the benchmark calls it too); returns how many sessions failed in it, and the
+    /// first failure. A session whose checks throw is dropped: one broken session must stop neither the others' beats
+    /// and timeouts nor the broker (a background service's exception stops the host), and would never time out.</summary>
+    internal static (int Failed, Exception? First) Scan(SessionRegistry sessions, long nowMs, int tickMs = 0)
     {
+        var failed = 0;
+        Exception? first = null;
         foreach (var session in sessions.All)
         {
-            session.CheckTimeouts(nowMs);                // first: a session it closes (its token expired, say) gets no beat
-            // A beat that would be late by the next tick goes now: STOMP's "at least every n ms" holds, at 1 s ticks and
-            // 10 s beats one every 9-10 s (waiting for 10 s to be reached made it 10-11 s, as a tick's clock reading wavers).
-            session.SendHeartBeatIfDue(nowMs, tickMs);
-            session.Transport.KeepAlive(nowMs);
+            try
+            {
+                session.CheckTimeouts(nowMs);            // first: a session it closes (its token expired, say) gets no beat
+                // A beat that would be late by the next tick goes now: STOMP's "at least every n ms" holds, at 1 s ticks and
+                // 10 s beats one every 9-10 s (waiting for 10 s to be reached made it 10-11 s, as a tick's clock reading wavers).
+                session.SendHeartBeatIfDue(nowMs, tickMs);
+                session.Transport.KeepAlive(nowMs);
+            }
+            catch (Exception ex)
+            {
+                failed++;
+                first ??= ex;
+                try
+                {
+                    session.Abort(DisconnectReason.TransportError);
+                }
+                catch (Exception)
+                {
+                    // Its transport fails even to drop: it is counted above, and the scan goes on to the others.
+                }
+            }
         }
+        return (failed, first);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 104, Level = LogLevel.Error, Message = "heart-beat scan: {Failed} sessions failed their checks and were dropped (the first failure follows; at most one such line every 10 s)")]
+        public static partial void SessionsFailed(ILogger logger, Exception? first, int failed);
     }
 }

@@ -44,6 +44,14 @@ public sealed class ConnectionLimitsTests
     }
 
     [Fact]
+    public void A_limit_of_a_million_still_keeps_what_is_open_and_the_reserve()
+    {
+        var (webSockets, http, enough) = ConnectionLimits.Shares(1_000_000, open: 300, maxConnections: 0);
+        Assert.Equal(1_000_000 - 300 - ConnectionLimits.Reserve, webSockets + http);
+        Assert.True(enough);
+    }
+
+    [Fact]
     public void An_unknown_or_unlimited_limit_is_bounded_by_the_broker_itself()
     {
         var (webSockets, http, enough) = ConnectionLimits.Shares(-1, open: 0, maxConnections: 0);
