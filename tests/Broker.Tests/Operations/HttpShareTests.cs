@@ -15,9 +15,7 @@ public sealed class HttpShareTests
     [Fact]
     public async Task Past_the_HTTP_share_a_connection_is_closed_at_once_and_counted_and_an_upgrade_gives_its_place_back()
     {
-        await using var broker = await TestBroker.StartAsync(
-            services => services.AddSingleton(new ConnectionLimits(-1, -1, -1, 0, WebSockets: 100, Http: Share)),
-            "Broker:ConnectTimeoutMs=60000");
+        await using var broker = await StartWithTheShareAsync();
         var silent = new List<TcpClient>();
         try
         {
@@ -53,9 +51,7 @@ public sealed class HttpShareTests
     {
         // An upgrade the pipeline endpoint leaves to the HTTP layer (here: a keep-alive connection's second request) is
         // upgraded there; like one upgraded by the endpoint, it must not hold an HTTP place for its life.
-        await using var broker = await TestBroker.StartAsync(
-            services => services.AddSingleton(new ConnectionLimits(-1, -1, -1, 0, WebSockets: 100, Http: Share)),
-            "Broker:ConnectTimeoutMs=60000");
+        await using var broker = await StartWithTheShareAsync();
         var upgraded = new List<TcpClient>();
         try
         {
@@ -108,6 +104,11 @@ public sealed class HttpShareTests
             if (end >= 0) return (text[..end], text[(end + 4)..]);
         }
     }
+
+    // A broker with an HTTP share of Share connections, whose silent sockets are not closed during a test.
+    private static Task<TestBroker> StartWithTheShareAsync() => TestBroker.StartAsync(
+        services => services.AddSingleton(new ConnectionLimits(-1, -1, -1, 0, WebSockets: 100, Http: Share)),
+        "Broker:ConnectTimeoutMs=60000");
 
     // Waits until the HTTP share holds this many connections. The ASP.NET Core path leaves the count to Kestrel, which
     // shows it nowhere: a second is left for its accept loop there.
