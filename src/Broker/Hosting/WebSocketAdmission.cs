@@ -24,12 +24,13 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
 
     /// <summary>Holds a place for one more WebSocket, or says why not: 503 while the server shuts down or when the node
     /// holds as many as it may (<see cref="ConnectionLimits.WebSockets"/>: <c>Broker:MaxConnections</c>, or what the
-    /// open-file limit allows), counting those whose upgrade is under way (a token to validate, a policy to ask). A place
-    /// held is given back with <see cref="Release"/> once its session is registered, or when none is made.</summary>
+    /// open-file limit allows), counting those whose upgrade is under way (a token to validate, a policy to ask) and those
+    /// whose connection is still closing (<see cref="SessionRegistry.Closing"/>). A place held is given back with
+    /// <see cref="Release"/> once its session is registered, or when none is made.</summary>
     public UpgradeRefusal? TryHold()
     {
         if (CheckStopping() is { } stopping) return stopping;
-        if (Interlocked.Increment(ref _held) + services.Sessions.Count <= limits.WebSockets) return null;
+        if (Interlocked.Increment(ref _held) + services.Sessions.Count + services.Sessions.Closing <= limits.WebSockets) return null;
         Interlocked.Decrement(ref _held);
         refusals.WebSocketRefused();
         return new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "too many connections",

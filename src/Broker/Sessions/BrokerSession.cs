@@ -140,14 +140,22 @@ public abstract partial class BrokerSession : IMessageSink, IBrokerSession
             // Whatever failed (a plug-in told its subscription ended), the session still leaves the registry and ends.
             Log.ReleaseFailed(Services.Logger, ex, SessionId);
         }
-        Services.Sessions.Remove(this);
-        _close.Ended();
-        Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
-        Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
-            Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
-        _abort.Dispose();
-        _completion.Complete();
-        await Transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, Services.Options.ShutdownTimeoutMs)));
+        Services.Sessions.ConnectionClosing();                    // until the transport has finished: a descriptor held
+        try
+        {
+            Services.Sessions.Remove(this);
+            _close.Ended();
+            Services.Metrics.Disconnected(Reason ?? DisconnectReason.ClientClosed);
+            Log.ConnectionEnded(Services.Logger, SessionId, Protocol, Principal?.UserId ?? "-", Reason ?? DisconnectReason.ClientClosed,
+                Environment.TickCount64 - StartedAtMs, FramesIn, FramesOut);
+            _abort.Dispose();
+            _completion.Complete();
+            await Transport.FinishAsync(TimeSpan.FromMilliseconds(Math.Min(1000, Services.Options.ShutdownTimeoutMs)));
+        }
+        finally
+        {
+            Services.Sessions.ConnectionClosed();
+        }
         // The client's close reply may have been read on the socket event thread (InlineSocketCompletions): Kestrel's
         // teardown of the connection, which follows this, runs on the thread pool.
         if (InlineSocketCompletions.OnEventThread) await Task.Yield();

@@ -21,6 +21,7 @@ public sealed class SessionRegistry
     private readonly Lock _gate = new();
     private long _nextId;
     private int _count;                                             // ConcurrentDictionary.Count takes every lock: each upgrade asks
+    private int _closing;
 
     public event Action<string>? UserOnline;
     public event Action<string>? UserOffline;
@@ -29,6 +30,14 @@ public sealed class SessionRegistry
     public event Action<BrokerSession>? SessionEnded;
 
     public int Count => Volatile.Read(ref _count);
+
+    /// <summary>Sessions that have left the registry while their connection is still closing (the transport's last word,
+    /// up to a second for the client's close reply): each still holds a descriptor, so admission counts them too.</summary>
+    public int Closing => Volatile.Read(ref _closing);
+
+    internal void ConnectionClosing() => Interlocked.Increment(ref _closing);
+
+    internal void ConnectionClosed() => Interlocked.Decrement(ref _closing);
 
     public string NextSessionId() => "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -7,28 +7,15 @@ namespace WsBroker.Broker.Tests.Sessions;
 public sealed class HeartBeatScannerTests
 {
     /// <summary>An in-memory transport whose keep-alive tick throws (as a broken transport or plug-in might), or counts.</summary>
-    private sealed class TickedTransport(bool throws) : IConnectionTransport
+    private sealed class TickedTransport(bool throws) : WrappedTransport
     {
-        public InMemoryTransport Inner { get; } = new();
-
         public int Ticks { get; private set; }
 
-        public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
-
-        public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);
-
-        public ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken) =>
-            Inner.SendAsync(message, binary, cancellationToken);
-
-        public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => Inner.CloseAsync(reason, cancellationToken);
-
-        public void KeepAlive(long nowMs)
+        public override void KeepAlive(long nowMs)
         {
             Ticks++;
             if (throws) throw new InvalidOperationException("keep-alive broke");
         }
-
-        public void Abort() => Inner.Abort();
     }
 
     [Fact]

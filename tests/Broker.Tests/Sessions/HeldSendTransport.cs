@@ -4,11 +4,9 @@ namespace WsBroker.Broker.Tests.Sessions;
 
 /// <summary>An in-memory transport whose sends can be held: a held send is a client that stopped reading (its socket send
 /// does not complete). <see cref="SendEntered"/> tells a test that the writer is inside a held send.</summary>
-internal sealed class HeldSendTransport : IConnectionTransport
+internal sealed class HeldSendTransport : WrappedTransport
 {
     private TaskCompletionSource? _held;
-
-    public InMemoryTransport Inner { get; } = new();
 
     public TaskCompletionSource SendEntered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -20,11 +18,7 @@ internal sealed class HeldSendTransport : IConnectionTransport
     public void ReleaseAndHoldNext() =>
         Interlocked.Exchange(ref _held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))?.TrySetResult();
 
-    public ValueTask<TransportReadResult> ReadAsync(CancellationToken cancellationToken) => Inner.ReadAsync(cancellationToken);
-
-    public void AdvanceTo(SequencePosition consumed) => Inner.AdvanceTo(consumed);
-
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
+    public override async ValueTask SendAsync(ReadOnlyMemory<byte> message, bool binary, CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref _held) is { } held)
         {
@@ -34,11 +28,7 @@ internal sealed class HeldSendTransport : IConnectionTransport
         await Inner.SendAsync(message, binary, cancellationToken);
     }
 
-    public ValueTask CloseAsync(DisconnectReason reason, CancellationToken cancellationToken) => Inner.CloseAsync(reason, cancellationToken);
-
-    public void KeepAlive(long nowMs) { }
-
-    public void Abort()
+    public override void Abort()
     {
         Release();
         Inner.Abort();
