@@ -64,7 +64,7 @@ public sealed class BrokerMetrics
         _flowControlPauses = _meter.CreateCounter<long>("wsbroker_flow_control_pauses", "{pause}",
             "Times a publisher's read loop waited for the subscribers it fed to drain below their low-water mark (credit flow).");
         _flowControlPausedSeconds = _meter.CreateCounter<double>("wsbroker_flow_control_paused", "s",
-            "Time publishers' read loops spent waiting for credit, summed over publishers.");
+            "Time publishers' read loops spent waiting for credit, summed over publishers, counted as each wait ends.");
         _disconnects = _meter.CreateCounter<long>("wsbroker_disconnects", "{connection}", "Ended connections by reason.");
         _errors = _meter.CreateCounter<long>("wsbroker_errors", "{error}", "Errors by kind.");
         _sessionsExpired = _meter.CreateCounter<long>("wsbroker_sessions_expired", "{connection}",

@@ -45,7 +45,8 @@ public sealed partial record ConnectionLimits(long SoftBefore, long Soft, long H
         var budget = soft > 0 ? (int)Math.Min(Math.Max(0, soft - open - Reserve), Unbounded) : Unbounded;
         var http = Math.Clamp(budget / 20, 16, 400);
         var webSockets = maxConnections > 0 ? maxConnections : Math.Max(1, budget - http);
-        return (webSockets, http, budget - http >= webSockets);
+        // Enough is judged on the limit itself, not on the bounded budget: a share past a million may well fit a larger limit.
+        return (webSockets, http, soft <= 0 || soft - open - Reserve - http >= webSockets);
     }
 
     /// <summary>Kestrel's share of the limits: HTTP connections, upgraded ones, and how long a connection may wait for

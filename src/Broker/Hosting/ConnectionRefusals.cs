@@ -7,8 +7,8 @@ namespace WsBroker.Broker.Hosting;
 /// Connections refused for want of room (<see cref="ConnectionLimits"/>): WebSocket upgrades answered 503 here, and HTTP
 /// connections closed at once past their share (by the pipeline transport's endpoint, or by Kestrel: read from its own
 /// <c>kestrel.rejected_connections</c> instrument). Both are counted in <c>wsbroker_connections_refused_total{reason}</c> and logged at most once per
-/// <see cref="LogInterval"/>, with the count since the last line (a flood's tail within the next interval, or at stop): a flood
-/// of connections must not become a flood of logs.
+/// <see cref="LogInterval"/>, with the count since the last line (a flood's tail at most an interval and a half after the
+/// line before it, or at stop): a flood of connections must not become a flood of logs.
 /// </summary>
 public sealed partial class ConnectionRefusals : IHostedService, IDisposable
 {
@@ -76,7 +76,7 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _listener.Start();
-        _flush = new Timer(static state => ((ConnectionRefusals)state!).Flush(), this, LogInterval, LogInterval);
+        _flush = new Timer(static state => ((ConnectionRefusals)state!).Flush(), this, LogInterval / 2, LogInterval / 2);
         return Task.CompletedTask;
     }
 

@@ -81,7 +81,8 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
 
     // The HTTP layer's connection holds its place until it ends, or until it is upgraded there (an upgrade this endpoint
     // left to the HTTP layer: on TLS, as a keep-alive connection's second request, to a path it does not read): Kestrel
-    // gives the place back through the feature, as its own count does, so a WebSocket never holds an HTTP place.
+    // gives the place back through the feature, as its own count does, so an upgraded connection never holds an HTTP place
+    // (an HTTP/2 connection carrying WebSockets stays an HTTP connection, and keeps it).
     private async Task HttpAsync(ConnectionContext connection, ConnectionDelegate next)
     {
         var place = new HttpPlace(this);

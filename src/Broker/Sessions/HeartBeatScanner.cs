@@ -22,13 +22,17 @@ public sealed partial class HeartBeatScanner(BrokerServices services, ILogger<He
         var tickMs = Math.Clamp(smallest / 4, 10, 1000);
         using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(tickMs));
         long quietUntilMs = 0;
+        var unlogged = 0;                                           // failures since the last line, and the first of them
+        Exception? firstUnlogged = null;
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var nowMs = Environment.TickCount64;
             var (failed, first) = Scan(services.Sessions, nowMs, tickMs);
-            if (failed == 0 || nowMs < quietUntilMs) continue;
-            Log.SessionsFailed(logger, first, failed);               // at most one line per interval
-            quietUntilMs = nowMs + FailureLogIntervalMs;
+            unlogged += failed;
+            firstUnlogged ??= first;
+            if (unlogged == 0 || nowMs < quietUntilMs) continue;
+            Log.SessionsFailed(logger, firstUnlogged, unlogged);     // at most one line per interval
+            (unlogged, firstUnlogged, quietUntilMs) = (0, null, nowMs + FailureLogIntervalMs);
         }
     }
 
@@ -68,7 +72,7 @@ public sealed partial class HeartBeatScanner(BrokerServices services, ILogger<He
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 104, Level = LogLevel.Error, Message = "heart-beat scan: {Failed} sessions failed their checks and were dropped (the first failure follows; at most one such line every 10 s)")]
+        [LoggerMessage(EventId = 104, Level = LogLevel.Error, Message = "heart-beat scan: {Failed} sessions failed their checks and were dropped since the last such line (at most one every 10 s; the first failure follows)")]
         public static partial void SessionsFailed(ILogger logger, Exception? first, int failed);
     }
 }

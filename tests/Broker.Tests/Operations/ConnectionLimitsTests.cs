@@ -52,6 +52,13 @@ public sealed class ConnectionLimitsTests
     }
 
     [Fact]
+    public void A_share_past_a_million_that_fits_the_limit_is_not_reported_as_too_many()
+    {
+        Assert.True(ConnectionLimits.Shares(20_000_000, open: 300, maxConnections: 2_000_000).Enough);
+        Assert.True(ConnectionLimits.Shares(long.MaxValue, open: 300, maxConnections: 10_000_000).Enough);
+    }
+
+    [Fact]
     public void An_unknown_or_unlimited_limit_is_bounded_by_the_broker_itself()
     {
         var (webSockets, http, enough) = ConnectionLimits.Shares(-1, open: 0, maxConnections: 0);
