@@ -32,6 +32,13 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
         if (CheckStopping() is { } stopping) return stopping;
         if (Interlocked.Increment(ref _held) + services.Sessions.Count + services.Sessions.Closing <= limits.WebSockets) return null;
         Interlocked.Decrement(ref _held);
+        return Full();
+    }
+
+    /// <summary>The node holds as many WebSockets as it may: counted, and the 503 to answer. Also for an upgrade that
+    /// passed <see cref="TryHold"/> and found Kestrel's own limit on upgraded connections reached (a burst racing past it).</summary>
+    public UpgradeRefusal Full()
+    {
         refusals.WebSocketRefused();
         return new UpgradeRefusal(StatusCodes.Status503ServiceUnavailable, "too many connections",
             $"this node holds {limits.WebSockets} WebSockets, as many as Broker:MaxConnections or its open-file limit allows; retry later or on another node",

@@ -1,3 +1,4 @@
+using System.Net.WebSockets;
 using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Transport;
 
@@ -21,7 +22,8 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
                 await Problem(context, refused);
                 return;
             }
-            using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = chosen });
+            using var socket = await AcceptAsync(context, new WebSocketAcceptContext { SubProtocol = chosen });
+            if (socket is null) return;
             using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
                 context.Request.Query["access_token"].FirstOrDefault());
@@ -50,7 +52,8 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
                 return;
             }
             var (interval, timeout) = admission.RawKeepAlive;
-            using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
+            using var socket = await AcceptAsync(context, new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
+            if (socket is null) return;
             using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
             held = false;
@@ -59,6 +62,22 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         finally
         {
             if (held) admission.Release();
+        }
+    }
+
+    // Accepts the upgrade; null when Kestrel's limit on upgraded connections is reached (the share plus
+    // ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any byte of the 101, so the
+    // client gets admission's 503, counted, instead of a 500 and an error logged per connection.
+    private async Task<WebSocket?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
+    {
+        try
+        {
+            return await context.WebSockets.AcceptWebSocketAsync(accept);
+        }
+        catch (InvalidOperationException) when (!context.Response.HasStarted)
+        {
+            await Problem(context, admission.Full());
+            return null;
         }
     }
 
