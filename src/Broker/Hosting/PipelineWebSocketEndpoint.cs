@@ -170,24 +170,25 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
     }
 
     // Holds a place for the WebSocket (or refuses it) while the upgrade is judged and answered: given back when no session
-    // is made, else once the session runs (StartAsync).
+    // is made (before a refusal goes out, so that a client retrying at once finds it free), else once the session runs
+    // (StartAsync).
     private async Task<BrokerSession?> UpgradeAsync(ConnectionContext connection, UpgradeRequest request)
     {
         if (admission.TryHold() is { } full) return await RefuseAsync(connection.Transport.Output, full);
-        BrokerSession? session = null;
+        (BrokerSession? Session, UpgradeRefusal? Refused) opened = default;
         try
         {
-            session = await OpenAsync(connection, request);
-            return session;
+            opened = await OpenAsync(connection, request);
         }
         finally
         {
-            if (session is null) admission.Release();
+            if (opened.Session is null) admission.Release();
         }
+        return opened.Refused is { } refusal ? await RefuseAsync(connection.Transport.Output, refusal) : opened.Session;
     }
 
-    // Judges the upgrade, answers it, and makes its session (null: refused or gone).
-    private async Task<BrokerSession?> OpenAsync(ConnectionContext connection, UpgradeRequest request)
+    // Judges the upgrade; answers 101 and makes its session, or says why not (neither: the connection is gone).
+    private async Task<(BrokerSession? Session, UpgradeRefusal? Refused)> OpenAsync(ConnectionContext connection, UpgradeRequest request)
     {
         var output = connection.Transport.Output;
         string? subProtocol = null;
@@ -209,7 +210,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
                 refused = new UpgradeRefusal(StatusCodes.Status500InternalServerError, "upgrade not judged", "the broker could not judge this upgrade; retry later");
             }
         }
-        if (refused is { } refusal) return await RefuseAsync(output, refusal);
+        if (refused is not null) return (null, refused);
         try
         {
             UpgradeResponses.WriteSwitchingProtocols(output, request.Key, subProtocol);
@@ -217,7 +218,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         }
         catch (Exception ex) when (ex is IOException or ConnectionAbortedException or InvalidOperationException)
         {
-            return null;
+            return (null, null);
         }
         var transport = new PipeWebSocketTransport(connection, TimeSpan.FromMilliseconds(services.Options.SlowConsumerMs));
         if (services.Options.InlineSocketCompletions) InlineSocketCompletions.TryEnable(connection);
@@ -230,7 +231,7 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
             session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), raw.Destination, raw.Principal, raw.Since);
         }
         Log.Upgraded(logger, connection.ConnectionId, session.SessionId);
-        return session;
+        return (session, null);
     }
 
     // Answers the upgrade with its refusal (problem details, Connection: close); null: no session.

@@ -19,11 +19,17 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         {
             if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused)
             {
-                await Problem(context, refused);
+                held = false;
+                await RefuseHeldAsync(context, refused);
                 return;
             }
             using var socket = await AcceptAsync(context, new WebSocketAcceptContext { SubProtocol = chosen });
-            if (socket is null) return;
+            if (socket is null)
+            {
+                held = false;
+                await RefuseHeldAsync(context, admission.Full());
+                return;
+            }
             using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
                 context.Request.Query["access_token"].FirstOrDefault());
@@ -48,12 +54,18 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
             var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
             if (admitted is null)
             {
-                await Problem(context, refused!.Value);
+                held = false;
+                await RefuseHeldAsync(context, refused!.Value);
                 return;
             }
             var (interval, timeout) = admission.RawKeepAlive;
             using var socket = await AcceptAsync(context, new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
-            if (socket is null) return;
+            if (socket is null)
+            {
+                held = false;
+                await RefuseHeldAsync(context, admission.Full());
+                return;
+            }
             using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
             var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
             held = false;
@@ -67,8 +79,8 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
 
     // Accepts the upgrade; null when Kestrel's limit on upgraded connections is reached (the share plus
     // ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any byte of the 101, so the
-    // client gets admission's 503, counted, instead of a 500 and an error logged per connection.
-    private async Task<WebSocket?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
+    // caller answers admission's 503, counted, instead of a 500 and an error logged per connection.
+    private static async Task<WebSocket?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
     {
         try
         {
@@ -76,9 +88,15 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         }
         catch (InvalidOperationException) when (!context.Response.HasStarted)
         {
-            await Problem(context, admission.Full());
             return null;
         }
+    }
+
+    // Gives the held place back, then answers the refusal: a client that retries at once finds the place free.
+    private Task RefuseHeldAsync(HttpContext context, UpgradeRefusal refusal)
+    {
+        admission.Release();
+        return Problem(context, refusal);
     }
 
     // The session is registered (counted) before its run's first await: the place held for it is given back then.
