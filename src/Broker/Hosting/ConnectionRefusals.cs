@@ -63,7 +63,13 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
         var last = Volatile.Read(ref _lastLog);
         if (last != 0 && now - last < (long)LogInterval.TotalMilliseconds) return;
         if (Interlocked.CompareExchange(ref _lastLog, now, last) != last) return;
-        Log.Refused(_logger, Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
+        LogUnlogged();
+    }
+
+    private void LogUnlogged()
+    {
+        var (webSockets, http) = (Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
+        if (webSockets != 0 || http != 0) Log.Refused(_logger, webSockets, http);
     }
 
     // What came since the last line, once the interval allows a line: the tail of a flood is logged too, not only when the
@@ -84,8 +90,7 @@ public sealed partial class ConnectionRefusals : IHostedService, IDisposable
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _flush?.Dispose();
-        var (webSockets, http) = (Interlocked.Exchange(ref _webSockets, 0), Interlocked.Exchange(ref _http, 0));
-        if (webSockets != 0 || http != 0) Log.Refused(_logger, webSockets, http);
+        LogUnlogged();
         return Task.CompletedTask;
     }
 

@@ -11,105 +11,78 @@ namespace WsBroker.Broker.Hosting;
 public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmission admission)
 {
     /// <summary>GET /ws: a STOMP session.</summary>
-    public async Task HandleStompAsync(HttpContext context)
-    {
-        if (!await CanAcceptAsync(context)) return;                 // a place is held for it
-        var held = true;
-        try
-        {
-            if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused)
-            {
-                held = false;
-                await RefuseHeldAsync(context, refused);
-                return;
-            }
-            using var socket = await AcceptAsync(context, new WebSocketAcceptContext { SubProtocol = chosen });
-            if (socket is null)
-            {
-                held = false;
-                await RefuseHeldAsync(context, admission.Full());
-                return;
-            }
-            using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
-            var session = new StompSession(transport, services, services.Sessions.NextSessionId(),
-                context.Request.Query["access_token"].FirstOrDefault());
-            held = false;
-            await RunOnItsPlaceAsync(session);
-        }
-        finally
-        {
-            if (held) admission.Release();
-        }
-    }
+    public Task HandleStompAsync(HttpContext context) => RunAsync(context, OpenStompAsync);
 
     /// <summary>GET /ws/topic/{**path}: a raw topic URL with JSON deliveries.</summary>
-    public async Task HandleRawAsync(HttpContext context, string path)
+    public Task HandleRawAsync(HttpContext context, string path) => RunAsync(context, c => OpenRawAsync(c, path));
+
+    // Holds a place for the WebSocket (or refuses it) while the upgrade is judged and answered, as the pipeline endpoint
+    // does: given back when no session is made (before a refusal goes out, so that a client retrying at once finds it
+    // free), else once the session is registered (counted), before its run's first await.
+    private async Task RunAsync(HttpContext context, Func<HttpContext, Task<(BrokerSession? Session, UpgradeRefusal? Refused)>> open)
     {
-        if (!await CanAcceptAsync(context)) return;                 // a place is held for it
-        var held = true;
+        if (!await CanAcceptAsync(context)) return;
+        (BrokerSession? Session, UpgradeRefusal? Refused) opened = default;
         try
         {
-            var token = context.Request.Query["access_token"].FirstOrDefault()
-                ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
-            var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
-            if (admitted is null)
-            {
-                held = false;
-                await RefuseHeldAsync(context, refused!.Value);
-                return;
-            }
-            var (interval, timeout) = admission.RawKeepAlive;
-            using var socket = await AcceptAsync(context, new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout });
-            if (socket is null)
-            {
-                held = false;
-                await RefuseHeldAsync(context, admission.Full());
-                return;
-            }
-            using var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
-            var session = new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since);
-            held = false;
-            await RunOnItsPlaceAsync(session);
+            opened = await open(context);
         }
         finally
         {
-            if (held) admission.Release();
+            if (opened.Session is null) admission.Release();
         }
-    }
-
-    // Accepts the upgrade; null when Kestrel's limit on upgraded connections is reached (the share plus
-    // ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any byte of the 101, so the
-    // caller answers admission's 503, counted, instead of a 500 and an error logged per connection.
-    private static async Task<WebSocket?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
-    {
+        if (opened.Session is not { } session)
+        {
+            await Problem(context, opened.Refused!.Value);
+            return;
+        }
+        using var transport = (WebSocketTransport)session.Transport;
+        Task run;
         try
         {
-            return await context.WebSockets.AcceptWebSocketAsync(accept);
-        }
-        catch (InvalidOperationException) when (!context.Response.HasStarted)
-        {
-            return null;
-        }
-    }
-
-    // Gives the held place back, then answers the refusal: a client that retries at once finds the place free.
-    private Task RefuseHeldAsync(HttpContext context, UpgradeRefusal refusal)
-    {
-        admission.Release();
-        return Problem(context, refusal);
-    }
-
-    // The session is registered (counted) before its run's first await: the place held for it is given back then.
-    private Task RunOnItsPlaceAsync(BrokerSession session)
-    {
-        try
-        {
-            return session.RunAsync();
+            run = session.RunAsync();
         }
         finally
         {
             admission.Release();
         }
+        await run;
+    }
+
+    private async Task<(BrokerSession?, UpgradeRefusal?)> OpenStompAsync(HttpContext context)
+    {
+        if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused) return (null, refused);
+        if (await AcceptAsync(context, new WebSocketAcceptContext { SubProtocol = chosen }) is not { } transport) return (null, admission.Full());
+        return (new StompSession(transport, services, services.Sessions.NextSessionId(), context.Request.Query["access_token"].FirstOrDefault()), null);
+    }
+
+    private async Task<(BrokerSession?, UpgradeRefusal?)> OpenRawAsync(HttpContext context, string path)
+    {
+        var token = context.Request.Query["access_token"].FirstOrDefault()
+            ?? WebSocketAdmission.BearerOf(context.Request.Headers.Authorization.FirstOrDefault());
+        var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
+        if (admitted is null) return (null, refused);
+        var (interval, timeout) = admission.RawKeepAlive;
+        var accept = new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout };
+        if (await AcceptAsync(context, accept) is not { } transport) return (null, admission.Full());
+        return (new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since), null);
+    }
+
+    // Accepts the upgrade; null when Kestrel's limit on upgraded connections is reached (the share plus
+    // ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any byte of the 101, so the
+    // caller answers admission's 503, counted, instead of a 500 and an error logged per connection.
+    private async Task<WebSocketTransport?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
+    {
+        WebSocket socket;
+        try
+        {
+            socket = await context.WebSockets.AcceptWebSocketAsync(accept);
+        }
+        catch (InvalidOperationException) when (!context.Response.HasStarted)
+        {
+            return null;
+        }
+        return new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
     }
 
     private async Task<bool> CanAcceptAsync(HttpContext context)

@@ -70,9 +70,10 @@ public sealed class WebSocketTransport(WebSocket socket, TimedWriteStream? write
         if (writes?.WritingSinceMs is > 0 and var since && nowMs - since > writeTimeoutMs) socket.Abort();
     }
 
-    /// <summary>Releases a half-read pipe (not reused) once the session has ended.</summary>
+    /// <summary>Releases the socket, and a half-read pipe (not reused), once the session has ended.</summary>
     public void Dispose()
     {
+        socket.Dispose();
         if (_pipe is null) return;
         _pipe.Reader.Complete();
         _pipe.Writer.Complete();
