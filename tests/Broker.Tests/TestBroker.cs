@@ -90,11 +90,25 @@ public sealed class StompTestClient : IAsyncDisposable
     public int HeartBeatsReceived { get; private set; }
     public WebSocketMessageType LastMessageType { get; private set; }
 
-    public static async Task<StompTestClient> OpenAsync(Uri uri, string? subProtocol = "v12.stomp")
+    /// <param name="http2">Open it over HTTP/2 only (RFC 8441), on this invoker's connections.</param>
+    public static async Task<StompTestClient> OpenAsync(Uri uri, string? subProtocol = "v12.stomp", HttpMessageInvoker? http2 = null)
     {
         var socket = new ClientWebSocket();
         if (subProtocol is not null) socket.Options.AddSubProtocol(subProtocol);
-        await socket.ConnectAsync(uri, CancellationToken.None).WaitAsync(Timeout);
+        if (http2 is not null)
+        {
+            socket.Options.HttpVersion = System.Net.HttpVersion.Version20;
+            socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+            socket.Options.CollectHttpResponseDetails = true;
+        }
+        try
+        {
+            await socket.ConnectAsync(uri, http2, CancellationToken.None).WaitAsync(Timeout);
+        }
+        catch (WebSocketException ex) when (socket.HttpStatusCode != 0)
+        {
+            throw new WebSocketException($"refused {(int)socket.HttpStatusCode}", ex);
+        }
         return new StompTestClient(socket);
     }
 
