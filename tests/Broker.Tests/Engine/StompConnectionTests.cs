@@ -603,8 +603,10 @@ public class StompConnectionTests
     [Fact]
     public async Task RawTopicUrl_MessageNeverFinished_ClosedAfterThePartialFrameTimeout_ThoughItAnswersPings()
     {
-        await using var broker = await TestBroker.StartAsync("Broker:PartialFrameTimeoutMs=500", "Broker:HeartBeatSendMs=200",
-            "Broker:HeartBeatReceiveMs=1000");
+        // Pings every second; the partial-frame timeout at 1.5 s, so one is answered before it; silence would drop the
+        // connection only after 10 s (a scan late past both must not drop it before its close goes out).
+        await using var broker = await TestBroker.StartAsync("Broker:PartialFrameTimeoutMs=1500", "Broker:HeartBeatSendMs=200",
+            "Broker:HeartBeatReceiveMs=5000");
         using var raw = new ClientWebSocket();
         await raw.ConnectAsync(new Uri($"{broker.WsUri}/topic/raw/unfinished?access_token={broker.Token("raw-user")}"), CancellationToken.None);
         await raw.SendAsync("the start of a message"u8.ToArray(), WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using WsBroker.Broker.Hosting;
@@ -16,11 +17,12 @@ public sealed class HttpShareTests
     public async Task Past_the_HTTP_share_a_connection_is_closed_at_once_and_counted_and_an_upgrade_gives_its_place_back()
     {
         await using var broker = await StartWithTheShareAsync();
+        using var counted = new HttpConnections(broker);
         var silent = new List<TcpClient>();
         try
         {
             for (var i = 0; i < Share; i++) silent.Add(await ConnectTcpAsync(broker));
-            await CountedAsync(broker, Share);                        // accepted and counted before the next one
+            await counted.WaitForAsync(Share);                        // accepted and counted before the next one
 
             using (var over = await ConnectTcpAsync(broker))
             {
@@ -30,7 +32,7 @@ public sealed class HttpShareTests
 
             silent[0].Dispose();                                      // one place free: upgrades go through it, one by one
             silent.RemoveAt(0);
-            await CountedAsync(broker, Share - 1);                    // its end seen
+            await counted.WaitForAsync(Share - 1);                    // its end seen
             await using var first = await broker.ConnectAsync("share-1");
             await using var second = await broker.ConnectAsync("share-2");   // only if the first gave its place back
 
@@ -110,22 +112,44 @@ public sealed class HttpShareTests
         services => services.AddSingleton(new ConnectionLimits(-1, -1, -1, 0, WebSockets: 100, Http: Share)),
         "Broker:ConnectTimeoutMs=60000");
 
-    // Waits until the HTTP share holds this many connections. The ASP.NET Core path leaves the count to Kestrel, which
-    // shows it nowhere: a second is left for its accept loop there.
-    private static async Task CountedAsync(TestBroker broker, int connections)
+    // The connections the HTTP share holds: the pipeline endpoint's own count, or on the ASP.NET Core path (where Kestrel
+    // counts them against its limit) Kestrel's kestrel.active_connections of this broker, counted from before the test's
+    // first connection.
+    private sealed class HttpConnections : IDisposable
     {
-        if (string.Equals(TestBroker.Transport, "AspNetCore", StringComparison.OrdinalIgnoreCase))
+        private readonly PipelineWebSocketEndpoint? _endpoint;
+        private readonly MeterListener _kestrel = new();
+        private long _active;
+
+        public HttpConnections(TestBroker broker)
         {
-            await Task.Delay(1000);
-            return;
+            if (!string.Equals(TestBroker.Transport, "AspNetCore", StringComparison.OrdinalIgnoreCase))
+            {
+                _endpoint = broker.Services.GetRequiredService<PipelineWebSocketEndpoint>();
+                return;
+            }
+            var meters = broker.Services.GetRequiredService<IMeterFactory>();
+            _kestrel.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Scope == meters && instrument.Name == "kestrel.active_connections") listener.EnableMeasurementEvents(instrument);
+            };
+            _kestrel.SetMeasurementEventCallback<long>((_, change, _, _) => Interlocked.Add(ref _active, change));
+            _kestrel.Start();
         }
-        var endpoint = broker.Services.GetRequiredService<PipelineWebSocketEndpoint>();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (endpoint.HttpConnectionsForTests != connections)
+
+        private long Now => _endpoint?.HttpConnectionsForTests ?? Interlocked.Read(ref _active);
+
+        public async Task WaitForAsync(int connections)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"{endpoint.HttpConnectionsForTests} connections in the HTTP share, not {connections}");
-            await Task.Delay(10);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (Now != connections)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"{Now} connections in the HTTP share, not {connections}");
+                await Task.Delay(10);
+            }
         }
+
+        public void Dispose() => _kestrel.Dispose();
     }
 
     private static async Task<TcpClient> ConnectTcpAsync(TestBroker broker)

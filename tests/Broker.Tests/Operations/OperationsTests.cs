@@ -179,11 +179,12 @@ public class MetricsTests
         await using var client = await broker.ConnectAsync("client1");
         await client.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/private-chat/admin1/client1\n\n\0SEND\ndestination:/topic/private-chat/admin1/client1\nreceipt:m\n\nmetered\0");
         await client.ReceiveUntilReceiptAsync("m");
-        // The store completes the SEND (and so its RECEIPT) before it reports the commit: wait for the report.
+        // The store completes the SEND (and so its RECEIPT) before it reports the commit, and the writer counts a frame once
+        // its flush returns, after the client may have read it: wait for the report and the counts.
+        bool Settled(MetricsText m) => m["wsbroker_persistence_commit_seconds_count"] != before["wsbroker_persistence_commit_seconds_count"]
+            && Out(m, "RECEIPT") == Out(before, "RECEIPT") + 1 && Out(m, "MESSAGE") > Out(before, "MESSAGE");
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((await MetricsText.ScrapeAsync(http))["wsbroker_persistence_commit_seconds_count"] == before["wsbroker_persistence_commit_seconds_count"]
-            && DateTime.UtcNow < deadline)
-            await Task.Delay(20);
+        while (!Settled(await MetricsText.ScrapeAsync(http)) && DateTime.UtcNow < deadline) await Task.Delay(20);
         var response = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
         var text = await response.Content.ReadAsStringAsync();

@@ -174,7 +174,9 @@ public sealed class CreditFlowTests : IAsyncDisposable
     {
         subscriberIo.HoldSends();
         await publisherIo.WriteAsync("SEND\ndestination:/topic/a\n\n0\0");
-        await WaitUntilAsync(() => subscriber.SendPendingSinceMsForTests > 0);
+        // In the held send itself: a send pending alone may be the subscription's RECEIPT still on its way out.
+        await subscriberIo.SendHeld.WaitAsync(s_wait);
+        Assert.True(subscriber.SendPendingSinceMsForTests > 0);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition)
@@ -204,6 +206,9 @@ public sealed class CreditFlowTests : IAsyncDisposable
         private byte[] _pending = [];
 
         public void HoldSends() => _io.Hold();
+
+        /// <summary>Completes once the writer is inside a held send.</summary>
+        public Task SendHeld => _io.SendEntered.Task;
 
         public void ReleaseSends() => _io.Release();
 
