@@ -105,9 +105,12 @@ public sealed class StompTestClient : IAsyncDisposable
         {
             await socket.ConnectAsync(uri, http2, CancellationToken.None).WaitAsync(Timeout);
         }
-        catch (WebSocketException ex) when (socket.HttpStatusCode != 0)
+        catch (Exception ex)
         {
-            throw new WebSocketException($"refused {(int)socket.HttpStatusCode}", ex);
+            var status = socket.HttpStatusCode;
+            socket.Dispose();
+            if (ex is WebSocketException && status != 0) throw new WebSocketException($"refused {(int)status}", ex);
+            throw;
         }
         return new StompTestClient(socket);
     }

@@ -67,16 +67,8 @@ public sealed partial class PipelineWebSocketEndpoint(BrokerServices services, W
         if (!accepted.Ours) return HttpAsync(connection, next);
         Interlocked.Decrement(ref _http);                           // upgraded, refused, or gone
         if (accepted.Session is not { } session) return Task.CompletedTask;
-        // The session ends with its transport's finish (the client's close reply, bounded: BrokerSession.EndAsync). It is
-        // registered (counted) before its run's first await: the place held for it is given back then.
-        try
-        {
-            return session.RunAsync();
-        }
-        finally
-        {
-            admission.Release();
-        }
+        // The session ends with its transport's finish (the client's close reply, bounded: BrokerSession.EndAsync).
+        return admission.RunOnItsPlace(session);
     }
 
     // The HTTP layer's connection holds its place until it ends, or until it is upgraded there (an upgrade this endpoint

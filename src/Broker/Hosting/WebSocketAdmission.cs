@@ -54,6 +54,20 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
     /// <summary>Gives back a place <see cref="TryHold"/> held: its session is registered (and counted), or none was made.</summary>
     public void Release() => Interlocked.Decrement(ref _held);
 
+    /// <summary>Runs the session made on a place <see cref="TryHold"/> held, and gives the place back: the session registers
+    /// (and so is counted) before its run's first await, so by the time this returns it counts in the place's stead.</summary>
+    public Task RunOnItsPlace(BrokerSession session)
+    {
+        try
+        {
+            return session.RunAsync();
+        }
+        finally
+        {
+            Release();
+        }
+    }
+
     /// <summary>The newest STOMP the client offers, in the client's own spelling (RFC 6455 §4.1: the client fails a
     /// connection whose chosen subprotocol is not one it offered, and browsers compare exactly); a client that offers none
     /// still gets STOMP (1.2 rules, CONNECT decides), one that offers only others is refused.</summary>

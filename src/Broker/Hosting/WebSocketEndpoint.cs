@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.WebSockets;
 using WsBroker.Broker.Sessions;
 using WsBroker.Broker.Transport;
@@ -18,7 +19,7 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
 
     // Holds a place for the WebSocket (or refuses it) while the upgrade is judged and answered, as the pipeline endpoint
     // does: given back when no session is made (before a refusal goes out, so that a client retrying at once finds it
-    // free), else once the session is registered (counted), before its run's first await.
+    // free), else once the session runs and is counted in its stead.
     private async Task RunAsync(HttpContext context, Func<HttpContext, Task<(BrokerSession? Session, UpgradeRefusal? Refused)>> open)
     {
         if (!await CanAcceptAsync(context)) return;
@@ -33,27 +34,19 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         }
         if (opened.Session is not { } session)
         {
-            await Problem(context, opened.Refused!.Value);
+            await Problem(context, opened.Refused ?? throw new UnreachableException("neither a session nor a refusal"));
             return;
         }
+        var run = admission.RunOnItsPlace(session);
         using var transport = (WebSocketTransport)session.Transport;
-        Task run;
-        try
-        {
-            run = session.RunAsync();
-        }
-        finally
-        {
-            admission.Release();
-        }
         await run;
     }
 
     private async Task<(BrokerSession?, UpgradeRefusal?)> OpenStompAsync(HttpContext context)
     {
         if (WebSocketAdmission.ChooseSubProtocol(context.WebSockets.WebSocketRequestedProtocols, out var chosen) is { } refused) return (null, refused);
-        if (await AcceptAsync(context, new WebSocketAcceptContext { SubProtocol = chosen }) is not { } transport) return (null, admission.Full());
-        return (new StompSession(transport, services, services.Sessions.NextSessionId(), context.Request.Query["access_token"].FirstOrDefault()), null);
+        return await OpenAsync(context, new WebSocketAcceptContext { SubProtocol = chosen }, transport =>
+            new StompSession(transport, services, services.Sessions.NextSessionId(), context.Request.Query["access_token"].FirstOrDefault()));
     }
 
     private async Task<(BrokerSession?, UpgradeRefusal?)> OpenRawAsync(HttpContext context, string path)
@@ -63,15 +56,15 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         var (admitted, refused) = await admission.AdmitRawAsync(path, context.Request.Query["since"].FirstOrDefault(), token);
         if (admitted is null) return (null, refused);
         var (interval, timeout) = admission.RawKeepAlive;
-        var accept = new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout };
-        if (await AcceptAsync(context, accept) is not { } transport) return (null, admission.Full());
-        return (new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since), null);
+        return await OpenAsync(context, new WebSocketAcceptContext { KeepAliveInterval = interval, KeepAliveTimeout = timeout }, transport =>
+            new RawTopicSession(transport, services, services.Sessions.NextSessionId(), admitted.Destination, admitted.Principal, admitted.Since));
     }
 
-    // Accepts the upgrade; null when Kestrel's limit on upgraded connections is reached (the share plus
-    // ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any byte of the 101, so the
-    // caller answers admission's 503, counted, instead of a 500 and an error logged per connection.
-    private async Task<WebSocketTransport?> AcceptAsync(HttpContext context, WebSocketAcceptContext accept)
+    // Accepts the upgrade and makes the session over it; admission's 503 when Kestrel's limit on upgraded connections is
+    // reached (the share plus ConnectionLimits.UpgradeSlack: a burst racing past admission). Kestrel refuses before any
+    // byte of the 101, so the client gets the 503, counted, instead of a 500 and an error logged per connection.
+    private async Task<(BrokerSession?, UpgradeRefusal?)> OpenAsync(HttpContext context, WebSocketAcceptContext accept,
+        Func<WebSocketTransport, BrokerSession> session)
     {
         WebSocket socket;
         try
@@ -80,9 +73,18 @@ public sealed class WebSocketEndpoint(BrokerServices services, WebSocketAdmissio
         }
         catch (InvalidOperationException) when (!context.Response.HasStarted)
         {
-            return null;
+            return (null, admission.Full());
         }
-        return new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
+        var transport = new WebSocketTransport(socket, TimedUpgradeFeature.StreamOf(context), services.Options.SlowConsumerMs);
+        try
+        {
+            return (session(transport), null);
+        }
+        catch
+        {
+            transport.Dispose();                                        // and the socket with it
+            throw;
+        }
     }
 
     private async Task<bool> CanAcceptAsync(HttpContext context)
