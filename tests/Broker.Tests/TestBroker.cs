@@ -25,7 +25,8 @@ public sealed class TestBroker : IAsyncDisposable
     }
 
     public Uri BaseUri { get; }
-    public Uri WsUri => new($"ws://{BaseUri.Authority}/ws");
+    /// <summary>The STOMP endpoint: <c>wss://</c> on a broker whose address is <c>https://</c>.</summary>
+    public Uri WsUri => new($"{(BaseUri.Scheme == Uri.UriSchemeHttps ? "wss" : "ws")}://{BaseUri.Authority}/ws");
     public IServiceProvider Services => _app.Services;
 
     /// <summary>The transport the suite runs on: <c>WSBROKER_TEST_TRANSPORT=Pipeline|AspNetCore</c> (unset: the broker's
@@ -55,13 +56,33 @@ public sealed class TestBroker : IAsyncDisposable
         _app.Services.GetRequiredService<JwtIssuer>().Issue(user, role, user, lifetime ?? TimeSpan.FromHours(1));
 
     /// <summary>A WebSocket client that has sent CONNECT and received CONNECTED.</summary>
-    public async Task<StompTestClient> ConnectAsync(string user, string role = "client", string heartBeat = "0,0", string subProtocol = "v12.stomp")
+    /// <param name="http2">Open it over HTTP/2 only, on this invoker's connections (<see cref="StompTestClient.OpenAsync"/>).</param>
+    public async Task<StompTestClient> ConnectAsync(string user, string role = "client", string heartBeat = "0,0", string subProtocol = "v12.stomp",
+        HttpMessageInvoker? http2 = null)
     {
-        var client = await StompTestClient.OpenAsync(WsUri, subProtocol);
+        var client = await StompTestClient.OpenAsync(WsUri, subProtocol, http2);
         await client.SendAsync($"CONNECT\naccept-version:1.0,1.1,1.2\nhost:localhost\nheart-beat:{heartBeat}\nAuthorization:Bearer {Token(user, role)}\n\n\0");
         var connected = await client.ReceiveAsync();
         Assert.Equal(StompCommand.Connected, connected.Command);
         return client;
+    }
+
+    /// <summary>Connects as soon as a place is free: a refusal 503 (a closed session holds its place until it has ended)
+    /// is tried again for up to <see cref="StompTestClient.Timeout"/>.</summary>
+    public async Task<StompTestClient> ConnectOncePlaceIsFreeAsync(string user, HttpMessageInvoker? http2 = null)
+    {
+        var deadline = DateTime.UtcNow + StompTestClient.Timeout;
+        while (true)
+        {
+            try
+            {
+                return await ConnectAsync(user, http2: http2);
+            }
+            catch (WebSocketException ex) when (ex.Message == "refused 503" && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+        }
     }
 
     public Task StopAsync() => _app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -90,16 +111,17 @@ public sealed class StompTestClient : IAsyncDisposable
     public int HeartBeatsReceived { get; private set; }
     public WebSocketMessageType LastMessageType { get; private set; }
 
+    /// <summary>Opens a WebSocket; one the server refuses throws a <see cref="WebSocketException"/> "refused NNN".</summary>
     /// <param name="http2">Open it over HTTP/2 only (RFC 8441), on this invoker's connections.</param>
     public static async Task<StompTestClient> OpenAsync(Uri uri, string? subProtocol = "v12.stomp", HttpMessageInvoker? http2 = null)
     {
         var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;       // a refusal's status
         if (subProtocol is not null) socket.Options.AddSubProtocol(subProtocol);
         if (http2 is not null)
         {
             socket.Options.HttpVersion = System.Net.HttpVersion.Version20;
             socket.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-            socket.Options.CollectHttpResponseDetails = true;
         }
         try
         {

@@ -33,8 +33,8 @@ public sealed class Http2WebSocketTests : IDisposable
     {
         await using var broker = await StartAsync();
         using var http2 = Client();
-        await using var alice = await ConnectAsync(broker, http2, "alice");
-        await using var bob = await ConnectAsync(broker, http2, "bob");
+        await using var alice = await broker.ConnectAsync("alice", http2: http2);
+        await using var bob = await broker.ConnectAsync("bob", http2: http2);
         Assert.Equal(1, _connections);                           // two WebSockets, one HTTP/2 connection
 
         await alice.SendAsync("SUBSCRIBE\nid:a\ndestination:/topic/h2\nreceipt:a\n\n\0");
@@ -58,25 +58,12 @@ public sealed class Http2WebSocketTests : IDisposable
     {
         await using var broker = await StartAsync("Broker:MaxConnections=1");
         using var http2 = Client();
-        await using var first = await ConnectAsync(broker, http2, "first");
-        var refused = await Assert.ThrowsAsync<WebSocketException>(() => StompTestClient.OpenAsync(WssUri(broker), http2: http2));
+        await using var first = await broker.ConnectAsync("first", http2: http2);
+        var refused = await Assert.ThrowsAsync<WebSocketException>(() => StompTestClient.OpenAsync(broker.WsUri, http2: http2));
         Assert.Equal("refused 503", refused.Message);
 
         await first.Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None).WaitAsync(StompTestClient.Timeout);
-        // The session ends a moment after its close: the place is free once it has.
-        var deadline = DateTime.UtcNow + StompTestClient.Timeout;
-        while (true)
-        {
-            try
-            {
-                await using var next = await ConnectAsync(broker, http2, "next");
-                break;
-            }
-            catch (WebSocketException ex) when (ex.Message == "refused 503" && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-        }
+        await using var next = await broker.ConnectOncePlaceIsFreeAsync("next", http2);
         Assert.Equal(1, _connections);
     }
 
@@ -88,7 +75,7 @@ public sealed class Http2WebSocketTests : IDisposable
         using var raw = new ClientWebSocket();
         raw.Options.HttpVersion = System.Net.HttpVersion.Version20;
         raw.Options.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
-        var url = new Uri($"wss://{broker.BaseUri.Authority}/ws/topic/h2-raw?access_token={broker.Token("reader")}");
+        var url = new Uri($"{broker.WsUri}/topic/h2-raw?access_token={broker.Token("reader")}");
         await raw.ConnectAsync(url, http2, CancellationToken.None).WaitAsync(StompTestClient.Timeout);
         // Its own message comes back with its receipt: subscribed, so what STOMP sends next reaches it.
         await raw.SendAsync("from raw"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None).WaitAsync(StompTestClient.Timeout);
@@ -96,7 +83,7 @@ public sealed class Http2WebSocketTests : IDisposable
         Assert.Contains(answers, a => a.Contains("\"receipt\"", StringComparison.Ordinal));
         Assert.Contains(answers, a => a.Contains("from raw", StringComparison.Ordinal));
 
-        await using var sender = await ConnectAsync(broker, http2, "sender");
+        await using var sender = await broker.ConnectAsync("sender", http2: http2);
         await sender.SendAsync("SEND\ndestination:/topic/h2-raw\n\nfrom stomp\0");
         Assert.Contains("from stomp", await ReceiveTextAsync(raw), StringComparison.Ordinal);
         Assert.Equal(1, _connections);
@@ -129,14 +116,4 @@ public sealed class Http2WebSocketTests : IDisposable
             return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
         },
     });
-
-    private static Uri WssUri(TestBroker broker) => new($"wss://{broker.BaseUri.Authority}/ws");
-
-    private static async Task<StompTestClient> ConnectAsync(TestBroker broker, HttpMessageInvoker http2, string user)
-    {
-        var client = await StompTestClient.OpenAsync(WssUri(broker), http2: http2);
-        await client.SendAsync($"CONNECT\naccept-version:1.2\nhost:localhost\nAuthorization:Bearer {broker.Token(user)}\n\n\0");
-        await client.ReceiveAsync(StompCommand.Connected);
-        return client;
-    }
 }
