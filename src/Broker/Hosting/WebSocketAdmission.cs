@@ -120,7 +120,7 @@ public sealed class WebSocketAdmission(BrokerServices services, IHostApplication
     /// within twice the receive interval is gone (half-open socket) and is closed, like a silent STOMP client.</summary>
     public (TimeSpan Interval, TimeSpan Timeout) RawKeepAlive =>
         (TimeSpan.FromMilliseconds(Math.Max(1000, services.Options.HeartBeatSendMs)),
-         services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Max(2000, 2 * services.Options.HeartBeatReceiveMs)));
+         services.Options.HeartBeatReceiveMs == 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromMilliseconds(Math.Max(2000, 2L * services.Options.HeartBeatReceiveMs)));
 
     /// <summary>A bearer token from an Authorization header value.</summary>
     public static string? BearerOf(string? header) =>

@@ -7,6 +7,10 @@ public sealed class BrokerOptions
 {
     public const string Section = "Broker";
 
+    /// <summary>The longest any of the times may be: a day. Twice it still fits the timers' <c>int</c> arithmetic, and
+    /// nothing a connection waits for is meant to take longer.</summary>
+    public const int MaxTimeMs = 86_400_000;
+
     /// <summary>This node's id (0..1023), part of every message id so ids are unique across nodes.</summary>
     public int NodeId { get; set; }
     /// <summary>Shifts the clock of this node's message ids by this many milliseconds (tests of clock skew between the nodes
@@ -90,16 +94,17 @@ public sealed class BrokerOptions
         if (OutboundQueueBytes < MaxFrameBytes) yield return "Broker:OutboundQueueBytes must be at least Broker:MaxFrameBytes";
         if (OutboundQueueHardCapFrames < OutboundQueueFrames) yield return "Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames";
         if (OutboundQueueHardCapBytes < OutboundQueueBytes) yield return "Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes";
-        if (SlowConsumerMs < 100) yield return "Broker:SlowConsumerMs must be at least 100";
-        if (FlowControlStallMs < 10) yield return "Broker:FlowControlStallMs must be at least 10";
+        if (SlowConsumerMs is < 100 or > MaxTimeMs) yield return $"Broker:SlowConsumerMs must be between 100 and {MaxTimeMs}";
+        if (FlowControlStallMs is < 10 or > MaxTimeMs) yield return $"Broker:FlowControlStallMs must be between 10 and {MaxTimeMs}";
         if (MaxUnacked < 1) yield return "Broker:MaxUnacked must be at least 1";
         if (MaxTransactions < 1) yield return "Broker:MaxTransactions must be at least 1";
         if (MaxFramesPerTransaction < 1) yield return "Broker:MaxFramesPerTransaction must be at least 1";
-        if (HeartBeatSendMs < 0) yield return "Broker:HeartBeatSendMs must not be negative";
-        if (HeartBeatReceiveMs < 0) yield return "Broker:HeartBeatReceiveMs must not be negative";
-        if (ConnectTimeoutMs < 100) yield return "Broker:ConnectTimeoutMs must be at least 100";
-        if (PartialFrameTimeoutMs < 100) yield return "Broker:PartialFrameTimeoutMs must be at least 100";
-        if (ShutdownTimeoutMs < 0) yield return "Broker:ShutdownTimeoutMs must not be negative";
+        // Beats more often than every 100 ms would have the scanner pass over every session more than 40 times a second.
+        if (HeartBeatSendMs is not 0 and (< 100 or > MaxTimeMs)) yield return $"Broker:HeartBeatSendMs must be 0 (off) or between 100 and {MaxTimeMs}";
+        if (HeartBeatReceiveMs is not 0 and (< 100 or > MaxTimeMs)) yield return $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {MaxTimeMs}";
+        if (ConnectTimeoutMs is < 100 or > MaxTimeMs) yield return $"Broker:ConnectTimeoutMs must be between 100 and {MaxTimeMs}";
+        if (PartialFrameTimeoutMs is < 100 or > MaxTimeMs) yield return $"Broker:PartialFrameTimeoutMs must be between 100 and {MaxTimeMs}";
+        if (ShutdownTimeoutMs is < 0 or > MaxTimeMs) yield return $"Broker:ShutdownTimeoutMs must be between 0 and {MaxTimeMs}";
         if (MaxConnections is < 0 or > 10_000_000) yield return "Broker:MaxConnections must be between 0 and 10000000";
         if (!Enum.IsDefined(Transport)) yield return $"Broker:Transport must be Pipeline or AspNetCore, not '{Transport}'";
     }

@@ -9,7 +9,7 @@ namespace WsBroker.Broker.Tests.Hosting;
 
 /// <summary><c>Broker:ConnectTimeoutMs</c> bounds how long a connection holds a descriptor before it is a STOMP session,
 /// on either transport: one that sends nothing, one that stops half-way through its upgrade's head, one that sends its head
-/// a byte at a time (slowloris: the time counts from its start, not from its last byte) and a WebSocket that never sends
+/// a byte at a time (slowloris: the time is not counted from its last byte) and a WebSocket that never sends
 /// CONNECT are all closed at the timeout, and the broker goes on serving.</summary>
 public sealed class SlowClientsTests
 {

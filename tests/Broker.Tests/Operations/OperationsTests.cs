@@ -46,6 +46,7 @@ public class ConfigurationTests
     [InlineData("--Broker:NodeId=abc", "'Broker:NodeId'")]
     [InlineData("--Broker:MaxFrameBytes=10", "Broker:MaxFrameBytes must be at least 256")]
     [InlineData("--Broker:MaxConnections=2147483647", "Broker:MaxConnections must be between 0 and 10000000")]
+    [InlineData("--Broker:HeartBeatReceiveMs=1073741824", "Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and 86400000")]
     [InlineData("--Auth:SigningKey=too-short", "Auth:SigningKey must be at least 32 bytes")]
     [InlineData("--Auth:PublicKeyPath=/nope.pem", "Auth:PublicKeyPath: file not found: /nope.pem")]
     [InlineData("--Storage:BatchSize=0", "Storage:BatchSize must be between 1 and 1000")]
