@@ -87,17 +87,10 @@ public sealed class BackPressureTests(ITestOutputHelper output)
         // the time the broker counts the publisher as held is its doing alone.
         await using var broker = await TestBroker.StartAsync("Broker:ShutdownTimeoutMs=1000");
         var sessions = broker.Services.GetRequiredService<SessionRegistry>();
-        await using var publisher = await broker.ConnectAsync("publisher");
-        await using var paused = await broker.ConnectAsync("paused");
-        await paused.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/paused\nreceipt:s\n\n\0");
-        await paused.ReceiveAsync(StompCommand.Receipt);               // and never reads again
-        var pausedSession = sessions.All.Single(s => s.Principal?.UserId == "paused");
+        await using var paused = await PausedReader.StartAsync(broker);
+        var pausedSession = paused.Session;
         var before = await PublisherHeldAsync(broker.BaseUri);
-        var body = new string('b', 1024);
-        for (var i = 0; i < 30_000; i += 100)
-            await publisher.SendAsync(string.Concat(Enumerable.Range(i, 100).Select(n => $"SEND\ndestination:/topic/paused\nn:{n}\n\n{body}\0")));
-        await publisher.SendAsync("SEND\ndestination:/topic/other\nreceipt:after-the-burst\n\n\0");
-        Assert.Equal("after-the-burst", (await publisher.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        await paused.BurstAsync();
         var held = await PublisherHeldAsync(broker.BaseUri) - before;
         output.WriteLine($"30,000 messages of 1 KiB to a reader that never reads: the publisher was held {held.TotalMilliseconds:F0} ms");
 
@@ -129,6 +122,57 @@ public sealed class BackPressureTests(ITestOutputHelper output)
 
         Assert.Equal(DisconnectReason.SlowConsumer, pausedSession.Reason);
         Assert.All(sessions.All.Where(s => s != pausedSession), s => Assert.Null(s.Reason));
+    }
+
+    [Fact]
+    public async Task PausedReader_UnderEveryCap_IsCutBySlowConsumerMs()
+    {
+        // Hard caps far above what is sent (1 GiB, a million frames): only the clock can cut the reader that stopped. Its
+        // sends make no progress for Broker:SlowConsumerMs (1 s), the scanner sees it within a quarter of that, and the
+        // publisher, held at most a stall by it, reads on meanwhile.
+        await using var broker = await TestBroker.StartAsync("Broker:SlowConsumerMs=1000", "Broker:OutboundQueueHardCapBytes=1073741824",
+            "Broker:OutboundQueueHardCapFrames=1000000", "Broker:ShutdownTimeoutMs=1000");
+        var sessions = broker.Services.GetRequiredService<SessionRegistry>();
+        await using var paused = await PausedReader.StartAsync(broker);
+        var pausedSession = paused.Session;
+        await paused.BurstAsync();
+
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (sessions.All.Contains(pausedSession) && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.DoesNotContain(pausedSession, sessions.All);
+        Assert.Equal(DisconnectReason.SlowConsumer, pausedSession.Reason);
+        Assert.Null(sessions.All.Single(s => s.Principal?.UserId == "publisher").Reason);
+        Assert.True((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_slow_consumer_disconnects_total"] >= 1);
+    }
+
+    // A publisher, and a reader subscribed to /topic/paused that never reads again.
+    private sealed record PausedReader(StompTestClient Publisher, StompTestClient Reader, BrokerSession Session) : IAsyncDisposable
+    {
+        public static async Task<PausedReader> StartAsync(TestBroker broker)
+        {
+            var publisher = await broker.ConnectAsync("publisher");
+            var reader = await broker.ConnectAsync("paused");
+            await reader.SendAsync("SUBSCRIBE\nid:1\ndestination:/topic/paused\nreceipt:s\n\n\0");
+            await reader.ReceiveAsync(StompCommand.Receipt);
+            return new(publisher, reader, broker.Services.GetRequiredService<SessionRegistry>().All.Single(s => s.Principal?.UserId == "paused"));
+        }
+
+        // 30,000 messages of 1 KiB (30 MB) to /topic/paused in WebSocket messages of 100 SENDs, then a receipt the
+        // publisher must get: it was never held for good.
+        public async Task BurstAsync()
+        {
+            var body = new string('b', 1024);
+            for (var i = 0; i < 30_000; i += 100)
+                await Publisher.SendAsync(string.Concat(Enumerable.Range(i, 100).Select(n => $"SEND\ndestination:/topic/paused\nn:{n}\n\n{body}\0")));
+            await Publisher.SendAsync("SEND\ndestination:/topic/other\nreceipt:after-the-burst\n\n\0");
+            Assert.Equal("after-the-burst", (await Publisher.ReceiveAsync(StompCommand.Receipt)).Headers["receipt-id"]);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Publisher.DisposeAsync();
+            await Reader.DisposeAsync();
+        }
     }
 
     private static async Task<TimeSpan> PublisherHeldAsync(Uri baseUri) =>
