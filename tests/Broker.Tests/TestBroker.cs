@@ -131,7 +131,9 @@ public sealed class StompTestClient : IAsyncDisposable
         {
             var status = socket.HttpStatusCode;
             socket.Dispose();
-            if (ex is WebSocketException && status != 0) throw new WebSocketException($"refused {(int)status}", ex);
+            // A status that accepted the upgrade (101, or 200 over HTTP/2) is not a refusal: the handshake failed after it.
+            if (ex is WebSocketException && status is not (0 or System.Net.HttpStatusCode.SwitchingProtocols or System.Net.HttpStatusCode.OK))
+                throw new WebSocketException($"refused {(int)status}", ex);
             throw;
         }
         return new StompTestClient(socket);

@@ -16,7 +16,7 @@ public sealed class SlowClientsTests
     private const int TimeoutMs = 1000;
     // The earliest close: the broker's clock starts at the accept, after the client's own; the timer may round down by a
     // tick. The latest: Kestrel checks its timeouts once a second, the scanner a quarter of the timeout; room for a busy
-    // machine, while a timeout left at its default (30 s and more) still fails.
+    // machine. It stays under the setting's default (10 s), so that a timeout left at the default still fails.
     private static readonly TimeSpan Earliest = TimeSpan.FromMilliseconds(TimeoutMs - 50);
     private static readonly TimeSpan Latest = TimeSpan.FromMilliseconds(TimeoutMs + 8000);
 
@@ -68,7 +68,11 @@ public sealed class SlowClientsTests
         Assert.Equal("no CONNECT frame in time", error.Headers["message"]);
         Assert.InRange(closedAfter, Earliest, Latest);
         // The close answered, the session ends and is counted.
-        await silent.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).WaitAsync(StompTestClient.Timeout);
+        try
+        {
+            await silent.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None).WaitAsync(StompTestClient.Timeout);
+        }
+        catch (WebSocketException) { }                              // the broker stopped waiting for the answer first
         var deadline = DateTime.UtcNow + StompTestClient.Timeout;
         while ((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_disconnects_total{reason=\"ConnectTimeout\"}"] < 1)
         {

@@ -30,10 +30,12 @@ public sealed class BrokerOptionsTests
         { nameof(BrokerOptions.HeartBeatSendMs), 100, 99, $"Broker:HeartBeatSendMs must be 0 (off) or between 100 and {Day}" },
         { nameof(BrokerOptions.HeartBeatSendMs), Day, Day + 1, $"Broker:HeartBeatSendMs must be 0 (off) or between 100 and {Day}" },
         { nameof(BrokerOptions.HeartBeatReceiveMs), 0, -1, $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {Day}" },
-        { nameof(BrokerOptions.HeartBeatReceiveMs), 100, 1, $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {Day}" },
+        { nameof(BrokerOptions.HeartBeatReceiveMs), 100, 99, $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {Day}" },
+        { nameof(BrokerOptions.HeartBeatReceiveMs), Day, Day + 1, $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {Day}" },
         // Twice this wrapped negative in the raw URL's keep-alive before the bound, leaving raw clients 2 s of silence.
         { nameof(BrokerOptions.HeartBeatReceiveMs), Day, int.MaxValue / 2 + 1, $"Broker:HeartBeatReceiveMs must be 0 (off) or between 100 and {Day}" },
         { nameof(BrokerOptions.ConnectTimeoutMs), 100, 99, $"Broker:ConnectTimeoutMs must be between 100 and {Day}" },
+        { nameof(BrokerOptions.ConnectTimeoutMs), Day, Day + 1, $"Broker:ConnectTimeoutMs must be between 100 and {Day}" },
         { nameof(BrokerOptions.ConnectTimeoutMs), Day, int.MaxValue, $"Broker:ConnectTimeoutMs must be between 100 and {Day}" },
         { nameof(BrokerOptions.PartialFrameTimeoutMs), 100, 99, $"Broker:PartialFrameTimeoutMs must be between 100 and {Day}" },
         { nameof(BrokerOptions.PartialFrameTimeoutMs), Day, Day + 1, $"Broker:PartialFrameTimeoutMs must be between 100 and {Day}" },

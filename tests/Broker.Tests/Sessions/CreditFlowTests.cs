@@ -132,16 +132,6 @@ public sealed class CreditFlowTests : IAsyncDisposable
         Assert.Null(subscriber.Reason);
     }
 
-    [Fact]
-    public void Validate_HardCapsBelowHighWater_AreRefused()
-    {
-        var problems = new BrokerOptions { OutboundQueueHardCapFrames = 10, OutboundQueueHardCapBytes = 1000, SlowConsumerMs = 10, FlowControlStallMs = 5 }.Validate().ToList();
-        Assert.Contains("Broker:OutboundQueueHardCapFrames must be at least Broker:OutboundQueueFrames", problems);
-        Assert.Contains("Broker:OutboundQueueHardCapBytes must be at least Broker:OutboundQueueBytes", problems);
-        Assert.Contains("Broker:SlowConsumerMs must be between 100 and 86400000", problems);
-        Assert.Contains("Broker:FlowControlStallMs must be between 10 and 86400000", problems);
-    }
-
     private async Task<(StompSession Session, SessionIo Io)> ConnectAsync(string user)
     {
         var io = new SessionIo();
