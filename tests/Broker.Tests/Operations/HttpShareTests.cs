@@ -23,12 +23,10 @@ public sealed class HttpShareTests
         {
             for (var i = 0; i < Share; i++) silent.Add(await ConnectTcpAsync(broker));
             await counted.WaitForAsync(Share);                        // accepted and counted before the next one
-
-            using (var over = await ConnectTcpAsync(broker))
-            {
-                var read = await over.GetStream().ReadAsync(new byte[16]).AsTask().WaitAsync(StompTestClient.Timeout);
-                Assert.Equal(0, read);                                // closed at once, without a byte
-            }
+            silent.Add(await ConnectTcpAsync(broker));
+            var over = await ClosedAtOnceAsync(silent);               // without a byte
+            silent.Remove(over);
+            over.Dispose();
 
             silent[0].Dispose();                                      // one place free: upgrades go through it, one by one
             silent.RemoveAt(0);
@@ -36,16 +34,28 @@ public sealed class HttpShareTests
             await using var first = await broker.ConnectAsync("share-1");
             await using var second = await broker.ConnectAsync("share-2");   // only if the first gave its place back
 
-            foreach (var client in silent) client.Dispose();
-            silent.Clear();
-            await Task.Delay(200);
-            var metrics = await MetricsText.ScrapeAsync(broker.BaseUri);
-            Assert.True(metrics["wsbroker_connections_refused_total{reason=\"http_limit\"}"] >= 1, "the closed connection is counted");
+            var deadline = DateTime.UtcNow + StompTestClient.Timeout;
+            while ((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_connections_refused_total{reason=\"http_limit\"}"] < 1)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the closed connection is counted");
+                await Task.Delay(50);
+            }
         }
         finally
         {
             foreach (var client in silent) client.Dispose();
         }
+    }
+
+    // The one of these closed at once, past the share: the last to connect, or on the ASP.NET Core path possibly the one
+    // before it (Kestrel counts a connection a moment before its limit takes the place, so the two can swap). The others
+    // are still being read when this returns; disposing them ends those reads.
+    private static async Task<TcpClient> ClosedAtOnceAsync(List<TcpClient> clients)
+    {
+        var reads = clients.Select(client => client.GetStream().ReadAsync(new byte[16]).AsTask()).ToList();
+        var closed = await Task.WhenAny(reads).WaitAsync(StompTestClient.Timeout);
+        Assert.Equal(0, await closed);
+        return clients[reads.IndexOf(closed)];
     }
 
     [Fact]
