@@ -32,6 +32,9 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 gcc -O2 -Wall -o "$work/floor" load/floor/floor.c || exit 1
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 tick=$(getconf CLK_TCK)
+# What a system call that does nothing costs on this machine, and whether the kernel isolates page tables (which makes
+# every call dearer): the floor's and the broker's idle CPU are mostly system calls.
+kernel="a null syscall $("$work/floor" syscall | sed 's/syscall_ns=//') ns, meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null || echo unknown)"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # start_server: a fresh server each run, so that every run starts from no connections.
@@ -47,7 +50,7 @@ if [ "$broker_mode" = 1 ]; then
   command -v dotnet >/dev/null || { echo "floor.sh: --broker needs the .NET SDK" >&2; exit 1; }
   dotnet build -c Release -nologo -clp:ErrorsOnly src/Broker >/dev/null || exit 1
   trap '[ -n "$server" ] && { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; }; rm -rf "$work"' EXIT
-  echo "floor --broker: WsBroker at $(git rev-parse --short HEAD 2>/dev/null), $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "floor --broker: WsBroker at $(git rev-parse --short HEAD 2>/dev/null), $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg), $kernel"
   # start_broker: a fresh broker and its own database each run; sets $server and $token.
   start_broker() {
     rm -f "$work"/broker.db*
@@ -92,7 +95,7 @@ if [ "$broker_mode" = 1 ]; then
   exit $status
 fi
 
-echo "floor: $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "floor: $connections connections over $sources source addresses, $(nproc) cores, $(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg), $kernel"
 
 # idle: the server's CPU over the hold, after the connect phase.
 start_server

@@ -7,6 +7,10 @@
 //   floor server <port> <beat-ms>
 //   floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>
 //   floor stomp <port> <connections> idle|connect|fanout <seconds> <sources> <token>
+//   floor syscall
+//
+// `syscall` prints what one system call that does nothing (getppid) costs here: every beat costs a few of them, and on
+// a VM with the kernel's page-table isolation on (/sys/devices/system/cpu/vulnerabilities/meltdown) it is about 1 µs.
 //
 // `stomp` is the same client speaking the real protocol to a WsBroker on <port>: the HTTP/1.1 upgrade to /ws (subprotocol
 // v12.stomp), masked WebSocket frames, CONNECT with the bearer <token> and heart-beat 10000,10000 (0,10000 for fanout,
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -612,14 +617,27 @@ static int stomp_client(int port, int total, const char *mode, int seconds, int 
     return report_fanout(sent_b, sent_b * total, lat, got_msgs, lat_cap);
 }
 
+// The mean of a million getppid calls, made through syscall() so that no library caches the answer.
+static int syscall_cost(void)
+{
+    const int calls = 1000000;
+    struct timespec from, to;
+    clock_gettime(CLOCK_MONOTONIC, &from);
+    for (int i = 0; i < calls; i++) syscall(SYS_getppid);
+    clock_gettime(CLOCK_MONOTONIC, &to);
+    printf("syscall_ns=%.0f\n", ((to.tv_sec - from.tv_sec) * 1e9 + (to.tv_nsec - from.tv_nsec)) / calls);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "syscall") == 0) return syscall_cost();
     if (argc == 4 && strcmp(argv[1], "server") == 0) return server(atoi(argv[2]), atoi(argv[3]));
     if (argc == 8 && strcmp(argv[1], "client") == 0)
         return client(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
     if (argc == 8 && strcmp(argv[1], "stomp") == 0)
         return stomp_client(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]), atoi(argv[6]), argv[7]);
     fprintf(stderr, "usage: floor server <port> <beat-ms>\n       floor client <port> <connections> idle|fanout|connect <seconds> <sources> <beat-ms>\n"
-        "       floor stomp <port> <connections> idle|connect|fanout <seconds> <sources> <token>\n");
+        "       floor stomp <port> <connections> idle|connect|fanout <seconds> <sources> <token>\n       floor syscall\n");
     return 2;
 }
