@@ -25,6 +25,18 @@ public sealed class MetricsText
         return await ScrapeAsync(http);
     }
 
+    /// <summary>Scrapes until <paramref name="series"/> reaches <paramref name="atLeast"/> (a counter the broker raises
+    /// a moment after the event a test saw), failing with <paramref name="because"/> after <see cref="StompTestClient.Timeout"/>.</summary>
+    public static async Task WaitForAsync(Uri baseUri, string series, double atLeast, string because)
+    {
+        var deadline = DateTime.UtcNow + StompTestClient.Timeout;
+        while ((await ScrapeAsync(baseUri))[series] < atLeast)
+        {
+            Assert.True(DateTime.UtcNow < deadline, because);
+            await Task.Delay(50);
+        }
+    }
+
     public static MetricsText Parse(string text) =>
         new(text.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
             .Select(l => (Series: l[..l.LastIndexOf(' ')].Replace("{}", "", StringComparison.Ordinal), Value: l[(l.LastIndexOf(' ') + 1)..]))

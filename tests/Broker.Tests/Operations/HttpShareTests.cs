@@ -34,12 +34,8 @@ public sealed class HttpShareTests
             await using var first = await broker.ConnectAsync("share-1");
             await using var second = await broker.ConnectAsync("share-2");   // only if the first gave its place back
 
-            var deadline = DateTime.UtcNow + StompTestClient.Timeout;
-            while ((await MetricsText.ScrapeAsync(broker.BaseUri))["wsbroker_connections_refused_total{reason=\"http_limit\"}"] < 1)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the closed connection is counted");
-                await Task.Delay(50);
-            }
+            await MetricsText.WaitForAsync(broker.BaseUri, "wsbroker_connections_refused_total{reason=\"http_limit\"}", 1,
+                "the closed connection is counted");
         }
         finally
         {
